@@ -1,0 +1,124 @@
+//! The key check: may this key do this function (on this event)?
+//!
+//! A pure function of the permission view and the time. It allocates nothing and makes a
+//! handful of hash lookups, because apps pay for it on every request they serve.
+
+use super::{FunctionId, KeyHash, KeyId, KeyStatus, State, Timestamp, UserId};
+
+/// Why a check was allowed or refused. The names are part of the HTTP contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The key may do the function (on the event).
+    Granted,
+    /// The string is not a keyledger key: wrong prefix, length, characters or checksum.
+    MalformedKey,
+    /// No such key, or a key that was replaced (and whose grace period is over).
+    UnknownKey,
+    /// The key was revoked.
+    RevokedKey,
+    /// The key is past its expiry time.
+    ExpiredKey,
+    /// The key's user is disabled.
+    UserDisabled,
+    /// None of the user's roles has the function active.
+    FunctionNotGranted,
+    /// The user may not access the event.
+    EventNotAccessible,
+    /// The function is not in the catalogue.
+    UnknownFunction,
+}
+
+impl Reason {
+    /// The reason as clients see it, such as `function_not_granted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Granted => "granted",
+            Reason::MalformedKey => "malformed_key",
+            Reason::UnknownKey => "unknown_key",
+            Reason::RevokedKey => "revoked_key",
+            Reason::ExpiredKey => "expired_key",
+            Reason::UserDisabled => "user_disabled",
+            Reason::FunctionNotGranted => "function_not_granted",
+            Reason::EventNotAccessible => "event_not_accessible",
+            Reason::UnknownFunction => "unknown_function",
+        }
+    }
+
+    /// Whether the key itself failed (as opposed to the request it made): a gateway
+    /// answers these with 401 and the others with 403.
+    pub fn is_authentication_failure(self) -> bool {
+        matches!(
+            self,
+            Reason::MalformedKey | Reason::UnknownKey | Reason::RevokedKey | Reason::ExpiredKey | Reason::UserDisabled
+        )
+    }
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// Why.
+    pub reason: Reason,
+    /// The key's user, when the key is known.
+    pub user_id: Option<&'a UserId>,
+    /// The key's public id, when the key is known.
+    pub key_id: Option<&'a KeyId>,
+}
+
+impl Decision<'_> {
+    /// Whether the check passed.
+    pub fn allowed(&self) -> bool {
+        self.reason == Reason::Granted
+    }
+}
+
+/// A check's question.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRequest<'a> {
+    /// The key as presented.
+    pub key: &'a str,
+    /// The function id as presented.
+    pub function: &'a str,
+    /// The platform event, if the check names one.
+    pub event_id: Option<&'a str>,
+}
+
+/// Decides a check. The key is judged first (is it a key, is it known, does it work),
+/// then the request (is the function granted, is the event accessible).
+pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
+    let refuse = |reason| Decision { reason, user_id: None, key_id: None };
+    let Ok(hash) = KeyHash::of_presented(request.key) else {
+        return refuse(Reason::MalformedKey);
+    };
+    let Some(key) = state.key(&hash) else {
+        return refuse(Reason::UnknownKey);
+    };
+    let decided = |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()) };
+    match key.status() {
+        KeyStatus::Active => {}
+        KeyStatus::Replaced { valid_until } if now < valid_until => {}
+        KeyStatus::Replaced { .. } => return refuse(Reason::UnknownKey),
+        KeyStatus::Revoked { .. } => return decided(Reason::RevokedKey),
+    }
+    if key.expires_at().is_some_and(|expiry| now >= expiry) {
+        return decided(Reason::ExpiredKey);
+    }
+    let Some(user) = state.user(key.user_id()) else {
+        return refuse(Reason::UnknownKey);
+    };
+    if !user.is_enabled() {
+        return decided(Reason::UserDisabled);
+    }
+    let Ok(function) = FunctionId::parse(request.function) else {
+        return decided(Reason::UnknownFunction);
+    };
+    if !state.functions_of(user).contains(function) {
+        return decided(Reason::FunctionNotGranted);
+    }
+    if let Some(event) = request.event_id
+        && !state.may_access_event(user, event)
+    {
+        return decided(Reason::EventNotAccessible);
+    }
+    decided(Reason::Granted)
+}

@@ -1,0 +1,115 @@
+//! Why a command was refused.
+
+use super::{EventId, FunctionId, GroupId, RoleId, UserId};
+
+/// What kind of thing an id failed to name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A role.
+    Role,
+    /// A user.
+    User,
+    /// An event access group.
+    Group,
+}
+
+impl Resource {
+    /// The resource as named in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Role => "role",
+            Resource::User => "user",
+            Resource::Group => "event group",
+        }
+    }
+}
+
+/// A command refused by the rules. Refusing appends nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// The command names a role, user or group that does not exist.
+    #[error("no {} with id {id}", resource.as_str())]
+    NotFound {
+        /// What kind of thing.
+        resource: Resource,
+        /// The id that named nothing.
+        id: String,
+    },
+    /// Another role already has this description (compared case-insensitively).
+    #[error("a role described as \"{description}\" already exists ({existing})")]
+    DuplicateRoleDescription {
+        /// The description asked for.
+        description: String,
+        /// The role that has it.
+        existing: RoleId,
+    },
+    /// A sibling group already has this name.
+    #[error("the group already has a subgroup named \"{name}\" ({existing})")]
+    DuplicateGroupName {
+        /// The name asked for.
+        name: String,
+        /// The group that has it.
+        existing: GroupId,
+    },
+    /// The role would hold both API and admin functions.
+    #[error("role {role_id} would hold both API functions and admin functions ({function}); an API role holds API functions only")]
+    MixedRole {
+        /// The role.
+        role_id: RoleId,
+        /// The function that would mix them.
+        function: FunctionId,
+    },
+    /// The change would leave a user holding an API role beside another role.
+    #[error("user {user_id} would hold API role {api_role} beside another role; an API role is standalone")]
+    StandaloneApiRole {
+        /// The user.
+        user_id: UserId,
+        /// The API role involved.
+        api_role: RoleId,
+    },
+    /// The user does not hold the role.
+    #[error("user {user_id} does not hold role {role_id}")]
+    RoleNotAssigned {
+        /// The user.
+        user_id: UserId,
+        /// The role.
+        role_id: RoleId,
+    },
+    /// The event is not in the group.
+    #[error("event {event_id} is not in group {group_id}")]
+    EventNotInGroup {
+        /// The group.
+        group_id: GroupId,
+        /// The event.
+        event_id: EventId,
+    },
+    /// The user has no key that works.
+    #[error("user {user_id} has no key to revoke")]
+    NoKey {
+        /// The user.
+        user_id: UserId,
+    },
+    /// The requested expiry time has already passed.
+    #[error("expires_at must be in the future")]
+    ExpiryInThePast,
+    /// The actor would lock themselves out.
+    #[error("you cannot {action} yourself; ask another administrator")]
+    SelfLockout {
+        /// What they tried.
+        action: &'static str,
+    },
+    /// The resource changed since the version the client read (`If-Match`).
+    #[error("the {} is at version {actual}, not {expected}", resource.as_str())]
+    VersionMismatch {
+        /// What kind of thing.
+        resource: Resource,
+        /// The version the client expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// The data directory has already been initialised.
+    #[error("the ledger is already initialised")]
+    AlreadyInitialised,
+}

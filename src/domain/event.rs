@@ -1,0 +1,190 @@
+//! The audit vocabulary: every change keyledger can make, as an event.
+//!
+//! Events are the durable contract. A field is never renamed or removed; a change of
+//! shape gets a new schema version and an upcaster in `crate::log::record`, so records
+//! already written keep their bytes and their hashes.
+
+use serde::{Deserialize, Serialize};
+
+use super::{EventId, FunctionId, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId};
+
+/// Something that happened, as recorded in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// A user was created, enabled, with no roles, no event access and no key.
+    UserCreated {
+        /// The new user.
+        user_id: UserId,
+        /// The user's display name.
+        name: String,
+        /// A contact address, if one was given.
+        email: Option<String>,
+    },
+    /// A user was disabled: none of their keys passes a check.
+    UserDisabled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A disabled user was enabled again.
+    UserEnabled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A role was created with no functions.
+    RoleCreated {
+        /// The new role.
+        role_id: RoleId,
+        /// The role's description, unique case-insensitively.
+        description: String,
+    },
+    /// A function was activated on a role.
+    FunctionActivated {
+        /// The role.
+        role_id: RoleId,
+        /// The function now active on it.
+        function: FunctionId,
+    },
+    /// A function was deactivated on a role.
+    FunctionDeactivated {
+        /// The role.
+        role_id: RoleId,
+        /// The function no longer active on it.
+        function: FunctionId,
+    },
+    /// A role was assigned to a user.
+    RoleAssigned {
+        /// The user.
+        user_id: UserId,
+        /// The role they now hold.
+        role_id: RoleId,
+    },
+    /// A role was taken away from a user.
+    RoleUnassigned {
+        /// The user.
+        user_id: UserId,
+        /// The role they no longer hold.
+        role_id: RoleId,
+    },
+    /// An event access group was created, empty.
+    EventGroupCreated {
+        /// The new group.
+        group_id: GroupId,
+        /// The group's name, unique among its siblings.
+        name: String,
+        /// The group it sits inside, if any.
+        parent_id: Option<GroupId>,
+    },
+    /// An event was added to a group.
+    EventAddedToGroup {
+        /// The group.
+        group_id: GroupId,
+        /// The platform event.
+        event_id: EventId,
+    },
+    /// An event was removed from a group.
+    EventRemovedFromGroup {
+        /// The group.
+        group_id: GroupId,
+        /// The platform event.
+        event_id: EventId,
+    },
+    /// A user's event access was replaced.
+    EventAccessSet {
+        /// The user.
+        user_id: UserId,
+        /// Whether the user may access every event.
+        all_events: bool,
+        /// The groups whose events (and whose descendants' events) the user may access.
+        groups: Vec<GroupId>,
+    },
+    /// A key was generated for a user, replacing their previous key.
+    ///
+    /// It holds the key's hash, never its secret.
+    KeyGenerated {
+        /// The user the key authenticates.
+        user_id: UserId,
+        /// The key's public id.
+        key_id: KeyId,
+        /// The blake3 hash of the secret.
+        key_hash: KeyHash,
+        /// When the key stops working, if it expires.
+        expires_at: Option<Timestamp>,
+        /// The key this one replaces, if the user had one.
+        replaced_key_id: Option<KeyId>,
+        /// Until when the replaced key still works; `None` means it stopped at once.
+        replaced_key_valid_until: Option<Timestamp>,
+    },
+    /// A key was revoked: it passes no check from now on.
+    KeyRevoked {
+        /// The user the key belonged to.
+        user_id: UserId,
+        /// The revoked key.
+        key_id: KeyId,
+    },
+}
+
+impl Event {
+    /// Every event type this build knows, as written in records.
+    pub const TYPE_NAMES: [&'static str; 14] = [
+        "UserCreated",
+        "UserDisabled",
+        "UserEnabled",
+        "RoleCreated",
+        "FunctionActivated",
+        "FunctionDeactivated",
+        "RoleAssigned",
+        "RoleUnassigned",
+        "EventGroupCreated",
+        "EventAddedToGroup",
+        "EventRemovedFromGroup",
+        "EventAccessSet",
+        "KeyGenerated",
+        "KeyRevoked",
+    ];
+
+    /// The event's type, as written in the record's `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::UserCreated { .. } => "UserCreated",
+            Event::UserDisabled { .. } => "UserDisabled",
+            Event::UserEnabled { .. } => "UserEnabled",
+            Event::RoleCreated { .. } => "RoleCreated",
+            Event::FunctionActivated { .. } => "FunctionActivated",
+            Event::FunctionDeactivated { .. } => "FunctionDeactivated",
+            Event::RoleAssigned { .. } => "RoleAssigned",
+            Event::RoleUnassigned { .. } => "RoleUnassigned",
+            Event::EventGroupCreated { .. } => "EventGroupCreated",
+            Event::EventAddedToGroup { .. } => "EventAddedToGroup",
+            Event::EventRemovedFromGroup { .. } => "EventRemovedFromGroup",
+            Event::EventAccessSet { .. } => "EventAccessSet",
+            Event::KeyGenerated { .. } => "KeyGenerated",
+            Event::KeyRevoked { .. } => "KeyRevoked",
+        }
+    }
+
+    /// The schema version this build writes for the event's type.
+    pub fn schema_version(&self) -> u32 {
+        1
+    }
+
+    /// The id of the role, user or group the event is about.
+    pub fn subject(&self) -> &str {
+        match self {
+            Event::UserCreated { user_id, .. }
+            | Event::UserDisabled { user_id }
+            | Event::UserEnabled { user_id }
+            | Event::RoleAssigned { user_id, .. }
+            | Event::RoleUnassigned { user_id, .. }
+            | Event::EventAccessSet { user_id, .. }
+            | Event::KeyGenerated { user_id, .. }
+            | Event::KeyRevoked { user_id, .. } => user_id.as_str(),
+            Event::RoleCreated { role_id, .. }
+            | Event::FunctionActivated { role_id, .. }
+            | Event::FunctionDeactivated { role_id, .. } => role_id.as_str(),
+            Event::EventGroupCreated { group_id, .. }
+            | Event::EventAddedToGroup { group_id, .. }
+            | Event::EventRemovedFromGroup { group_id, .. } => group_id.as_str(),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! API key secrets: their format, their checksum and their hash.
+//!
+//! A key reads `kl_` + 30 random base62 characters (about 178 bits from a
+//! cryptographically secure generator) + 6 base62 characters of CRC32 over everything
+//! before them, as GitHub's token format does. The checksum lets a mistyped or junk key
+//! be refused before any lookup. keyledger keeps only the blake3 hash of a key.
+
+use std::fmt;
+
+use rand::{CryptoRng, RngExt};
+use serde::{Deserialize, Serialize};
+
+const PREFIX: &str = "kl_";
+const RANDOM_LEN: usize = 30;
+const CHECKSUM_LEN: usize = 6;
+/// The length of every key keyledger issues.
+pub const KEY_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A key's secret. It exists only between generation and the response that shows it
+/// once: it is never stored, logged or exported, and its `Debug` form hides it.
+pub struct KeySecret(String);
+
+impl KeySecret {
+    /// Generates a fresh key from a cryptographically secure generator.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut key = String::with_capacity(KEY_LEN);
+        key.push_str(PREFIX);
+        for _ in 0..RANDOM_LEN {
+            key.push(char::from(BASE62[rng.random_range(0..BASE62.len())]));
+        }
+        let checksum = encode_checksum(crc32fast::hash(key.as_bytes()));
+        key.extend(checksum.iter().map(|&b| char::from(b)));
+        Self(key)
+    }
+
+    /// The secret itself, for the one response that shows it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash keyledger stores in place of the secret.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash::of_well_formed(&self.0)
+    }
+}
+
+impl fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeySecret(<redacted>)")
+    }
+}
+
+/// The reason a presented string cannot be a keyledger key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a well-formed keyledger key")]
+pub struct MalformedKey;
+
+/// The blake3 hash of a key: what the log and the permission view hold.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    /// Checks a presented key's shape and checksum, then hashes it.
+    ///
+    /// This is the first step of every key check, so it does no allocation.
+    pub fn of_presented(key: &str) -> Result<KeyHash, MalformedKey> {
+        let bytes = key.as_bytes();
+        if bytes.len() != KEY_LEN || !key.starts_with(PREFIX) {
+            return Err(MalformedKey);
+        }
+        let (body, checksum) = bytes.split_at(KEY_LEN - CHECKSUM_LEN);
+        if !body[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric) {
+            return Err(MalformedKey);
+        }
+        let expected = encode_checksum(crc32fast::hash(body));
+        if checksum != expected {
+            return Err(MalformedKey);
+        }
+        Ok(KeyHash::of_well_formed(key))
+    }
+
+    fn of_well_formed(key: &str) -> KeyHash {
+        KeyHash(*blake3::hash(key.as_bytes()).as_bytes())
+    }
+
+    /// The hash as 64 lowercase hexadecimal characters.
+    pub fn to_hex(self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+}
+
+/// Encodes a CRC32 as six base62 digits, most significant first.
+fn encode_checksum(mut checksum: u32) -> [u8; CHECKSUM_LEN] {
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(checksum % 62) as usize];
+        checksum /= 62;
+    }
+    digits
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({})", self.to_hex())
+    }
+}
+
+/// The reason a string is not a key hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a key hash is 64 hexadecimal characters")]
+pub struct InvalidKeyHash;
+
+impl TryFrom<String> for KeyHash {
+    type Error = InvalidKeyHash;
+    fn try_from(value: String) -> Result<Self, InvalidKeyHash> {
+        blake3::Hash::from_hex(value.as_bytes())
+            .map(|hash| KeyHash(*hash.as_bytes()))
+            .map_err(|_| InvalidKeyHash)
+    }
+}
+
+impl From<KeyHash> for String {
+    fn from(hash: KeyHash) -> String {
+        hash.to_hex()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_prefix_the_length_and_a_valid_checksum() {
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        assert!(secret.expose().starts_with("kl_"));
+        assert_eq!(secret.expose().len(), KEY_LEN);
+        assert_eq!(KeyHash::of_presented(secret.expose()), Ok(secret.hash()));
+    }
+
+    #[test]
+    fn two_keys_differ() {
+        let mut rng = rand::rng();
+        assert_ne!(KeySecret::generate(&mut rng).expose(), KeySecret::generate(&mut rng).expose());
+    }
+
+    #[test]
+    fn a_single_mistyped_character_is_refused_by_the_checksum() {
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        for position in PREFIX.len()..KEY_LEN {
+            let mut typo = secret.expose().as_bytes().to_vec();
+            typo[position] = if typo[position] == b'a' { b'b' } else { b'a' };
+            let typo = String::from_utf8(typo).unwrap();
+            assert_eq!(KeyHash::of_presented(&typo), Err(MalformedKey), "typo at {position}");
+        }
+    }
+
+    #[test]
+    fn junk_is_refused() {
+        for junk in ["", "kl_", "Bearer x", "ghp_0123456789abcdefghijklmnopqrstuvwxyz", &"é".repeat(20)] {
+            assert_eq!(KeyHash::of_presented(junk), Err(MalformedKey), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let secret = KeySecret::generate(&mut rand::rng());
+        assert!(!format!("{secret:?}").contains(secret.expose()));
+    }
+
+    #[test]
+    fn checksum_encoding_is_fixed_width() {
+        assert_eq!(&encode_checksum(0), b"000000");
+        assert_eq!(&encode_checksum(61), b"00000z");
+        assert_eq!(&encode_checksum(62), b"000010");
+    }
+}

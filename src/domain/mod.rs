@@ -1,0 +1,30 @@
+//! The pure core: what admins can do, the rules they must follow, and the key check.
+//!
+//! Nothing here does I/O or knows of HTTP or storage. Commands are decided by
+//! [`decide`] into events; the state changes only through [`State::apply`]; a key check
+//! is [`check`]. Randomness and the clock are passed in.
+
+mod catalogue;
+mod check;
+mod decide;
+mod error;
+mod event;
+mod ids;
+mod key;
+mod state;
+mod time;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionSet, UnknownFunction};
+pub use check::{CheckRequest, Decision, Reason, check};
+pub use decide::{Command, Context, decide};
+pub use error::{DomainError, Resource};
+pub use event::Event;
+pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
+pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
+pub use state::{EventAccess, Group, Key, KeyStatus, Position, Role, State, User};
+pub use time::{InvalidTimestamp, Timestamp};
+pub use values::{Email, InvalidText, Name};

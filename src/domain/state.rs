@@ -1,0 +1,512 @@
+//! The permission view: the state every command is decided against and every key check
+//! reads. It changes only through [`State::apply`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId, values};
+
+/// Where an event sits in the log and when it was recorded: what `apply` needs besides
+/// the event itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The record's sequence number, gapless from 1.
+    pub seq: u64,
+    /// When the record was written.
+    pub at: Timestamp,
+}
+
+/// A role and the functions active on it.
+#[derive(Debug, Clone)]
+pub struct Role {
+    id: RoleId,
+    description: String,
+    functions: FunctionSet,
+    holders: BTreeSet<UserId>,
+    created: Position,
+    version: u64,
+}
+
+impl Role {
+    /// The role's id.
+    pub fn id(&self) -> &RoleId {
+        &self.id
+    }
+    /// The role's description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// The functions active on the role.
+    pub fn functions(&self) -> FunctionSet {
+        self.functions
+    }
+    /// Whether the role holds any API function, which makes it a standalone API role.
+    pub fn is_api_role(&self) -> bool {
+        self.functions.has_api()
+    }
+    /// The users who hold the role.
+    pub fn holders(&self) -> &BTreeSet<UserId> {
+        &self.holders
+    }
+    /// Where and when the role was created; its `seq` is the list cursor after it.
+    pub fn created(&self) -> Position {
+        self.created
+    }
+    /// The position of the last event about this role: its version for `If-Match`.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// Which platform events a user may access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventAccess {
+    /// Every event.
+    AllEvents,
+    /// The events of these groups and of every group nested below them.
+    Groups(BTreeSet<GroupId>),
+}
+
+impl Default for EventAccess {
+    fn default() -> Self {
+        EventAccess::Groups(BTreeSet::new())
+    }
+}
+
+/// A user: a person or a standalone API user.
+#[derive(Debug, Clone)]
+pub struct User {
+    id: UserId,
+    name: String,
+    email: Option<String>,
+    enabled: bool,
+    roles: BTreeSet<RoleId>,
+    event_access: EventAccess,
+    current_key: Option<KeyHash>,
+    grace_key: Option<KeyHash>,
+    created: Position,
+    version: u64,
+}
+
+impl User {
+    /// The user's id.
+    pub fn id(&self) -> &UserId {
+        &self.id
+    }
+    /// The user's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The user's contact address, if any.
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    /// Whether the user's keys may pass checks.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+    /// The roles the user holds.
+    pub fn roles(&self) -> &BTreeSet<RoleId> {
+        &self.roles
+    }
+    /// The events the user may access.
+    pub fn event_access(&self) -> &EventAccess {
+        &self.event_access
+    }
+    /// The hash of the user's current, unrevoked key.
+    pub fn current_key(&self) -> Option<KeyHash> {
+        self.current_key
+    }
+    /// The hash of the key the current one replaced, while it is in its grace period.
+    pub fn grace_key(&self) -> Option<KeyHash> {
+        self.grace_key
+    }
+    /// Where and when the user was created; its `seq` is the list cursor after it.
+    pub fn created(&self) -> Position {
+        self.created
+    }
+    /// The position of the last event about this user: its version for `If-Match`.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// An event access group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    id: GroupId,
+    name: String,
+    parent: Option<GroupId>,
+    children: BTreeSet<GroupId>,
+    events: BTreeSet<EventId>,
+    created: Position,
+    version: u64,
+}
+
+impl Group {
+    /// The group's id.
+    pub fn id(&self) -> &GroupId {
+        &self.id
+    }
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The group this one sits inside.
+    pub fn parent(&self) -> Option<&GroupId> {
+        self.parent.as_ref()
+    }
+    /// The groups directly inside this one.
+    pub fn children(&self) -> &BTreeSet<GroupId> {
+        &self.children
+    }
+    /// The events in this group (not counting nested groups).
+    pub fn events(&self) -> &BTreeSet<EventId> {
+        &self.events
+    }
+    /// Where and when the group was created; its `seq` is the list cursor after it.
+    pub fn created(&self) -> Position {
+        self.created
+    }
+    /// The position of the last event about this group: its version for `If-Match`.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// Whether a key still works, as far as the log says (expiry is judged at check time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The user's current key.
+    Active,
+    /// Replaced by a newer key, and working until the end of its grace period.
+    Replaced {
+        /// When the grace period ends.
+        valid_until: Timestamp,
+    },
+    /// Revoked: it passes no check.
+    Revoked {
+        /// When it was revoked.
+        at: Timestamp,
+    },
+}
+
+/// What keyledger knows of a key: never its secret.
+#[derive(Debug, Clone)]
+pub struct Key {
+    id: KeyId,
+    user_id: UserId,
+    created_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    status: KeyStatus,
+}
+
+impl Key {
+    /// The key's public id.
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+    /// The user the key authenticates.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+    /// When the key was generated.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    /// When the key expires, if it does.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+    /// Whether the key is current, replaced or revoked.
+    pub fn status(&self) -> KeyStatus {
+        self.status
+    }
+}
+
+/// The whole permission view.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    roles: HashMap<RoleId, Role>,
+    role_order: Vec<RoleId>,
+    role_descriptions: HashMap<String, RoleId>,
+    users: HashMap<UserId, User>,
+    user_order: Vec<UserId>,
+    groups: HashMap<GroupId, Group>,
+    group_order: Vec<GroupId>,
+    groups_of_event: HashMap<EventId, Vec<GroupId>>,
+    keys: HashMap<KeyHash, Key>,
+    head: u64,
+}
+
+impl State {
+    /// The position of the last event applied; 0 for an empty log.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// A role by id.
+    pub fn role(&self, id: &RoleId) -> Option<&Role> {
+        self.roles.get(id)
+    }
+
+    /// The role with this description, compared case-insensitively.
+    pub fn role_by_description(&self, description: &str) -> Option<&Role> {
+        self.role_descriptions.get(&values::fold(description)).and_then(|id| self.roles.get(id))
+    }
+
+    /// Roles in creation order, after the role created at position `after`.
+    pub fn roles_after(&self, after: u64) -> impl Iterator<Item = &Role> {
+        let start = self.role_order.partition_point(|id| self.roles[id].created.seq <= after);
+        self.role_order[start..].iter().map(|id| &self.roles[id])
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &UserId) -> Option<&User> {
+        self.users.get(id)
+    }
+
+    /// Users in creation order, after the user created at position `after`.
+    pub fn users_after(&self, after: u64) -> impl Iterator<Item = &User> {
+        let start = self.user_order.partition_point(|id| self.users[id].created.seq <= after);
+        self.user_order[start..].iter().map(|id| &self.users[id])
+    }
+
+    /// A group by id.
+    pub fn group(&self, id: &GroupId) -> Option<&Group> {
+        self.groups.get(id)
+    }
+
+    /// Groups in creation order, after the group created at position `after`.
+    pub fn groups_after(&self, after: u64) -> impl Iterator<Item = &Group> {
+        let start = self.group_order.partition_point(|id| self.groups[id].created.seq <= after);
+        self.group_order[start..].iter().map(|id| &self.groups[id])
+    }
+
+    /// A key by the hash of its secret.
+    pub fn key(&self, hash: &KeyHash) -> Option<&Key> {
+        self.keys.get(hash)
+    }
+
+    /// The groups that directly contain an event.
+    pub fn groups_of_event(&self, event: &str) -> &[GroupId] {
+        self.groups_of_event.get(event).map_or(&[], Vec::as_slice)
+    }
+
+    /// The union of the functions of every role a user holds.
+    pub fn functions_of(&self, user: &User) -> FunctionSet {
+        user.roles
+            .iter()
+            .filter_map(|id| self.roles.get(id))
+            .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions))
+    }
+
+    /// The chain of groups from `group` up to its outermost ancestor.
+    pub fn ancestry<'a>(&'a self, group: &'a GroupId) -> impl Iterator<Item = &'a GroupId> + 'a {
+        std::iter::successors(Some(group), move |id| self.groups.get(*id).and_then(|g| g.parent.as_ref()))
+    }
+
+    /// Whether a user may access a platform event.
+    pub fn may_access_event(&self, user: &User, event: &str) -> bool {
+        match &user.event_access {
+            EventAccess::AllEvents => true,
+            EventAccess::Groups(granted) => self
+                .groups_of_event(event)
+                .iter()
+                .any(|group| self.ancestry(group).any(|ancestor| granted.contains(ancestor))),
+        }
+    }
+
+    /// Changes the state by one event. Events come from the log, which only holds events
+    /// that `decide` produced, so an event naming something unknown is ignored rather than
+    /// trusted: replay never panics on a record.
+    pub fn apply(&mut self, position: Position, event: &Event) {
+        self.head = position.seq;
+        match event {
+            Event::UserCreated { user_id, name, email } => {
+                let user = User {
+                    id: user_id.clone(),
+                    name: name.clone(),
+                    email: email.clone(),
+                    enabled: true,
+                    roles: BTreeSet::new(),
+                    event_access: EventAccess::default(),
+                    current_key: None,
+                    grace_key: None,
+                    created: position,
+                    version: position.seq,
+                };
+                if self.users.insert(user_id.clone(), user).is_none() {
+                    self.user_order.push(user_id.clone());
+                }
+            }
+            Event::UserDisabled { user_id } => self.touch_user(user_id, position, |user| user.enabled = false),
+            Event::UserEnabled { user_id } => self.touch_user(user_id, position, |user| user.enabled = true),
+            Event::RoleCreated { role_id, description } => {
+                let role = Role {
+                    id: role_id.clone(),
+                    description: description.clone(),
+                    functions: FunctionSet::EMPTY,
+                    holders: BTreeSet::new(),
+                    created: position,
+                    version: position.seq,
+                };
+                if self.roles.insert(role_id.clone(), role).is_none() {
+                    self.role_order.push(role_id.clone());
+                }
+                self.role_descriptions.insert(values::fold(description), role_id.clone());
+            }
+            Event::FunctionActivated { role_id, function } => {
+                self.touch_role(role_id, position, |role| role.functions.insert(*function));
+            }
+            Event::FunctionDeactivated { role_id, function } => {
+                self.touch_role(role_id, position, |role| role.functions.remove(*function));
+            }
+            Event::RoleAssigned { user_id, role_id } => {
+                self.touch_user(user_id, position, |user| {
+                    user.roles.insert(role_id.clone());
+                });
+                if let Some(role) = self.roles.get_mut(role_id) {
+                    role.holders.insert(user_id.clone());
+                }
+            }
+            Event::RoleUnassigned { user_id, role_id } => {
+                self.touch_user(user_id, position, |user| {
+                    user.roles.remove(role_id);
+                });
+                if let Some(role) = self.roles.get_mut(role_id) {
+                    role.holders.remove(user_id);
+                }
+            }
+            Event::EventGroupCreated { group_id, name, parent_id } => {
+                let group = Group {
+                    id: group_id.clone(),
+                    name: name.clone(),
+                    parent: parent_id.clone(),
+                    children: BTreeSet::new(),
+                    events: BTreeSet::new(),
+                    created: position,
+                    version: position.seq,
+                };
+                if self.groups.insert(group_id.clone(), group).is_none() {
+                    self.group_order.push(group_id.clone());
+                }
+                if let Some(parent) = parent_id.as_ref().and_then(|id| self.groups.get_mut(id)) {
+                    parent.children.insert(group_id.clone());
+                }
+            }
+            Event::EventAddedToGroup { group_id, event_id } => {
+                let mut added = false;
+                self.touch_group(group_id, position, |group| added = group.events.insert(event_id.clone()));
+                if added {
+                    self.groups_of_event.entry(event_id.clone()).or_default().push(group_id.clone());
+                }
+            }
+            Event::EventRemovedFromGroup { group_id, event_id } => {
+                self.touch_group(group_id, position, |group| {
+                    group.events.remove(event_id);
+                });
+                if let Some(groups) = self.groups_of_event.get_mut(event_id) {
+                    groups.retain(|id| id != group_id);
+                    if groups.is_empty() {
+                        self.groups_of_event.remove(event_id);
+                    }
+                }
+            }
+            Event::EventAccessSet { user_id, all_events, groups } => {
+                let access = if *all_events {
+                    EventAccess::AllEvents
+                } else {
+                    EventAccess::Groups(groups.iter().cloned().collect())
+                };
+                self.touch_user(user_id, position, |user| user.event_access = access);
+            }
+            Event::KeyGenerated {
+                user_id,
+                key_id,
+                key_hash,
+                expires_at,
+                replaced_key_id: _,
+                replaced_key_valid_until,
+            } => self.apply_key_generated(position, user_id, key_id, *key_hash, *expires_at, *replaced_key_valid_until),
+            Event::KeyRevoked { user_id, key_id } => {
+                let mut revoked = None;
+                if let Some(user) = self.users.get_mut(user_id) {
+                    user.version = position.seq;
+                    for slot in [&mut user.current_key, &mut user.grace_key] {
+                        if let Some(hash) = *slot
+                            && self.keys.get(&hash).is_some_and(|key| key.id == *key_id)
+                        {
+                            *slot = None;
+                            revoked = Some(hash);
+                        }
+                    }
+                }
+                if let Some(key) = revoked.and_then(|hash| self.keys.get_mut(&hash)) {
+                    key.status = KeyStatus::Revoked { at: position.at };
+                }
+            }
+        }
+    }
+
+    fn apply_key_generated(
+        &mut self,
+        position: Position,
+        user_id: &UserId,
+        key_id: &KeyId,
+        key_hash: KeyHash,
+        expires_at: Option<Timestamp>,
+        replaced_key_valid_until: Option<Timestamp>,
+    ) {
+        let Some(user) = self.users.get_mut(user_id) else {
+            return;
+        };
+        user.version = position.seq;
+        // Only the most recent replaced key gets a grace period; an older one is gone.
+        if let Some(old_grace) = user.grace_key.take() {
+            self.keys.remove(&old_grace);
+        }
+        if let Some(replaced) = user.current_key.take() {
+            match replaced_key_valid_until {
+                Some(valid_until) => {
+                    if let Some(key) = self.keys.get_mut(&replaced) {
+                        key.status = KeyStatus::Replaced { valid_until };
+                    }
+                    user.grace_key = Some(replaced);
+                }
+                None => {
+                    self.keys.remove(&replaced);
+                }
+            }
+        }
+        user.current_key = Some(key_hash);
+        let key = Key {
+            id: key_id.clone(),
+            user_id: user_id.clone(),
+            created_at: position.at,
+            expires_at,
+            status: KeyStatus::Active,
+        };
+        self.keys.insert(key_hash, key);
+    }
+
+    fn touch_user(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User)) {
+        if let Some(user) = self.users.get_mut(id) {
+            change(user);
+            user.version = position.seq;
+        }
+    }
+
+    fn touch_role(&mut self, id: &RoleId, position: Position, change: impl FnOnce(&mut Role)) {
+        if let Some(role) = self.roles.get_mut(id) {
+            change(role);
+            role.version = position.seq;
+        }
+    }
+
+    fn touch_group(&mut self, id: &GroupId, position: Position, change: impl FnOnce(&mut Group)) {
+        if let Some(group) = self.groups.get_mut(id) {
+            change(group);
+            group.version = position.seq;
+        }
+    }
+}

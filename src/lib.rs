@@ -1,0 +1,10 @@
+//! keyledger: an event-sourced, audit-first service that decides which apps may use an
+//! event-management API, and proves every change ever made to that decision.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the code map.
+
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+pub mod domain;
+pub mod log;

@@ -1,0 +1,63 @@
+//! The durable, hash-chained event log.
+//!
+//! [`EventLog`] is the narrow storage trait: append records at an expected position,
+//! read from a position, ask for the head. [`FjallLog`] is the one users run;
+//! [`MemoryLog`] exists for tests of the logic. The record format and the chain live in
+//! [`record`], which does no I/O.
+
+mod fjall_log;
+mod memory;
+pub mod record;
+
+#[cfg(test)]
+mod tests;
+
+pub use fjall_log::{FjallLog, FjallLogError};
+pub use memory::MemoryLog;
+pub use record::{ChainError, ChainHash, ChainVerifier, Record, RecordError, StoredRecord};
+
+/// Why an append did not happen. A failed append has written nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError<E: std::error::Error + 'static> {
+    /// The log's head is not where the caller expected: someone else appended.
+    #[error("the log is at {actual}, not at the expected {expected}")]
+    Conflict {
+        /// The head the caller expected.
+        expected: u64,
+        /// The head the log is at.
+        actual: u64,
+    },
+    /// The records do not continue the log: their sequence numbers are not
+    /// `expected + 1, expected + 2, …`.
+    #[error("records must be numbered from {first_expected} without gaps")]
+    OutOfSequence {
+        /// The number the first record should have.
+        first_expected: u64,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(E),
+}
+
+/// An append-only log of records, numbered from 1 without gaps.
+pub trait EventLog: Send + Sync + 'static {
+    /// What the storage can fail with.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The sequence number of the last record; 0 when the log is empty.
+    fn head(&self) -> Result<u64, Self::Error>;
+
+    /// Appends records atomically and durably, if the log's head is `expected_head`.
+    ///
+    /// On `Ok` every record is on stable storage; on `Err` none was appended.
+    fn append(&self, expected_head: u64, records: &[StoredRecord]) -> Result<(), AppendError<Self::Error>>;
+
+    /// Reads up to `max` records with sequence numbers from `from_seq` on, in order.
+    fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error>;
+}
+
+/// Checks that `records` continue a log whose head is `head`.
+fn check_sequence<E: std::error::Error>(head: u64, records: &[StoredRecord]) -> Result<(), AppendError<E>> {
+    let in_sequence = records.iter().zip(head + 1..).all(|(record, expected)| record.seq == expected);
+    if in_sequence { Ok(()) } else { Err(AppendError::OutOfSequence { first_expected: head + 1 }) }
+}

@@ -1,0 +1,79 @@
+//! One contract, run against both logs: what any [`EventLog`] must do.
+
+use super::*;
+use crate::domain::{Actor, Event, Timestamp, UserId};
+use record::Envelope;
+
+fn records(from: u64, count: u64, mut prev: ChainHash) -> Vec<StoredRecord> {
+    (from..from + count)
+        .map(|seq| {
+            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let event = Event::UserEnabled { user_id: UserId::parse(&format!("usr_{seq:016x}")).unwrap() };
+            let (record, hash) = record::encode(&envelope, &event, prev);
+            prev = hash;
+            record
+        })
+        .collect()
+}
+
+fn contract<L: EventLog>(log: &L) {
+    // An empty log has head 0 and nothing to read.
+    assert_eq!(log.head().unwrap(), 0);
+    assert!(log.read(1, 10).unwrap().is_empty());
+
+    // Appends land in order and move the head.
+    let first = records(1, 3, ChainHash::GENESIS);
+    log.append(0, &first).unwrap();
+    assert_eq!(log.head().unwrap(), 3);
+    assert_eq!(log.read(1, 10).unwrap(), first);
+    assert_eq!(log.read(2, 1).unwrap(), vec![first[1].clone()]);
+    assert!(log.read(4, 10).unwrap().is_empty());
+
+    // An append at a stale position is refused and writes nothing.
+    let stale = records(1, 1, ChainHash::GENESIS);
+    assert!(matches!(log.append(0, &stale), Err(AppendError::Conflict { expected: 0, actual: 3 })));
+    assert_eq!(log.head().unwrap(), 3);
+
+    // Records that do not continue the log are refused whole.
+    let mut gappy = records(4, 2, ChainHash::GENESIS);
+    gappy[1].seq = 9;
+    assert!(matches!(log.append(3, &gappy), Err(AppendError::OutOfSequence { first_expected: 4 })));
+    assert_eq!(log.head().unwrap(), 3);
+    assert_eq!(log.read(1, 100).unwrap().len(), 3);
+
+    // An empty append is a no-op.
+    log.append(3, &[]).unwrap();
+    assert_eq!(log.head().unwrap(), 3);
+}
+
+#[test]
+fn memory_log_keeps_the_contract() {
+    contract(&MemoryLog::new());
+}
+
+#[test]
+fn fjall_log_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&FjallLog::open(dir.path()).unwrap());
+}
+
+#[test]
+fn fjall_log_keeps_its_records_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = records(1, 5, ChainHash::GENESIS);
+    {
+        let log = FjallLog::open(dir.path()).unwrap();
+        log.append(0, &written).unwrap();
+    }
+    let log = FjallLog::open(dir.path()).unwrap();
+    assert_eq!(log.head().unwrap(), 5);
+    assert_eq!(log.read(1, 100).unwrap(), written);
+}
+
+#[test]
+fn fjall_log_refuses_a_second_opener_of_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = FjallLog::open(dir.path()).unwrap();
+    let second = FjallLog::open(dir.path());
+    assert!(matches!(second, Err(FjallLogError::Locked(_))), "{second:?}");
+}
