@@ -6,5 +6,10 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod app;
+pub mod cli;
 pub mod domain;
+pub mod http;
+pub mod ledger;
 pub mod log;
+pub mod telemetry;

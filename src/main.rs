@@ -1,1 +1,5 @@
-fn main() {}
+//! The `keyledger` binary: see `keyledger --help`.
+
+fn main() -> std::process::ExitCode {
+    keyledger::cli::main()
+}

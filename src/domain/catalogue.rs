@@ -79,7 +79,54 @@ pub struct UnknownFunction(pub String);
 #[serde(try_from = "String", into = "String")]
 pub struct FunctionId(u8);
 
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Finds a function at compile time; naming a function that is not in the catalogue
+/// fails the build.
+const fn known(id: &str) -> FunctionId {
+    let mut index = 0;
+    while index < CATALOGUE.len() {
+        if same(CATALOGUE[index].id, id) {
+            return FunctionId(index as u8);
+        }
+        index += 1;
+    }
+    panic!("not in the catalogue")
+}
+
 impl FunctionId {
+    /// Lists the function catalogue.
+    pub const FUNCTIONS_READ: FunctionId = known("security.functions.read");
+    /// Reads roles.
+    pub const ROLES_READ: FunctionId = known("security.roles.read");
+    /// Creates roles and activates or deactivates their functions.
+    pub const ROLES_MANAGE: FunctionId = known("security.roles.manage");
+    /// Reads users.
+    pub const USERS_READ: FunctionId = known("security.users.read");
+    /// Creates, disables and enables users, and assigns and unassigns their roles.
+    pub const USERS_MANAGE: FunctionId = known("security.users.manage");
+    /// Generates and revokes keys.
+    pub const KEYS_MANAGE: FunctionId = known("security.keys.manage");
+    /// Reads event access groups.
+    pub const EVENT_ACCESS_READ: FunctionId = known("security.event_access.read");
+    /// Manages event access groups and users' event access.
+    pub const EVENT_ACCESS_MANAGE: FunctionId = known("security.event_access.manage");
+    /// Reads and verifies the audit trail.
+    pub const AUDIT_READ: FunctionId = known("security.audit.read");
+
     /// Looks a function up by its id.
     pub fn parse(id: &str) -> Result<Self, UnknownFunction> {
         CATALOGUE

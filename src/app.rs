@@ -1,0 +1,218 @@
+//! Wiring: open the ledger, bootstrap it, bind the HTTP server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::domain::KeySecret;
+use crate::http::body::MAX_BODY_BYTES;
+use crate::http::mutation::IdempotencyCache;
+use crate::http::openapi::ApiDoc;
+use crate::http::problem::ApiError;
+use crate::http::{self, AppState};
+use crate::ledger::{Ledger, OpenError, SubmitError};
+use crate::log::{FjallLog, FjallLogError};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory; the log lives in its `log` subdirectory.
+    pub data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// How many HTTP worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The log could not be opened.
+    #[error(transparent)]
+    Log(#[from] FjallLogError),
+    /// The log could not be replayed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Bootstrapping failed.
+    #[error("bootstrapping failed: {0}")]
+    Bootstrap(#[from] SubmitError),
+    /// The data directory was initialised already (for `init`).
+    #[error("the data directory {} is already initialised", .0.display())]
+    AlreadyInitialised(PathBuf),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the ledger in a data directory, bootstrapping it when the log is empty.
+/// Returns the Administrator's key secret when it bootstrapped.
+pub fn open_ledger(data_dir: &Path) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;
+    let log = FjallLog::open(&data_dir.join("log"))?;
+    let ledger = Ledger::open(log)?;
+    let secret = ledger.bootstrap()?;
+    Ok((ledger, secret))
+}
+
+/// Initialises a data directory without serving. Fails if it is initialised already.
+pub fn init(data_dir: &Path) -> Result<(crate::domain::UserId, KeySecret), StartError> {
+    let (ledger, secret) = open_ledger(data_dir)?;
+    let Some(secret) = secret else {
+        return Err(StartError::AlreadyInitialised(data_dir.to_owned()));
+    };
+    let view = ledger.view();
+    let admin = view.key(&secret.hash()).map(|key| key.user_id().clone());
+    drop(view);
+    admin.map(|admin| (admin, secret)).ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
+}
+
+/// The running service.
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    bootstrap_secret: Option<KeySecret>,
+}
+
+impl Application {
+    /// Binds the server over an opened ledger (see [`open_ledger`], which blocks and so
+    /// runs before the async runtime starts). The server starts answering once
+    /// [`Application::run`] is awaited.
+    pub fn build(config: &Config, ledger: Ledger<FjallLog>, bootstrap_secret: Option<KeySecret>) -> Result<Self, StartError> {
+        let state = web::Data::new(AppState { ledger, idempotency: IdempotencyCache::default() });
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()))
+                .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()))
+                .wrap(from_fn(request_context))
+                .configure(http::configure)
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(no_route))
+        });
+        if let Some(workers) = config.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server
+            .bind(&config.listen)
+            .map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        let address = server.addrs().first().copied().ok_or_else(|| StartError::Bind {
+            address: config.listen.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound"),
+        })?;
+        Ok(Self { server: server.run(), address, bootstrap_secret })
+    }
+
+    /// The address the server listens on, with the real port.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The Administrator's key, if this start bootstrapped an empty data directory.
+    /// It is handed out once.
+    pub fn take_bootstrap_secret(&mut self) -> Option<KeySecret> {
+        self.bootstrap_secret.take()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests and stops.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn no_route(request: HttpRequest) -> HttpResponse {
+    ApiError::NoRoute(request.path().to_owned()).error_response()
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn is_check_path(path: &str) -> bool {
+    matches!(path, "/v1/check" | "/v1/authorize" | "/health")
+}
+
+/// Gives every request an id (`X-Request-Id`, the client's if it sent a sane one), logs
+/// it with its outcome, and turns any error answer that is not yet a problem document
+/// into one. Key checks are logged at debug level only: they are the hot path.
+async fn request_context(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:x}-{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let method = request.method().clone();
+    let path = request.path().to_owned();
+    let quiet = is_check_path(&path);
+    let span = tracing::info_span!("request", id = %request_id);
+    let started = Instant::now();
+    let response = next.call(request).instrument(span.clone()).await?;
+    let mut response = into_problem(response.map_into_boxed_body());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros();
+    let _entered = span.enter();
+    if status >= 500 {
+        let error = response.response().error().map(ToString::to_string).unwrap_or_default();
+        tracing::error!(%method, %path, status, micros, %error, "request failed");
+    } else if quiet {
+        tracing::debug!(%method, %path, status, micros, "request");
+    } else {
+        tracing::info!(%method, %path, status, micros, "request");
+    }
+    Ok(response)
+}
+
+fn into_problem(response: ServiceResponse) -> ServiceResponse {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let detail = response.response().error().map(ToString::to_string).unwrap_or_else(|| status.to_string());
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NoRoute(response.request().path().to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(response.request().method().to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        status if status.is_client_error() => ApiError::InvalidHeader(detail),
+        _ => ApiError::Internal,
+    };
+    let (request, _) = response.into_parts();
+    let answer: HttpResponse = error.error_response();
+    ServiceResponse::new(request, answer)
+}

@@ -1,0 +1,137 @@
+//! The command line: `serve`, `init`, `verify-log` and `openapi`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, Application, Config};
+use crate::ledger::verify_log;
+use crate::log::FjallLog;
+
+/// keyledger: event-sourced API keys and permissions, with a provable audit trail.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API. On an empty data directory, first create the Administrator and
+    /// print its key once.
+    Serve {
+        /// The data directory (created if missing).
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// The address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// HTTP worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Initialise a data directory without serving; print the Administrator's key alone on
+    /// the last line of standard output. Fails on an initialised directory.
+    Init {
+        /// The data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Verify the hash chain of a data directory's log, offline. Exits 1 if it fails.
+    VerifyLog {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { data_dir, listen, workers } => serve(Config { data_dir, listen, workers }),
+        Command::Init { data_dir } => init(data_dir),
+        Command::VerifyLog { data_dir } => verify(data_dir),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document_json());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn serve(config: Config) -> ExitCode {
+    crate::telemetry::init("info");
+    let (ledger, secret) = match app::open_ledger(&config.data_dir) {
+        Ok(opened) => opened,
+        Err(error) => return fail(error),
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let mut application = match Application::build(&config, ledger, secret) {
+            Ok(application) => application,
+            Err(error) => return fail(error),
+        };
+        let mut stdout = std::io::stdout().lock();
+        if let Some(secret) = application.take_bootstrap_secret() {
+            // Shown once: the log keeps only its hash.
+            let _ = writeln!(stdout, "initialised {}: store this key now, it is not shown again", config.data_dir.display());
+            let _ = writeln!(stdout, "admin key: {}", secret.expose());
+        }
+        let _ = writeln!(stdout, "listening on http://{}", application.address());
+        let _ = stdout.flush();
+        drop(stdout);
+        tracing::info!(address = %application.address(), data_dir = %config.data_dir.display(), "serving");
+        match application.run().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(error),
+        }
+    })
+}
+
+fn init(data_dir: PathBuf) -> ExitCode {
+    crate::telemetry::init("warn");
+    match app::init(&data_dir) {
+        Ok((admin, secret)) => {
+            println!("initialised {}", data_dir.display());
+            println!("admin user: {admin}");
+            println!("store the key below now: it is not shown again");
+            println!("{}", secret.expose());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn verify(data_dir: PathBuf) -> ExitCode {
+    let log = match FjallLog::open(&data_dir.join("log")) {
+        Ok(log) => log,
+        Err(error) => return fail(error),
+    };
+    match verify_log(&log) {
+        Ok(verification) => match verification.error {
+            None => {
+                println!("valid: {} records, head {}", verification.verified, verification.head_hash);
+                ExitCode::SUCCESS
+            }
+            Some(error) => {
+                println!("INVALID after {} records: {error}", verification.verified);
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => fail(error),
+    }
+}

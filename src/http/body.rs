@@ -1,0 +1,76 @@
+//! Request bodies: read raw (bounded), and parsed only after the caller is authenticated,
+//! so that an anonymous caller learns nothing from validation errors.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+
+/// The largest body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body, read but not yet parsed.
+#[derive(Debug)]
+pub struct RawJson {
+    bytes: Bytes,
+    is_json: bool,
+}
+
+impl RawJson {
+    /// Parses the body as `T`. An empty body parses as `{}`, so operations whose fields
+    /// are all optional can be called without one.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let bytes: &[u8] = if self.bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.bytes };
+        if !self.bytes.is_empty() && !self.is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => ApiError::InvalidBody(error.to_string()),
+            _ => ApiError::MalformedJson(error.to_string()),
+        })
+    }
+
+    /// The body's bytes, for idempotency fingerprints.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn is_json_content_type(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = is_json_content_type(request);
+        let bytes = Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|error| {
+                if error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    ApiError::MalformedJson(error.to_string())
+                }
+            })?;
+            Ok(RawJson { bytes, is_json })
+        })
+    }
+}

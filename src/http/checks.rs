@@ -1,0 +1,190 @@
+//! Key checks, for apps (`checkKey`) and gateways (`authorizeRequest`).
+//!
+//! This is the hot path: it reads the in-memory view under a read lock, makes a few hash
+//! lookups and writes nothing.
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::presented_key;
+use super::body::RawJson;
+use super::problem::{ApiError, Problem};
+use super::State;
+use crate::domain::{self, CheckRequest, Reason, Timestamp};
+
+/// Response header naming the key's user, for the upstream.
+pub const USER_HEADER: &str = "Keyledger-User-Id";
+/// Response header naming the key's id, for the upstream.
+pub const KEY_HEADER: &str = "Keyledger-Key-Id";
+/// Response header with the check's reason.
+pub const REASON_HEADER: &str = "Keyledger-Reason";
+const REASON_HEADER_LOWER: &str = "keyledger-reason";
+
+/// Why a check was allowed or refused.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckReason {
+    /// Allowed.
+    Granted,
+    /// Not a keyledger key: wrong prefix, length, characters or checksum.
+    MalformedKey,
+    /// No such key, or a replaced key past its grace period.
+    UnknownKey,
+    /// The key was revoked.
+    RevokedKey,
+    /// The key is past its expiry time.
+    ExpiredKey,
+    /// The key's user is disabled.
+    UserDisabled,
+    /// None of the user's roles has the function.
+    FunctionNotGranted,
+    /// The user may not access the event.
+    EventNotAccessible,
+    /// The function is not in the catalogue.
+    UnknownFunction,
+}
+
+impl From<Reason> for CheckReason {
+    fn from(reason: Reason) -> Self {
+        match reason {
+            Reason::Granted => CheckReason::Granted,
+            Reason::MalformedKey => CheckReason::MalformedKey,
+            Reason::UnknownKey => CheckReason::UnknownKey,
+            Reason::RevokedKey => CheckReason::RevokedKey,
+            Reason::ExpiredKey => CheckReason::ExpiredKey,
+            Reason::UserDisabled => CheckReason::UserDisabled,
+            Reason::FunctionNotGranted => CheckReason::FunctionNotGranted,
+            Reason::EventNotAccessible => CheckReason::EventNotAccessible,
+            Reason::UnknownFunction => CheckReason::UnknownFunction,
+        }
+    }
+}
+
+/// A check: may this key do this function (on this event)?
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "kl_4sQm0bV7xZk2Lr9TtY1cWn8Pd3Hf6Ja5Gu0Me2", "function": "api.attendees.read", "event_id": "summit-2027-nyc"}))]
+pub struct CheckKeyRequest {
+    /// The key. May instead be sent in the `Authorization` header.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The function id, such as `api.attendees.read`.
+    pub function: String,
+    /// The platform event the call reads or writes; without it event access is ignored.
+    #[serde(default)]
+    pub event_id: Option<String>,
+}
+
+/// The answer to a check.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"allowed": true, "reason": "granted", "user_id": "usr_5f0c2a9e1b7d4c3a", "key_id": "key_0f1e2d3c4b5a6978"}))]
+pub struct CheckKeyResponse {
+    /// Whether the key may do it.
+    pub allowed: bool,
+    /// Why.
+    pub reason: CheckReason,
+    /// The key's user, when the key is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The key's public id, when the key is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// Checks a key: may it do `function` (on `event_id`)? A refused key is an answer, not
+/// an error: 200 with `allowed: false` and the `reason`. The key goes in the body or in
+/// the `Authorization` header (Bearer, or Basic with the key as password).
+#[utoipa::path(
+    operation_id = "checkKey",
+    tag = "checks",
+    request_body = CheckKeyRequest,
+    responses(
+        (status = 200, description = "The decision", body = CheckKeyResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/check")]
+pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let input: CheckKeyRequest = body.parse()?;
+    let header_key = presented_key(&request);
+    let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
+    let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
+    let view = state.ledger.view();
+    let decision = domain::check(&view, question, Timestamp::now());
+    let answer = CheckKeyResponse {
+        allowed: decision.allowed(),
+        reason: decision.reason.into(),
+        user_id: decision.user_id.map(ToString::to_string),
+        key_id: decision.key_id.map(ToString::to_string),
+    };
+    drop(view);
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// What a gateway asks about the request it is forwarding.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeQuery {
+    /// The function the forwarded request needs, such as `api.attendees.read`.
+    #[param(example = "api.attendees.read")]
+    pub function: String,
+    /// The platform event the forwarded request reads or writes, if any.
+    #[param(example = "summit-2027-nyc")]
+    pub event_id: Option<String>,
+}
+
+/// For gateways (nginx `auth_request`, Envoy `ext_authz`, Traefik `forwardAuth`): the key
+/// comes from the `Authorization` header. 200 with an empty body when allowed, with
+/// headers naming the user and key for the upstream; 401 with `WWW-Authenticate` for a
+/// missing or bad key; 403 when the key may not do it. `Keyledger-Reason` says why.
+#[utoipa::path(
+    operation_id = "authorizeRequest",
+    tag = "checks",
+    params(AuthorizeQuery),
+    responses(
+        (status = 200, description = "Allowed; empty body",
+            headers(("Keyledger-User-Id" = String, description = "The key's user"), ("Keyledger-Key-Id" = String, description = "The key's id"), ("Keyledger-Reason" = String, description = "granted"))),
+        (status = 400, description = "Missing or malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed, unknown, revoked or expired key, or disabled user", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String), ("Keyledger-Reason" = String, description = "Why"))),
+        (status = 403, description = "Function not granted, event not accessible, or unknown function", body = Problem, content_type = "application/problem+json",
+            headers(("Keyledger-Reason" = String, description = "Why"))),
+    ),
+    security((), ("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/authorize")]
+pub async fn authorize_request(state: State, request: HttpRequest, query: web::Query<AuthorizeQuery>) -> HttpResponse {
+    let presented = presented_key(&request);
+    let key = presented.as_ref().map_or("", |presented| presented.key());
+    let question = CheckRequest { key, function: &query.function, event_id: query.event_id.as_deref() };
+    let view = state.ledger.view();
+    let decision = domain::check(&view, question, Timestamp::now());
+    let reason = decision.reason;
+    if decision.allowed() {
+        let mut response = HttpResponse::Ok();
+        if let Some(user) = decision.user_id.and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {
+            response.insert_header((USER_HEADER, user));
+        }
+        if let Some(key_id) = decision.key_id.and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {
+            response.insert_header((KEY_HEADER, key_id));
+        }
+        drop(view);
+        response.insert_header((REASON_HEADER, HeaderValue::from_static(reason.as_str())));
+        return response.finish();
+    }
+    drop(view);
+    let refusal = if reason.is_authentication_failure() { ApiError::KeyRefused(reason) } else { ApiError::NotPermitted(reason) };
+    let mut response = refusal.error_response();
+    response.headers_mut().insert(HeaderName::from_static(REASON_HEADER_LOWER), HeaderValue::from_static(reason.as_str()));
+    response
+}
+
+/// Registers the routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(check_key).service(authorize_request);
+}

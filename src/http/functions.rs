@@ -1,0 +1,89 @@
+//! The function catalogue.
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, Problem};
+use super::{Page, State, paginate};
+use crate::domain::{FunctionId, FunctionKind};
+
+/// Whether a function reads, writes or administers.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionKindView {
+    /// Reads platform data.
+    Read,
+    /// Changes platform data.
+    Write,
+    /// Administers keyledger.
+    Admin,
+}
+
+impl From<FunctionKind> for FunctionKindView {
+    fn from(kind: FunctionKind) -> Self {
+        match kind {
+            FunctionKind::Read => FunctionKindView::Read,
+            FunctionKind::Write => FunctionKindView::Write,
+            FunctionKind::Admin => FunctionKindView::Admin,
+        }
+    }
+}
+
+/// A function a role can activate.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "api.attendees.read", "name": "API Resource: Attendees - Read", "kind": "read"}))]
+pub struct FunctionView {
+    /// The stable id.
+    pub id: &'static str,
+    /// The display name.
+    pub name: &'static str,
+    /// Read, write or admin: start API roles with the read functions only.
+    pub kind: FunctionKindView,
+}
+
+impl From<FunctionId> for FunctionView {
+    fn from(function: FunctionId) -> Self {
+        let info = function.info();
+        FunctionView { id: info.id, name: info.name, kind: info.kind.into() }
+    }
+}
+
+/// A page of functions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunctionList {
+    /// The functions, in catalogue order.
+    pub items: Vec<FunctionView>,
+    /// The `after` value for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// Lists the function catalogue: the API functions apps are checked against and the admin
+/// functions that guard this API. Needs `security.functions.read`.
+#[utoipa::path(
+    operation_id = "listFunctions",
+    tag = "functions",
+    params(Page),
+    responses(
+        (status = 200, description = "The catalogue", body = FunctionList),
+        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.functions.read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/functions")]
+pub async fn list_functions(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
+    let limit = page.limit()?;
+    let after = page.after();
+    let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
+    let (items, next) = paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f));
+    Ok(HttpResponse::Ok().json(FunctionList { items, next }))
+}
+
+/// Registers the route.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(list_functions);
+}

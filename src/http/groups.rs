@@ -1,0 +1,259 @@
+//! Event access groups: nested groups of platform events.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::body::RawJson;
+use super::mutation::{self, Reply};
+use super::problem::{ApiError, Problem};
+use super::{Page, State, paginate};
+use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
+
+/// An event access group.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "grp_1a2b3c4d5e6f7a8b",
+    "name": "USA",
+    "parent_id": "grp_8b7a6f5e4d3c2b1a",
+    "children": [],
+    "events": ["summit-2027-nyc"],
+    "created_at": "2027-01-31T17:00:00.000Z",
+    "version": 9
+}))]
+pub struct GroupView {
+    /// The group's id.
+    pub id: String,
+    /// The name, unique among its siblings.
+    pub name: String,
+    /// The group it sits inside, if any.
+    pub parent_id: Option<String>,
+    /// The groups directly inside it.
+    pub children: Vec<String>,
+    /// The events directly in it (not counting nested groups).
+    pub events: Vec<String>,
+    /// When the group was created.
+    pub created_at: String,
+    /// The log position of the last change to the group; send it as `If-Match`.
+    pub version: u64,
+}
+
+impl From<&Group> for GroupView {
+    fn from(group: &Group) -> Self {
+        GroupView {
+            id: group.id().to_string(),
+            name: group.name().to_owned(),
+            parent_id: group.parent().map(ToString::to_string),
+            children: group.children().iter().map(ToString::to_string).collect(),
+            events: group.events().iter().map(ToString::to_string).collect(),
+            created_at: group.created().at.to_string(),
+            version: group.version(),
+        }
+    }
+}
+
+/// A page of groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    /// The groups, oldest first.
+    pub items: Vec<GroupView>,
+    /// The `after` value for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// A new group.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "USA", "parent_id": "grp_8b7a6f5e4d3c2b1a"}))]
+pub struct CreateEventGroupRequest {
+    /// The name: 1 to 200 characters, unique among the group's siblings.
+    pub name: String,
+    /// The group to nest it in; access to that group gives access to this one's events.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+/// Parses a group id from a path or body; a malformed id names no group.
+pub fn group_id(raw: &str) -> Result<GroupId, ApiError> {
+    GroupId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Group, id: raw.to_owned() })
+}
+
+fn event_id(raw: &str) -> Result<EventId, ApiError> {
+    EventId::parse(raw).map_err(|e| ApiError::InvalidValue { field: "event_id", reason: e.to_string() })
+}
+
+fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+    let view = state.ledger.view();
+    let group = view.group(group_id).ok_or(ApiError::Internal)?;
+    Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+}
+
+/// Creates an event access group, optionally inside another. Needs
+/// `security.event_access.manage`.
+#[utoipa::path(
+    operation_id = "createEventGroup",
+    tag = "event access",
+    request_body = CreateEventGroupRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 201, description = "Created", body = GroupView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sibling has this name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/event-groups")]
+pub async fn create_event_group(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
+    let input: CreateEventGroupRequest = body.parse()?;
+    let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
+    let parent_id = input.parent_id.as_deref().map(group_id).transpose()?;
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let group_id = GroupId::generate(&mut rand::rng());
+        let command = Command::CreateEventGroup { group_id: group_id.clone(), name, parent_id };
+        let applied = state.submit(command, &request, &actor).await?;
+        Ok(group_reply(&state, &group_id, StatusCode::CREATED, applied.position)?
+            .with_location(format!("/v1/event-groups/{group_id}")))
+    })
+    .await
+}
+
+/// Lists event access groups, oldest first. Needs `security.event_access.read`.
+#[utoipa::path(
+    operation_id = "listEventGroups",
+    tag = "event access",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of groups", body = GroupList),
+        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/event-groups")]
+pub async fn list_event_groups(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
+    let limit = page.limit()?;
+    let view = state.ledger.view();
+    let (items, next) = paginate(view.groups_after(page.after()), limit, |group| group.created().seq, GroupView::from);
+    Ok(HttpResponse::Ok().json(GroupList { items, next }))
+}
+
+/// Reads an event access group. Needs `security.event_access.read`.
+#[utoipa::path(
+    operation_id = "getEventGroup",
+    tag = "event access",
+    params(("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b")),
+    responses(
+        (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/event-groups/{group_id}")]
+pub async fn get_event_group(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
+    let group_id = group_id(&path)?;
+    let view = state.ledger.view();
+    let group =
+        view.group(&group_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Group, id: group_id.to_string() })?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
+}
+
+async fn change_group(state: State, request: HttpRequest, actor: UserId, group_id: GroupId, command: Command) -> Result<HttpResponse, ApiError> {
+    mutation::run(&state.idempotency, &request, &actor, b"", || async {
+        let applied = state.submit(command, &request, &actor).await?;
+        group_reply(&state, &group_id, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Adds a platform event to a group. Adding an event already there changes nothing.
+/// Needs `security.event_access.manage`.
+#[utoipa::path(
+    operation_id = "addEventToGroup",
+    tag = "event access",
+    params(
+        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
+        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc"),
+        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The group after the change", body = GroupView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed event id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[put("/v1/event-groups/{group_id}/events/{event_id}")]
+pub async fn add_event_to_group(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
+    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
+    change_group(state, request, actor, group_id.clone(), Command::AddEventToGroup { group_id, event_id }).await
+}
+
+/// Removes a platform event from a group. Needs `security.event_access.manage`.
+#[utoipa::path(
+    operation_id = "removeEventFromGroup",
+    tag = "event access",
+    params(
+        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
+        ("event_id" = String, Path, description = "The platform event", example = "summit-2027-nyc"),
+        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The group after the change", body = GroupView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed event id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[delete("/v1/event-groups/{group_id}/events/{event_id}")]
+pub async fn remove_event_from_group(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
+    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
+    change_group(state, request, actor, group_id.clone(), Command::RemoveEventFromGroup { group_id, event_id }).await
+}
+
+/// Registers the routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(create_event_group)
+        .service(list_event_groups)
+        .service(get_event_group)
+        .service(add_event_to_group)
+        .service(remove_event_from_group);
+}

@@ -1,0 +1,118 @@
+//! The HTTP API: actix-web handlers, one module per resource, documented with utoipa.
+//!
+//! Handlers convert between HTTP types (DTOs, which derive `ToSchema`) and domain types
+//! explicitly; domain types never appear in the spec. Every admin handler authenticates
+//! and checks its admin function first, then parses its body, then submits a command.
+
+pub mod audit;
+pub mod auth;
+pub mod body;
+pub mod checks;
+pub mod functions;
+pub mod groups;
+pub mod health;
+pub mod keys;
+pub mod mutation;
+pub mod openapi;
+pub mod problem;
+pub mod roles;
+pub mod users;
+
+use actix_web::{HttpRequest, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::domain::{Actor, Command, FunctionId, UserId};
+use crate::ledger::{Applied, Ledger, Request};
+use crate::log::FjallLog;
+use problem::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The ledger.
+    pub ledger: Ledger<FjallLog>,
+    /// Recently seen idempotency keys.
+    pub idempotency: mutation::IdempotencyCache,
+}
+
+/// The shared state as handlers receive it.
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    /// The admin guard: authenticates the request's key and checks it holds `function`.
+    pub fn authorize(&self, request: &HttpRequest, function: FunctionId) -> Result<UserId, ApiError> {
+        auth::require(&self.ledger.view(), request, function)
+    }
+
+    /// Submits a command on behalf of `actor`, honouring the request's `If-Match`.
+    pub async fn submit(&self, command: Command, request: &HttpRequest, actor: &UserId) -> Result<Applied, ApiError> {
+        let expected_version = mutation::expected_version(request)?;
+        let request = Request { actor: Actor::User(actor.clone()), expected_version };
+        Ok(self.ledger.submit(command, request).await?)
+    }
+}
+
+/// The paging parameters every list takes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// How many items to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    pub limit: Option<u32>,
+    /// The `next` value of the previous page; omit for the first page.
+    #[param(minimum = 0, example = 0)]
+    pub after: Option<u64>,
+}
+
+impl Page {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The largest page size.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The page size asked for, validated.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(Self::DEFAULT_LIMIT) {
+            limit @ 1..=Self::MAX_LIMIT => Ok(limit as usize),
+            _ => Err(ApiError::InvalidQuery(format!("limit must be between 1 and {}", Self::MAX_LIMIT))),
+        }
+    }
+
+    /// The cursor to list after.
+    pub fn after(&self) -> u64 {
+        self.after.unwrap_or(0)
+    }
+}
+
+/// Takes up to `limit` items, converted, and the `next` cursor: the cursor of the last
+/// item taken, or `None` when nothing follows it.
+pub fn paginate<T, D>(
+    items: impl Iterator<Item = T>,
+    limit: usize,
+    cursor: impl Fn(&T) -> u64,
+    convert: impl Fn(T) -> D,
+) -> (Vec<D>, Option<u64>) {
+    let mut items = items.peekable();
+    let mut page = Vec::with_capacity(limit.min(1024));
+    let mut last = None;
+    while page.len() < limit {
+        let Some(item) = items.next() else { break };
+        last = Some(cursor(&item));
+        page.push(convert(item));
+    }
+    let next = if items.peek().is_some() { last } else { None };
+    (page, next)
+}
+
+/// Registers every route.
+pub fn configure(config: &mut web::ServiceConfig) {
+    health::configure(config);
+    functions::configure(config);
+    roles::configure(config);
+    users::configure(config);
+    groups::configure(config);
+    keys::configure(config);
+    checks::configure(config);
+    audit::configure(config);
+}

@@ -1,0 +1,81 @@
+//! The one OpenAPI document: every operation, every schema, the security schemes.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{audit, checks, functions, groups, health, keys, roles, users};
+
+/// The keyledger API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keyledger",
+        description = "Decides which apps may use the event-management API, and proves every change ever made to that decision. \
+Admins manage roles, users, event access and API keys; apps and gateways check keys. \
+Errors are RFC 9457 problem documents with a stable `code`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        health::health,
+        functions::list_functions,
+        roles::create_role,
+        roles::list_roles,
+        roles::get_role,
+        roles::activate_functions,
+        roles::deactivate_functions,
+        users::create_user,
+        users::list_users,
+        users::get_user,
+        users::disable_user,
+        users::enable_user,
+        users::assign_role,
+        users::unassign_role,
+        users::set_user_event_access,
+        groups::create_event_group,
+        groups::list_event_groups,
+        groups::get_event_group,
+        groups::add_event_to_group,
+        groups::remove_event_from_group,
+        keys::generate_key,
+        keys::revoke_key,
+        checks::check_key,
+        checks::authorize_request,
+        audit::list_audit_events,
+        audit::verify_audit_log,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "functions", description = "The function catalogue"),
+        (name = "roles", description = "Roles and their functions"),
+        (name = "users", description = "Users and their roles"),
+        (name = "event access", description = "Event access groups and users' event access"),
+        (name = "keys", description = "API keys"),
+        (name = "checks", description = "Key checks for apps and gateways"),
+        (name = "audit", description = "The hash-chained audit trail"),
+        (name = "health", description = "Liveness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).description(Some("An API key: `Authorization: Bearer kl_…`")).build()),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Basic).description(Some("An API key as the password, with an empty user name")).build()),
+        );
+    }
+}
+
+/// The document as pretty JSON, as checked in at `openapi/openapi.json`.
+pub fn document_json() -> String {
+    let mut json = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}

@@ -1,0 +1,283 @@
+//! Roles and the functions active on them.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::body::RawJson;
+use super::mutation::{self, Reply};
+use super::problem::{ApiError, Problem};
+use super::{Page, State, paginate};
+use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
+
+/// A role.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "role_9d8e7f6a5b4c3d2e",
+    "description": "API Access",
+    "functions": ["api.attendees.read", "api.events.read"],
+    "api_role": true,
+    "users": ["usr_5f0c2a9e1b7d4c3a"],
+    "created_at": "2027-01-31T17:00:00.000Z",
+    "version": 7
+}))]
+pub struct RoleView {
+    /// The role's id.
+    pub id: String,
+    /// The description, unique case-insensitively among roles.
+    pub description: String,
+    /// The active functions, in catalogue order.
+    pub functions: Vec<&'static str>,
+    /// Whether the role holds API functions, which makes it a standalone role.
+    pub api_role: bool,
+    /// The users who hold the role.
+    pub users: Vec<String>,
+    /// When the role was created.
+    pub created_at: String,
+    /// The log position of the last change to the role; send it as `If-Match`.
+    pub version: u64,
+}
+
+impl From<&Role> for RoleView {
+    fn from(role: &Role) -> Self {
+        RoleView {
+            id: role.id().to_string(),
+            description: role.description().to_owned(),
+            functions: role.functions().iter().map(FunctionId::as_str).collect(),
+            api_role: role.is_api_role(),
+            users: role.holders().iter().map(ToString::to_string).collect(),
+            created_at: role.created().at.to_string(),
+            version: role.version(),
+        }
+    }
+}
+
+/// A page of roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// The roles, oldest first.
+    pub items: Vec<RoleView>,
+    /// The `after` value for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"description": "API Access"}))]
+pub struct CreateRoleRequest {
+    /// The description: 1 to 200 characters, unique case-insensitively among roles.
+    pub description: String,
+}
+
+/// Functions to activate or deactivate on a role, all in one change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"functions": ["api.attendees.read", "api.events.read", "api.invoices.read", "api.people.read", "api.sessions.read"]}))]
+pub struct FunctionsRequest {
+    /// Function ids from the catalogue; at least one.
+    pub functions: Vec<String>,
+}
+
+impl FunctionsRequest {
+    fn parse(&self) -> Result<BTreeSet<FunctionId>, ApiError> {
+        if self.functions.is_empty() {
+            return Err(ApiError::InvalidValue { field: "functions", reason: "must name at least one function".to_owned() });
+        }
+        self.functions
+            .iter()
+            .map(|id| FunctionId::parse(id).map_err(|unknown| ApiError::UnknownFunction(unknown.to_string())))
+            .collect()
+    }
+}
+
+/// Parses a role id from a path; a malformed id names no role.
+pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
+    RoleId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Role, id: raw.to_owned() })
+}
+
+fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+    let view = state.ledger.view();
+    let role = view.role(role_id).ok_or(ApiError::Internal)?;
+    Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+}
+
+/// Creates a role with no functions. Needs `security.roles.manage`.
+#[utoipa::path(
+    operation_id = "createRole",
+    tag = "roles",
+    request_body = CreateRoleRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 201, description = "Created", body = RoleView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role has this description", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid description, or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/roles")]
+pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
+    let input: CreateRoleRequest = body.parse()?;
+    let description = Name::parse(&input.description)
+        .map_err(|e| ApiError::InvalidValue { field: "description", reason: e.to_string() })?;
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let role_id = RoleId::generate(&mut rand::rng());
+        let applied = state.submit(Command::CreateRole { role_id: role_id.clone(), description }, &request, &actor).await?;
+        Ok(role_reply(&state, &role_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/roles/{role_id}")))
+    })
+    .await
+}
+
+/// Lists roles, oldest first. Needs `security.roles.read`.
+#[utoipa::path(
+    operation_id = "listRoles",
+    tag = "roles",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of roles", body = RoleList),
+        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.roles.read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/roles")]
+pub async fn list_roles(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::ROLES_READ)?;
+    let limit = page.limit()?;
+    let view = state.ledger.view();
+    let (items, next) = paginate(view.roles_after(page.after()), limit, |role| role.created().seq, RoleView::from);
+    Ok(HttpResponse::Ok().json(RoleList { items, next }))
+}
+
+/// Reads a role. Needs `security.roles.read`.
+#[utoipa::path(
+    operation_id = "getRole",
+    tag = "roles",
+    params(("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e")),
+    responses(
+        (status = 200, description = "The role", body = RoleView, headers(("ETag" = String, description = "The role's version"))),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.roles.read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/roles/{role_id}")]
+pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::ROLES_READ)?;
+    let role_id = role_id(&path)?;
+    let view = state.ledger.view();
+    let role = view.role(&role_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Role, id: role_id.to_string() })?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", role.version()))).json(RoleView::from(role)))
+}
+
+/// Activates several functions on a role in one change. Functions already active are
+/// left as they are. A role holding API functions may hold no admin function, and is
+/// standalone: activating an API function on a role held by a user who holds other roles
+/// is refused. Needs `security.roles.manage`.
+#[utoipa::path(
+    operation_id = "activateFunctions",
+    tag = "roles",
+    request_body = FunctionsRequest,
+    params(
+        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
+        ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The role after the change", body = RoleView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "API and admin functions mixed, or a holder is not standalone", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown function id or empty list", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/roles/{role_id}/functions/activate")]
+pub async fn activate_functions(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
+    let role_id = role_id(&path)?;
+    let functions = body.parse::<FunctionsRequest>()?.parse()?;
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
+        let applied = state.submit(command, &request, &actor).await?;
+        role_reply(&state, &role_id, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Deactivates several functions on a role in one change. Functions not active are left
+/// as they are. Needs `security.roles.manage`.
+#[utoipa::path(
+    operation_id = "deactivateFunctions",
+    tag = "roles",
+    request_body = FunctionsRequest,
+    params(
+        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
+        ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The role after the change", body = RoleView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown function id or empty list", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/roles/{role_id}/functions/deactivate")]
+pub async fn deactivate_functions(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
+    let role_id = role_id(&path)?;
+    let functions = body.parse::<FunctionsRequest>()?.parse()?;
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
+        let applied = state.submit(command, &request, &actor).await?;
+        role_reply(&state, &role_id, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Registers the routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(create_role).service(list_roles).service(get_role).service(activate_functions).service(deactivate_functions);
+}

@@ -1,0 +1,471 @@
+//! Users: creating, disabling and enabling them, their roles and their event access.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::body::RawJson;
+use super::mutation::{self, Reply};
+use super::problem::{ApiError, Problem};
+use super::roles::role_id;
+use super::{Page, State, paginate};
+use crate::domain::{
+    self, Command, Email, EventAccess, FunctionId, KeyHash, KeyStatus, Name, Resource, Timestamp, User, UserId,
+};
+
+/// Which events a user may access.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]}))]
+pub struct EventAccessView {
+    /// Every event, now and later. When true, `groups` must be empty.
+    pub all_events: bool,
+    /// Groups whose events, and whose nested groups' events, the user may access.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl From<&EventAccess> for EventAccessView {
+    fn from(access: &EventAccess) -> Self {
+        match access {
+            EventAccess::AllEvents => EventAccessView { all_events: true, groups: vec![] },
+            EventAccess::Groups(groups) => {
+                EventAccessView { all_events: false, groups: groups.iter().map(ToString::to_string).collect() }
+            }
+        }
+    }
+}
+
+/// Where a key stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// The user's current key.
+    Active,
+    /// Replaced, but still working until `valid_until`.
+    Grace,
+    /// Replaced, and its grace period is over.
+    Replaced,
+    /// Past its expiry time.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// A key, by its public id. Never the secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null}))]
+pub struct KeyView {
+    /// The key's public id.
+    pub key_id: String,
+    /// Where the key stands now.
+    pub state: KeyState,
+    /// When the key was generated.
+    pub created_at: String,
+    /// When the key expires, if it does.
+    pub expires_at: Option<String>,
+    /// For a replaced key, when its grace period ends.
+    pub valid_until: Option<String>,
+}
+
+impl KeyView {
+    fn of(view: &domain::State, hash: KeyHash, now: Timestamp) -> Option<KeyView> {
+        let key = view.key(&hash)?;
+        let expired = key.expires_at().is_some_and(|expiry| now >= expiry);
+        let (state, valid_until) = match key.status() {
+            KeyStatus::Revoked { .. } => (KeyState::Revoked, None),
+            _ if expired => (KeyState::Expired, None),
+            KeyStatus::Active => (KeyState::Active, None),
+            KeyStatus::Replaced { valid_until } if now < valid_until => (KeyState::Grace, Some(valid_until.to_string())),
+            KeyStatus::Replaced { valid_until } => (KeyState::Replaced, Some(valid_until.to_string())),
+        };
+        Some(KeyView {
+            key_id: key.id().to_string(),
+            state,
+            created_at: key.created_at().to_string(),
+            expires_at: key.expires_at().map(|at| at.to_string()),
+            valid_until,
+        })
+    }
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "usr_5f0c2a9e1b7d4c3a",
+    "name": "Attendance app",
+    "email": "attendance@example.com",
+    "enabled": true,
+    "roles": ["role_9d8e7f6a5b4c3d2e"],
+    "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
+    "key": {"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null},
+    "previous_key": null,
+    "created_at": "2027-01-31T16:58:00.000Z",
+    "version": 12
+}))]
+pub struct UserView {
+    /// The user's id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// A contact address.
+    pub email: Option<String>,
+    /// Whether the user's keys may pass checks.
+    pub enabled: bool,
+    /// The roles the user holds.
+    pub roles: Vec<String>,
+    /// The events the user may access.
+    pub event_access: EventAccessView,
+    /// The user's current key, if any.
+    pub key: Option<KeyView>,
+    /// The key the current one replaced, while it is in its grace period.
+    pub previous_key: Option<KeyView>,
+    /// When the user was created.
+    pub created_at: String,
+    /// The log position of the last change to the user; send it as `If-Match`.
+    pub version: u64,
+}
+
+impl UserView {
+    /// Converts a user, looking their keys up in the view.
+    pub fn of(view: &domain::State, user: &User) -> Self {
+        let now = Timestamp::now();
+        UserView {
+            id: user.id().to_string(),
+            name: user.name().to_owned(),
+            email: user.email().map(str::to_owned),
+            enabled: user.is_enabled(),
+            roles: user.roles().iter().map(ToString::to_string).collect(),
+            event_access: user.event_access().into(),
+            key: user.current_key().and_then(|hash| KeyView::of(view, hash, now)),
+            previous_key: user.grace_key().and_then(|hash| KeyView::of(view, hash, now)),
+            created_at: user.created().at.to_string(),
+            version: user.version(),
+        }
+    }
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// The users, oldest first.
+    pub items: Vec<UserView>,
+    /// The `after` value for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Attendance app", "email": "attendance@example.com"}))]
+pub struct CreateUserRequest {
+    /// The display name: 1 to 200 characters.
+    pub name: String,
+    /// A contact address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Parses a user id from a path; a malformed id names no user.
+pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::User, id: raw.to_owned() })
+}
+
+/// The reply of a mutation of a user: the user as it is after it.
+pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+    let view = state.ledger.view();
+    let user = view.user(user_id).ok_or(ApiError::Internal)?;
+    Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+}
+
+/// Creates a user: enabled, with no roles, no event access and no key.
+/// Needs `security.users.manage`.
+#[utoipa::path(
+    operation_id = "createUser",
+    tag = "users",
+    request_body = CreateUserRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 201, description = "Created", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or email", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/users")]
+pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
+    let input: CreateUserRequest = body.parse()?;
+    let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
+    let email = input
+        .email
+        .as_deref()
+        .map(Email::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidValue { field: "email", reason: e.to_string() })?;
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let user_id = UserId::generate(&mut rand::rng());
+        let applied = state.submit(Command::CreateUser { user_id: user_id.clone(), name, email }, &request, &actor).await?;
+        Ok(user_reply(&state, &user_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/users/{user_id}")))
+    })
+    .await
+}
+
+/// Lists users, oldest first. Needs `security.users.read`.
+#[utoipa::path(
+    operation_id = "listUsers",
+    tag = "users",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/users")]
+pub async fn list_users(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::USERS_READ)?;
+    let limit = page.limit()?;
+    let view = state.ledger.view();
+    let (items, next) = paginate(view.users_after(page.after()), limit, |user| user.created().seq, |user| UserView::of(&view, user));
+    Ok(HttpResponse::Ok().json(UserList { items, next }))
+}
+
+/// Reads a user, with their roles, event access and key ids. Needs `security.users.read`.
+#[utoipa::path(
+    operation_id = "getUser",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a")),
+    responses(
+        (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/users/{user_id}")]
+pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::USERS_READ)?;
+    let user_id = user_id(&path)?;
+    let view = state.ledger.view();
+    let user = view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
+}
+
+/// Runs a bodiless command on a user and answers with the user after it.
+async fn change_user(state: State, request: HttpRequest, actor: UserId, user_id: UserId, command: Command) -> Result<HttpResponse, ApiError> {
+    mutation::run(&state.idempotency, &request, &actor, b"", || async {
+        let applied = state.submit(command, &request, &actor).await?;
+        user_reply(&state, &user_id, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Disables a user: none of their keys passes a check until they are enabled again.
+/// You cannot disable yourself. Needs `security.users.manage`.
+#[utoipa::path(
+    operation_id = "disableUser",
+    tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
+        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The user after the change", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot disable yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/users/{user_id}/disable")]
+pub async fn disable_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
+    let user_id = user_id(&path)?;
+    change_user(state, request, actor, user_id.clone(), Command::DisableUser { user_id }).await
+}
+
+/// Enables a disabled user. Needs `security.users.manage`.
+#[utoipa::path(
+    operation_id = "enableUser",
+    tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
+        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The user after the change", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/v1/users/{user_id}/enable")]
+pub async fn enable_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
+    let user_id = user_id(&path)?;
+    change_user(state, request, actor, user_id.clone(), Command::EnableUser { user_id }).await
+}
+
+/// Assigns a role to a user. An API role is standalone: assigning it to a user who holds
+/// another role, or any role to a user who holds an API role, is refused with 409.
+/// Assigning a role the user already holds changes nothing. Needs `security.users.manage`.
+#[utoipa::path(
+    operation_id = "assignRole",
+    tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
+        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
+        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The user after the change", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The API role would not be standalone", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[put("/v1/users/{user_id}/roles/{role_id}")]
+pub async fn assign_role(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
+    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
+    change_user(state, request, actor, user_id.clone(), Command::AssignRole { user_id, role_id }).await
+}
+
+/// Takes a role away from a user. You cannot unassign your own roles.
+/// Needs `security.users.manage`.
+#[utoipa::path(
+    operation_id = "unassignRole",
+    tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
+        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
+        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The user after the change", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot unassign your own roles", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[delete("/v1/users/{user_id}/roles/{role_id}")]
+pub async fn unassign_role(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
+    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
+    change_user(state, request, actor, user_id.clone(), Command::UnassignRole { user_id, role_id }).await
+}
+
+/// Replaces a user's event access: all events, or the events of a list of groups (and of
+/// the groups nested in them). Needs `security.event_access.manage`.
+#[utoipa::path(
+    operation_id = "setUserEventAccess",
+    tag = "event access",
+    request_body = EventAccessView,
+    params(
+        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
+        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+    ),
+    responses(
+        (status = 200, description = "The user after the change", body = UserView,
+            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "all_events together with groups", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[put("/v1/users/{user_id}/event-access")]
+pub async fn set_user_event_access(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
+    let user_id = user_id(&path)?;
+    let input: EventAccessView = body.parse()?;
+    let access = if input.all_events {
+        if !input.groups.is_empty() {
+            return Err(ApiError::InvalidValue {
+                field: "groups",
+                reason: "must be empty when all_events is true".to_owned(),
+            });
+        }
+        EventAccess::AllEvents
+    } else {
+        let groups = input
+            .groups
+            .iter()
+            .map(|raw| super::groups::group_id(raw))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        EventAccess::Groups(groups)
+    };
+    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+        let applied = state.submit(Command::SetUserEventAccess { user_id: user_id.clone(), access }, &request, &actor).await?;
+        user_reply(&state, &user_id, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Registers the routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(create_user)
+        .service(list_users)
+        .service(get_user)
+        .service(disable_user)
+        .service(enable_user)
+        .service(assign_role)
+        .service(unassign_role)
+        .service(set_user_event_access);
+}

@@ -1,0 +1,297 @@
+//! The ledger: the event log, the permission view projected from it, and the single
+//! writer that turns commands into durable events.
+//!
+//! Commands go to one writer thread through a queue. The writer takes every command
+//! waiting (up to [`MAX_BATCH`]), decides each in order against its own copy of the
+//! state (so later commands see earlier ones), appends all their events in one synced
+//! batch, then applies them to the shared view under a write lock held only for the
+//! apply, and answers every command. This is group commit: concurrent writers share
+//! one fsync. Key checks and reads take the view's read lock and never wait on disk.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::{self, Actor, Command, Context, DomainError, Event, KeySecret, Position, State, Timestamp};
+use crate::log::record::{self, Envelope};
+use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord};
+
+/// The most commands decided and synced together.
+pub const MAX_BATCH: usize = 512;
+const QUEUE_DEPTH: usize = 4096;
+const REPLAY_CHUNK: usize = 4096;
+
+/// Why the ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The storage failed while reading the log.
+    #[error("reading the log failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// The log is not an intact chain: refuse to serve a history that was altered.
+    #[error("the log does not verify: {0}")]
+    Corrupt(#[from] ChainError),
+    /// The writer thread could not be started.
+    #[error("starting the writer thread failed: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a command was not carried out. In every case nothing was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The rules refused it.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// The storage failed; the write may be retried once storage recovers.
+    #[error("the log could not be written: {0}")]
+    Storage(String),
+    /// The ledger is shutting down.
+    #[error("the ledger is shutting down")]
+    ShuttingDown,
+}
+
+/// What a carried-out command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The log position of the command's last event, or the head if it changed nothing.
+    pub position: u64,
+    /// The events it appended, in order.
+    pub events: Vec<Event>,
+}
+
+/// Who asks for a command, and on what version of its target.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Who asks.
+    pub actor: Actor,
+    /// The `If-Match` version, if any.
+    pub expected_version: Option<u64>,
+}
+
+struct Job {
+    command: Command,
+    request: Request,
+    reply: oneshot::Sender<Result<Applied, SubmitError>>,
+}
+
+struct Shared<L> {
+    log: L,
+    view: RwLock<State>,
+}
+
+/// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
+pub struct Ledger<L: EventLog> {
+    shared: Arc<Shared<L>>,
+    queue: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl<L: EventLog> Ledger<L> {
+    /// Opens the ledger over a log: verifies the whole chain while replaying it into the
+    /// view, then starts the writer.
+    pub fn open(log: L) -> Result<Self, OpenError> {
+        let mut state = State::default();
+        let mut verifier = ChainVerifier::default();
+        let mut last_at = Timestamp::from_unix_millis(0);
+        loop {
+            let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK).map_err(|e| OpenError::Storage(Box::new(e)))?;
+            if chunk.is_empty() {
+                break;
+            }
+            for stored in &chunk {
+                let record = verifier.verify_next(stored)?;
+                last_at = record.at;
+                state.apply(Position { seq: record.seq, at: record.at }, &record.event);
+            }
+        }
+        let head = log.head().map_err(|e| OpenError::Storage(Box::new(e)))?;
+        if head != verifier.size() {
+            return Err(OpenError::Corrupt(ChainError::Gap { expected: verifier.size() + 1, found: head }));
+        }
+        let writer_state = state.clone();
+        let shared = Arc::new(Shared { log, view: RwLock::new(state) });
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer { shared: Arc::clone(&shared), state: writer_state, prev_hash: verifier.head_hash(), last_at };
+        let writer = std::thread::Builder::new()
+            .name("keyledger-writer".to_owned())
+            .spawn(move || writer.run(jobs))
+            .map_err(OpenError::Thread)?;
+        Ok(Self { shared, queue: Some(queue), writer: Some(writer) })
+    }
+
+    /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
+    pub fn view(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log underneath, for reading records.
+    pub fn log(&self) -> &L {
+        &self.shared.log
+    }
+
+    /// Submits a command and waits until its events are durable (or it is refused).
+    pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(SubmitError::ShuttingDown)?;
+        queue.send(Job { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Submits a command from outside an async runtime, blocking the calling thread.
+    pub fn submit_blocking(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(SubmitError::ShuttingDown)?;
+        queue.blocking_send(Job { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Initialises an empty ledger: an Administrator user holding an admin role with every
+    /// admin function, and a key for it. Returns the key's secret, to be shown once, or
+    /// `None` if the ledger was already initialised.
+    pub fn bootstrap(&self) -> Result<Option<KeySecret>, SubmitError> {
+        if self.view().head() != 0 {
+            return Ok(None);
+        }
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        let command = Command::Bootstrap {
+            user_id: domain::UserId::generate(&mut rng),
+            role_id: domain::RoleId::generate(&mut rng),
+            key_id: domain::KeyId::generate(&mut rng),
+            key_hash: secret.hash(),
+        };
+        match self.submit_blocking(command, Request { actor: Actor::System, expected_version: None }) {
+            Ok(_) => Ok(Some(secret)),
+            Err(SubmitError::Refused(DomainError::AlreadyInitialised)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Recomputes the hash chain over the whole log, from storage.
+    pub fn verify(&self) -> Result<Verification, L::Error> {
+        verify_log(&self.shared.log)
+    }
+}
+
+impl<L: EventLog> Drop for Ledger<L> {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer drain what is queued and stop.
+        self.queue.take();
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+/// The outcome of verifying a log's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// How many records verified, from the first, before any failure.
+    pub verified: u64,
+    /// The hash of the last verified record.
+    pub head_hash: ChainHash,
+    /// The first failure, if any.
+    pub error: Option<ChainError>,
+}
+
+/// Verifies every record of a log, in order: hashes, links, sequence and unique ids.
+pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
+    let mut verifier = ChainVerifier::default();
+    loop {
+        let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for stored in &chunk {
+            if let Err(error) = verifier.verify_next(stored) {
+                return Ok(Verification { verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
+            }
+        }
+    }
+    Ok(Verification { verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
+}
+
+struct Writer<L> {
+    shared: Arc<Shared<L>>,
+    /// The writer's own copy of the state: the view plus whatever the current batch has
+    /// decided. It equals the view between batches.
+    state: State,
+    prev_hash: ChainHash,
+    last_at: Timestamp,
+}
+
+impl<L: EventLog> Writer<L> {
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Job>) {
+        let head = self.state.head();
+        let (prev_hash, last_at) = (self.prev_hash, self.last_at);
+        let mut records: Vec<StoredRecord> = Vec::new();
+        let mut applied: Vec<(Position, Event)> = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch {
+            // Record times never go backwards, even if the system clock does.
+            let now = Timestamp::now().max(self.last_at);
+            let context = Context { actor: job.request.actor.clone(), now, expected_version: job.request.expected_version };
+            let outcome = domain::decide(&self.state, &context, job.command).map(|events| {
+                for event in &events {
+                    let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };
+                    let (stored, hash) = record::encode(&envelope, event, self.prev_hash);
+                    let position = Position { seq: envelope.seq, at: now };
+                    self.state.apply(position, event);
+                    self.prev_hash = hash;
+                    self.last_at = now;
+                    records.push(stored);
+                    applied.push((position, event.clone()));
+                }
+                Applied { position: self.state.head(), events }
+            });
+            answers.push((job.reply, outcome));
+        }
+
+        if let Err(error) = self.shared.log.append(head, &records) {
+            let message = match error {
+                AppendError::Storage(storage) => storage.to_string(),
+                other => other.to_string(),
+            };
+            tracing::error!(error = %message, "appending a batch failed; nothing of it was applied");
+            // Forget the batch: go back to the durable state.
+            self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
+            self.prev_hash = prev_hash;
+            self.last_at = last_at;
+            for (reply, outcome) in answers {
+                let answer = match outcome {
+                    Ok(_) => Err(SubmitError::Storage(message.clone())),
+                    Err(refused) => Err(SubmitError::Refused(refused)),
+                };
+                let _ = reply.send(answer);
+            }
+            return;
+        }
+
+        if !applied.is_empty() {
+            let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+            for (position, event) in &applied {
+                view.apply(*position, event);
+            }
+        }
+        for (reply, outcome) in answers {
+            // A caller that went away no longer needs its answer; its events are durable.
+            let _ = reply.send(outcome.map_err(SubmitError::Refused));
+        }
+    }
+}
