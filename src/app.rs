@@ -13,7 +13,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use tracing::Instrument;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::domain::KeySecret;
 use crate::http::body::MAX_BODY_BYTES;
@@ -113,7 +113,12 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()))
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", openapi.clone())
+                        // No call to the public validator: the docs work with no network.
+                        .config(SwaggerConfig::default().validator_url("none")),
+                )
                 .default_service(web::to(no_route))
         });
         if let Some(workers) = config.workers {

@@ -1,0 +1,319 @@
+//! Starting, stopping and talking to a real keyledger process.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The path of the binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_keyledger");
+
+/// A running server over a data directory.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The Administrator's key, printed when the directory was bootstrapped.
+    pub admin_key: String,
+    child: Child,
+    data: DataDir,
+    agent: ureq::Agent,
+}
+
+enum DataDir {
+    Owned(tempfile::TempDir),
+    Borrowed(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Owned(dir) => dir.path(),
+            DataDir::Borrowed(path) => path,
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: HashMap<String, String>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON (panics with the body if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    /// Asserts a problem document with this status and code.
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16, code: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
+        let problem = self.json();
+        assert_eq!(problem["status"], status, "body: {}", self.body);
+        assert_eq!(problem["code"], code, "body: {}", self.body);
+        assert!(problem["title"].is_string() && problem["detail"].is_string(), "body: {}", self.body);
+        self
+    }
+}
+
+/// Starts a server over a fresh temporary data directory.
+pub fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start(DataDir::Owned(dir), &[])
+}
+
+fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
+    let mut command = Command::new(BINARY);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+    let mut child = command.spawn().expect("start keyledger");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut admin_key = String::new();
+    let address = loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => {
+                let status = child.wait().expect("wait");
+                panic!("keyledger exited before listening: {status}");
+            }
+        };
+        if let Some(key) = line.strip_prefix("admin key: ") {
+            admin_key = key.to_owned();
+        }
+        if let Some(address) = line.strip_prefix("listening on ") {
+            break address.to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    TestApp { address, admin_key, child, data, agent }
+}
+
+impl TestApp {
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    /// The admin key stays the one from the first start.
+    pub fn restart(mut self) -> TestApp {
+        self.stop();
+        self.start_again()
+    }
+
+    /// Kills the server and starts a new one on the same data directory.
+    pub fn crash_and_restart(mut self) -> TestApp {
+        self.kill();
+        self.start_again()
+    }
+
+    fn start_again(mut self) -> TestApp {
+        let data = std::mem::replace(&mut self.data, DataDir::Borrowed(PathBuf::new()));
+        let admin_key = self.admin_key.clone();
+        let mut next = start(data, &[]);
+        assert!(next.admin_key.is_empty(), "a restart must not bootstrap again");
+        next.admin_key = admin_key;
+        next
+    }
+
+    /// Sends a request with any method, headers and raw body.
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let url = format!("{}{}", self.address, path);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(body.map(<[u8]>::to_vec).unwrap_or_default()).expect("request");
+        let mut response = self.agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        Reply { status, headers, body }
+    }
+
+    /// Sends a request with a key (if any) and a JSON body (if any).
+    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
+        let authorization = key.map(|key| format!("Bearer {key}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(authorization) = &authorization {
+            headers.push(("authorization", authorization));
+        }
+        let bytes = body.map(|body| serde_json::to_vec(body).expect("json"));
+        if bytes.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.raw(method, path, &headers, bytes.as_deref())
+    }
+
+    /// GET as the Administrator.
+    pub fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, Some(&self.admin_key), None)
+    }
+
+    /// POST JSON as the Administrator.
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call("POST", path, Some(&self.admin_key), Some(body))
+    }
+
+    /// POST with no body as the Administrator.
+    pub fn post_empty(&self, path: &str) -> Reply {
+        self.call("POST", path, Some(&self.admin_key), None)
+    }
+
+    /// PUT as the Administrator, with an optional JSON body.
+    pub fn put(&self, path: &str, body: Option<&Value>) -> Reply {
+        self.call("PUT", path, Some(&self.admin_key), body)
+    }
+
+    /// DELETE as the Administrator.
+    pub fn delete(&self, path: &str) -> Reply {
+        self.call("DELETE", path, Some(&self.admin_key), None)
+    }
+
+    /// Checks a key through `checkKey`, returning the JSON answer.
+    pub fn check(&self, key: &str, function: &str, event_id: Option<&str>) -> Value {
+        let mut body = serde_json::json!({ "key": key, "function": function });
+        if let Some(event_id) = event_id {
+            body["event_id"] = Value::from(event_id);
+        }
+        let reply = self.call("POST", "/v1/check", None, Some(&body));
+        reply.expect(200);
+        reply.json()
+    }
+
+    /// The reason `checkKey` gives.
+    pub fn check_reason(&self, key: &str, function: &str, event_id: Option<&str>) -> String {
+        self.check(key, function, event_id)["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Creates a role and returns its id.
+    pub fn create_role(&self, description: &str) -> String {
+        let reply = self.post("/v1/roles", &serde_json::json!({ "description": description }));
+        reply.expect(201);
+        reply.json()["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Activates functions on a role.
+    pub fn activate(&self, role_id: &str, functions: &[&str]) {
+        self.post(&format!("/v1/roles/{role_id}/functions/activate"), &serde_json::json!({ "functions": functions }))
+            .expect(200);
+    }
+
+    /// Creates a user and returns its id.
+    pub fn create_user(&self, name: &str) -> String {
+        let reply = self.post("/v1/users", &serde_json::json!({ "name": name }));
+        reply.expect(201);
+        reply.json()["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Assigns a role to a user.
+    pub fn assign(&self, user_id: &str, role_id: &str) {
+        self.put(&format!("/v1/users/{user_id}/roles/{role_id}"), None).expect(200);
+    }
+
+    /// Creates an event group (optionally nested) and returns its id.
+    pub fn create_group(&self, name: &str, parent_id: Option<&str>) -> String {
+        let reply = self.post("/v1/event-groups", &serde_json::json!({ "name": name, "parent_id": parent_id }));
+        reply.expect(201);
+        reply.json()["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Adds an event to a group.
+    pub fn add_event(&self, group_id: &str, event_id: &str) {
+        self.put(&format!("/v1/event-groups/{group_id}/events/{event_id}"), None).expect(200);
+    }
+
+    /// Sets a user's event access to a list of groups.
+    pub fn grant_groups(&self, user_id: &str, groups: &[&str]) {
+        self.put(
+            &format!("/v1/users/{user_id}/event-access"),
+            Some(&serde_json::json!({ "all_events": false, "groups": groups })),
+        )
+        .expect(200);
+    }
+
+    /// Generates a key for a user and returns the secret.
+    pub fn generate_key(&self, user_id: &str, options: &Value) -> String {
+        let reply = self.post(&format!("/v1/users/{user_id}/key"), options);
+        reply.expect(201);
+        reply.json()["key"].as_str().expect("key").to_owned()
+    }
+
+    /// The walkthrough's API user: role "API Access" with the five read functions, a
+    /// user holding it, access to group "USA" (inside "Americas") holding event
+    /// `summit-nyc`, and a key. Returns (role_id, user_id, key).
+    pub fn api_user(&self) -> (String, String, String) {
+        let role = self.create_role("API Access");
+        self.activate(
+            &role,
+            &["api.attendees.read", "api.events.read", "api.invoices.read", "api.people.read", "api.sessions.read"],
+        );
+        let user = self.create_user("Attendance app");
+        self.assign(&user, &role);
+        let americas = self.create_group("Americas", None);
+        let usa = self.create_group("USA", Some(&americas));
+        self.add_event(&usa, "summit-nyc");
+        self.grant_groups(&user, &[&usa]);
+        let key = self.generate_key(&user, &serde_json::json!({}));
+        (role, user, key)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

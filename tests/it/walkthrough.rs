@@ -1,0 +1,79 @@
+//! The admin workflow of the README, end to end, as issue #2's "Done when" states it.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[test]
+fn the_api_user_walkthrough_grants_exactly_what_was_set_up() {
+    let app = spawn_app();
+    let (role, user, key) = app.api_user();
+
+    // Allowed a read function on an event in its group.
+    let allowed = app.check(&key, "api.attendees.read", Some("summit-nyc"));
+    assert_eq!(allowed["allowed"], true);
+    assert_eq!(allowed["reason"], "granted");
+    assert_eq!(allowed["user_id"], user.as_str());
+    // Refused a write function it was not given.
+    assert_eq!(app.check_reason(&key, "api.attendees.write", Some("summit-nyc")), "function_not_granted");
+    // Refused an event outside its groups.
+    assert_eq!(app.check_reason(&key, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
+    // A check that names no event ignores event access.
+    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "granted");
+
+    // Assigning a second role to the API user is refused, and changes nothing.
+    let other = app.create_role("Reporting");
+    app.put(&format!("/v1/users/{user}/roles/{other}"), None).expect_problem(409, "standalone_api_role");
+    let roles = app.get(&format!("/v1/users/{user}")).json()["roles"].clone();
+    assert_eq!(roles, json!([role]));
+}
+
+#[test]
+fn regenerating_a_key_retires_the_old_one_at_once_or_after_the_grace_period() {
+    let app = spawn_app();
+    let (_, user, first) = app.api_user();
+
+    let second = app.generate_key(&user, &json!({}));
+    assert_eq!(app.check_reason(&first, "api.attendees.read", None), "unknown_key");
+    assert_eq!(app.check_reason(&second, "api.attendees.read", None), "granted");
+
+    let third = app.generate_key(&user, &json!({ "grace_seconds": 3600 }));
+    assert_eq!(app.check_reason(&second, "api.attendees.read", None), "granted", "still in its grace period");
+    assert_eq!(app.check_reason(&third, "api.attendees.read", None), "granted");
+}
+
+#[test]
+fn a_revoked_key_is_refused() {
+    let app = spawn_app();
+    let (_, user, key) = app.api_user();
+    app.delete(&format!("/v1/users/{user}/key")).expect(200);
+    let answer = app.check(&key, "api.attendees.read", Some("summit-nyc"));
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["reason"], "revoked_key");
+}
+
+#[test]
+fn after_a_restart_every_answer_is_the_same_and_the_audit_log_verifies() {
+    let app = spawn_app();
+    let (role, user, key) = app.api_user();
+    let before_user = app.get(&format!("/v1/users/{user}")).json();
+    let before_role = app.get(&format!("/v1/roles/{role}")).json();
+    let before_groups = app.get("/v1/event-groups").json();
+    let questions = [
+        ("api.attendees.read", Some("summit-nyc")),
+        ("api.attendees.write", Some("summit-nyc")),
+        ("api.attendees.read", Some("gala-paris")),
+    ];
+    let before: Vec<_> = questions.iter().map(|(f, e)| app.check(&key, f, *e)).collect();
+
+    let app = app.restart();
+
+    assert_eq!(app.get(&format!("/v1/users/{user}")).json(), before_user);
+    assert_eq!(app.get(&format!("/v1/roles/{role}")).json(), before_role);
+    assert_eq!(app.get("/v1/event-groups").json(), before_groups);
+    let after: Vec<_> = questions.iter().map(|(f, e)| app.check(&key, f, *e)).collect();
+    assert_eq!(after, before);
+    let verification = app.get("/v1/audit/verify").json();
+    assert_eq!(verification["valid"], true);
+    assert!(verification["size"].as_u64().unwrap() > 10);
+}
