@@ -7,6 +7,9 @@ use super::{
     KeyStatus, Name, Resource, RoleId, State, Timestamp, UserId, values,
 };
 
+/// The longest grace period a rotation may give the replaced key: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 60 * 60;
+
 /// Something an admin (or bootstrap) asks keyledger to do.
 ///
 /// Ids of new things are minted by the caller and carried in the command, so that
@@ -202,6 +205,10 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
         }
         Command::DeactivateFunctions { role_id, functions } => {
             let role = find_role(state, &role_id)?;
+            let held_by_actor = matches!(&context.actor, Actor::User(actor) if role.holders().contains(actor));
+            if held_by_actor && functions.iter().any(|f| f.is_admin() && role.functions().contains(*f)) {
+                return Err(DomainError::SelfLockout { action: "deactivate admin functions on a role you hold" });
+            }
             Ok(functions
                 .into_iter()
                 .filter(|f| role.functions().contains(*f))
@@ -214,7 +221,7 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             email: email.map(|email| email.as_str().to_owned()),
         }]),
         Command::DisableUser { user_id } => {
-            refuse_self(context, &user_id, "disable")?;
+            refuse_self(context, &user_id, "disable yourself")?;
             let user = find_user(state, &user_id)?;
             Ok(if user.is_enabled() { vec![Event::UserDisabled { user_id }] } else { vec![] })
         }
@@ -239,7 +246,7 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             Ok(vec![Event::RoleAssigned { user_id, role_id }])
         }
         Command::UnassignRole { user_id, role_id } => {
-            refuse_self(context, &user_id, "unassign a role from")?;
+            refuse_self(context, &user_id, "unassign your own roles")?;
             let user = find_user(state, &user_id)?;
             find_role(state, &role_id)?;
             if !user.roles().contains(&role_id) {
@@ -299,6 +306,9 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             if expires_at.is_some_and(|expiry| expiry <= context.now) {
                 return Err(DomainError::ExpiryInThePast);
             }
+            if grace_seconds.is_some_and(|grace| grace > MAX_GRACE_SECONDS) {
+                return Err(DomainError::GracePeriodTooLong { max: MAX_GRACE_SECONDS });
+            }
             let replaced = user.current_key().and_then(|hash| state.key(&hash));
             let replaced_key_valid_until = match (replaced, grace_seconds) {
                 (Some(replaced), Some(grace)) if grace > 0 => {
@@ -318,7 +328,7 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             }])
         }
         Command::RevokeKey { user_id } => {
-            refuse_self(context, &user_id, "revoke the key of")?;
+            refuse_self(context, &user_id, "revoke your own key; generate a new one instead")?;
             let user = find_user(state, &user_id)?;
             let still_working = |hash: KeyHash| {
                 state.key(&hash).filter(|key| match key.status() {

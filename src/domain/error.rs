@@ -93,10 +93,16 @@ pub enum DomainError {
     /// The requested expiry time has already passed.
     #[error("expires_at must be in the future")]
     ExpiryInThePast,
+    /// The grace period asked for is longer than allowed.
+    #[error("grace_seconds must be at most {max} (30 days)")]
+    GracePeriodTooLong {
+        /// The longest grace period allowed, in seconds.
+        max: u64,
+    },
     /// The actor would lock themselves out.
-    #[error("you cannot {action} yourself; ask another administrator")]
+    #[error("you cannot {action}; ask another administrator")]
     SelfLockout {
-        /// What they tried.
+        /// What they tried, such as "disable yourself".
         action: &'static str,
     },
     /// The resource changed since the version the client read (`If-Match`).

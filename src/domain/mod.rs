@@ -20,7 +20,7 @@ mod tests;
 
 pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionSet, UnknownFunction};
 pub use check::{CheckRequest, Decision, Reason, check};
-pub use decide::{Command, Context, decide};
+pub use decide::{Command, Context, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
 pub use event::Event;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};

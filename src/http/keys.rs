@@ -12,9 +12,6 @@ use super::users::{user_id, user_reply};
 use super::State;
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
-/// The longest grace period a rotation may give the replaced key: 30 days.
-pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 60 * 60;
-
 /// Options for a new key.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,12 +89,6 @@ pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<St
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path)?;
     let input: GenerateKeyRequest = body.parse()?;
-    if input.grace_seconds.is_some_and(|grace| grace > MAX_GRACE_SECONDS) {
-        return Err(ApiError::InvalidValue {
-            field: "grace_seconds",
-            reason: format!("must be at most {MAX_GRACE_SECONDS} (30 days)"),
-        });
-    }
     let expires_at = input
         .expires_at
         .as_deref()

@@ -134,6 +134,7 @@ impl ApiError {
                 DomainError::EventNotInGroup { .. } => "event_not_in_group",
                 DomainError::NoKey { .. } => "no_key",
                 DomainError::ExpiryInThePast => "expiry_in_the_past",
+                DomainError::GracePeriodTooLong { .. } => "invalid_value",
                 DomainError::SelfLockout { .. } => "self_lockout",
                 DomainError::VersionMismatch { .. } => "version_mismatch",
                 DomainError::AlreadyInitialised => "already_initialised",
@@ -211,7 +212,7 @@ impl ResponseError for ApiError {
                 | DomainError::RoleNotAssigned { .. }
                 | DomainError::EventNotInGroup { .. }
                 | DomainError::NoKey { .. } => StatusCode::NOT_FOUND,
-                DomainError::ExpiryInThePast => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::ExpiryInThePast | DomainError::GracePeriodTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
                 _ => StatusCode::CONFLICT,
             },
