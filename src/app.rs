@@ -21,7 +21,7 @@ use crate::http::mutation::IdempotencyCache;
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::{self, AppState};
-use crate::ledger::{Ledger, OpenError, SubmitError};
+use crate::ledger::{Ledger, OpenError, SnapshotPolicy, SubmitError};
 use crate::log::{FjallLog, FjallLogError};
 
 /// How the service runs.
@@ -33,7 +33,12 @@ pub struct Config {
     pub listen: String,
     /// How many HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// Save a snapshot of the view every this many records (and at shutdown).
+    pub snapshot_every: u64,
 }
+
+/// The default snapshot interval, in records.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,19 +74,21 @@ pub enum StartError {
     },
 }
 
-/// Opens the ledger in a data directory, bootstrapping it when the log is empty.
-/// Returns the Administrator's key secret when it bootstrapped.
-pub fn open_ledger(data_dir: &Path) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
+/// Opens the ledger in a data directory (the log in `log/`, snapshots in `snapshots/`),
+/// bootstrapping it when the log is empty. Returns the Administrator's key secret when it
+/// bootstrapped.
+pub fn open_ledger(data_dir: &Path, snapshot_every: u64) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
     std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;
     let log = FjallLog::open(&data_dir.join("log"))?;
-    let ledger = Ledger::open(log)?;
+    let policy = SnapshotPolicy { dir: data_dir.join("snapshots"), every: snapshot_every.max(1) };
+    let ledger = Ledger::open_with(log, Some(policy))?;
     let secret = ledger.bootstrap()?;
     Ok((ledger, secret))
 }
 
 /// Initialises a data directory without serving. Fails if it is initialised already.
 pub fn init(data_dir: &Path) -> Result<(crate::domain::UserId, KeySecret), StartError> {
-    let (ledger, secret) = open_ledger(data_dir)?;
+    let (ledger, secret) = open_ledger(data_dir, DEFAULT_SNAPSHOT_EVERY)?;
     let Some(secret) = secret else {
         return Err(StartError::AlreadyInitialised(data_dir.to_owned()));
     };

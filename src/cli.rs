@@ -34,6 +34,10 @@ pub enum Command {
         /// HTTP worker threads (default: one per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// Save a snapshot of the permission view every N records, so that start-up
+        /// replays only the records after it.
+        #[arg(long, default_value_t = app::DEFAULT_SNAPSHOT_EVERY)]
+        snapshot_every: u64,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -56,7 +60,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen, workers } => serve(Config { data_dir, listen, workers }),
+        Command::Serve { data_dir, listen, workers, snapshot_every } => {
+            serve(Config { data_dir, listen, workers, snapshot_every })
+        }
         Command::Init { data_dir } => init(data_dir),
         Command::VerifyLog { data_dir } => verify(data_dir),
         Command::Openapi => {
@@ -73,7 +79,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     crate::telemetry::init("info");
-    let (ledger, secret) = match app::open_ledger(&config.data_dir) {
+    let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every) {
         Ok(opened) => opened,
         Err(error) => return fail(error),
     };

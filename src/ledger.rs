@@ -8,7 +8,8 @@
 //! apply, and answers every command. This is group commit: concurrent writers share
 //! one fsync. Key checks and reads take the view's read lock and never wait on disk.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -16,11 +17,23 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::{self, Actor, Command, Context, DomainError, Event, KeySecret, Position, State, Timestamp};
 use crate::log::record::{self, Envelope};
 use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord};
+use crate::snapshot;
 
 /// The most commands decided and synced together.
 pub const MAX_BATCH: usize = 512;
 const QUEUE_DEPTH: usize = 4096;
 const REPLAY_CHUNK: usize = 4096;
+
+/// Where and how often the ledger saves snapshots of the view, so that start-up replays
+/// only the records after the newest one.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// The directory holding the snapshot files.
+    pub dir: PathBuf,
+    /// Save a snapshot once this many records were appended since the last one (and at
+    /// shutdown, if any were).
+    pub every: u64,
+}
 
 /// Why the ledger could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +102,19 @@ pub struct Ledger<L: EventLog> {
 
 impl<L: EventLog> Ledger<L> {
     /// Opens the ledger over a log: verifies the whole chain while replaying it into the
-    /// view, then starts the writer.
+    /// view, then starts the writer. Saves no snapshots.
     pub fn open(log: L) -> Result<Self, OpenError> {
-        let mut state = State::default();
-        let mut verifier = ChainVerifier::default();
-        let mut last_at = Timestamp::from_unix_millis(0);
+        Self::open_with(log, None)
+    }
+
+    /// Opens the ledger, starting from the newest usable snapshot if there is one and
+    /// replaying (and verifying) only the records after it; with no usable snapshot, the
+    /// whole log is replayed and verified.
+    pub fn open_with(log: L, snapshots: Option<SnapshotPolicy>) -> Result<Self, OpenError> {
+        let restored = snapshots.as_ref().and_then(|policy| restore(&log, policy));
+        let from_snapshot = restored.as_ref().map_or(0, |(state, _, _)| state.head());
+        let (mut state, mut verifier, mut last_at) = restored
+            .unwrap_or_else(|| (State::default(), ChainVerifier::default(), Timestamp::from_unix_millis(0)));
         loop {
             let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK).map_err(|e| OpenError::Storage(Box::new(e)))?;
             if chunk.is_empty() {
@@ -105,6 +126,7 @@ impl<L: EventLog> Ledger<L> {
                 state.apply(Position { seq: record.seq, at: record.at }, &record.event);
             }
         }
+        tracing::info!(records = verifier.size(), from_snapshot, replayed = verifier.size() - from_snapshot, "opened the log");
         let head = log.head().map_err(|e| OpenError::Storage(Box::new(e)))?;
         if head != verifier.size() {
             return Err(OpenError::Corrupt(ChainError::Gap { expected: verifier.size() + 1, found: head }));
@@ -112,7 +134,14 @@ impl<L: EventLog> Ledger<L> {
         let writer_state = state.clone();
         let shared = Arc::new(Shared { log, view: RwLock::new(state) });
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer { shared: Arc::clone(&shared), state: writer_state, prev_hash: verifier.head_hash(), last_at };
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            state: writer_state,
+            prev_hash: verifier.head_hash(),
+            last_at,
+            last_snapshot: from_snapshot,
+            snapshots,
+        };
         let writer = std::thread::Builder::new()
             .name("keyledger-writer".to_owned())
             .spawn(move || writer.run(jobs))
@@ -214,8 +243,37 @@ pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
     Ok(Verification { verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
 }
 
+/// Loads the newest snapshot and checks it against the log: the record at its position must
+/// exist and have the chain hash it names. `None` (and a warning) when it cannot be used.
+fn restore<L: EventLog>(log: &L, policy: &SnapshotPolicy) -> Option<(State, ChainVerifier, Timestamp)> {
+    let snapshot = match snapshot::latest(&policy.dir) {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read snapshots; replaying the whole log");
+            return None;
+        }
+    };
+    let matches_log = log
+        .read(snapshot.seq, 1)
+        .ok()
+        .and_then(|records| records.into_iter().next())
+        .filter(|stored| stored.seq == snapshot.seq)
+        .and_then(|stored| record::decode(&stored.bytes).ok())
+        .is_some_and(|record| record.hash == snapshot.head_hash && snapshot.state.head() == snapshot.seq);
+    if !matches_log {
+        tracing::warn!(seq = snapshot.seq, "the newest snapshot does not match the log; replaying the whole log");
+        return None;
+    }
+    let verifier = ChainVerifier::resume(snapshot.seq, snapshot.head_hash);
+    Some((snapshot.state, verifier, snapshot.last_at))
+}
+
 struct Writer<L> {
     shared: Arc<Shared<L>>,
+    snapshots: Option<SnapshotPolicy>,
+    /// The position of the newest snapshot saved or loaded.
+    last_snapshot: u64,
     /// The writer's own copy of the state: the view plus whatever the current batch has
     /// decided. It equals the view between batches.
     state: State,
@@ -234,6 +292,26 @@ impl<L: EventLog> Writer<L> {
                 }
             }
             self.commit(batch);
+            self.snapshot_if_due(false);
+        }
+        self.snapshot_if_due(true);
+    }
+
+    /// Saves a snapshot of the writer's state, which equals the view between batches, when
+    /// enough records were appended since the last one (or any, at shutdown). A failure
+    /// only costs start-up time later, so it is logged, not fatal.
+    fn snapshot_if_due(&mut self, shutting_down: bool) {
+        let Some(policy) = &self.snapshots else { return };
+        let since = self.state.head() - self.last_snapshot;
+        if since == 0 || (!shutting_down && since < policy.every) {
+            return;
+        }
+        match snapshot::write(&policy.dir, self.state.head(), self.prev_hash, self.last_at, &self.state) {
+            Ok(path) => {
+                self.last_snapshot = self.state.head();
+                tracing::info!(seq = self.last_snapshot, path = %path.display(), "saved a snapshot");
+            }
+            Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
         }
     }
 
@@ -295,3 +373,7 @@ impl<L: EventLog> Writer<L> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

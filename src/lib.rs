@@ -5,6 +5,7 @@
 
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
 pub mod cli;
@@ -12,4 +13,5 @@ pub mod domain;
 pub mod http;
 pub mod ledger;
 pub mod log;
+pub mod snapshot;
 pub mod telemetry;

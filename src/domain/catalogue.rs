@@ -187,7 +187,7 @@ impl fmt::Display for FunctionId {
 }
 
 /// A set of functions, as a bit mask over the catalogue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FunctionSet(u64);
 
 impl FunctionSet {

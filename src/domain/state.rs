@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId, values};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
 /// the event itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// The record's sequence number, gapless from 1.
     pub seq: u64,
@@ -16,7 +18,7 @@ pub struct Position {
 }
 
 /// A role and the functions active on it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Role {
     id: RoleId,
     description: String,
@@ -58,7 +60,7 @@ impl Role {
 }
 
 /// Which platform events a user may access.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventAccess {
     /// Every event.
     AllEvents,
@@ -73,7 +75,7 @@ impl Default for EventAccess {
 }
 
 /// A user: a person or a standalone API user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     id: UserId,
     name: String,
@@ -131,7 +133,7 @@ impl User {
 }
 
 /// An event access group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     id: GroupId,
     name: String,
@@ -174,7 +176,7 @@ impl Group {
 }
 
 /// Whether a key still works, as far as the log says (expiry is judged at check time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyStatus {
     /// The user's current key.
     Active,
@@ -191,7 +193,7 @@ pub enum KeyStatus {
 }
 
 /// What keyledger knows of a key: never its secret.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Key {
     id: KeyId,
     user_id: UserId,
@@ -224,7 +226,7 @@ impl Key {
 }
 
 /// The whole permission view.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     roles: HashMap<RoleId, Role>,
     role_order: Vec<RoleId>,

@@ -289,6 +289,12 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that continues a chain already verified up to record `size`, whose hash
+    /// is `head_hash`. Event ids are checked for uniqueness from there on only.
+    pub fn resume(size: u64, head_hash: ChainHash) -> Self {
+        Self { next_seq: size + 1, prev_hash: head_hash, ids: Default::default() }
+    }
+
     /// Checks the next record and returns it decoded.
     pub fn verify_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
         let record = decode(&stored.bytes)?;

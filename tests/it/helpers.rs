@@ -84,6 +84,12 @@ pub fn spawn_app() -> TestApp {
     start(DataDir::Owned(dir), &[])
 }
 
+/// Starts a server over a fresh temporary data directory with extra `serve` arguments.
+pub fn spawn_app_with(extra_args: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start(DataDir::Owned(dir), extra_args)
+}
+
 fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
     let mut command = Command::new(BINARY);
     command
@@ -132,6 +138,9 @@ impl TestApp {
 
     /// Stops the server with SIGTERM (a graceful shutdown) and waits for it.
     pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
@@ -155,10 +164,21 @@ impl TestApp {
         self.start_again()
     }
 
-    fn start_again(mut self) -> TestApp {
+    /// Stops the server gracefully and starts a new one on the same data directory with
+    /// extra `serve` arguments.
+    pub fn restart_with(mut self, extra_args: &[&str]) -> TestApp {
+        self.stop();
+        self.start_again_with(extra_args)
+    }
+
+    fn start_again(self) -> TestApp {
+        self.start_again_with(&[])
+    }
+
+    fn start_again_with(mut self, extra_args: &[&str]) -> TestApp {
         let data = std::mem::replace(&mut self.data, DataDir::Borrowed(PathBuf::new()));
         let admin_key = self.admin_key.clone();
-        let mut next = start(data, &[]);
+        let mut next = start(data, extra_args);
         assert!(next.admin_key.is_empty(), "a restart must not bootstrap again");
         next.admin_key = admin_key;
         next

@@ -12,3 +12,4 @@ mod recovery;
 mod audit;
 mod concurrency;
 mod openapi;
+mod snapshots;

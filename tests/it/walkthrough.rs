@@ -77,3 +77,52 @@ fn after_a_restart_every_answer_is_the_same_and_the_audit_log_verifies() {
     assert_eq!(verification["valid"], true);
     assert!(verification["size"].as_u64().unwrap() > 10);
 }
+
+#[test]
+fn a_disabled_users_key_passes_no_check_until_the_user_is_enabled_again() {
+    let app = spawn_app();
+    let (_, user, key) = app.api_user();
+    app.post_empty(&format!("/v1/users/{user}/disable")).expect(200);
+    assert_eq!(app.check_reason(&key, "api.attendees.read", Some("summit-nyc")), "user_disabled");
+    app.post_empty(&format!("/v1/users/{user}/enable")).expect(200);
+    assert_eq!(app.check_reason(&key, "api.attendees.read", Some("summit-nyc")), "granted");
+}
+
+#[test]
+fn a_key_stops_working_at_its_expiry_time() {
+    let app = spawn_app();
+    let (_, user, _) = app.api_user();
+    let in_a_moment = (time_now_millis() + 1500) as f64 / 1000.0;
+    let expires_at = rfc3339(in_a_moment);
+    let key = app.generate_key(&user, &json!({ "expires_at": expires_at }));
+    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "granted");
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "expired_key");
+}
+
+fn time_now_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC, without a date library.
+fn rfc3339(seconds: f64) -> String {
+    let whole = seconds.floor() as i64;
+    let millis = ((seconds - whole as f64) * 1000.0).round() as i64;
+    let (days, rest) = (whole.div_euclid(86_400), whole.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rest / 3600,
+        (rest % 3600) / 60,
+        rest % 60
+    )
+}

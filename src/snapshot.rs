@@ -1,0 +1,217 @@
+//! Projection snapshots: the permission view at a log position, saved so that start-up
+//! replays only the records after it.
+//!
+//! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
+//!
+//! ```text
+//! "KLSNAP01" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! ```
+//!
+//! It is trusted only if its checksum matches, it was written by a build with the same
+//! function catalogue, and the log's record at its position has the chain hash it names;
+//! otherwise keyledger ignores it and replays the whole log. Files are written to a
+//! temporary name, fsynced and renamed, so a crash never leaves a half-written snapshot
+//! under a real name. A snapshot holds key hashes and ids, never a secret.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{CATALOGUE, State, Timestamp};
+use crate::log::ChainHash;
+
+const MAGIC: &[u8; 8] = b"KLSNAP01";
+/// How many snapshot files to keep; older ones are removed after a new one is written.
+const KEEP: usize = 2;
+
+/// The view at a position of the log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The sequence number of the last record the state includes.
+    pub seq: u64,
+    /// That record's chain hash.
+    pub head_hash: ChainHash,
+    /// That record's time.
+    pub last_at: Timestamp,
+    /// A fingerprint of the build's function catalogue; the state's function sets are bit
+    /// masks over it.
+    pub catalogue: [u8; 32],
+    /// The permission view.
+    pub state: State,
+}
+
+/// Why a snapshot was not used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Reading or writing failed.
+    #[error("snapshot I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a snapshot, or its checksum does not match.
+    #[error("snapshot {} is corrupt: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The snapshot was written by a build with another function catalogue.
+    #[error("snapshot {} was written by a build with another function catalogue", .0.display())]
+    OtherCatalogue(PathBuf),
+}
+
+/// The fingerprint of this build's function catalogue.
+pub fn catalogue_fingerprint() -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for info in &CATALOGUE {
+        hasher.update(info.id.as_bytes());
+        hasher.update(b"\n");
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn file_name(seq: u64) -> String {
+    format!("snapshot-{seq:020}.bin")
+}
+
+fn seq_of(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_prefix("snapshot-")?.strip_suffix(".bin")?.parse().ok()
+}
+
+/// Writes a snapshot durably into `dir` and removes all but the newest few.
+pub fn write(dir: &Path, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) -> Result<PathBuf, SnapshotError> {
+    #[derive(Serialize)]
+    struct SnapshotRef<'a> {
+        seq: u64,
+        head_hash: ChainHash,
+        last_at: Timestamp,
+        catalogue: [u8; 32],
+        state: &'a State,
+    }
+    fs::create_dir_all(dir)?;
+    let body = postcard::to_stdvec(&SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state })
+        .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+    let path = dir.join(file_name(seq));
+    let temporary = dir.join(format!("{}.tmp", file_name(seq)));
+    {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(MAGIC)?;
+        file.write_all(blake3::hash(&body).as_bytes())?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, &path)?;
+    fs::File::open(dir)?.sync_all()?;
+    prune(dir)?;
+    Ok(path)
+}
+
+fn snapshots_newest_first(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+    let mut found = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                if let Some(seq) = seq_of(&path) {
+                    found.push((seq, path));
+                }
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error.into()),
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+fn prune(dir: &Path) -> Result<(), SnapshotError> {
+    for (_, path) in snapshots_newest_first(dir)?.into_iter().skip(KEEP) {
+        fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// Reads one snapshot file, checking its checksum and catalogue.
+pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let bytes = fs::read(path)?;
+    let corrupt = |reason: &str| SnapshotError::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
+    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not a keyledger snapshot"));
+    }
+    let (checksum, body) = bytes[MAGIC.len()..].split_at(32);
+    if blake3::hash(body).as_bytes() != checksum {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let snapshot: Snapshot = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+    if snapshot.catalogue != catalogue_fingerprint() {
+        return Err(SnapshotError::OtherCatalogue(path.to_owned()));
+    }
+    Ok(snapshot)
+}
+
+/// The newest snapshot in `dir` that reads back intact, skipping (and reporting) any that
+/// do not. `None` when there is none.
+pub fn latest(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+    for (_, path) in snapshots_newest_first(dir)? {
+        match read(&path) {
+            Ok(snapshot) => return Ok(Some(snapshot)),
+            Err(error) => tracing::warn!(%error, "ignoring a snapshot"),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Event, Position, UserId};
+
+    fn state_with_a_user() -> State {
+        let mut state = State::default();
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let user_id = UserId::parse("usr_00000000000000aa").unwrap();
+        state.apply(Position { seq: 1, at }, &Event::UserCreated { user_id, name: "Ann".to_owned(), email: None });
+        state
+    }
+
+    #[test]
+    fn a_written_snapshot_reads_back_with_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_with_a_user();
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        write(dir.path(), 1, ChainHash::GENESIS, at, &state).unwrap();
+        let snapshot = latest(dir.path()).unwrap().unwrap();
+        assert_eq!(snapshot.seq, 1);
+        assert_eq!(snapshot.state.head(), 1);
+        assert_eq!(snapshot.state.user(&UserId::parse("usr_00000000000000aa").unwrap()).unwrap().name(), "Ann");
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_is_skipped_for_an_older_intact_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_with_a_user();
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        write(dir.path(), 1, ChainHash::GENESIS, at, &state).unwrap();
+        let newer = write(dir.path(), 2, ChainHash::GENESIS, at, &state).unwrap();
+        let mut bytes = fs::read(&newer).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&newer, bytes).unwrap();
+        assert!(matches!(read(&newer), Err(SnapshotError::Corrupt { .. })));
+        assert_eq!(latest(dir.path()).unwrap().unwrap().seq, 1);
+    }
+
+    #[test]
+    fn only_the_newest_snapshots_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::default();
+        let at = Timestamp::from_unix_millis(0);
+        for seq in 1..=5 {
+            write(dir.path(), seq, ChainHash::GENESIS, at, &state).unwrap();
+        }
+        let kept: Vec<u64> = snapshots_newest_first(dir.path()).unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(kept, vec![5, 4]);
+    }
+}
