@@ -123,21 +123,24 @@ fn init(data_dir: PathBuf) -> ExitCode {
 }
 
 fn verify(data_dir: PathBuf) -> ExitCode {
-    let log = match FjallLog::open(&data_dir.join("log")) {
+    let log_dir = data_dir.join("log");
+    if !log_dir.is_dir() {
+        return fail(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()));
+    }
+    let log = match FjallLog::open(&log_dir) {
         Ok(log) => log,
         Err(error) => return fail(error),
     };
     match verify_log(&log) {
-        Ok(verification) => match verification.error {
-            None => {
-                println!("valid: {} records, head {}", verification.verified, verification.head_hash);
-                ExitCode::SUCCESS
-            }
-            Some(error) => {
-                println!("INVALID after {} records: {error}", verification.verified);
-                ExitCode::FAILURE
-            }
-        },
+        Ok(verification) if verification.is_valid() => {
+            println!("valid: {} records, head {}", verification.verified, verification.head_hash);
+            ExitCode::SUCCESS
+        }
+        Ok(verification) => {
+            let reason = verification.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
+            println!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
+            ExitCode::FAILURE
+        }
         Err(error) => fail(error),
     }
 }

@@ -218,6 +218,8 @@ impl<L: EventLog> Drop for Ledger<L> {
 /// The outcome of verifying a log's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
+    /// The log's head when verification started: the records it covers.
+    pub size: u64,
     /// How many records verified, from the first, before any failure.
     pub verified: u64,
     /// The hash of the last verified record.
@@ -226,21 +228,33 @@ pub struct Verification {
     pub error: Option<ChainError>,
 }
 
-/// Verifies every record of a log, in order: hashes, links, sequence and unique ids.
+impl Verification {
+    /// Whether every record up to the head verified.
+    pub fn is_valid(&self) -> bool {
+        self.error.is_none() && self.verified == self.size
+    }
+}
+
+/// Verifies every record of a log, in order: hashes, links, sequence and unique ids. The
+/// log's head is read first and the records up to it are verified, so writes landing
+/// meanwhile neither fail nor extend the verification.
 pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
+    let head = log.head()?;
     let mut verifier = ChainVerifier::default();
-    loop {
-        let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK)?;
+    while verifier.size() < head {
+        let wanted = usize::try_from(head - verifier.size()).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
+        let chunk = log.read(verifier.size() + 1, wanted)?;
         if chunk.is_empty() {
-            break;
+            let error = ChainError::Gap { expected: verifier.size() + 1, found: head };
+            return Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
         }
         for stored in &chunk {
             if let Err(error) = verifier.verify_next(stored) {
-                return Ok(Verification { verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
+                return Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
             }
         }
     }
-    Ok(Verification { verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
+    Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
 }
 
 /// Loads the newest snapshot and checks it against the log: the record at its position must
@@ -341,7 +355,9 @@ impl<L: EventLog> Writer<L> {
             answers.push((job.reply, outcome));
         }
 
-        if let Err(error) = self.shared.log.append(head, &records) {
+        // A batch of refusals and no-ops has nothing to write.
+        let appended = if records.is_empty() { Ok(()) } else { self.shared.log.append(head, &records) };
+        if let Err(error) = appended {
             let message = match error {
                 AppendError::Storage(storage) => storage.to_string(),
                 other => other.to_string(),
@@ -351,12 +367,10 @@ impl<L: EventLog> Writer<L> {
             self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
             self.prev_hash = prev_hash;
             self.last_at = last_at;
-            for (reply, outcome) in answers {
-                let answer = match outcome {
-                    Ok(_) => Err(SubmitError::Storage(message.clone())),
-                    Err(refused) => Err(SubmitError::Refused(refused)),
-                };
-                let _ = reply.send(answer);
+            // Every command of the batch was decided against events that were never
+            // written, refusals included, so none of those answers stands.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(SubmitError::Storage(message.clone())));
             }
             return;
         }

@@ -122,7 +122,7 @@ fn snapshots_newest_first(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotErr
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error.into()),
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     Ok(found)
 }
 

@@ -136,17 +136,13 @@ pub async fn list_audit_events(state: State, request: HttpRequest, page: web::Qu
 pub async fn verify_audit_log(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let reader = state.clone();
-    let (verification, size) = web::block(move || {
-        let size = reader.ledger.log().head()?;
-        reader.ledger.verify().map(|verification| (verification, size))
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?
-    .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
-    let valid = verification.error.is_none() && verification.verified == size;
+    let verification = web::block(move || reader.ledger.verify())
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(AuditVerification {
-        valid,
-        size,
+        valid: verification.is_valid(),
+        size: verification.size,
         verified: verification.verified,
         head_hash: verification.head_hash.to_hex(),
         error: verification.error.map(|e| e.to_string()),

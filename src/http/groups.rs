@@ -120,11 +120,11 @@ pub async fn create_event_group(state: State, request: HttpRequest, body: RawJso
     let input: CreateEventGroupRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
     let parent_id = input.parent_id.as_deref().map(group_id).transpose()?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let group_id = GroupId::generate(&mut rand::rng());
         let command = Command::CreateEventGroup { group_id: group_id.clone(), name, parent_id };
-        let applied = state.submit(command, &request, &actor).await?;
-        Ok(group_reply(&state, &group_id, StatusCode::CREATED, applied.position)?
+        let applied = m.submit(command).await?;
+        Ok(group_reply(&m.state, &group_id, StatusCode::CREATED, applied.position)?
             .with_location(format!("/v1/event-groups/{group_id}")))
     })
     .await
@@ -176,9 +176,9 @@ pub async fn get_event_group(state: State, request: HttpRequest, path: web::Path
 }
 
 async fn change_group(state: State, request: HttpRequest, actor: UserId, group_id: GroupId, command: Command) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state.idempotency, &request, &actor, b"", || async {
-        let applied = state.submit(command, &request, &actor).await?;
-        group_reply(&state, &group_id, StatusCode::OK, applied.position)
+    mutation::run(&state, &request, &actor, b"", move |m| async move {
+        let applied = m.submit(command).await?;
+        group_reply(&m.state, &group_id, StatusCode::OK, applied.position)
     })
     .await
 }

@@ -95,7 +95,7 @@ pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<St
         .map(Timestamp::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidValue { field: "expires_at", reason: e.to_string() })?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let (secret, key_id) = {
             let mut rng = rand::rng();
             (KeySecret::generate(&mut rng), KeyId::generate(&mut rng))
@@ -107,7 +107,7 @@ pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<St
             expires_at,
             grace_seconds: input.grace_seconds,
         };
-        let applied = state.submit(command, &request, &actor).await?;
+        let applied = m.submit(command).await?;
         let (replaced_key_id, replaced_key_valid_until) = applied
             .events
             .iter()
@@ -161,9 +161,9 @@ pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<St
 pub async fn revoke_key(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path)?;
-    mutation::run(&state.idempotency, &request, &actor, b"", || async {
-        let applied = state.submit(Command::RevokeKey { user_id: user_id.clone() }, &request, &actor).await?;
-        user_reply(&state, &user_id, StatusCode::OK, applied.position)
+    mutation::run(&state, &request, &actor, b"", move |m| async move {
+        let applied = m.submit(Command::RevokeKey { user_id: user_id.clone() }).await?;
+        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
     })
     .await
 }

@@ -170,7 +170,7 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        // The request was abandoned (the client went away): let a retry run again.
+        // The mutation's task ended without an answer (it panicked): let a retry run again.
         if let Some(key) = self.key.take() {
             self.cache.lock().remove(&key);
         }
@@ -219,20 +219,43 @@ fn is_expired(entry: &Entry) -> bool {
     matches!(entry, Entry::Done { at, .. } if at.elapsed() >= TTL)
 }
 
+/// What a mutation runs with: owned, because it runs on its own task.
+pub struct Mutation {
+    /// The shared state.
+    pub state: super::State,
+    /// The request, for its `If-Match`.
+    pub request: HttpRequest,
+    /// The admin user making the change.
+    pub actor: UserId,
+}
+
+impl Mutation {
+    /// Submits a command on behalf of the actor, honouring `If-Match`.
+    pub async fn submit(&self, command: crate::domain::Command) -> Result<crate::ledger::Applied, ApiError> {
+        self.state.submit(command, &self.request, &self.actor).await
+    }
+}
+
 /// Runs a mutation, honouring `Idempotency-Key` if the request has one.
+///
+/// The mutation runs on a task of its own that outlives the request: a client that goes
+/// away after sending does not stop a change that is already queued, and the answer is
+/// still recorded for the retry that `Idempotency-Key` exists for.
 pub async fn run<F, Fut>(
-    cache: &IdempotencyCache,
+    state: &super::State,
     request: &HttpRequest,
     actor: &UserId,
     body: &[u8],
     mutation: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Reply, ApiError>>,
+    F: FnOnce(Mutation) -> Fut + 'static,
+    Fut: Future<Output = Result<Reply, ApiError>> + 'static,
 {
+    let context = Mutation { state: state.clone(), request: request.clone(), actor: actor.clone() };
     let Some(value) = request.headers().get("Idempotency-Key") else {
-        return mutation().await.map(|reply| reply.into_response(false));
+        let outcome = actix_web::rt::spawn(mutation(context)).await.map_err(|_| ApiError::Internal)?;
+        return outcome.map(|reply| reply.into_response(false));
     };
     let key = value
         .to_str()
@@ -247,24 +270,23 @@ where
     hasher.update(body);
     let fingerprint = hasher.finalize();
     let cache_key = (actor.clone(), key.to_owned());
-    match cache.begin(&cache_key, fingerprint)? {
+    match state.idempotency.begin(&cache_key, fingerprint)? {
         Begin::Replay(reply) => return Ok(reply.for_replay().into_response(true)),
         Begin::Run => {}
     }
-    let in_flight = InFlight { cache, key: Some(cache_key), fingerprint };
-    match mutation().await {
-        Ok(reply) => {
-            in_flight.finish(Some(&reply));
-            Ok(reply.into_response(false))
-        }
-        Err(error) if error.status_code().is_client_error() => {
-            in_flight.finish(Some(&Reply::from_error(&error)));
-            Err(error)
-        }
-        Err(error) => {
+    let shared = state.clone();
+    let task = actix_web::rt::spawn(async move {
+        // If this task dies before finishing, the guard forgets the key so a retry can run.
+        let in_flight = InFlight { cache: &shared.idempotency, key: Some(cache_key), fingerprint };
+        let outcome = mutation(context).await;
+        match &outcome {
+            Ok(reply) => in_flight.finish(Some(reply)),
+            Err(error) if error.status_code().is_client_error() => in_flight.finish(Some(&Reply::from_error(error))),
             // A server-side failure appended nothing; a retry may succeed.
-            in_flight.finish(None);
-            Err(error)
+            Err(_) => in_flight.finish(None),
         }
-    }
+        outcome
+    });
+    let outcome = task.await.map_err(|_| ApiError::Internal)?;
+    outcome.map(|reply| reply.into_response(false))
 }

@@ -134,10 +134,10 @@ pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> R
     let input: CreateRoleRequest = body.parse()?;
     let description = Name::parse(&input.description)
         .map_err(|e| ApiError::InvalidValue { field: "description", reason: e.to_string() })?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let role_id = RoleId::generate(&mut rand::rng());
-        let applied = state.submit(Command::CreateRole { role_id: role_id.clone(), description }, &request, &actor).await?;
-        Ok(role_reply(&state, &role_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/roles/{role_id}")))
+        let applied = m.submit(Command::CreateRole { role_id: role_id.clone(), description }).await?;
+        Ok(role_reply(&m.state, &role_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/roles/{role_id}")))
     })
     .await
 }
@@ -225,10 +225,10 @@ pub async fn activate_functions(
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let role_id = role_id(&path)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
-        let applied = state.submit(command, &request, &actor).await?;
-        role_reply(&state, &role_id, StatusCode::OK, applied.position)
+        let applied = m.submit(command).await?;
+        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
     })
     .await
 }
@@ -269,10 +269,10 @@ pub async fn deactivate_functions(
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let role_id = role_id(&path)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
-        let applied = state.submit(command, &request, &actor).await?;
-        role_reply(&state, &role_id, StatusCode::OK, applied.position)
+        let applied = m.submit(command).await?;
+        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
     })
     .await
 }

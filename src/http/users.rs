@@ -216,10 +216,10 @@ pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> R
         .map(Email::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidValue { field: "email", reason: e.to_string() })?;
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let user_id = UserId::generate(&mut rand::rng());
-        let applied = state.submit(Command::CreateUser { user_id: user_id.clone(), name, email }, &request, &actor).await?;
-        Ok(user_reply(&state, &user_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/users/{user_id}")))
+        let applied = m.submit(Command::CreateUser { user_id: user_id.clone(), name, email }).await?;
+        Ok(user_reply(&m.state, &user_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/users/{user_id}")))
     })
     .await
 }
@@ -270,9 +270,9 @@ pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String
 
 /// Runs a bodiless command on a user and answers with the user after it.
 async fn change_user(state: State, request: HttpRequest, actor: UserId, user_id: UserId, command: Command) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state.idempotency, &request, &actor, b"", || async {
-        let applied = state.submit(command, &request, &actor).await?;
-        user_reply(&state, &user_id, StatusCode::OK, applied.position)
+    mutation::run(&state, &request, &actor, b"", move |m| async move {
+        let applied = m.submit(command).await?;
+        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
     })
     .await
 }
@@ -450,9 +450,9 @@ pub async fn set_user_event_access(
             .collect::<Result<BTreeSet<_>, _>>()?;
         EventAccess::Groups(groups)
     };
-    mutation::run(&state.idempotency, &request, &actor, body.bytes(), || async {
-        let applied = state.submit(Command::SetUserEventAccess { user_id: user_id.clone(), access }, &request, &actor).await?;
-        user_reply(&state, &user_id, StatusCode::OK, applied.position)
+    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
+        let applied = m.submit(Command::SetUserEventAccess { user_id: user_id.clone(), access }).await?;
+        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
     })
     .await
 }

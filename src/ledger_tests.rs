@@ -1,0 +1,646 @@
+//! The ledger's scenarios. Each is one generic function, run against both logs by
+//! [`against_both_logs!`]: a [`MemoryLog`] and a [`FjallLog`] over a temporary directory.
+//!
+//! A scenario receives `open`, which opens the *same* log each time it is called, as a
+//! restart of the service would. Scenarios that need to make storage fail, or to hold the
+//! writer inside an append, wrap the log in a [`FailingLog`].
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::task::Waker;
+use std::time::Duration;
+
+use super::*;
+use crate::domain::{CheckRequest, FunctionId, FunctionSet, KeyId, Name, Reason, Resource, RoleId, UserId};
+use crate::log::{FjallLog, MemoryLog, Record};
+
+/// Generates, for every scenario named, one test over a [`MemoryLog`] (in the module
+/// `memory_log`) and one over a [`FjallLog`] (in the module `fjall_log`).
+macro_rules! against_both_logs {
+    ($($scenario:ident),+ $(,)?) => {
+        mod memory_log {
+            $(#[test] fn $scenario() { super::$scenario(super::memory()); })+
+        }
+        mod fjall_log {
+            $(#[test] fn $scenario() { super::$scenario(super::fjall()); })+
+        }
+    };
+}
+
+against_both_logs!(
+    bootstrap_returns_a_key_holding_every_admin_function_and_only_once,
+    commands_are_applied_at_the_position_of_their_last_event,
+    refused_and_empty_commands_append_nothing,
+    a_reopened_ledger_answers_as_before_and_continues_the_chain,
+    concurrent_submitters_all_succeed_at_distinct_positions_of_a_gapless_verified_chain,
+    commands_decided_in_one_batch_see_each_other,
+    a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer,
+    a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal,
+    open_refuses_a_log_whose_chain_was_tampered_with,
+    record_times_never_go_backwards_even_when_the_clock_does,
+);
+
+// ---------------------------------------------------------------------------------------
+// Opening the same log again, for both kinds of log.
+// ---------------------------------------------------------------------------------------
+
+/// A handle on an in-memory log that outlives the ledgers opened over it, so that a
+/// scenario can drop a ledger and "reopen" the log.
+struct SharedMemoryLog(Arc<MemoryLog>);
+
+impl EventLog for SharedMemoryLog {
+    type Error = std::convert::Infallible;
+
+    fn head(&self) -> Result<u64, Self::Error> {
+        self.0.head()
+    }
+
+    fn append(&self, expected_head: u64, records: &[StoredRecord]) -> Result<(), AppendError<Self::Error>> {
+        self.0.append(expected_head, records)
+    }
+
+    fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
+        self.0.read(from_seq, max)
+    }
+}
+
+/// Opens the same in-memory log each time it is called.
+fn memory() -> impl Fn() -> SharedMemoryLog {
+    let log = Arc::new(MemoryLog::new());
+    move || SharedMemoryLog(Arc::clone(&log))
+}
+
+/// Opens the same fjall log, in a fresh temporary directory that lives as long as the
+/// returned function, each time it is called.
+fn fjall() -> impl Fn() -> FjallLog {
+    let directory = tempfile::tempdir().expect("a temporary directory is created");
+    move || FjallLog::open(directory.path()).expect("the fjall log opens")
+}
+
+// ---------------------------------------------------------------------------------------
+// A log that fails, or pauses, on demand.
+// ---------------------------------------------------------------------------------------
+
+/// A log that delegates to another, except that the test can make its appends fail, as a
+/// full disk would, and can hold the writer inside its next append until released.
+struct FailingLog<L> {
+    inner: L,
+    failing: AtomicBool,
+    pause: Mutex<Option<(SyncSender<()>, Receiver<()>)>>,
+    /// How many records each append was asked to write, failed appends included.
+    append_sizes: Mutex<Vec<usize>>,
+}
+
+/// What a [`FailingLog`] fails with.
+#[derive(Debug, thiserror::Error)]
+enum FailingLogError<E: std::error::Error + 'static> {
+    /// The failure the test switched on.
+    #[error("the disk is full")]
+    DiskFull,
+    /// A failure of the log underneath.
+    #[error(transparent)]
+    Inner(E),
+}
+
+/// The writer held inside an append by [`FailingLog::pause_next_append`].
+struct PausedAppend {
+    entered: Receiver<()>,
+    release: SyncSender<()>,
+}
+
+impl PausedAppend {
+    /// Waits until the writer is inside the paused append. The timeout only keeps a broken
+    /// ledger from hanging the test run; it asserts nothing about speed.
+    fn wait_until_entered(&self) {
+        self.entered.recv_timeout(Duration::from_secs(60)).expect("the writer reaches the paused append");
+    }
+
+    /// Lets the paused append go on.
+    fn release(self) {
+        // The writer may already have gone on because the sender was dropped; either way it runs.
+        let _ = self.release.send(());
+    }
+}
+
+impl<L: EventLog> FailingLog<L> {
+    fn new(inner: L) -> Self {
+        Self { inner, failing: AtomicBool::new(false), pause: Mutex::new(None), append_sizes: Mutex::new(Vec::new()) }
+    }
+
+    /// While `failing`, every append fails with [`FailingLogError::DiskFull`] and writes nothing.
+    fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes the next append wait, before it writes or fails, until the pause is released.
+    fn pause_next_append(&self) -> PausedAppend {
+        let (entered_sender, entered) = sync_channel(1);
+        let (release, release_receiver) = sync_channel(1);
+        *self.pause.lock().unwrap_or_else(PoisonError::into_inner) = Some((entered_sender, release_receiver));
+        PausedAppend { entered, release }
+    }
+
+    fn append_sizes(&self) -> Vec<usize> {
+        self.append_sizes.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl<L: EventLog> EventLog for FailingLog<L> {
+    type Error = FailingLogError<L::Error>;
+
+    fn head(&self) -> Result<u64, Self::Error> {
+        self.inner.head().map_err(FailingLogError::Inner)
+    }
+
+    fn append(&self, expected_head: u64, records: &[StoredRecord]) -> Result<(), AppendError<Self::Error>> {
+        self.append_sizes.lock().unwrap_or_else(PoisonError::into_inner).push(records.len());
+        let pause = self.pause.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((entered, release)) = pause {
+            let _ = entered.send(());
+            // A dropped `PausedAppend` releases too, so that a failing test cannot hang the writer.
+            let _ = release.recv();
+        }
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AppendError::Storage(FailingLogError::DiskFull));
+        }
+        self.inner.append(expected_head, records).map_err(|error| match error {
+            AppendError::Conflict { expected, actual } => AppendError::Conflict { expected, actual },
+            AppendError::OutOfSequence { first_expected } => AppendError::OutOfSequence { first_expected },
+            AppendError::Storage(error) => AppendError::Storage(FailingLogError::Inner(error)),
+        })
+    }
+
+    fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
+        self.inner.read(from_seq, max).map_err(FailingLogError::Inner)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+// ---------------------------------------------------------------------------------------
+
+fn open_ledger<L: EventLog>(log: L) -> Ledger<L> {
+    Ledger::open(log).expect("the ledger opens")
+}
+
+fn system() -> Request {
+    Request { actor: Actor::System, expected_version: None }
+}
+
+fn by(user_id: &UserId) -> Request {
+    Request { actor: Actor::User(user_id.clone()), expected_version: None }
+}
+
+fn submit<L: EventLog>(ledger: &Ledger<L>, command: Command) -> Applied {
+    ledger.submit_blocking(command, system()).expect("the command is applied")
+}
+
+fn new_role_id() -> RoleId {
+    RoleId::generate(&mut rand::rng())
+}
+
+fn new_user_id() -> UserId {
+    UserId::generate(&mut rand::rng())
+}
+
+fn function(id: &str) -> FunctionId {
+    FunctionId::parse(id).expect("the function is in the catalogue")
+}
+
+fn create_role(role_id: &RoleId, description: &str) -> Command {
+    Command::CreateRole {
+        role_id: role_id.clone(),
+        description: Name::parse(description).expect("a valid description"),
+    }
+}
+
+fn activate(role_id: &RoleId, functions: &[&str]) -> Command {
+    Command::ActivateFunctions {
+        role_id: role_id.clone(),
+        functions: functions.iter().map(|id| function(id)).collect(),
+    }
+}
+
+fn create_user(user_id: &UserId, name: &str) -> Command {
+    Command::CreateUser { user_id: user_id.clone(), name: Name::parse(name).expect("a valid name"), email: None }
+}
+
+fn assign(user_id: &UserId, role_id: &RoleId) -> Command {
+    Command::AssignRole { user_id: user_id.clone(), role_id: role_id.clone() }
+}
+
+fn generate_key(user_id: &UserId, secret: &KeySecret) -> Command {
+    Command::GenerateKey {
+        user_id: user_id.clone(),
+        key_id: KeyId::generate(&mut rand::rng()),
+        key_hash: secret.hash(),
+        expires_at: None,
+        grace_seconds: None,
+    }
+}
+
+/// What a key check for `function` answers, now.
+fn check_reason(view: &State, key: &KeySecret, function: &str) -> Reason {
+    domain::check(view, CheckRequest { key: key.expose(), function, event_id: None }, Timestamp::now()).reason
+}
+
+/// Everything the view holds of roles, users and groups, in creation order, to compare
+/// two views. Keys are compared through checks.
+fn snapshot(view: &State) -> String {
+    format!(
+        "head {}\nroles {:?}\nusers {:?}\ngroups {:?}",
+        view.head(),
+        view.roles_after(0).collect::<Vec<_>>(),
+        view.users_after(0).collect::<Vec<_>>(),
+        view.groups_after(0).collect::<Vec<_>>()
+    )
+}
+
+/// Every record of the log, decoded.
+fn records_of<L: EventLog>(log: &L) -> Vec<Record> {
+    let stored = log.read(1, usize::MAX).expect("the log reads");
+    stored.iter().map(|stored| record::decode(&stored.bytes).expect("the record decodes")).collect()
+}
+
+fn head_of<L: EventLog>(ledger: &Ledger<L>) -> u64 {
+    ledger.log().head().expect("the log has a head")
+}
+
+/// Polls a submission once, which puts its command in the writer's queue without waiting
+/// for the answer, and checks that it is now waiting for the answer.
+fn queue<F: Future>(submission: Pin<&mut F>) {
+    let mut context = std::task::Context::from_waker(Waker::noop());
+    assert!(submission.poll(&mut context).is_pending(), "the command was answered while the writer was paused");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().expect("a runtime starts")
+}
+
+/// An API user holding an API role with one read function, and its key.
+struct ApiUser {
+    role_id: RoleId,
+    user_id: UserId,
+    key: KeySecret,
+}
+
+fn create_api_user<L: EventLog>(ledger: &Ledger<L>) -> ApiUser {
+    let (role_id, user_id, key) = (new_role_id(), new_user_id(), KeySecret::generate(&mut rand::rng()));
+    submit(ledger, create_role(&role_id, "API Access"));
+    submit(ledger, activate(&role_id, &["api.attendees.read"]));
+    submit(ledger, create_user(&user_id, "Billing app"));
+    submit(ledger, assign(&user_id, &role_id));
+    submit(ledger, generate_key(&user_id, &key));
+    ApiUser { role_id, user_id, key }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+// ---------------------------------------------------------------------------------------
+
+fn bootstrap_returns_a_key_holding_every_admin_function_and_only_once<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let secret = ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    let head = head_of(&ledger);
+    assert!(head > 0);
+    {
+        let view = ledger.view();
+        assert_eq!(view.head(), head, "the view is at the log's head");
+        let key = view.key(&secret.hash()).expect("the secret's hash is a key");
+        let admin = view.user(key.user_id()).expect("the key's user exists");
+        assert_eq!(admin.name(), "Administrator");
+        assert_eq!(view.functions_of(admin), FunctionSet::all_admin());
+        for function in FunctionSet::all_admin().iter() {
+            assert_eq!(check_reason(&view, &secret, function.as_str()), Reason::Granted, "{function}");
+        }
+        assert_eq!(check_reason(&view, &secret, "api.attendees.read"), Reason::FunctionNotGranted);
+    }
+
+    assert!(ledger.bootstrap().expect("a second bootstrap is answered").is_none());
+    assert_eq!(head_of(&ledger), head, "a second bootstrap appends nothing");
+    assert_eq!(ledger.view().head(), head);
+}
+
+fn commands_are_applied_at_the_position_of_their_last_event<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let (role_id, user_id) = (new_role_id(), new_user_id());
+    let mut answered = Vec::new();
+
+    let applied = submit(&ledger, create_role(&role_id, "API Access"));
+    let created = Event::RoleCreated { role_id: role_id.clone(), description: "API Access".to_owned() };
+    assert_eq!(applied, Applied { position: 1, events: vec![created] });
+    answered.extend(applied.events);
+
+    let applied = submit(&ledger, activate(&role_id, &["api.events.read", "api.attendees.read"]));
+    let activated = |id| Event::FunctionActivated { role_id: role_id.clone(), function: function(id) };
+    // Functions are activated in catalogue order, whatever order they were asked in.
+    assert_eq!(
+        applied,
+        Applied { position: 3, events: vec![activated("api.attendees.read"), activated("api.events.read")] }
+    );
+    answered.extend(applied.events);
+
+    let applied = submit(&ledger, create_user(&user_id, "Billing app"));
+    let created = Event::UserCreated { user_id: user_id.clone(), name: "Billing app".to_owned(), email: None };
+    assert_eq!(applied, Applied { position: 4, events: vec![created] });
+    answered.extend(applied.events);
+
+    let applied = submit(&ledger, assign(&user_id, &role_id));
+    let assigned = Event::RoleAssigned { user_id: user_id.clone(), role_id: role_id.clone() };
+    assert_eq!(applied, Applied { position: 5, events: vec![assigned] });
+    answered.extend(applied.events);
+
+    let key = KeySecret::generate(&mut rand::rng());
+    let applied = ledger.submit_blocking(generate_key(&user_id, &key), by(&user_id)).expect("the key is generated");
+    assert_eq!(applied.position, 6);
+    assert!(
+        matches!(
+            applied.events.as_slice(),
+            [Event::KeyGenerated { user_id: owner, key_hash, replaced_key_id: None, .. }]
+                if *owner == user_id && *key_hash == key.hash()
+        ),
+        "{:?}",
+        applied.events
+    );
+    answered.extend(applied.events);
+
+    assert_eq!(head_of(&ledger), 6);
+    {
+        let view = ledger.view();
+        assert_eq!(view.head(), 6);
+        assert_eq!(check_reason(&view, &key, "api.attendees.read"), Reason::Granted);
+        assert_eq!(check_reason(&view, &key, "api.events.read"), Reason::Granted);
+        assert_eq!(check_reason(&view, &key, "api.invoices.read"), Reason::FunctionNotGranted);
+    }
+
+    // The log holds exactly the events that were answered, recorded for whoever asked.
+    let records = records_of(ledger.log());
+    assert_eq!(records.iter().map(|record| record.event.clone()).collect::<Vec<_>>(), answered);
+    assert_eq!(records.iter().map(|record| record.seq).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert!(records[..5].iter().all(|record| record.actor == Actor::System));
+    assert_eq!(records[5].actor, Actor::User(user_id));
+}
+
+fn refused_and_empty_commands_append_nothing<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let role_id = new_role_id();
+    submit(&ledger, create_role(&role_id, "API Access"));
+    submit(&ledger, activate(&role_id, &["api.attendees.read"]));
+    let before = snapshot(&ledger.view());
+
+    // Descriptions are unique case-insensitively.
+    match ledger.submit_blocking(create_role(&new_role_id(), "api access"), system()) {
+        Err(SubmitError::Refused(DomainError::DuplicateRoleDescription { existing, .. })) => {
+            assert_eq!(existing, role_id);
+        }
+        other => panic!("expected a duplicate description, got {other:?}"),
+    }
+    match ledger.submit_blocking(activate(&new_role_id(), &["api.events.read"]), system()) {
+        Err(SubmitError::Refused(DomainError::NotFound { resource: Resource::Role, .. })) => {}
+        other => panic!("expected an unknown role, got {other:?}"),
+    }
+    assert_eq!(head_of(&ledger), 2, "a refused command appends nothing");
+    assert_eq!(snapshot(&ledger.view()), before, "a refused command changes nothing");
+
+    // Activating an active function changes nothing: it is applied, at the head, with no events.
+    let applied = submit(&ledger, activate(&role_id, &["api.attendees.read"]));
+    assert_eq!(applied, Applied { position: 2, events: vec![] });
+    assert_eq!(head_of(&ledger), 2);
+    assert_eq!(snapshot(&ledger.view()), before);
+}
+
+fn a_reopened_ledger_answers_as_before_and_continues_the_chain<L: EventLog>(open: impl Fn() -> L) {
+    let (admin_key, api_user, head, before) = {
+        let ledger = open_ledger(open());
+        let admin_key = ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+        let api_user = create_api_user(&ledger);
+        let before = snapshot(&ledger.view());
+        (admin_key, api_user, head_of(&ledger), before)
+    };
+
+    let ledger = open_ledger(open());
+    {
+        let view = ledger.view();
+        assert_eq!(view.head(), head);
+        assert_eq!(snapshot(&view), before, "replay rebuilds the same roles, users and groups");
+        let role = view.role(&api_user.role_id).expect("the role is still there");
+        assert_eq!(role.description(), "API Access");
+        assert_eq!(role.functions().iter().collect::<Vec<_>>(), vec![function("api.attendees.read")]);
+        let user = view.user(&api_user.user_id).expect("the user is still there");
+        assert_eq!(user.roles().iter().collect::<Vec<_>>(), vec![&api_user.role_id]);
+        assert_eq!(check_reason(&view, &api_user.key, "api.attendees.read"), Reason::Granted);
+        assert_eq!(check_reason(&view, &api_user.key, "security.roles.read"), Reason::FunctionNotGranted);
+        assert_eq!(check_reason(&view, &admin_key, "security.roles.manage"), Reason::Granted);
+    }
+    assert!(ledger.bootstrap().expect("bootstrap is answered").is_none(), "a reopened ledger is initialised");
+
+    // The new writer continues the chain where the old one left it.
+    let applied = submit(&ledger, create_user(&new_user_id(), "After the restart"));
+    assert_eq!(applied.position, head + 1);
+    let verification = ledger.verify().expect("the log reads");
+    assert_eq!((verification.verified, verification.error), (head + 1, None));
+}
+
+fn concurrent_submitters_all_succeed_at_distinct_positions_of_a_gapless_verified_chain<L: EventLog>(
+    open: impl Fn() -> L,
+) {
+    const THREADS: usize = 8;
+    const COMMANDS_PER_THREAD: usize = 50;
+    let total = (THREADS * COMMANDS_PER_THREAD) as u64;
+    let ledger = Arc::new(open_ledger(open()));
+
+    let submitters: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || {
+                (0..COMMANDS_PER_THREAD)
+                    .map(|index| {
+                        let command = if index % 2 == 0 {
+                            create_role(&new_role_id(), &format!("Role {thread}-{index}"))
+                        } else {
+                            create_user(&new_user_id(), &format!("User {thread}-{index}"))
+                        };
+                        ledger.submit_blocking(command, system())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut positions = Vec::new();
+    for submitter in submitters {
+        for outcome in submitter.join().expect("the submitting thread finishes") {
+            let applied = outcome.expect("every command is applied");
+            assert_eq!(applied.events.len(), 1);
+            positions.push(applied.position);
+        }
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=total).collect::<Vec<_>>(), "every command has its own position, without gaps");
+
+    let stored = ledger.log().read(1, usize::MAX).expect("the log reads");
+    assert_eq!(stored.iter().map(|record| record.seq).collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    let records = records_of(ledger.log());
+    let last_hash = records.last().expect("the log is not empty").hash;
+    let verification = ledger.verify().expect("the log reads");
+    assert_eq!(verification, Verification { size: total, verified: total, head_hash: last_hash, error: None });
+    for pair in records.windows(2) {
+        assert!(pair[1].at >= pair[0].at, "record {} is dated before record {}", pair[1].seq, pair[0].seq);
+    }
+
+    let view = ledger.view();
+    assert_eq!(view.head(), total);
+    assert_eq!(view.roles_after(0).count(), THREADS * COMMANDS_PER_THREAD / 2);
+    assert_eq!(view.users_after(0).count(), THREADS * COMMANDS_PER_THREAD / 2);
+}
+
+fn commands_decided_in_one_batch_see_each_other<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(FailingLog::new(open()));
+    let role_id = new_role_id();
+
+    // Hold the writer inside the first batch's append, so that the two commands queued
+    // meanwhile, without waiting for each other, are taken together as the next batch.
+    let paused = ledger.log().pause_next_append();
+    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), system()));
+    queue(blocker.as_mut());
+    paused.wait_until_entered();
+    let mut created = pin!(ledger.submit(create_role(&role_id, "API Access"), system()));
+    let mut activated = pin!(ledger.submit(activate(&role_id, &["api.attendees.read"]), system()));
+    queue(created.as_mut());
+    queue(activated.as_mut());
+    paused.release();
+
+    let (blocker, created, activated) = runtime().block_on(async { (blocker.await, created.await, activated.await) });
+    assert_eq!(blocker.expect("the first batch is applied").position, 1);
+    assert_eq!(created.expect("the role is created").position, 2);
+    let activated = activated.expect("the activation sees the role created earlier in its batch");
+    assert_eq!(activated.position, 3);
+    assert_eq!(ledger.log().append_sizes(), vec![1, 2], "the role's two commands were appended as one batch");
+
+    assert!(ledger.view().role(&role_id).is_some_and(|role| role.functions().contains(function("api.attendees.read"))));
+    let verification = ledger.verify().expect("the log reads");
+    assert_eq!((verification.verified, verification.error), (3, None));
+}
+
+fn a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(FailingLog::new(open()));
+    ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    let head = head_of(&ledger);
+    let before = snapshot(&ledger.view());
+    let role_id = new_role_id();
+
+    ledger.log().set_failing(true);
+    match ledger.submit_blocking(create_role(&role_id, "Operations"), system()) {
+        Err(SubmitError::Storage(message)) => assert_eq!(message, "the disk is full"),
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    // The writer forgot the role it could not write: a command on that role is refused
+    // because the role does not exist, not failed because it would have to be written.
+    match ledger.submit_blocking(activate(&role_id, &["security.roles.read"]), system()) {
+        Err(SubmitError::Refused(DomainError::NotFound { resource: Resource::Role, .. })) => {}
+        other => panic!("expected an unknown role, got {other:?}"),
+    }
+    let outcome = ledger.submit_blocking(create_user(&new_user_id(), "Someone"), system());
+    assert!(matches!(outcome, Err(SubmitError::Storage(_))), "{outcome:?}");
+    assert_eq!(head_of(&ledger), head, "a failed append appends nothing");
+    assert_eq!(snapshot(&ledger.view()), before, "a failed append changes nothing in the view");
+
+    // Once storage recovers, the same command succeeds at the next position (so the writer
+    // forgot the failed batch's state and positions) and the chain verifies (so it forgot
+    // the failed batch's hashes).
+    ledger.log().set_failing(false);
+    let applied = submit(&ledger, create_role(&role_id, "Operations"));
+    assert_eq!(applied.position, head + 1);
+    assert_eq!(head_of(&ledger), head + 1);
+    assert_eq!(ledger.view().head(), head + 1);
+    let verification = ledger.verify().expect("the log reads");
+    assert_eq!((verification.verified, verification.error), (head + 1, None));
+    let records = records_of(ledger.log());
+    assert_eq!(records[records.len() - 1].prev_hash, records[records.len() - 2].hash);
+}
+
+fn a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(FailingLog::new(open()));
+
+    // Two roles with the same description are queued into one batch, whose append fails.
+    let paused = ledger.log().pause_next_append();
+    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), system()));
+    queue(blocker.as_mut());
+    paused.wait_until_entered();
+    let mut first = pin!(ledger.submit(create_role(&new_role_id(), "Operations"), system()));
+    let mut second = pin!(ledger.submit(create_role(&new_role_id(), "operations"), system()));
+    queue(first.as_mut());
+    queue(second.as_mut());
+    ledger.log().set_failing(true);
+    paused.release();
+
+    let (blocker, first, second) = runtime().block_on(async { (blocker.await, first.await, second.await) });
+    assert!(matches!(blocker, Err(SubmitError::Storage(_))), "{blocker:?}");
+    assert!(matches!(first, Err(SubmitError::Storage(_))), "{first:?}");
+    assert_eq!(ledger.log().append_sizes(), vec![1, 1], "the two roles were decided in one batch");
+    assert_eq!(head_of(&ledger), 0);
+    assert!(ledger.view().role_by_description("operations").is_none());
+
+    // No role is described "operations": once storage recovers, one can be created.
+    ledger.log().set_failing(false);
+    submit(&ledger, create_role(&new_role_id(), "operations"));
+
+    assert!(
+        matches!(second, Err(SubmitError::Storage(_))),
+        "refused because of a role that was never written: {second:?}"
+    );
+}
+
+fn open_refuses_a_log_whose_chain_was_tampered_with<L: EventLog>(open: impl Fn() -> L) {
+    let head = {
+        let ledger = open_ledger(open());
+        ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+        head_of(&ledger)
+    };
+    {
+        // A well-formed record whose `prev_hash` does not link it to the record before it.
+        let log = open();
+        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System };
+        let event = Event::UserCreated { user_id: new_user_id(), name: "Intruder".to_owned(), email: None };
+        let (forged, _) = record::encode(&envelope, &event, ChainHash::GENESIS);
+        log.append(head, &[forged]).expect("the log appends the forged record");
+    }
+
+    match Ledger::open(open()) {
+        Err(OpenError::Corrupt(ChainError::Broken { seq })) => assert_eq!(seq, head + 1),
+        Err(other) => panic!("expected a broken chain at record {}, got {other:?}", head + 1),
+        Ok(_) => panic!("a ledger opened over a tampered log"),
+    }
+    let verification = verify_log(&open()).expect("the log reads");
+    assert_eq!((verification.verified, verification.error), (head, Some(ChainError::Broken { seq: head + 1 })));
+}
+
+fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: impl Fn() -> L) {
+    {
+        let ledger = open_ledger(open());
+        ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    }
+    // A record dated far ahead stands for a system clock that was set back after writing it.
+    let future = Timestamp::parse("2999-01-01T00:00:00Z").expect("a valid timestamp");
+    let future_seq = {
+        let log = open();
+        let chain = verify_log(&log).expect("the log reads");
+        let envelope = Envelope { seq: chain.verified + 1, at: future, actor: Actor::System };
+        let event = Event::UserCreated { user_id: new_user_id(), name: "Time traveller".to_owned(), email: None };
+        let (stored, _) = record::encode(&envelope, &event, chain.head_hash);
+        log.append(chain.verified, &[stored]).expect("the log appends the record");
+        envelope.seq
+    };
+
+    let ledger = open_ledger(open());
+    for index in 0..5 {
+        submit(&ledger, create_role(&new_role_id(), &format!("Role {index}")));
+    }
+    let records = records_of(ledger.log());
+    assert_eq!(records.len() as u64, future_seq + 5);
+    for pair in records.windows(2) {
+        assert!(pair[1].at >= pair[0].at, "record {} is dated before record {}", pair[1].seq, pair[0].seq);
+    }
+}
