@@ -53,7 +53,8 @@ impl Role {
     pub fn created(&self) -> Position {
         self.created
     }
-    /// The position of the last event about this role: its version for `If-Match`.
+    /// The position of the last event that changed this role, its functions or its
+    /// holders: its version for `If-Match`.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -169,7 +170,8 @@ impl Group {
     pub fn created(&self) -> Position {
         self.created
     }
-    /// The position of the last event about this group: its version for `If-Match`.
+    /// The position of the last event that changed this group, its events or its
+    /// children: its version for `If-Match`.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -367,17 +369,17 @@ impl State {
                 self.touch_user(user_id, position, |user| {
                     user.roles.insert(role_id.clone());
                 });
-                if let Some(role) = self.roles.get_mut(role_id) {
+                self.touch_role(role_id, position, |role| {
                     role.holders.insert(user_id.clone());
-                }
+                });
             }
             Event::RoleUnassigned { user_id, role_id } => {
                 self.touch_user(user_id, position, |user| {
                     user.roles.remove(role_id);
                 });
-                if let Some(role) = self.roles.get_mut(role_id) {
+                self.touch_role(role_id, position, |role| {
                     role.holders.remove(user_id);
-                }
+                });
             }
             Event::EventGroupCreated { group_id, name, parent_id } => {
                 let group = Group {
@@ -392,8 +394,10 @@ impl State {
                 if self.groups.insert(group_id.clone(), group).is_none() {
                     self.group_order.push(group_id.clone());
                 }
-                if let Some(parent) = parent_id.as_ref().and_then(|id| self.groups.get_mut(id)) {
-                    parent.children.insert(group_id.clone());
+                if let Some(parent) = parent_id {
+                    self.touch_group(parent, position, |parent| {
+                        parent.children.insert(group_id.clone());
+                    });
                 }
             }
             Event::EventAddedToGroup { group_id, event_id } => {

@@ -281,8 +281,10 @@ where
         let outcome = mutation(context).await;
         match &outcome {
             Ok(reply) => in_flight.finish(Some(reply)),
+            // A failed precondition or a server-side failure appended nothing and depends on
+            // the moment: a retry (with a fresh If-Match) may succeed.
+            Err(error) if error.status_code() == StatusCode::PRECONDITION_FAILED => in_flight.finish(None),
             Err(error) if error.status_code().is_client_error() => in_flight.finish(Some(&Reply::from_error(error))),
-            // A server-side failure appended nothing; a retry may succeed.
             Err(_) => in_flight.finish(None),
         }
         outcome

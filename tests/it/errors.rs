@@ -852,6 +852,10 @@ fn hostile_input_is_refused_with_a_4xx_problem_and_the_server_keeps_answering() 
     assert_eq!(app.get("/v1/audit/verify").json()["valid"], true);
 }
 
+// Guards against a bug found while writing these tests (at 2e0b938): verifyAuditLog read
+// the log's size, then walked the chain to the end of the log as it was by then, and
+// required `verified == size`; a record appended between the two reads gave `valid:
+// false` with `error: null`, a false report of tampering.
 #[test]
 fn the_audit_log_verifies_as_valid_while_it_is_being_written() {
     let app = spawn_app();

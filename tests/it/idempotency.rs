@@ -330,6 +330,10 @@ fn abandon_post(app: &TestApp, path: &str, idempotency_key: &str, body: &Value) 
     drop(stream);
 }
 
+// Guards against a bug found while writing these tests (at 2e0b938): when actix dropped
+// the handler of a request whose client reset the connection, the idempotency cache
+// forgot the key, but the command was already queued and was committed anyway; the retry
+// then ran again and made a second user.
 #[test]
 fn a_request_abandoned_by_its_client_and_retried_with_the_same_key_is_carried_out_once() {
     let app = spawn_app();
@@ -363,4 +367,32 @@ fn a_request_abandoned_by_its_client_and_retried_with_the_same_key_is_carried_ou
             retry.header("idempotent-replayed")
         );
     }
+}
+
+/// A failed precondition depends on the moment, not on the request: it is not replayed,
+/// so the client can read the new version and retry under the same key.
+#[test]
+fn a_request_refused_by_if_match_can_be_retried_with_the_same_key_and_a_fresh_version() {
+    let app = spawn_app();
+    let role = app.create_role("Reporting");
+    let stale = app.get(&format!("/v1/roles/{role}")).header("etag").expect("etag").to_owned();
+    app.activate(&role, &["security.roles.read"]);
+    let path = format!("/v1/roles/{role}/functions/activate");
+    let body = serde_json::to_vec(&json!({ "functions": ["security.users.read"] })).unwrap();
+    let authorization = format!("Bearer {}", app.admin_key);
+    let attempt = |etag: &str| {
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", "activate-users-read"),
+            ("if-match", etag),
+        ];
+        app.raw("POST", &path, &headers, Some(&body))
+    };
+    attempt(&stale).expect_problem(412, "version_mismatch");
+    let fresh = app.get(&format!("/v1/roles/{role}")).header("etag").expect("etag").to_owned();
+    let retried = attempt(&fresh);
+    retried.expect(200);
+    assert_eq!(retried.header("idempotent-replayed"), None);
+    assert!(retried.json()["functions"].as_array().unwrap().contains(&json!("security.users.read")));
 }

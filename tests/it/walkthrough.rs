@@ -126,3 +126,21 @@ fn rfc3339(seconds: f64) -> String {
         rest % 60
     )
 }
+
+#[test]
+fn a_roles_version_changes_when_its_holders_do_and_a_groups_when_its_children_do() {
+    let app = spawn_app();
+    let role = app.create_role("Reporting");
+    let version = |path: &str| app.get(path).json()["version"].as_u64().unwrap();
+    let role_path = format!("/v1/roles/{role}");
+    let before = version(&role_path);
+    let user = app.create_user("Analyst");
+    app.assign(&user, &role);
+    assert!(version(&role_path) > before, "the role's users changed, so must its version");
+
+    let parent = app.create_group("Americas", None);
+    let group_path = format!("/v1/event-groups/{parent}");
+    let before = version(&group_path);
+    app.create_group("USA", Some(&parent));
+    assert!(version(&group_path) > before, "the group's children changed, so must its version");
+}
