@@ -109,15 +109,25 @@ impl Application {
     /// Binds the server over an opened ledger (see [`open_ledger`], which blocks and so
     /// runs before the async runtime starts). The server starts answering once
     /// [`Application::run`] is awaited.
-    pub fn build(config: &Config, ledger: Ledger<FjallLog>, bootstrap_secret: Option<KeySecret>) -> Result<Self, StartError> {
+    pub fn build(
+        config: &Config,
+        ledger: Ledger<FjallLog>,
+        bootstrap_secret: Option<KeySecret>,
+    ) -> Result<Self, StartError> {
         let state = web::Data::new(AppState { ledger, idempotency: IdempotencyCache::default() });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()))
-                .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
+                )
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
                 .service(

@@ -91,7 +91,11 @@ fn serve(config: Config) -> ExitCode {
         let mut stdout = std::io::stdout().lock();
         if let Some(secret) = application.take_bootstrap_secret() {
             // Shown once: the log keeps only its hash.
-            let _ = writeln!(stdout, "initialised {}: store this key now, it is not shown again", config.data_dir.display());
+            let _ = writeln!(
+                stdout,
+                "initialised {}: store this key now, it is not shown again",
+                config.data_dir.display()
+            );
             let _ = writeln!(stdout, "admin key: {}", secret.expose());
         }
         let _ = writeln!(stdout, "listening on http://{}", application.address());

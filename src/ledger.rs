@@ -113,8 +113,8 @@ impl<L: EventLog> Ledger<L> {
     pub fn open_with(log: L, snapshots: Option<SnapshotPolicy>) -> Result<Self, OpenError> {
         let restored = snapshots.as_ref().and_then(|policy| restore(&log, policy));
         let from_snapshot = restored.as_ref().map_or(0, |(state, _, _)| state.head());
-        let (mut state, mut verifier, mut last_at) = restored
-            .unwrap_or_else(|| (State::default(), ChainVerifier::default(), Timestamp::from_unix_millis(0)));
+        let (mut state, mut verifier, mut last_at) =
+            restored.unwrap_or_else(|| (State::default(), ChainVerifier::default(), Timestamp::from_unix_millis(0)));
         loop {
             let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK).map_err(|e| OpenError::Storage(Box::new(e)))?;
             if chunk.is_empty() {
@@ -126,7 +126,12 @@ impl<L: EventLog> Ledger<L> {
                 state.apply(Position { seq: record.seq, at: record.at }, &record.event);
             }
         }
-        tracing::info!(records = verifier.size(), from_snapshot, replayed = verifier.size() - from_snapshot, "opened the log");
+        tracing::info!(
+            records = verifier.size(),
+            from_snapshot,
+            replayed = verifier.size() - from_snapshot,
+            "opened the log"
+        );
         let head = log.head().map_err(|e| OpenError::Storage(Box::new(e)))?;
         if head != verifier.size() {
             return Err(OpenError::Corrupt(ChainError::Gap { expected: verifier.size() + 1, found: head }));
@@ -246,11 +251,21 @@ pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
         let chunk = log.read(verifier.size() + 1, wanted)?;
         if chunk.is_empty() {
             let error = ChainError::Gap { expected: verifier.size() + 1, found: head };
-            return Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
+            return Ok(Verification {
+                size: head,
+                verified: verifier.size(),
+                head_hash: verifier.head_hash(),
+                error: Some(error),
+            });
         }
         for stored in &chunk {
             if let Err(error) = verifier.verify_next(stored) {
-                return Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: Some(error) });
+                return Ok(Verification {
+                    size: head,
+                    verified: verifier.size(),
+                    head_hash: verifier.head_hash(),
+                    error: Some(error),
+                });
             }
         }
     }
@@ -338,7 +353,8 @@ impl<L: EventLog> Writer<L> {
         for job in batch {
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
-            let context = Context { actor: job.request.actor.clone(), now, expected_version: job.request.expected_version };
+            let context =
+                Context { actor: job.request.actor.clone(), now, expected_version: job.request.expected_version };
             let outcome = domain::decide(&self.state, &context, job.command).map(|events| {
                 for event in &events {
                     let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };

@@ -81,7 +81,13 @@ fn seq_of(path: &Path) -> Option<u64> {
 }
 
 /// Writes a snapshot durably into `dir` and removes all but the newest few.
-pub fn write(dir: &Path, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) -> Result<PathBuf, SnapshotError> {
+pub fn write(
+    dir: &Path,
+    seq: u64,
+    head_hash: ChainHash,
+    last_at: Timestamp,
+    state: &State,
+) -> Result<PathBuf, SnapshotError> {
     #[derive(Serialize)]
     struct SnapshotRef<'a> {
         seq: u64,

@@ -256,10 +256,8 @@ mod tests {
 
     #[test]
     fn the_catalogue_has_the_platform_api_functions_and_no_events_or_sessions_write() {
-        let read: Vec<_> = FunctionId::all()
-            .filter(|f| f.info().kind == FunctionKind::Read)
-            .map(FunctionId::as_str)
-            .collect();
+        let read: Vec<_> =
+            FunctionId::all().filter(|f| f.info().kind == FunctionKind::Read).map(FunctionId::as_str).collect();
         assert_eq!(
             read,
             ["api.attendees.read", "api.events.read", "api.invoices.read", "api.people.read", "api.sessions.read"]

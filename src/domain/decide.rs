@@ -195,9 +195,9 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             }
             if after.has_api() && !role.is_api_role() {
                 // The role becomes an API role: each holder must hold it alone.
-                if let Some(holder) = role.holders().iter().find(|user| {
-                    state.user(user).is_some_and(|user| user.roles().len() > 1)
-                }) {
+                if let Some(holder) =
+                    role.holders().iter().find(|user| state.user(user).is_some_and(|user| user.roles().len() > 1))
+                {
                     return Err(DomainError::StandaloneApiRole { user_id: holder.clone(), api_role: role_id });
                 }
             }

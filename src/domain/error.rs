@@ -53,7 +53,9 @@ pub enum DomainError {
         existing: GroupId,
     },
     /// The role would hold both API and admin functions.
-    #[error("role {role_id} would hold both API functions and admin functions ({function}); an API role holds API functions only")]
+    #[error(
+        "role {role_id} would hold both API functions and admin functions ({function}); an API role holds API functions only"
+    )]
     MixedRole {
         /// The role.
         role_id: RoleId,

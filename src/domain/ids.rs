@@ -119,14 +119,8 @@ impl EventId {
     pub fn parse(value: &str) -> Result<Self, InvalidEventId> {
         let well_formed = !value.is_empty()
             && value.len() <= Self::MAX_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-'));
-        if well_formed {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InvalidEventId)
-        }
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-'));
+        if well_formed { Ok(Self(value.to_owned())) } else { Err(InvalidEventId) }
     }
 
     /// The id as a string slice.
@@ -185,11 +179,7 @@ impl Actor {
 impl TryFrom<String> for Actor {
     type Error = InvalidId;
     fn try_from(value: String) -> Result<Self, InvalidId> {
-        if value == Self::SYSTEM {
-            Ok(Actor::System)
-        } else {
-            UserId::parse(&value).map(Actor::User)
-        }
+        if value == Self::SYSTEM { Ok(Actor::System) } else { UserId::parse(&value).map(Actor::User) }
     }
 }
 

@@ -115,9 +115,7 @@ pub struct InvalidKeyHash;
 impl TryFrom<String> for KeyHash {
     type Error = InvalidKeyHash;
     fn try_from(value: String) -> Result<Self, InvalidKeyHash> {
-        blake3::Hash::from_hex(value.as_bytes())
-            .map(|hash| KeyHash(*hash.as_bytes()))
-            .map_err(|_| InvalidKeyHash)
+        blake3::Hash::from_hex(value.as_bytes()).map(|hash| KeyHash(*hash.as_bytes())).map_err(|_| InvalidKeyHash)
     }
 }
 

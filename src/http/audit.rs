@@ -89,8 +89,9 @@ pub struct AuditVerification {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/events")]
-pub async fn list_audit_events(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let page = Page::of(&request)?;
     let limit = page.limit()?;
     let from = page.after().saturating_add(1);
     let reader = state.clone();

@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::State;
 use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
-use super::State;
 use crate::domain::{self, CheckRequest, Reason, Timestamp};
 
 /// Response header naming the key's user, for the upstream.
@@ -178,9 +178,12 @@ pub async fn authorize_request(state: State, request: HttpRequest, query: web::Q
         return response.finish();
     }
     drop(view);
-    let refusal = if reason.is_authentication_failure() { ApiError::KeyRefused(reason) } else { ApiError::NotPermitted(reason) };
+    let refusal =
+        if reason.is_authentication_failure() { ApiError::KeyRefused(reason) } else { ApiError::NotPermitted(reason) };
     let mut response = refusal.error_response();
-    response.headers_mut().insert(HeaderName::from_static(REASON_HEADER_LOWER), HeaderValue::from_static(reason.as_str()));
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(REASON_HEADER_LOWER), HeaderValue::from_static(reason.as_str()));
     response
 }
 

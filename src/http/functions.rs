@@ -74,8 +74,9 @@ pub struct FunctionList {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/functions")]
-pub async fn list_functions(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn list_functions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
+    let page = Page::of(&request)?;
     let limit = page.limit()?;
     let after = page.after();
     let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);

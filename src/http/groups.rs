@@ -144,8 +144,9 @@ pub async fn create_event_group(state: State, request: HttpRequest, body: RawJso
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/event-groups")]
-pub async fn list_event_groups(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn list_event_groups(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
+    let page = Page::of(&request)?;
     let limit = page.limit()?;
     let view = state.ledger.view();
     let (items, next) = paginate(view.groups_after(page.after()), limit, |group| group.created().seq, GroupView::from);
@@ -166,16 +167,27 @@ pub async fn list_event_groups(state: State, request: HttpRequest, page: web::Qu
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/event-groups/{group_id}")]
-pub async fn get_event_group(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_event_group(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
     let group_id = group_id(&path)?;
     let view = state.ledger.view();
-    let group =
-        view.group(&group_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Group, id: group_id.to_string() })?;
+    let group = view
+        .group(&group_id)
+        .ok_or_else(|| ApiError::NotFound { resource: Resource::Group, id: group_id.to_string() })?;
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
 }
 
-async fn change_group(state: State, request: HttpRequest, actor: UserId, group_id: GroupId, command: Command) -> Result<HttpResponse, ApiError> {
+async fn change_group(
+    state: State,
+    request: HttpRequest,
+    actor: UserId,
+    group_id: GroupId,
+    command: Command,
+) -> Result<HttpResponse, ApiError> {
     mutation::run(&state, &request, &actor, b"", move |m| async move {
         let applied = m.submit(command).await?;
         group_reply(&m.state, &group_id, StatusCode::OK, applied.position)
@@ -208,7 +220,11 @@ async fn change_group(state: State, request: HttpRequest, actor: UserId, group_i
     security(("bearer" = []), ("basic" = []))
 )]
 #[put("/v1/event-groups/{group_id}/events/{event_id}")]
-pub async fn add_event_to_group(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn add_event_to_group(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
     let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
     change_group(state, request, actor, group_id.clone(), Command::AddEventToGroup { group_id, event_id }).await

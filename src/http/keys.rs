@@ -5,11 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::State;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
 use super::users::{user_id, user_reply};
-use super::State;
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
 /// Options for a new key.
@@ -85,7 +85,12 @@ pub struct GeneratedKey {
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/key")]
-pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<String>, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn generate_key(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path)?;
     let input: GenerateKeyRequest = body.parse()?;
@@ -112,9 +117,10 @@ pub async fn generate_key(state: State, request: HttpRequest, path: web::Path<St
             .events
             .iter()
             .find_map(|event| match event {
-                Event::KeyGenerated { replaced_key_id, replaced_key_valid_until, .. } => {
-                    Some((replaced_key_id.as_ref().map(ToString::to_string), replaced_key_valid_until.map(|t| t.to_string())))
-                }
+                Event::KeyGenerated { replaced_key_id, replaced_key_valid_until, .. } => Some((
+                    replaced_key_id.as_ref().map(ToString::to_string),
+                    replaced_key_valid_until.map(|t| t.to_string()),
+                )),
                 _ => None,
             })
             .unwrap_or_default();

@@ -2,7 +2,8 @@
 //!
 //! Handlers convert between HTTP types (DTOs, which derive `ToSchema`) and domain types
 //! explicitly; domain types never appear in the spec. Every admin handler authenticates
-//! and checks its admin function first, then parses its body, then submits a command.
+//! and checks its admin function first, then parses its query and body, then submits a
+//! command.
 
 pub mod audit;
 pub mod auth;
@@ -66,6 +67,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// Reads the paging parameters from the query string. Called after the admin guard,
+    /// so an anonymous caller learns nothing from a bad query.
+    pub fn of(request: &HttpRequest) -> Result<Page, ApiError> {
+        web::Query::<Page>::from_query(request.query_string())
+            .map(web::Query::into_inner)
+            .map_err(|error| ApiError::InvalidQuery(error.to_string()))
+    }
+
     /// The default page size.
     pub const DEFAULT_LIMIT: u32 = 100;
     /// The largest page size.

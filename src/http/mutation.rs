@@ -158,7 +158,8 @@ impl InFlight<'_> {
         let mut entries = self.cache.lock();
         match reply {
             Some(reply) => {
-                let done = Entry::Done { fingerprint: self.fingerprint, reply: Arc::new(reply.clone()), at: Instant::now() };
+                let done =
+                    Entry::Done { fingerprint: self.fingerprint, reply: Arc::new(reply.clone()), at: Instant::now() };
                 entries.insert(key, done);
             }
             None => {
@@ -186,10 +187,18 @@ impl IdempotencyCache {
         let mut entries = self.lock();
         match entries.get(key) {
             Some(Entry::Done { fingerprint: seen, reply, at }) if at.elapsed() < TTL => {
-                return if *seen == fingerprint { Ok(Begin::Replay(Arc::clone(reply))) } else { Err(ApiError::IdempotencyKeyReused) };
+                return if *seen == fingerprint {
+                    Ok(Begin::Replay(Arc::clone(reply)))
+                } else {
+                    Err(ApiError::IdempotencyKeyReused)
+                };
             }
             Some(Entry::InFlight { fingerprint: seen }) => {
-                return if *seen == fingerprint { Err(ApiError::IdempotencyKeyInUse) } else { Err(ApiError::IdempotencyKeyReused) };
+                return if *seen == fingerprint {
+                    Err(ApiError::IdempotencyKeyInUse)
+                } else {
+                    Err(ApiError::IdempotencyKeyReused)
+                };
             }
             _ => {}
         }
@@ -257,11 +266,9 @@ where
         let outcome = actix_web::rt::spawn(mutation(context)).await.map_err(|_| ApiError::Internal)?;
         return outcome.map(|reply| reply.into_response(false));
     };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN)
-        .ok_or_else(|| ApiError::InvalidHeader(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters")))?;
+    let key = value.to_str().ok().filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN).ok_or_else(|| {
+        ApiError::InvalidHeader(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
+    })?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(request.method().as_str().as_bytes());
     hasher.update(b" ");

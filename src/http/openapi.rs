@@ -64,11 +64,21 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).description(Some("An API key: `Authorization: Bearer kl_…`")).build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer kl_…`"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "basic",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Basic).description(Some("An API key as the password, with an empty user name")).build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("An API key as the password, with an empty user name"))
+                    .build(),
+            ),
         );
     }
 }

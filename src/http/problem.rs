@@ -200,9 +200,10 @@ impl From<SubmitError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::InvalidBody(_) | ApiError::InvalidQuery(_) | ApiError::InvalidHeader(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MalformedJson(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidHeader(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
@@ -212,7 +213,9 @@ impl ResponseError for ApiError {
                 | DomainError::RoleNotAssigned { .. }
                 | DomainError::EventNotInGroup { .. }
                 | DomainError::NoKey { .. } => StatusCode::NOT_FOUND,
-                DomainError::ExpiryInThePast | DomainError::GracePeriodTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::ExpiryInThePast | DomainError::GracePeriodTooLong { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
                 _ => StatusCode::CONFLICT,
             },

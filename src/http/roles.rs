@@ -86,7 +86,10 @@ pub struct FunctionsRequest {
 impl FunctionsRequest {
     fn parse(&self) -> Result<BTreeSet<FunctionId>, ApiError> {
         if self.functions.is_empty() {
-            return Err(ApiError::InvalidValue { field: "functions", reason: "must name at least one function".to_owned() });
+            return Err(ApiError::InvalidValue {
+                field: "functions",
+                reason: "must name at least one function".to_owned(),
+            });
         }
         self.functions
             .iter()
@@ -137,7 +140,8 @@ pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> R
     mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let role_id = RoleId::generate(&mut rand::rng());
         let applied = m.submit(Command::CreateRole { role_id: role_id.clone(), description }).await?;
-        Ok(role_reply(&m.state, &role_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/roles/{role_id}")))
+        Ok(role_reply(&m.state, &role_id, StatusCode::CREATED, applied.position)?
+            .with_location(format!("/v1/roles/{role_id}")))
     })
     .await
 }
@@ -156,8 +160,9 @@ pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> R
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles")]
-pub async fn list_roles(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn list_roles(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
+    let page = Page::of(&request)?;
     let limit = page.limit()?;
     let view = state.ledger.view();
     let (items, next) = paginate(view.roles_after(page.after()), limit, |role| role.created().seq, RoleView::from);
@@ -182,7 +187,8 @@ pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String
     state.authorize(&request, FunctionId::ROLES_READ)?;
     let role_id = role_id(&path)?;
     let view = state.ledger.view();
-    let role = view.role(&role_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Role, id: role_id.to_string() })?;
+    let role =
+        view.role(&role_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Role, id: role_id.to_string() })?;
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", role.version()))).json(RoleView::from(role)))
 }
 
@@ -279,5 +285,10 @@ pub async fn deactivate_functions(
 
 /// Registers the routes.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(create_role).service(list_roles).service(get_role).service(activate_functions).service(deactivate_functions);
+    config
+        .service(create_role)
+        .service(list_roles)
+        .service(get_role)
+        .service(activate_functions)
+        .service(deactivate_functions);
 }

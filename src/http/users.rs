@@ -79,7 +79,9 @@ impl KeyView {
             KeyStatus::Revoked { .. } => (KeyState::Revoked, None),
             _ if expired => (KeyState::Expired, None),
             KeyStatus::Active => (KeyState::Active, None),
-            KeyStatus::Replaced { valid_until } if now < valid_until => (KeyState::Grace, Some(valid_until.to_string())),
+            KeyStatus::Replaced { valid_until } if now < valid_until => {
+                (KeyState::Grace, Some(valid_until.to_string()))
+            }
             KeyStatus::Replaced { valid_until } => (KeyState::Replaced, Some(valid_until.to_string())),
         };
         Some(KeyView {
@@ -219,7 +221,8 @@ pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> R
     mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
         let user_id = UserId::generate(&mut rand::rng());
         let applied = m.submit(Command::CreateUser { user_id: user_id.clone(), name, email }).await?;
-        Ok(user_reply(&m.state, &user_id, StatusCode::CREATED, applied.position)?.with_location(format!("/v1/users/{user_id}")))
+        Ok(user_reply(&m.state, &user_id, StatusCode::CREATED, applied.position)?
+            .with_location(format!("/v1/users/{user_id}")))
     })
     .await
 }
@@ -238,11 +241,13 @@ pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> R
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users")]
-pub async fn list_users(state: State, request: HttpRequest, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
+    let page = Page::of(&request)?;
     let limit = page.limit()?;
     let view = state.ledger.view();
-    let (items, next) = paginate(view.users_after(page.after()), limit, |user| user.created().seq, |user| UserView::of(&view, user));
+    let (items, next) =
+        paginate(view.users_after(page.after()), limit, |user| user.created().seq, |user| UserView::of(&view, user));
     Ok(HttpResponse::Ok().json(UserList { items, next }))
 }
 
@@ -264,12 +269,19 @@ pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String
     state.authorize(&request, FunctionId::USERS_READ)?;
     let user_id = user_id(&path)?;
     let view = state.ledger.view();
-    let user = view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
+    let user =
+        view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
 }
 
 /// Runs a bodiless command on a user and answers with the user after it.
-async fn change_user(state: State, request: HttpRequest, actor: UserId, user_id: UserId, command: Command) -> Result<HttpResponse, ApiError> {
+async fn change_user(
+    state: State,
+    request: HttpRequest,
+    actor: UserId,
+    user_id: UserId,
+    command: Command,
+) -> Result<HttpResponse, ApiError> {
     mutation::run(&state, &request, &actor, b"", move |m| async move {
         let applied = m.submit(command).await?;
         user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
@@ -301,7 +313,11 @@ async fn change_user(state: State, request: HttpRequest, actor: UserId, user_id:
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/disable")]
-pub async fn disable_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn disable_user(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let user_id = user_id(&path)?;
     change_user(state, request, actor, user_id.clone(), Command::DisableUser { user_id }).await
@@ -329,7 +345,11 @@ pub async fn disable_user(state: State, request: HttpRequest, path: web::Path<St
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/enable")]
-pub async fn enable_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn enable_user(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let user_id = user_id(&path)?;
     change_user(state, request, actor, user_id.clone(), Command::EnableUser { user_id }).await
@@ -361,7 +381,11 @@ pub async fn enable_user(state: State, request: HttpRequest, path: web::Path<Str
     security(("bearer" = []), ("basic" = []))
 )]
 #[put("/v1/users/{user_id}/roles/{role_id}")]
-pub async fn assign_role(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn assign_role(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
     change_user(state, request, actor, user_id.clone(), Command::AssignRole { user_id, role_id }).await
@@ -392,7 +416,11 @@ pub async fn assign_role(state: State, request: HttpRequest, path: web::Path<(St
     security(("bearer" = []), ("basic" = []))
 )]
 #[delete("/v1/users/{user_id}/roles/{role_id}")]
-pub async fn unassign_role(state: State, request: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn unassign_role(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
     change_user(state, request, actor, user_id.clone(), Command::UnassignRole { user_id, role_id }).await
@@ -443,11 +471,7 @@ pub async fn set_user_event_access(
         }
         EventAccess::AllEvents
     } else {
-        let groups = input
-            .groups
-            .iter()
-            .map(|raw| super::groups::group_id(raw))
-            .collect::<Result<BTreeSet<_>, _>>()?;
+        let groups = input.groups.iter().map(|raw| super::groups::group_id(raw)).collect::<Result<BTreeSet<_>, _>>()?;
         EventAccess::Groups(groups)
     };
     mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {

@@ -227,7 +227,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     if event.subject() != raw.subject {
         return Err(RecordError::SubjectMismatch { seq: raw.seq });
     }
-    Ok(Record { seq: raw.seq, id: raw.id, at: raw.at, actor: raw.actor, event, prev_hash: raw.prev_hash, hash: raw.hash })
+    Ok(Record {
+        seq: raw.seq,
+        id: raw.id,
+        at: raw.at,
+        actor: raw.actor,
+        event,
+        prev_hash: raw.prev_hash,
+        hash: raw.hash,
+    })
 }
 
 /// Turns a stored event of any known schema version into this build's [`Event`].
@@ -410,7 +418,8 @@ mod tests {
             // The edit breaks the hash, so re-seal the body to reach the upcaster.
             let body_end = edited.len() - HASH_SUFFIX_LEN;
             let body = format!("{}}}", &edited[..body_end]);
-            let resealed = format!(r#"{},"hash":"{}"}}"#, &body[..body.len() - 1], blake3::hash(body.as_bytes()).to_hex());
+            let resealed =
+                format!(r#"{},"hash":"{}"}}"#, &body[..body.len() - 1], blake3::hash(body.as_bytes()).to_hex());
             assert!(matches!(decode(resealed.as_bytes()), Err(RecordError::UnknownEvent { .. })), "{to}");
         }
     }

@@ -3,13 +3,13 @@
 //!
 //! Set `TEST_LOG=1` to see the servers' logs.
 
-mod helpers;
-mod walkthrough;
-mod auth;
-mod errors;
-mod idempotency;
-mod recovery;
 mod audit;
+mod auth;
 mod concurrency;
+mod errors;
+mod helpers;
+mod idempotency;
 mod openapi;
+mod recovery;
 mod snapshots;
+mod walkthrough;

@@ -10,10 +10,30 @@ use crate::helpers::spawn_app;
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
 
 const FIXED_OPERATIONS: [&str; 24] = [
-    "listFunctions", "createRole", "listRoles", "getRole", "activateFunctions", "deactivateFunctions",
-    "createUser", "listUsers", "getUser", "disableUser", "enableUser", "assignRole", "unassignRole",
-    "createEventGroup", "addEventToGroup", "removeEventFromGroup", "setUserEventAccess", "generateKey",
-    "revokeKey", "checkKey", "authorizeRequest", "listAuditEvents", "verifyAuditLog", "health",
+    "listFunctions",
+    "createRole",
+    "listRoles",
+    "getRole",
+    "activateFunctions",
+    "deactivateFunctions",
+    "createUser",
+    "listUsers",
+    "getUser",
+    "disableUser",
+    "enableUser",
+    "assignRole",
+    "unassignRole",
+    "createEventGroup",
+    "addEventToGroup",
+    "removeEventFromGroup",
+    "setUserEventAccess",
+    "generateKey",
+    "revokeKey",
+    "checkKey",
+    "authorizeRequest",
+    "listAuditEvents",
+    "verifyAuditLog",
+    "health",
 ];
 
 #[test]

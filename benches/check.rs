@@ -1,0 +1,125 @@
+//! The in-process key check, `keyledger::domain::check`: parse the key, verify its
+//! checksum, hash it, look up the key and its user, and decide (role functions, then
+//! event access through a nested group).
+//!
+//! - `check/granted/{1k,100k,1M}`: a granted check against a state of that many users,
+//!   each with the one API role and a key. The checks present up to 65,536 distinct keys
+//!   in rotation, so at 1M users the lookups touch more memory than the caches hold, as
+//!   traffic from many apps would; a single hot key would be faster.
+//! - `check/granted_one_key/1M`: the same check presenting one key over and over, so its
+//!   entries stay in the cache. The gap to `check/granted/1M` is the cost of cache misses.
+//! - `check/malformed`: a key whose checksum is wrong (the costliest way to be malformed:
+//!   shape and checksum are computed, nothing is hashed or looked up), at 1M users.
+//! - `check/unknown_key`: a well-formed key that was never issued, at 1M users.
+//!
+//! Run with `cargo bench --bench check`, or a subset with `cargo bench --bench check -- granted`.
+//! A state is built only when a benchmark that needs it runs.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use keyledger::domain::{CheckRequest, KeySecret, Position, Reason, State, check};
+
+/// The most distinct keys the granted checks present in rotation.
+const PRESENTED_KEYS: usize = 65_536;
+
+/// A state holding `users` users with keys, and the secrets of some of those keys.
+struct Population {
+    state: State,
+    secrets: Vec<KeySecret>,
+}
+
+impl Population {
+    fn build(users: usize) -> Self {
+        let started = Instant::now();
+        let mut state = State::default();
+        let mut seq = 0;
+        let secrets = common::population(users, PRESENTED_KEYS, |event| {
+            seq += 1;
+            state.apply(Position { seq, at: common::at(seq) }, &event);
+        });
+        let population = Population { state, secrets };
+        for secret in &population.secrets {
+            assert_eq!(population.check(secret.expose()), Reason::Granted, "every kept key passes the check");
+        }
+        eprintln!("built a state of {users} users with keys in {:.1?}", started.elapsed());
+        population
+    }
+
+    fn check(&self, key: &str) -> Reason {
+        check(&self.state, request(key), common::now()).reason
+    }
+}
+
+fn request(key: &str) -> CheckRequest<'_> {
+    CheckRequest { key, function: common::FUNCTION, event_id: Some(common::EVENT) }
+}
+
+/// Times granted checks, presenting the kept keys in turn.
+fn bench_granted(bencher: &mut criterion::Bencher<'_>, population: &Population) {
+    let now = common::now();
+    let keys: Vec<&str> = population.secrets.iter().map(KeySecret::expose).collect();
+    let mut next = 0;
+    bencher.iter(|| {
+        let key = keys[next];
+        next = if next + 1 == keys.len() { 0 } else { next + 1 };
+        check(&population.state, black_box(request(key)), now)
+    });
+}
+
+/// Times checks that all present the same `key`, which must be answered with `reason`.
+fn bench_answered(bencher: &mut criterion::Bencher<'_>, population: &Population, key: &str, reason: Reason) {
+    assert_eq!(population.check(key), reason);
+    let now = common::now();
+    bencher.iter(|| check(&population.state, black_box(request(key)), now));
+}
+
+/// A key with a valid shape whose last checksum character is wrong.
+fn with_wrong_checksum(key: &str) -> String {
+    let (body, last) = key.split_at(key.len() - 1);
+    let replacement = if last == "0" { '1' } else { '0' };
+    format!("{body}{replacement}")
+}
+
+fn checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    for (label, users) in [("1k", 1_000), ("100k", 100_000)] {
+        let mut population = None;
+        group.bench_function(BenchmarkId::new("granted", label), |b| {
+            bench_granted(b, population.get_or_insert_with(|| Population::build(users)));
+        });
+    }
+
+    // The benchmarks at a million users share one state.
+    let mut million = None;
+    group.bench_function(BenchmarkId::new("granted", "1M"), |b| {
+        bench_granted(b, million.get_or_insert_with(|| Population::build(1_000_000)));
+    });
+    group.bench_function(BenchmarkId::new("granted_one_key", "1M"), |b| {
+        let population = million.get_or_insert_with(|| Population::build(1_000_000));
+        let key = population.secrets[0].expose();
+        bench_answered(b, population, key, Reason::Granted);
+    });
+    group.bench_function("malformed", |b| {
+        let population = million.get_or_insert_with(|| Population::build(1_000_000));
+        let key = with_wrong_checksum(population.secrets[0].expose());
+        bench_answered(b, population, &key, Reason::MalformedKey);
+    });
+    group.bench_function("unknown_key", |b| {
+        let population = million.get_or_insert_with(|| Population::build(1_000_000));
+        let never_issued = KeySecret::generate(&mut common::rng(u64::MAX));
+        bench_answered(b, population, never_issued.expose(), Reason::UnknownKey);
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checks);
+criterion_main!(benches);

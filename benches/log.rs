@@ -1,0 +1,102 @@
+//! Reading the log back: a million records, encoded once, chained, with `record::encode`.
+//! The records create about 250,000 users, each with the one API role, event access
+//! through a group, and a key (four records per user).
+//!
+//! - `replay/1M_events`: `Ledger::open` over a `MemoryLog` holding the records: read in
+//!   chunks, decode, verify the chain and apply every event to the state, then start the
+//!   writer. Filling the log before each run and dropping the ledger after it are not
+//!   timed.
+//! - `verify_chain/1M_records`: `ChainVerifier::verify_next` over the records: decode,
+//!   recompute each hash and check the links, sequence and unique ids, on one thread.
+//!
+//! Both report records per second. Run with `cargo bench --bench log`, or one of them with
+//! `cargo bench --bench log -- replay`.
+
+mod common;
+
+use std::cell::OnceCell;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use keyledger::domain::{Actor, UserId};
+use keyledger::ledger::Ledger;
+use keyledger::log::record::{self, Envelope};
+use keyledger::log::{ChainHash, ChainVerifier, EventLog, MemoryLog, StoredRecord};
+
+const RECORDS: usize = 1_000_000;
+
+/// The chained records of a log that creates `(RECORDS - SETUP_EVENTS) / 4` users.
+fn encoded_log() -> Vec<StoredRecord> {
+    let users = (RECORDS - common::SETUP_EVENTS) / common::EVENTS_PER_USER;
+    let actor = Actor::User(UserId::generate(&mut common::rng(0)));
+    let mut records = Vec::with_capacity(RECORDS);
+    let mut prev_hash = ChainHash::GENESIS;
+    common::population(users, 0, |event| {
+        let seq = records.len() as u64 + 1;
+        let envelope = Envelope { seq, at: common::at(seq), actor: actor.clone() };
+        let (stored, hash) = record::encode(&envelope, &event, prev_hash);
+        prev_hash = hash;
+        records.push(stored);
+    });
+    records
+}
+
+fn memory_log(records: &[StoredRecord]) -> MemoryLog {
+    let log = MemoryLog::new();
+    log.append(0, records).expect("the records continue an empty log");
+    log
+}
+
+/// Settings for benchmarks whose one iteration takes about a second: one warm-up run,
+/// then ten timed runs (more if they are faster than expected).
+fn configure_long(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, elements: usize) {
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(elements as u64));
+}
+
+fn log(c: &mut Criterion) {
+    // Encoded when the first benchmark that needs them runs.
+    let records = OnceCell::new();
+
+    let mut group = c.benchmark_group("replay");
+    configure_long(&mut group, RECORDS);
+    group.bench_function("1M_events", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            || memory_log(records),
+            |log| {
+                let ledger = Ledger::open(log).expect("the log verifies");
+                assert_eq!(ledger.view().head(), records.len() as u64);
+                ledger
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("verify_chain");
+    configure_long(&mut group, RECORDS);
+    group.bench_function("1M_records", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            ChainVerifier::default,
+            |mut verifier| {
+                for stored in records {
+                    black_box(verifier.verify_next(stored).expect("the chain is intact"));
+                }
+                assert_eq!(verifier.size(), records.len() as u64);
+                verifier
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, log);
+criterion_main!(benches);
