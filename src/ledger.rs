@@ -121,7 +121,7 @@ impl<L: EventLog> Ledger<L> {
                 break;
             }
             for stored in &chunk {
-                let record = verifier.verify_next(stored)?;
+                let record = verifier.verify_and_decode_next(stored)?;
                 last_at = record.at;
                 state.apply(Position { seq: record.seq, at: record.at }, &record.event);
             }

@@ -103,7 +103,7 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
     if key.expires_at().is_some_and(|expiry| now >= expiry) {
         return decided(Reason::ExpiredKey);
     }
-    let Some(user) = state.user(key.user_id()) else {
+    let Some(user) = state.user_check(key.user_slot()) else {
         return refuse(Reason::UnknownKey);
     };
     if !user.is_enabled() {
@@ -112,7 +112,7 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
     let Ok(function) = FunctionId::parse(request.function) else {
         return decided(Reason::UnknownFunction);
     };
-    if !state.functions_of(user).contains(function) {
+    if !user.functions().contains(function) {
         return decided(Reason::FunctionNotGranted);
     }
     if let Some(event) = request.event_id

@@ -57,7 +57,7 @@ impl fmt::Debug for KeySecret {
 pub struct MalformedKey;
 
 /// The blake3 hash of a key: what the log and the permission view hold.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct KeyHash([u8; 32]);
 
@@ -99,6 +99,15 @@ fn encode_checksum(mut checksum: u32) -> [u8; CHECKSUM_LEN] {
         checksum /= 62;
     }
     digits
+}
+
+impl std::hash::Hash for KeyHash {
+    /// A blake3 output is uniform, so its first eight bytes are as good a hash as any.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
 }
 
 impl fmt::Debug for KeyHash {

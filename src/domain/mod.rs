@@ -25,6 +25,6 @@ pub use error::{DomainError, Resource};
 pub use event::Event;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
-pub use state::{EventAccess, Group, Key, KeyStatus, Position, Role, State, User};
+pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Name};

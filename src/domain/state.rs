@@ -79,6 +79,7 @@ impl Default for EventAccess {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     id: UserId,
+    slot: u32,
     name: String,
     email: Option<String>,
     enabled: bool,
@@ -137,6 +138,7 @@ impl User {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     id: GroupId,
+    slot: u32,
     name: String,
     parent: Option<GroupId>,
     children: BTreeSet<GroupId>,
@@ -199,6 +201,7 @@ pub enum KeyStatus {
 pub struct Key {
     id: KeyId,
     user_id: UserId,
+    user_slot: u32,
     created_at: Timestamp,
     expires_at: Option<Timestamp>,
     status: KeyStatus,
@@ -212,6 +215,10 @@ impl Key {
     /// The user the key authenticates.
     pub fn user_id(&self) -> &UserId {
         &self.user_id
+    }
+    /// The dense index of the key's user, for the check path.
+    pub fn user_slot(&self) -> u32 {
+        self.user_slot
     }
     /// When the key was generated.
     pub fn created_at(&self) -> Timestamp {
@@ -227,6 +234,54 @@ impl Key {
     }
 }
 
+/// What a key check needs of a user, kept small and in one dense vector so that a check
+/// touches as little memory as possible. It is derived from the roles, users and groups
+/// by `apply`, never changed any other way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCheck {
+    enabled: bool,
+    functions: FunctionSet,
+    all_events: bool,
+    /// The slots of the groups the user was given, sorted.
+    groups: Box<[u32]>,
+}
+
+impl UserCheck {
+    /// Whether the user's keys may pass checks.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The functions of all the user's roles.
+    pub fn functions(&self) -> FunctionSet {
+        self.functions
+    }
+}
+
+/// Hashes a [`KeyHash`] by its first eight bytes: it is already a uniform blake3 output, so
+/// hashing it again would only cost time. Lookups are by hashes of presented keys, which an
+/// attacker cannot steer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHashHasher(u64);
+
+impl std::hash::Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type KeyMap = HashMap<KeyHash, Key, std::hash::BuildHasherDefault<KeyHashHasher>>;
+
 /// The whole permission view.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -237,8 +292,13 @@ pub struct State {
     user_order: Vec<UserId>,
     groups: HashMap<GroupId, Group>,
     group_order: Vec<GroupId>,
-    groups_of_event: HashMap<EventId, Vec<GroupId>>,
-    keys: HashMap<KeyHash, Key>,
+    /// The slots of the groups that directly contain each event.
+    groups_of_event: HashMap<EventId, Vec<u32>>,
+    /// Each group's parent, by slot.
+    group_parents: Vec<Option<u32>>,
+    /// What a check needs of each user, by slot.
+    user_checks: Vec<UserCheck>,
+    keys: KeyMap,
     head: u64,
 }
 
@@ -291,17 +351,9 @@ impl State {
         self.keys.get(hash)
     }
 
-    /// The groups that directly contain an event.
-    pub fn groups_of_event(&self, event: &str) -> &[GroupId] {
-        self.groups_of_event.get(event).map_or(&[], Vec::as_slice)
-    }
-
     /// The union of the functions of every role a user holds.
     pub fn functions_of(&self, user: &User) -> FunctionSet {
-        user.roles
-            .iter()
-            .filter_map(|id| self.roles.get(id))
-            .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions))
+        self.user_checks.get(user.slot as usize).map_or(FunctionSet::EMPTY, |check| check.functions)
     }
 
     /// The chain of groups from `group` up to its outermost ancestor.
@@ -309,15 +361,49 @@ impl State {
         std::iter::successors(Some(group), move |id| self.groups.get(*id).and_then(|g| g.parent.as_ref()))
     }
 
-    /// Whether a user may access a platform event.
-    pub fn may_access_event(&self, user: &User, event: &str) -> bool {
-        match &user.event_access {
-            EventAccess::AllEvents => true,
-            EventAccess::Groups(granted) => self
-                .groups_of_event(event)
-                .iter()
-                .any(|group| self.ancestry(group).any(|ancestor| granted.contains(ancestor))),
+    /// What a key check needs of the user in `slot`.
+    pub fn user_check(&self, slot: u32) -> Option<&UserCheck> {
+        self.user_checks.get(slot as usize)
+    }
+
+    /// Whether a check may pass for a platform event, given what the user was granted:
+    /// the event is in a granted group or in a group nested below one.
+    pub fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
+        if user.all_events {
+            return true;
         }
+        let Some(groups) = self.groups_of_event.get(event) else {
+            return false;
+        };
+        groups.iter().any(|&group| {
+            std::iter::successors(Some(group), |&slot| self.group_parents.get(slot as usize).copied().flatten())
+                .any(|ancestor| user.groups.binary_search(&ancestor).is_ok())
+        })
+    }
+
+    fn refresh_functions(&mut self, user_id: &UserId) {
+        let Some(user) = self.users.get(user_id) else { return };
+        let functions = user
+            .roles
+            .iter()
+            .filter_map(|id| self.roles.get(id))
+            .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions));
+        if let Some(check) = self.user_checks.get_mut(user.slot as usize) {
+            check.functions = functions;
+        }
+    }
+
+    fn refresh_holders(&mut self, role_id: &RoleId) {
+        let holders: Vec<UserId> =
+            self.roles.get(role_id).map(|role| role.holders.iter().cloned().collect()).unwrap_or_default();
+        for holder in &holders {
+            self.refresh_functions(holder);
+        }
+    }
+
+    fn user_check_mut(&mut self, user_id: &UserId) -> Option<&mut UserCheck> {
+        let slot = self.users.get(user_id)?.slot;
+        self.user_checks.get_mut(slot as usize)
     }
 
     /// Changes the state by one event. Events come from the log, which only holds events
@@ -327,8 +413,19 @@ impl State {
         self.head = position.seq;
         match event {
             Event::UserCreated { user_id, name, email } => {
+                if self.users.contains_key(user_id) {
+                    return;
+                }
+                let slot = u32::try_from(self.user_checks.len()).unwrap_or(u32::MAX);
+                self.user_checks.push(UserCheck {
+                    enabled: true,
+                    functions: FunctionSet::EMPTY,
+                    all_events: false,
+                    groups: Box::default(),
+                });
                 let user = User {
                     id: user_id.clone(),
+                    slot,
                     name: name.clone(),
                     email: email.clone(),
                     enabled: true,
@@ -343,8 +440,18 @@ impl State {
                     self.user_order.push(user_id.clone());
                 }
             }
-            Event::UserDisabled { user_id } => self.touch_user(user_id, position, |user| user.enabled = false),
-            Event::UserEnabled { user_id } => self.touch_user(user_id, position, |user| user.enabled = true),
+            Event::UserDisabled { user_id } => {
+                self.touch_user(user_id, position, |user| user.enabled = false);
+                if let Some(check) = self.user_check_mut(user_id) {
+                    check.enabled = false;
+                }
+            }
+            Event::UserEnabled { user_id } => {
+                self.touch_user(user_id, position, |user| user.enabled = true);
+                if let Some(check) = self.user_check_mut(user_id) {
+                    check.enabled = true;
+                }
+            }
             Event::RoleCreated { role_id, description } => {
                 let role = Role {
                     id: role_id.clone(),
@@ -361,9 +468,11 @@ impl State {
             }
             Event::FunctionActivated { role_id, function } => {
                 self.touch_role(role_id, position, |role| role.functions.insert(*function));
+                self.refresh_holders(role_id);
             }
             Event::FunctionDeactivated { role_id, function } => {
                 self.touch_role(role_id, position, |role| role.functions.remove(*function));
+                self.refresh_holders(role_id);
             }
             Event::RoleAssigned { user_id, role_id } => {
                 self.touch_user(user_id, position, |user| {
@@ -372,6 +481,7 @@ impl State {
                 self.touch_role(role_id, position, |role| {
                     role.holders.insert(user_id.clone());
                 });
+                self.refresh_functions(user_id);
             }
             Event::RoleUnassigned { user_id, role_id } => {
                 self.touch_user(user_id, position, |user| {
@@ -380,10 +490,18 @@ impl State {
                 self.touch_role(role_id, position, |role| {
                     role.holders.remove(user_id);
                 });
+                self.refresh_functions(user_id);
             }
             Event::EventGroupCreated { group_id, name, parent_id } => {
+                if self.groups.contains_key(group_id) {
+                    return;
+                }
+                let slot = u32::try_from(self.group_parents.len()).unwrap_or(u32::MAX);
+                let parent_slot = parent_id.as_ref().and_then(|id| self.groups.get(id)).map(|parent| parent.slot);
+                self.group_parents.push(parent_slot);
                 let group = Group {
                     id: group_id.clone(),
+                    slot,
                     name: name.clone(),
                     parent: parent_id.clone(),
                     children: BTreeSet::new(),
@@ -401,18 +519,21 @@ impl State {
                 }
             }
             Event::EventAddedToGroup { group_id, event_id } => {
-                let mut added = false;
-                self.touch_group(group_id, position, |group| added = group.events.insert(event_id.clone()));
-                if added {
-                    self.groups_of_event.entry(event_id.clone()).or_default().push(group_id.clone());
+                let mut added = None;
+                self.touch_group(group_id, position, |group| {
+                    added = group.events.insert(event_id.clone()).then_some(group.slot);
+                });
+                if let Some(slot) = added {
+                    self.groups_of_event.entry(event_id.clone()).or_default().push(slot);
                 }
             }
             Event::EventRemovedFromGroup { group_id, event_id } => {
+                let mut removed = None;
                 self.touch_group(group_id, position, |group| {
-                    group.events.remove(event_id);
+                    removed = group.events.remove(event_id).then_some(group.slot);
                 });
-                if let Some(groups) = self.groups_of_event.get_mut(event_id) {
-                    groups.retain(|id| id != group_id);
+                if let Some((slot, groups)) = removed.zip(self.groups_of_event.get_mut(event_id)) {
+                    groups.retain(|&member| member != slot);
                     if groups.is_empty() {
                         self.groups_of_event.remove(event_id);
                     }
@@ -424,6 +545,17 @@ impl State {
                 } else {
                     EventAccess::Groups(groups.iter().cloned().collect())
                 };
+                let mut slots: Vec<u32> = match &access {
+                    EventAccess::AllEvents => Vec::new(),
+                    EventAccess::Groups(groups) => {
+                        groups.iter().filter_map(|id| self.groups.get(id)).map(|g| g.slot).collect()
+                    }
+                };
+                slots.sort_unstable();
+                if let Some(check) = self.user_check_mut(user_id) {
+                    check.all_events = *all_events;
+                    check.groups = slots.into_boxed_slice();
+                }
                 self.touch_user(user_id, position, |user| user.event_access = access);
             }
             Event::KeyGenerated {
@@ -488,6 +620,7 @@ impl State {
         let key = Key {
             id: key_id.clone(),
             user_id: user_id.clone(),
+            user_slot: user.slot,
             created_at: position.at,
             expires_at,
             status: KeyStatus::Active,

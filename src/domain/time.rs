@@ -15,9 +15,17 @@ pub struct InvalidTimestamp;
 ///
 /// It is written as RFC 3339 in records and over HTTP, and compared as an integer on the
 /// key-check path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct Timestamp(i64);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Borrowed when the text has no escapes, which a timestamp never has.
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Timestamp {
     /// Builds a timestamp from milliseconds since the Unix epoch.
@@ -68,13 +76,6 @@ impl Timestamp {
             // from RFC 3339 in the first place, so this is a representation of last resort.
             Err(_) => format!("@{}", self.0),
         }
-    }
-}
-
-impl TryFrom<String> for Timestamp {
-    type Error = InvalidTimestamp;
-    fn try_from(value: String) -> Result<Self, InvalidTimestamp> {
-        Self::parse(&value)
     }
 }
 

@@ -16,16 +16,28 @@
 //! Stored bytes are never rewritten. An event whose shape changes gets a new schema
 //! version `v`, and [`decode`] upcasts old versions when it reads them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::domain::{Actor, Event, Timestamp};
 
 /// A blake3 hash in the chain.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct ChainHash([u8; 32]);
+
+impl<'de> Deserialize<'de> for ChainHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Borrowed when the text has no escapes, which hex never has: no allocation.
+        let text = <Cow<'de, str>>::deserialize(deserializer)?;
+        blake3::Hash::from_hex(text.as_bytes())
+            .map(|hash| ChainHash(*hash.as_bytes()))
+            .map_err(|_| serde::de::Error::custom("a hash is 64 hexadecimal characters"))
+    }
+}
 
 impl ChainHash {
     /// The `prev_hash` of the first record.
@@ -51,15 +63,6 @@ impl fmt::Debug for ChainHash {
 impl fmt::Display for ChainHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
-    }
-}
-
-impl TryFrom<String> for ChainHash {
-    type Error = RecordError;
-    fn try_from(value: String) -> Result<Self, RecordError> {
-        blake3::Hash::from_hex(value.as_bytes())
-            .map(|hash| ChainHash(*hash.as_bytes()))
-            .map_err(|_| RecordError::Malformed("a hash is 64 hexadecimal characters".to_owned()))
     }
 }
 
@@ -153,18 +156,32 @@ struct Body<'a> {
     prev_hash: ChainHash,
 }
 
+/// A record as stored, parsed without copying: its event data is kept as raw JSON.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+struct Raw<'a> {
     seq: u64,
-    #[serde(rename = "type")]
-    kind: String,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     v: u32,
-    id: String,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     at: Timestamp,
     actor: Actor,
-    subject: String,
-    data: serde_json::Value,
+    #[serde(borrow)]
+    subject: Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    prev_hash: ChainHash,
+    hash: ChainHash,
+}
+
+/// What chain verification needs of a record; the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct Link<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     prev_hash: ChainHash,
     hash: ChainHash,
 }
@@ -219,7 +236,7 @@ fn body_hash(bytes: &[u8]) -> Option<ChainHash> {
 
 /// Decodes a record, verifying its own hash and upcasting its event.
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let raw: Raw<'_> = serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
     if body_hash(bytes) != Some(raw.hash) {
         return Err(RecordError::HashMismatch { seq: raw.seq });
     }
@@ -229,7 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     }
     Ok(Record {
         seq: raw.seq,
-        id: raw.id,
+        id: raw.id.into_owned(),
         at: raw.at,
         actor: raw.actor,
         event,
@@ -242,13 +259,19 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
 ///
 /// Every type is at version 1 so far. When a type's shape changes, its old versions are
 /// rewritten here, in memory, from the `data` as stored.
-fn upcast(seq: u64, kind: &str, version: u32, data: serde_json::Value) -> Result<Event, RecordError> {
-    let unknown = || RecordError::UnknownEvent { seq, kind: kind.to_owned(), version };
+fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, RecordError> {
     if version != 1 || !Event::TYPE_NAMES.contains(&kind) {
-        return Err(unknown());
+        return Err(RecordError::UnknownEvent { seq, kind: kind.to_owned(), version });
     }
-    let tagged = serde_json::json!({ "type": kind, "data": data });
-    serde_json::from_value(tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))
+    // `kind` is one of the known names, so it needs no escaping.
+    let data = data.get();
+    let mut tagged = String::with_capacity(data.len() + kind.len() + 20);
+    tagged.push_str("{\"type\":\"");
+    tagged.push_str(kind);
+    tagged.push_str("\",\"data\":");
+    tagged.push_str(data);
+    tagged.push('}');
+    serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))
 }
 
 /// Why a sequence of records is not an intact chain.
@@ -282,12 +305,13 @@ pub enum ChainError {
     },
 }
 
-/// Verifies records one at a time, in order, from the start of the log.
+/// Verifies records one at a time, in order, from the start of the log: each record's
+/// hash, its link to the one before, gapless sequence numbers and unique event ids.
 #[derive(Debug)]
 pub struct ChainVerifier {
     next_seq: u64,
     prev_hash: ChainHash,
-    ids: std::collections::HashSet<String>,
+    ids: std::collections::HashSet<u128>,
 }
 
 impl Default for ChainVerifier {
@@ -303,21 +327,46 @@ impl ChainVerifier {
         Self { next_seq: size + 1, prev_hash: head_hash, ids: Default::default() }
     }
 
-    /// Checks the next record and returns it decoded.
-    pub fn verify_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
+    /// Checks the next record's place in the chain, without decoding its event.
+    pub fn verify_next(&mut self, stored: &StoredRecord) -> Result<(), ChainError> {
+        let link: Link<'_> =
+            serde_json::from_slice(&stored.bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        if body_hash(&stored.bytes) != Some(link.hash) {
+            return Err(RecordError::HashMismatch { seq: link.seq }.into());
+        }
+        self.link(stored.seq, link.seq, &link.id, link.prev_hash, link.hash)
+    }
+
+    /// Checks the next record's place in the chain and decodes it, for replay.
+    pub fn verify_and_decode_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
         let record = decode(&stored.bytes)?;
-        if record.seq != self.next_seq || stored.seq != self.next_seq {
-            return Err(ChainError::Gap { expected: self.next_seq, found: record.seq });
+        self.link(stored.seq, record.seq, &record.id, record.prev_hash, record.hash)?;
+        Ok(record)
+    }
+
+    fn link(
+        &mut self,
+        stored_seq: u64,
+        seq: u64,
+        id: &str,
+        prev_hash: ChainHash,
+        hash: ChainHash,
+    ) -> Result<(), ChainError> {
+        if seq != self.next_seq || stored_seq != self.next_seq {
+            return Err(ChainError::Gap { expected: self.next_seq, found: seq });
         }
-        if record.prev_hash != self.prev_hash {
-            return Err(ChainError::Broken { seq: record.seq });
+        if prev_hash != self.prev_hash {
+            return Err(ChainError::Broken { seq });
         }
-        if !self.ids.insert(record.id.clone()) {
-            return Err(ChainError::DuplicateId { seq: record.seq, id: record.id });
+        let id_number = uuid::Uuid::parse_str(id)
+            .map_err(|_| RecordError::Malformed(format!("record {seq}: the event id is not a UUID")))?
+            .as_u128();
+        if !self.ids.insert(id_number) {
+            return Err(ChainError::DuplicateId { seq, id: id.to_owned() });
         }
         self.next_seq += 1;
-        self.prev_hash = record.hash;
-        Ok(record)
+        self.prev_hash = hash;
+        Ok(())
     }
 
     /// How many records have been verified.
