@@ -8,7 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::problem::ApiError;
 
@@ -25,7 +25,7 @@ pub struct RawJson {
 impl RawJson {
     /// Parses the body as `T`. An empty body parses as `{}`, so operations whose fields
     /// are all optional can be called without one.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
         let bytes: &[u8] = if self.bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.bytes };
         if !self.bytes.is_empty() && !self.is_json {
             return Err(ApiError::UnsupportedMediaType);

@@ -4,6 +4,8 @@
 //! lookups and writes nothing.
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use std::borrow::Cow;
+
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -66,31 +68,37 @@ impl From<Reason> for CheckReason {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"key": "kl_4sQm0bV7xZk2Lr9TtY1cWn8Pd3Hf6Ja5Gu0Me2", "function": "api.attendees.read", "event_id": "summit-2027-nyc"}))]
-pub struct CheckKeyRequest {
+pub struct CheckKeyRequest<'a> {
     /// The key. May instead be sent in the `Authorization` header.
-    #[serde(default)]
-    pub key: Option<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
+    pub key: Option<Cow<'a, str>>,
     /// The function id, such as `api.attendees.read`.
-    pub function: String,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub function: Cow<'a, str>,
     /// The platform event the call reads or writes; without it event access is ignored.
-    #[serde(default)]
-    pub event_id: Option<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
+    pub event_id: Option<Cow<'a, str>>,
 }
 
 /// The answer to a check.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"allowed": true, "reason": "granted", "user_id": "usr_5f0c2a9e1b7d4c3a", "key_id": "key_0f1e2d3c4b5a6978"}))]
-pub struct CheckKeyResponse {
+pub struct CheckKeyResponse<'a> {
     /// Whether the key may do it.
     pub allowed: bool,
     /// Why.
     pub reason: CheckReason,
     /// The key's user, when the key is known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<&'a str>,
     /// The key's public id, when the key is known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<&'a str>,
 }
 
 /// Checks a key: may it do `function` (on `event_id`)? A refused key is an answer, not
@@ -109,7 +117,7 @@ pub struct CheckKeyResponse {
 )]
 #[post("/v1/check")]
 pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
-    let input: CheckKeyRequest = body.parse()?;
+    let input: CheckKeyRequest<'_> = body.parse()?;
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
     let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
@@ -118,24 +126,46 @@ pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Res
     let answer = CheckKeyResponse {
         allowed: decision.allowed(),
         reason: decision.reason.into(),
-        user_id: decision.user_id.map(ToString::to_string),
-        key_id: decision.key_id.map(ToString::to_string),
+        user_id: decision.user_id.map(|id| id.as_str()),
+        key_id: decision.key_id.map(|id| id.as_str()),
     };
+    // Serialised under the read lock, to borrow the ids rather than copy them.
+    let json = serde_json::to_vec(&answer).unwrap_or_default();
     drop(view);
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
 /// What a gateway asks about the request it is forwarding.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizeQuery {
+pub struct AuthorizeQuery<'a> {
     /// The function the forwarded request needs, such as `api.attendees.read`.
-    #[param(example = "api.attendees.read")]
-    pub function: String,
+    #[param(example = "api.attendees.read", value_type = String)]
+    pub function: Cow<'a, str>,
     /// The platform event the forwarded request reads or writes, if any.
-    #[param(example = "summit-2027-nyc")]
-    pub event_id: Option<String>,
+    #[param(example = "summit-2027-nyc", value_type = Option<String>)]
+    pub event_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> AuthorizeQuery<'a> {
+    /// Parses the query string, borrowing from it unless a value is percent-encoded: this
+    /// runs on every gateway request.
+    pub fn parse(query: &'a str) -> Result<Self, ApiError> {
+        let (mut function, mut event_id) = (None, None);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match name.as_ref() {
+                "function" => &mut function,
+                "event_id" => &mut event_id,
+                other => return Err(ApiError::InvalidQuery(format!("unknown query parameter `{other}`"))),
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::InvalidQuery(format!("the query parameter `{name}` is given twice")));
+            }
+        }
+        let function =
+            function.ok_or_else(|| ApiError::InvalidQuery("missing query parameter `function`".to_owned()))?;
+        Ok(AuthorizeQuery { function, event_id })
+    }
 }
 
 /// For gateways (nginx `auth_request`, Envoy `ext_authz`, Traefik `forwardAuth`): the key
@@ -158,7 +188,11 @@ pub struct AuthorizeQuery {
     security((), ("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/authorize")]
-pub async fn authorize_request(state: State, request: HttpRequest, query: web::Query<AuthorizeQuery>) -> HttpResponse {
+pub async fn authorize_request(state: State, request: HttpRequest) -> HttpResponse {
+    let query = match AuthorizeQuery::parse(request.query_string()) {
+        Ok(query) => query,
+        Err(error) => return error.error_response(),
+    };
     let presented = presented_key(&request);
     let key = presented.as_ref().map_or("", |presented| presented.key());
     let question = CheckRequest { key, function: &query.function, event_id: query.event_id.as_deref() };
