@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
+use actix_web::rt::signal::unix::{SignalKind, signal};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use tracing::Instrument;
 use utoipa::OpenApi;
@@ -64,6 +65,12 @@ pub enum StartError {
     /// The data directory was initialised already (for `init`).
     #[error("the data directory {} is already initialised", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The signal handlers could not be installed.
+    #[error("cannot listen for SIGTERM and SIGINT: {source}")]
+    Signals {
+        /// Why.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -101,20 +108,23 @@ pub fn init(data_dir: &Path) -> Result<(crate::domain::UserId, KeySecret), Start
 /// The running service.
 pub struct Application {
     server: Server,
+    state: web::Data<AppState>,
     address: SocketAddr,
     bootstrap_secret: Option<KeySecret>,
 }
 
 impl Application {
     /// Binds the server over an opened ledger (see [`open_ledger`], which blocks and so
-    /// runs before the async runtime starts). The server starts answering once
-    /// [`Application::run`] is awaited.
+    /// runs before the async runtime starts) and installs the handlers for SIGTERM and
+    /// SIGINT; must be called within the actix runtime. The server starts answering once
+    /// [`Application::run`] is awaited (connections made before then wait in the backlog).
     pub fn build(
         config: &Config,
         ledger: Ledger<FjallLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
         let state = web::Data::new(AppState { ledger, idempotency: IdempotencyCache::default() });
+        let shared = state.clone();
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -148,7 +158,22 @@ impl Application {
             address: config.listen.clone(),
             source: std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound"),
         })?;
-        Ok(Self { server: server.run(), address, bootstrap_secret })
+        // Stop gracefully on SIGTERM or SIGINT. The handlers are installed here, before
+        // `listening on` is printed, so that a signal sent as soon as the server says it is
+        // up is never the default (fatal) one.
+        let server = server.disable_signals().run();
+        let handle = server.handle();
+        let signal_error = |source| StartError::Signals { source };
+        let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then stopping"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
+            }
+            handle.stop(true).await;
+        });
+        Ok(Self { server, state: shared, address, bootstrap_secret })
     }
 
     /// The address the server listens on, with the real port.
@@ -162,9 +187,12 @@ impl Application {
         self.bootstrap_secret.take()
     }
 
-    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests and stops.
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests, lets the writer
+    /// finish what is queued and save a snapshot, and stops.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.state.ledger.close();
+        served
     }
 }
 

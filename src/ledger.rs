@@ -96,8 +96,9 @@ struct Shared<L> {
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
 pub struct Ledger<L: EventLog> {
     shared: Arc<Shared<L>>,
-    queue: Option<mpsc::Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    /// The writer's queue; `None` once the ledger is closed.
+    queue: RwLock<Option<mpsc::Sender<Job>>>,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<L: EventLog> Ledger<L> {
@@ -146,12 +147,13 @@ impl<L: EventLog> Ledger<L> {
             last_at,
             last_snapshot: from_snapshot,
             snapshots,
+            saving: None,
         };
         let writer = std::thread::Builder::new()
             .name("keyledger-writer".to_owned())
             .spawn(move || writer.run(jobs))
             .map_err(OpenError::Thread)?;
-        Ok(Self { shared, queue: Some(queue), writer: Some(writer) })
+        Ok(Self { shared, queue: RwLock::new(Some(queue)), writer: std::sync::Mutex::new(Some(writer)) })
     }
 
     /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
@@ -167,7 +169,7 @@ impl<L: EventLog> Ledger<L> {
     /// Submits a command and waits until its events are durable (or it is refused).
     pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        let queue = self.queue.as_ref().ok_or(SubmitError::ShuttingDown)?;
+        let queue = self.sender()?;
         queue.send(Job { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
         answer.await.map_err(|_| SubmitError::ShuttingDown)?
     }
@@ -175,7 +177,7 @@ impl<L: EventLog> Ledger<L> {
     /// Submits a command from outside an async runtime, blocking the calling thread.
     pub fn submit_blocking(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        let queue = self.queue.as_ref().ok_or(SubmitError::ShuttingDown)?;
+        let queue = self.sender()?;
         queue.blocking_send(Job { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
         answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
     }
@@ -202,6 +204,24 @@ impl<L: EventLog> Ledger<L> {
         }
     }
 
+    /// Stops taking commands, lets the writer finish what is queued (and save its shutdown
+    /// snapshot), and waits for it. Submitting afterwards fails with `ShuttingDown`.
+    /// Dropping the ledger does the same.
+    pub fn close(&self) {
+        // Closing the queue lets the writer drain what is queued and stop.
+        self.queue.write().unwrap_or_else(PoisonError::into_inner).take();
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>, SubmitError> {
+        self.queue.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(SubmitError::ShuttingDown)
+    }
+
     /// Recomputes the hash chain over the whole log, from storage.
     pub fn verify(&self) -> Result<Verification, L::Error> {
         verify_log(&self.shared.log)
@@ -210,13 +230,7 @@ impl<L: EventLog> Ledger<L> {
 
 impl<L: EventLog> Drop for Ledger<L> {
     fn drop(&mut self) {
-        // Closing the queue lets the writer drain what is queued and stop.
-        self.queue.take();
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
-            tracing::error!("the writer thread panicked");
-        }
+        self.close();
     }
 }
 
@@ -298,9 +312,18 @@ fn restore<L: EventLog>(log: &L, policy: &SnapshotPolicy) -> Option<(State, Chai
     Some((snapshot.state, verifier, snapshot.last_at))
 }
 
+fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) {
+    match snapshot::write(&policy.dir, seq, head_hash, last_at, state) {
+        Ok(path) => tracing::info!(seq, path = %path.display(), "saved a snapshot"),
+        Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
+    }
+}
+
 struct Writer<L> {
     shared: Arc<Shared<L>>,
     snapshots: Option<SnapshotPolicy>,
+    /// The thread saving a snapshot, if one is under way.
+    saving: Option<JoinHandle<()>>,
     /// The position of the newest snapshot saved or loaded.
     last_snapshot: u64,
     /// The writer's own copy of the state: the view plus whatever the current batch has
@@ -327,20 +350,32 @@ impl<L: EventLog> Writer<L> {
     }
 
     /// Saves a snapshot of the writer's state, which equals the view between batches, when
-    /// enough records were appended since the last one (or any, at shutdown). A failure
-    /// only costs start-up time later, so it is logged, not fatal.
+    /// enough records were appended since the last one (or any, at shutdown). While
+    /// serving, the state is cloned and written by a thread of its own, so admin writes
+    /// pause only for the clone; at shutdown it is written before the writer stops. A
+    /// failure only costs start-up time later, so it is logged, not fatal.
     fn snapshot_if_due(&mut self, shutting_down: bool) {
-        let Some(policy) = &self.snapshots else { return };
+        let Some(policy) = self.snapshots.clone() else { return };
+        if let Some(saving) = self.saving.take_if(|saving| shutting_down || saving.is_finished()) {
+            let _ = saving.join();
+        }
         let since = self.state.head() - self.last_snapshot;
-        if since == 0 || (!shutting_down && since < policy.every) {
+        if since == 0 || (!shutting_down && (since < policy.every || self.saving.is_some())) {
             return;
         }
-        match snapshot::write(&policy.dir, self.state.head(), self.prev_hash, self.last_at, &self.state) {
-            Ok(path) => {
-                self.last_snapshot = self.state.head();
-                tracing::info!(seq = self.last_snapshot, path = %path.display(), "saved a snapshot");
-            }
-            Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
+        let (seq, head_hash, last_at) = (self.state.head(), self.prev_hash, self.last_at);
+        self.last_snapshot = seq;
+        if shutting_down {
+            save_snapshot(&policy, seq, head_hash, last_at, &self.state);
+            return;
+        }
+        let state = self.state.clone();
+        let saving = std::thread::Builder::new()
+            .name("keyledger-snapshot".to_owned())
+            .spawn(move || save_snapshot(&policy, seq, head_hash, last_at, &state));
+        match saving {
+            Ok(saving) => self.saving = Some(saving),
+            Err(error) => tracing::warn!(%error, "cannot start the snapshot thread"),
         }
     }
 

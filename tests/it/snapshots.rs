@@ -29,6 +29,13 @@ fn observed(app: &TestApp, key: &str) -> Vec<Value> {
 fn a_server_restarted_from_a_snapshot_answers_as_before_and_replays_only_the_tail() {
     let app = spawn_app_with(&["--snapshot-every", "5"]);
     let (_, _, key) = app.api_user();
+    // Snapshots are written by a thread of their own; give it a moment.
+    for _ in 0..100 {
+        if !snapshot_files(&app).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(!snapshot_files(&app).is_empty(), "a snapshot is written every 5 records");
     for n in 0..3 {
         app.create_user(&format!("after the snapshot {n}"));
@@ -82,4 +89,26 @@ fn a_snapshot_from_another_history_is_ignored() {
     let second = second.restart();
     assert_eq!(observed(&second, &second_key), before);
     assert_eq!(second.check_reason(&first_key, "api.attendees.read", None), "unknown_key");
+}
+
+#[test]
+fn sigterm_right_after_listening_is_a_graceful_stop_that_saves_a_snapshot() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(crate::helpers::BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let listening = BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line.starts_with("listening on "));
+    assert!(listening);
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "SIGTERM must stop keyledger gracefully, not kill it: {status}");
+    assert!(std::fs::read_dir(dir.path().join("snapshots")).unwrap().next().is_some(), "no snapshot at shutdown");
 }
