@@ -125,15 +125,6 @@ fn audit_listing(app: &TestApp, limit: u32) -> Vec<ServedRecord> {
     }
 }
 
-/// The number of records the log holds, after checking the chain verifies.
-fn verified_audit_size(app: &TestApp) -> u64 {
-    let verification = app.get("/v1/audit/verify");
-    verification.expect(200);
-    let verification = verification.json();
-    assert_eq!(verification["valid"], true, "{verification}");
-    verification["size"].as_u64().expect("size")
-}
-
 /// The Administrator's user id, as the key check names it.
 fn admin_user_id(app: &TestApp) -> String {
     let answer = app.check(&app.admin_key, "security.audit.read", None);
@@ -175,7 +166,7 @@ fn every_file(dir: &Path) -> Vec<(String, String)> {
 fn the_audit_listing_pages_through_every_record_in_order_with_gapless_seq_from_one() {
     let app = spawn_app();
     app.api_user();
-    let size = verified_audit_size(&app);
+    let size = app.verified_audit_size();
 
     let paged = audit_listing(&app, 4);
     let seqs: Vec<u64> = paged.iter().map(ServedRecord::seq).collect();
@@ -363,14 +354,14 @@ fn no_key_secret_appears_in_the_audit_listing_or_in_the_data_directory_after_a_g
 fn activating_three_functions_appends_exactly_three_records_at_the_returned_position() {
     let app = spawn_app();
     let role = app.create_role("Readers");
-    let before = verified_audit_size(&app);
+    let before = app.verified_audit_size();
 
     let functions = ["api.events.read", "api.people.read", "api.sessions.read"];
     let reply = app.post(&format!("/v1/roles/{role}/functions/activate"), &json!({ "functions": functions }));
     reply.expect(200);
     let position: u64 = reply.header("keyledger-position").expect("position").parse().expect("a number");
 
-    let after = verified_audit_size(&app);
+    let after = app.verified_audit_size();
     assert_eq!(after, before + 3);
     assert_eq!(position, after, "the position is the command's last record");
     let (records, next) = audit_page(&app, 100, before);
@@ -389,7 +380,7 @@ fn activating_three_functions_appends_exactly_three_records_at_the_returned_posi
     // Activating the same functions again changes nothing and appends nothing.
     let again = app.post(&format!("/v1/roles/{role}/functions/activate"), &json!({ "functions": functions }));
     again.expect(200);
-    assert_eq!(verified_audit_size(&app), after);
+    assert_eq!(app.verified_audit_size(), after);
 }
 
 #[test]
@@ -398,7 +389,7 @@ fn refused_commands_append_nothing() {
     let (api_role, api_user, api_key) = app.api_user();
     let admin_role = app.create_role("Auditors");
     app.activate(&admin_role, &["security.audit.read"]);
-    let size = verified_audit_size(&app);
+    let size = app.verified_audit_size();
 
     let refusals = [
         app.post("/v1/roles", &json!({ "description": "API Access" })),
@@ -415,7 +406,7 @@ fn refused_commands_append_nothing() {
         assert!(refusal.status >= 400, "expected a refusal: {} {}", refusal.status, refusal.body);
         assert_eq!(refusal.header("keyledger-position"), None, "{}", refusal.body);
     }
-    assert_eq!(verified_audit_size(&app), size);
+    assert_eq!(app.verified_audit_size(), size);
     let (records, _) = audit_page(&app, 10, size);
     assert!(records.is_empty());
 }

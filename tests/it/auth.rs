@@ -175,13 +175,6 @@ impl AdminOperation {
     }
 }
 
-/// How many records the audit log holds, as the Administrator sees it.
-fn audit_size(app: &TestApp) -> u64 {
-    let reply = app.get("/v1/audit/verify");
-    reply.expect(200);
-    reply.json()["size"].as_u64().expect("size")
-}
-
 /// A role holding `functions`, a user holding only that role, and a key for the user.
 /// Returns (user_id, key).
 fn user_with_functions(app: &TestApp, label: &str, functions: &[&str]) -> (String, String) {
@@ -255,11 +248,11 @@ fn the_table_names_every_admin_operation_of_the_openapi_document_with_its_functi
 fn every_admin_operation_without_a_key_is_refused_with_401_and_a_challenge_and_appends_nothing() {
     let app = spawn_app();
     let fixture = Fixture::new(&app);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for op in ADMIN_OPERATIONS {
         expect_unauthenticated(&op.call(&app, &fixture, &[]), op.name);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -286,14 +279,14 @@ fn every_admin_operation_refuses_a_malformed_or_unknown_key_with_401_and_appends
         ("Basic credentials that are not base64", "Basic %%%"),
         ("an unsupported scheme", "Token abc"),
     ];
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for op in ADMIN_OPERATIONS {
         for (what, authorization) in refused {
             let reply = op.call(&app, &fixture, &[("authorization", authorization)]);
             expect_unauthenticated(&reply, &format!("{} with {what}", op.name));
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -309,7 +302,7 @@ fn every_admin_operation_refuses_a_key_whose_roles_lack_its_function_with_403_an
             (missing, user_with_functions(&app, &format!("All but {missing}"), &others).1)
         })
         .collect();
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for op in ADMIN_OPERATIONS {
         let (_, key) =
             lacking.iter().find(|(missing, _)| *missing == op.function).expect("a user lacking the function");
@@ -324,7 +317,7 @@ fn every_admin_operation_refuses_a_key_whose_roles_lack_its_function_with_403_an
         );
         assert_eq!(reply.header("www-authenticate"), None, "{}: a 403 is not a challenge", op.name);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -346,11 +339,11 @@ fn the_function_each_admin_operation_needs_is_enough_on_its_own() {
 fn an_api_users_key_cannot_use_the_admin_api() {
     let app = spawn_app();
     let (_, _, key) = app.api_user();
-    let before = audit_size(&app);
+    let before = app.audit_size();
     app.call("GET", "/v1/roles", Some(&key), None).expect_problem(403, "forbidden");
     app.call("POST", "/v1/roles", Some(&key), Some(&json!({ "description": "Escalation" })))
         .expect_problem(403, "forbidden");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -379,7 +372,7 @@ fn a_disabled_admin_users_key_is_refused_with_401_until_they_are_enabled_again()
     app.call("GET", "/v1/roles", Some(&key), None).expect(200);
 
     app.post_empty(&format!("/v1/users/{deputy}/disable")).expect(200);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_unauthenticated(&app.call("GET", "/v1/roles", Some(&key), None), "disabled, reading");
     expect_unauthenticated(
         &app.call("POST", "/v1/roles", Some(&key), Some(&json!({ "description": "While disabled" }))),
@@ -389,7 +382,7 @@ fn a_disabled_admin_users_key_is_refused_with_401_until_they_are_enabled_again()
         &app.call("POST", &format!("/v1/users/{deputy}/enable"), Some(&key), None),
         "enabling oneself",
     );
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 
     app.post_empty(&format!("/v1/users/{deputy}/enable")).expect(200);
     app.call("GET", "/v1/roles", Some(&key), None).expect(200);
@@ -400,10 +393,10 @@ fn a_revoked_admin_key_is_refused_with_401_and_a_replaced_one_without_grace_too(
     let app = spawn_app();
     let (deputy, key) = user_with_functions(&app, "Deputy", &ADMIN_FUNCTIONS);
     app.delete(&format!("/v1/users/{deputy}/key")).expect(200);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_unauthenticated(&app.call("GET", "/v1/users", Some(&key), None), "revoked key");
     expect_unauthenticated(&app.call("POST", "/v1/users", Some(&key), Some(&json!({ "name": "x" }))), "revoked key");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 
     let second = app.generate_key(&deputy, &json!({}));
     let third = app.generate_key(&deputy, &json!({}));
@@ -457,7 +450,7 @@ fn authorize_request_allows_with_an_empty_body_and_names_the_user_and_key_for_th
     let app = spawn_app();
     let (_, user, key) = app.api_user();
     let key_id = app.get(&format!("/v1/users/{user}")).json()["key"]["key_id"].clone();
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for authorization in [format!("Bearer {key}"), basic(&key)] {
         let reply = app.raw(
             "GET",
@@ -473,7 +466,7 @@ fn authorize_request_allows_with_an_empty_body_and_names_the_user_and_key_for_th
     }
     // Without an event, event access is not considered.
     app.call("GET", "/v1/authorize?function=api.events.read", Some(&key), None).expect(200);
-    assert_eq!(audit_size(&app), before, "checks append nothing");
+    assert_eq!(app.audit_size(), before, "checks append nothing");
 }
 
 #[test]

@@ -14,15 +14,6 @@ const USERS_PER_THREAD: usize = 20;
 /// How many fresh users each race is run on.
 const RACES: usize = 30;
 
-/// The log's size, after checking the chain verifies.
-fn verified_audit_size(app: &TestApp) -> u64 {
-    let verification = app.get("/v1/audit/verify");
-    verification.expect(200);
-    let verification = verification.json();
-    assert_eq!(verification["valid"], true, "{verification}");
-    verification["size"].as_u64().expect("size")
-}
-
 /// The `Keyledger-Position` of an acknowledged write.
 fn position_of(reply: &Reply) -> u64 {
     reply
@@ -67,7 +58,7 @@ fn race<A: Send, B: Send>(first: impl FnOnce() -> A + Send, second: impl FnOnce(
 #[test]
 fn concurrent_user_creations_are_each_committed_once_at_a_distinct_position() {
     let app = spawn_app();
-    let bootstrap_size = verified_audit_size(&app);
+    let bootstrap_size = app.verified_audit_size();
 
     let created: Vec<(String, String, u64)> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
@@ -94,7 +85,7 @@ fn concurrent_user_creations_are_each_committed_once_at_a_distinct_position() {
     let positions: HashSet<u64> = created.iter().map(|(_, _, position)| *position).collect();
     assert_eq!(positions.len() as u64, total, "every write has its own position");
     assert_eq!(positions, (bootstrap_size + 1..=bootstrap_size + total).collect(), "positions are gapless");
-    assert_eq!(verified_audit_size(&app), bootstrap_size + total);
+    assert_eq!(app.verified_audit_size(), bootstrap_size + total);
 
     let listed = all_users(&app);
     let mut listed_ids = HashSet::new();
@@ -150,7 +141,7 @@ fn racing_assignments_of_an_api_role_and_another_role_never_leave_the_api_role_b
         .map(|user| user.as_str().expect("id").to_owned())
         .collect();
     assert_eq!(holders, api_winners.into_iter().collect());
-    verified_audit_size(&app);
+    app.verified_audit_size();
 }
 
 #[test]
@@ -181,7 +172,7 @@ fn racing_creations_of_roles_with_the_same_description_create_exactly_one() {
         assert_eq!(roles.len(), 1, "race {index}: {roles:?}");
         assert_eq!(roles[0]["id"], winner.json()["id"]);
     }
-    verified_audit_size(&app);
+    app.verified_audit_size();
 }
 
 #[test]
@@ -215,7 +206,7 @@ fn racing_activation_of_an_api_function_and_assignment_of_a_second_role_keeps_ap
             ),
         }
     }
-    verified_audit_size(&app);
+    app.verified_audit_size();
 }
 
 #[test]
@@ -261,7 +252,7 @@ fn a_revocation_racing_a_rotation_leaves_the_state_of_one_serial_order() {
             assert_eq!(new_answer, "granted", "race {index}: {user_view}");
         }
     }
-    verified_audit_size(&app);
+    app.verified_audit_size();
 }
 
 #[test]

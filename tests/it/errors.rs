@@ -16,13 +16,6 @@ const UNKNOWN_USER: &str = "usr_0000000000000000";
 /// A group id that is well formed but names nothing.
 const UNKNOWN_GROUP: &str = "grp_0000000000000000";
 
-/// How many records the audit log holds.
-fn audit_size(app: &TestApp) -> u64 {
-    let reply = app.get("/v1/audit/verify");
-    reply.expect(200);
-    reply.json()["size"].as_u64().expect("size")
-}
-
 /// Sends a request as the Administrator with an optional content type and raw body.
 fn send(app: &TestApp, method: &str, path: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Reply {
     send_with(app, method, path, &[], content_type, body)
@@ -118,7 +111,7 @@ fn body_operations(app: &TestApp) -> Vec<(&'static str, &'static str, String)> {
 fn a_body_that_is_not_json_is_400_malformed_json_on_every_operation_that_takes_one() {
     let app = spawn_app();
     let operations = body_operations(&app);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     // Each breaks the syntax before any field is read, so no shape error can come first.
     let junk = ["{", r#"{""#, "[", "{,}", "nope", "tru", "{'name':'x'}", "\u{0}"];
     for (what, method, path) in &operations {
@@ -126,7 +119,7 @@ fn a_body_that_is_not_json_is_400_malformed_json_on_every_operation_that_takes_o
             expect_problem(&send_json(&app, method, path, body), 400, "malformed_json", &format!("{what} {body:?}"));
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -184,7 +177,7 @@ fn wrong_types_missing_fields_and_unknown_fields_are_400_invalid_body() {
         ),
         ("POST", "/v1/check".to_owned(), &[r#"{"key":"x"}"#, r#"{"function":5}"#, r#"{"function":"x","user":"y"}"#]),
     ];
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for (method, path, bodies) in &cases {
         for body in *bodies {
             expect_problem(
@@ -195,7 +188,7 @@ fn wrong_types_missing_fields_and_unknown_fields_are_400_invalid_body() {
             );
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -233,12 +226,12 @@ fn unknown_and_malformed_ids_in_paths_are_404_not_found() {
         cases.push(("PUT", format!("/v1/event-groups/{bad}/events/summit-nyc"), None));
         cases.push(("DELETE", format!("/v1/event-groups/{bad}/events/summit-nyc"), None));
     }
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for (method, path, body) in &cases {
         let reply = send(&app, method, path, body.map(|_| "application/json"), body.map(str::as_bytes));
         expect_problem(&reply, 404, "not_found", &format!("{method} {path}"));
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     // The targets themselves were found all along.
     app.get(&format!("/v1/event-groups/{group}")).expect(200);
 }
@@ -248,7 +241,7 @@ fn unknown_ids_in_bodies_are_404_not_found_and_change_nothing() {
     let app = spawn_app();
     let user = app.create_user("Target user");
     let known = app.create_group("Americas", None);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for parent in [UNKNOWN_GROUP, "nope", user.as_str()] {
         let reply = app.post("/v1/event-groups", &json!({ "name": "USA", "parent_id": parent }));
         expect_problem(&reply, 404, "not_found", &format!("parent_id {parent}"));
@@ -258,7 +251,7 @@ fn unknown_ids_in_bodies_are_404_not_found_and_change_nothing() {
             app.put(&format!("/v1/users/{user}/event-access"), Some(&json!({ "all_events": false, "groups": groups })));
         expect_problem(&reply, 404, "not_found", &format!("groups {groups}"));
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/users/{user}")).json()["event_access"]["groups"], json!([]));
 }
 
@@ -266,7 +259,7 @@ fn unknown_ids_in_bodies_are_404_not_found_and_change_nothing() {
 fn function_ids_not_in_the_catalogue_are_422_unknown_function_and_activate_nothing() {
     let app = spawn_app();
     let role = app.create_role("Target role");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for functions in [
         json!(["api.events.write"]),
         json!(["API.EVENTS.READ"]),
@@ -278,7 +271,7 @@ fn function_ids_not_in_the_catalogue_are_422_unknown_function_and_activate_nothi
             expect_problem(&reply, 422, "unknown_function", &format!("{action} {functions}"));
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/roles/{role}")).json()["functions"], json!([]));
 }
 
@@ -286,12 +279,12 @@ fn function_ids_not_in_the_catalogue_are_422_unknown_function_and_activate_nothi
 fn an_empty_function_list_is_422() {
     let app = spawn_app();
     let role = app.create_role("Target role");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for action in ["activate", "deactivate"] {
         let reply = app.post(&format!("/v1/roles/{role}/functions/{action}"), &json!({ "functions": [] }));
         expect_problem(&reply, 422, "invalid_value", action);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -299,14 +292,14 @@ fn empty_blank_oversized_and_multiline_names_are_422_and_200_characters_are_acce
     let app = spawn_app();
     let too_long = "é".repeat(201);
     let bad = ["", "   ", too_long.as_str(), "two\nlines", "tab\there"];
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for name in bad {
         for (path, field) in [("/v1/roles", "description"), ("/v1/users", "name"), ("/v1/event-groups", "name")] {
             let reply = app.post(path, &json!({ field: name }));
             expect_problem(&reply, 422, "invalid_value", &format!("{path} {field} {name:?}"));
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     let longest = "é".repeat(200);
     for (path, field) in [("/v1/roles", "description"), ("/v1/users", "name"), ("/v1/event-groups", "name")] {
         app.post(path, &json!({ field: longest })).expect(201);
@@ -316,12 +309,12 @@ fn empty_blank_oversized_and_multiline_names_are_422_and_200_characters_are_acce
 #[test]
 fn a_malformed_email_is_422() {
     let app = spawn_app();
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for email in ["api", "@example.com", "api@example", "api@@example.com", "a pi@example.com", "api@.com", ""] {
         let reply = app.post("/v1/users", &json!({ "name": "Attendance app", "email": email }));
         expect_problem(&reply, 422, "invalid_value", email);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     let created = app.post("/v1/users", &json!({ "name": "Attendance app", "email": "api@example.com" }));
     created.expect(201);
     assert_eq!(created.json()["email"], "api@example.com");
@@ -332,7 +325,7 @@ fn bad_or_past_expiry_and_too_long_grace_periods_are_422() {
     let app = spawn_app();
     let user = app.create_user("Attendance app");
     let path = format!("/v1/users/{user}/key");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for expires_at in ["tomorrow", "2030-13-01T00:00:00Z", "2030-01-01", "", "2030-01-01T00:00:00"] {
         let reply = app.post(&path, &json!({ "expires_at": expires_at }));
         expect_problem(&reply, 422, "invalid_value", &format!("expires_at {expires_at:?}"));
@@ -345,7 +338,7 @@ fn bad_or_past_expiry_and_too_long_grace_periods_are_422() {
         let reply = app.post(&path, &json!({ "grace_seconds": grace }));
         expect_problem(&reply, 422, "invalid_value", &format!("grace_seconds {grace}"));
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/users/{user}")).json()["key"], Value::Null, "no key was made");
 
     // Thirty days exactly is allowed.
@@ -358,11 +351,11 @@ fn all_events_together_with_groups_is_422() {
     let app = spawn_app();
     let user = app.create_user("Attendance app");
     let group = app.create_group("Americas", None);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     let reply =
         app.put(&format!("/v1/users/{user}/event-access"), Some(&json!({ "all_events": true, "groups": [group] })));
     expect_problem(&reply, 422, "invalid_value", "all_events with groups");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -370,14 +363,14 @@ fn a_malformed_event_id_in_a_path_is_422() {
     let app = spawn_app();
     let group = app.create_group("Americas", None);
     let too_long = "e".repeat(129);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for event in ["summit!nyc", "summit%20nyc", too_long.as_str(), "caf%C3%A9"] {
         for method in ["PUT", "DELETE"] {
             let reply = send(&app, method, &format!("/v1/event-groups/{group}/events/{event}"), None, None);
             expect_problem(&reply, 422, "invalid_value", &format!("{method} {event}"));
         }
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     app.add_event(&group, &"e".repeat(128));
 }
 
@@ -385,12 +378,12 @@ fn a_malformed_event_id_in_a_path_is_422() {
 fn a_duplicate_role_description_is_409_whatever_its_case_and_surrounding_space() {
     let app = spawn_app();
     app.create_role("API Access");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for description in ["API Access", "api access", "  API ACCESS  ", "administrator"] {
         let reply = app.post("/v1/roles", &json!({ "description": description }));
         expect_problem(&reply, 409, "duplicate_description", description);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get("/v1/roles").json()["items"].as_array().map(Vec::len), Some(2));
 }
 
@@ -400,13 +393,13 @@ fn a_duplicate_sibling_group_name_is_409_but_the_same_name_elsewhere_is_fine() {
     let americas = app.create_group("Americas", None);
     let europe = app.create_group("Europe", None);
     app.create_group("USA", Some(&americas));
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for (name, parent) in [("AMERICAS", None), (" americas ", None), ("usa", Some(&americas)), ("USA", Some(&americas))]
     {
         let reply = app.post("/v1/event-groups", &json!({ "name": name, "parent_id": parent }));
         expect_problem(&reply, 409, "duplicate_group_name", &format!("{name:?} in {parent:?}"));
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     app.create_group("USA", Some(&europe));
     app.create_group("USA", None);
 }
@@ -416,7 +409,7 @@ fn mixing_api_and_admin_functions_on_a_role_is_409_mixed_role_either_way() {
     let app = spawn_app();
     let (api, admin) = api_and_admin_roles(&app);
     let empty = app.create_role("Empty");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     let cases = [
         (&api, json!(["security.roles.read"]), "an admin function on an API role"),
         (&admin, json!(["api.events.read"]), "an API function on an admin role"),
@@ -426,7 +419,7 @@ fn mixing_api_and_admin_functions_on_a_role_is_409_mixed_role_either_way() {
         let reply = app.post(&format!("/v1/roles/{role}/functions/activate"), &json!({ "functions": functions }));
         expect_problem(&reply, 409, "mixed_role", what);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/roles/{api}")).json()["functions"], json!(["api.events.read"]));
     assert_eq!(app.get(&format!("/v1/roles/{admin}")).json()["functions"], json!(["security.roles.read"]));
     assert_eq!(app.get(&format!("/v1/roles/{empty}")).json()["functions"], json!([]));
@@ -443,7 +436,7 @@ fn an_api_role_is_standalone_so_combining_it_with_another_role_is_409() {
     // A role with no functions yet, held by someone who also holds an admin role.
     let future_api = app.create_role("Future API role");
     app.assign(&person, &future_api);
-    let before = audit_size(&app);
+    let before = app.audit_size();
 
     let reply = app.put(&format!("/v1/users/{person}/roles/{api}"), None);
     expect_problem(&reply, 409, "standalone_api_role", "an API role for a user holding another role");
@@ -453,7 +446,7 @@ fn an_api_role_is_standalone_so_combining_it_with_another_role_is_409() {
         app.post(&format!("/v1/roles/{future_api}/functions/activate"), &json!({ "functions": ["api.events.read"] }));
     expect_problem(&reply, 409, "standalone_api_role", "an API function on a role whose holder holds another role");
 
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/users/{api_user}")).json()["roles"], json!([api]));
     assert_eq!(app.get(&format!("/v1/roles/{future_api}")).json()["functions"], json!([]));
 }
@@ -462,7 +455,7 @@ fn an_api_role_is_standalone_so_combining_it_with_another_role_is_409() {
 fn locking_yourself_out_is_409_self_lockout() {
     let app = spawn_app();
     let (me, my_role) = administrator(&app);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     let attempts = [
         ("POST", format!("/v1/users/{me}/disable"), "disabling yourself"),
         ("DELETE", format!("/v1/users/{me}/key"), "revoking your own key"),
@@ -471,7 +464,7 @@ fn locking_yourself_out_is_409_self_lockout() {
     for (method, path, what) in &attempts {
         expect_problem(&send(&app, method, path, None, None), 409, "self_lockout", what);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     app.get("/v1/roles").expect(200);
 }
 
@@ -480,14 +473,14 @@ fn unassigning_a_role_not_held_is_404_role_not_assigned() {
     let app = spawn_app();
     let role = app.create_role("Reporting");
     let user = app.create_user("Auditor");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_problem(&app.delete(&format!("/v1/users/{user}/roles/{role}")), 404, "role_not_assigned", "never held");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     app.assign(&user, &role);
     app.delete(&format!("/v1/users/{user}/roles/{role}")).expect(200);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_problem(&app.delete(&format!("/v1/users/{user}/roles/{role}")), 404, "role_not_assigned", "no longer held");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
@@ -496,26 +489,26 @@ fn removing_an_event_not_in_the_group_is_404_event_not_in_group() {
     let americas = app.create_group("Americas", None);
     let usa = app.create_group("USA", Some(&americas));
     app.add_event(&usa, "summit-nyc");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     let reply = app.delete(&format!("/v1/event-groups/{americas}/events/summit-nyc"));
     expect_problem(&reply, 404, "event_not_in_group", "an event of a nested group");
     let reply = app.delete(&format!("/v1/event-groups/{usa}/events/gala-paris"));
     expect_problem(&reply, 404, "event_not_in_group", "an event in no group");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
 fn revoking_when_there_is_no_working_key_is_404_no_key() {
     let app = spawn_app();
     let user = app.create_user("Attendance app");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_problem(&app.delete(&format!("/v1/users/{user}/key")), 404, "no_key", "never had a key");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     app.generate_key(&user, &json!({}));
     app.delete(&format!("/v1/users/{user}/key")).expect(200);
-    let before = audit_size(&app);
+    let before = app.audit_size();
     expect_problem(&app.delete(&format!("/v1/users/{user}/key")), 404, "no_key", "already revoked");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 /// A createRole body of exactly `len` bytes.
@@ -527,7 +520,7 @@ fn role_body_of_length(len: usize) -> Vec<u8> {
 #[test]
 fn a_body_over_64_kib_is_413_and_one_of_exactly_64_kib_is_read() {
     let app = spawn_app();
-    let before = audit_size(&app);
+    let before = app.audit_size();
     let over = role_body_of_length(64 * 1024 + 1);
     expect_problem(
         &send(&app, "POST", "/v1/roles", Some("application/json"), Some(&over)),
@@ -543,19 +536,19 @@ fn a_body_over_64_kib_is_413_and_one_of_exactly_64_kib_is_read() {
         "invalid_value",
         "64 KiB",
     );
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 #[test]
 fn a_body_that_is_not_declared_json_is_415() {
     let app = spawn_app();
     let body = br#"{"description":"API Access"}"#;
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("text/json"), None] {
         let reply = send(&app, "POST", "/v1/roles", content_type, Some(body));
         expect_problem(&reply, 415, "unsupported_media_type", &format!("{content_type:?}"));
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     send(&app, "POST", "/v1/roles", Some("application/json; charset=utf-8"), Some(body)).expect(201);
 }
 
@@ -607,12 +600,12 @@ fn if_match_with_a_stale_version_is_412_and_appends_nothing_and_the_current_one_
         let (stale_etag, stale_version) = etag_and_version(&app, resource);
         with(bump, None).expect(200);
         let current = app.get(resource).json();
-        let before = audit_size(&app);
+        let before = app.audit_size();
         for stale in [stale_etag.clone(), stale_version.to_string(), format!("W/{stale_etag}")] {
             let reply = with(guarded, Some(&stale));
             expect_problem(&reply, 412, "version_mismatch", &format!("{} with If-Match {stale}", guarded.1));
         }
-        assert_eq!(audit_size(&app), before, "{resource}");
+        assert_eq!(app.audit_size(), before, "{resource}");
         assert_eq!(app.get(resource).json(), current, "{resource} changed");
 
         let (etag, _) = etag_and_version(&app, resource);
@@ -628,12 +621,12 @@ fn if_match_with_a_stale_version_is_412_and_appends_nothing_and_the_current_one_
 fn a_malformed_if_match_is_400_and_appends_nothing() {
     let app = spawn_app();
     let user = app.create_user("Target user");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for value in ["abc", "\"12", "-1", "\"\"", "1.0", "99999999999999999999999", "\"1\", \"2\""] {
         let reply = send_with(&app, "POST", &format!("/v1/users/{user}/disable"), &[("if-match", value)], None, None);
         expect_problem(&reply, 400, "invalid_header", value);
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/users/{user}")).json()["enabled"], true);
 }
 
@@ -641,7 +634,7 @@ fn a_malformed_if_match_is_400_and_appends_nothing() {
 fn an_unknown_route_is_a_404_problem() {
     let app = spawn_app();
     let role = app.create_role("Target role");
-    let before = audit_size(&app);
+    let before = app.audit_size();
     for (method, path) in [
         ("GET", "/".to_owned()),
         ("GET", "/v1".to_owned()),
@@ -662,7 +655,7 @@ fn an_unknown_route_is_a_404_problem() {
         assert!(matches!(reply.status, 404 | 405), "{method} {path}: {} {}", reply.status, reply.body);
         assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{method} {path}");
     }
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
 }
 
 const LISTS: [&str; 5] = ["/v1/functions", "/v1/roles", "/v1/users", "/v1/event-groups", "/v1/audit/events"];
@@ -752,7 +745,7 @@ fn hostile_input_is_refused_with_a_4xx_problem_and_the_server_keeps_answering() 
     let app = spawn_app();
     let user = app.create_user("Target user");
     let group = app.create_group("Target group", None);
-    let before = audit_size(&app);
+    let before = app.audit_size();
 
     let deep_arrays = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
@@ -848,7 +841,7 @@ fn hostile_input_is_refused_with_a_4xx_problem_and_the_server_keeps_answering() 
     let health = app.raw("GET", "/health", &[], None);
     health.expect(200);
     assert_eq!(health.json()["status"], "ok");
-    assert_eq!(audit_size(&app), before);
+    assert_eq!(app.audit_size(), before);
     assert_eq!(app.get("/v1/audit/verify").json()["valid"], true);
 }
 

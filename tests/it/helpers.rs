@@ -242,6 +242,23 @@ impl TestApp {
         self.call("DELETE", path, Some(&self.admin_key), None)
     }
 
+    /// How many records the audit log holds (from `verifyAuditLog`).
+    pub fn audit_size(&self) -> u64 {
+        let reply = self.get("/v1/audit/verify");
+        reply.expect(200);
+        reply.json()["size"].as_u64().expect("size")
+    }
+
+    /// How many records the audit log holds, after asserting that all of them verify.
+    pub fn verified_audit_size(&self) -> u64 {
+        let verification = self.get("/v1/audit/verify");
+        verification.expect(200);
+        let verification = verification.json();
+        assert_eq!(verification["valid"], true, "{verification}");
+        assert_eq!(verification["verified"], verification["size"], "{verification}");
+        verification["size"].as_u64().expect("size")
+    }
+
     /// Checks a key through `checkKey`, returning the JSON answer.
     pub fn check(&self, key: &str, function: &str, event_id: Option<&str>) -> Value {
         let mut body = serde_json::json!({ "key": key, "function": function });

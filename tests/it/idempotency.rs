@@ -9,13 +9,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestApp, spawn_app};
 
-/// How many records the audit log holds.
-fn audit_size(app: &TestApp) -> u64 {
-    let reply = app.get("/v1/audit/verify");
-    reply.expect(200);
-    reply.json()["size"].as_u64().expect("size")
-}
-
 /// Sends a request with `key`, an optional `Idempotency-Key` and an optional JSON body.
 fn send(
     app: &TestApp,
@@ -69,7 +62,7 @@ fn a_retried_create_with_the_same_idempotency_key_replays_the_first_answer_and_a
         let first = send(&app, &key, "POST", list, Some(&idempotency_key), Some(body));
         first.expect(201);
         assert_eq!(first.header("idempotent-replayed"), None, "{list}: the first answer is not a replay");
-        let size = audit_size(&app);
+        let size = app.audit_size();
 
         for _ in 0..2 {
             let retry = send(&app, &key, "POST", list, Some(&idempotency_key), Some(body));
@@ -80,7 +73,7 @@ fn a_retried_create_with_the_same_idempotency_key_replays_the_first_answer_and_a
                 assert_eq!(retry.header(header), first.header(header), "{list}: {header}");
             }
         }
-        assert_eq!(audit_size(&app), size, "{list}: a replay appends nothing");
+        assert_eq!(app.audit_size(), size, "{list}: a replay appends nothing");
         let named: Vec<Value> = app.get(list).json()["items"]
             .as_array()
             .expect("items")
@@ -98,14 +91,14 @@ fn the_same_idempotency_key_for_a_different_request_is_422_and_appends_nothing()
     let app = spawn_app();
     let key = app.admin_key.clone();
     send(&app, &key, "POST", "/v1/roles", Some("k-1"), Some(&json!({ "description": "API Access" }))).expect(201);
-    let size = audit_size(&app);
+    let size = app.audit_size();
 
     let other_body = send(&app, &key, "POST", "/v1/roles", Some("k-1"), Some(&json!({ "description": "Reporting" })));
     other_body.expect_problem(422, "idempotency_key_reused");
     let other_path = send(&app, &key, "POST", "/v1/event-groups", Some("k-1"), Some(&json!({ "name": "API Access" })));
     other_path.expect_problem(422, "idempotency_key_reused");
 
-    assert_eq!(audit_size(&app), size);
+    assert_eq!(app.audit_size(), size);
     let descriptions: Vec<Value> = app.get("/v1/roles").json()["items"]
         .as_array()
         .expect("items")
@@ -133,7 +126,7 @@ fn different_admin_users_may_use_the_same_idempotency_key_independently() {
     theirs.expect(201);
     assert_eq!(theirs.header("idempotent-replayed"), None, "another admin's key is not replayed");
     assert_ne!(theirs.json()["id"], mine.json()["id"], "each made their own user");
-    let size = audit_size(&app);
+    let size = app.audit_size();
 
     // Each replays their own answer.
     let my_retry = send(&app, &admin, "POST", "/v1/users", Some("shared"), Some(&body));
@@ -146,7 +139,7 @@ fn different_admin_users_may_use_the_same_idempotency_key_independently() {
     // And a different body is judged against their own first use only.
     let different = send(&app, &deputy, "POST", "/v1/users", Some("shared"), Some(&json!({ "name": "Other" })));
     different.expect_problem(422, "idempotency_key_reused");
-    assert_eq!(audit_size(&app), size);
+    assert_eq!(app.audit_size(), size);
 }
 
 #[test]
@@ -163,7 +156,7 @@ fn a_retried_generate_key_returns_the_same_key_id_without_the_secret_and_the_fir
     first.expect(201);
     let generated = first.json();
     let secret = generated["key"].as_str().expect("the secret is shown once").to_owned();
-    let size = audit_size(&app);
+    let size = app.audit_size();
 
     let retry = send(&app, &app.admin_key, "POST", &path, Some("rotate-1"), Some(&options));
     retry.expect(201);
@@ -175,7 +168,7 @@ fn a_retried_generate_key_returns_the_same_key_id_without_the_secret_and_the_fir
     without_secret.as_object_mut().expect("object").remove("key");
     assert_eq!(replayed, without_secret, "everything but the secret is the same");
 
-    assert_eq!(audit_size(&app), size, "no second key was made");
+    assert_eq!(app.audit_size(), size, "no second key was made");
     assert_eq!(app.get(&format!("/v1/users/{user}")).json()["key"]["key_id"], generated["key_id"]);
     let answer = app.check(&secret, "api.events.read", None);
     assert_eq!(answer["reason"], "granted");
@@ -189,12 +182,12 @@ fn a_refused_mutation_retried_with_the_same_key_gets_the_same_refusal_and_append
     let path = format!("/v1/users/{user}/key");
     let first = send(&app, &app.admin_key, "DELETE", &path, Some("revoke-1"), None);
     first.expect_problem(404, "no_key");
-    let size = audit_size(&app);
+    let size = app.audit_size();
     let retry = send(&app, &app.admin_key, "DELETE", &path, Some("revoke-1"), None);
     retry.expect_problem(404, "no_key");
     assert_eq!(retry.body, first.body);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
-    assert_eq!(audit_size(&app), size);
+    assert_eq!(app.audit_size(), size);
 }
 
 #[test]
@@ -206,20 +199,20 @@ fn a_replay_does_not_run_the_mutation_again_even_after_the_state_changed() {
     first.expect(200);
     assert_eq!(first.json()["enabled"], false);
     app.post_empty(&format!("/v1/users/{user}/enable")).expect(200);
-    let size = audit_size(&app);
+    let size = app.audit_size();
 
     let retry = send(&app, &app.admin_key, "POST", &disable, Some("disable-1"), None);
     retry.expect(200);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
     assert_eq!(retry.body, first.body, "the first answer, as it was");
-    assert_eq!(audit_size(&app), size);
+    assert_eq!(app.audit_size(), size);
     assert_eq!(app.get(&format!("/v1/users/{user}")).json()["enabled"], true, "the user was not disabled again");
 }
 
 #[test]
 fn an_idempotency_key_must_be_1_to_255_characters() {
     let app = spawn_app();
-    let size = audit_size(&app);
+    let size = app.audit_size();
     let too_long = "k".repeat(256);
     for idempotency_key in ["", too_long.as_str()] {
         let reply = send(
@@ -232,7 +225,7 @@ fn an_idempotency_key_must_be_1_to_255_characters() {
         );
         reply.expect_problem(400, "invalid_header");
     }
-    assert_eq!(audit_size(&app), size);
+    assert_eq!(app.audit_size(), size);
     let longest = "k".repeat(255);
     send(&app, &app.admin_key, "POST", "/v1/roles", Some(&longest), Some(&json!({ "description": "API Access" })))
         .expect(201);
@@ -288,10 +281,10 @@ fn every_mutation_reports_its_log_position_which_is_the_audit_log_size_right_aft
         ("unassignRole", "DELETE", format!("/v1/users/{user}/roles/{role}"), None, 200, 1),
     ];
     for (what, method, path, body, status, appended) in &mutations {
-        let before = audit_size(&app);
+        let before = app.audit_size();
         let reply = send(&app, &admin, method, path, None, body.as_ref());
         reply.expect(*status);
-        let after = audit_size(&app);
+        let after = app.audit_size();
         assert_eq!(after, before + appended, "{what}: events appended");
         assert_eq!(position(&reply), after, "{what}: Keyledger-Position is the log size right after");
         let last = app.get(&format!("/v1/audit/events?after={}", after - 1)).json();

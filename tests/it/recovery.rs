@@ -18,16 +18,6 @@ const WRITERS: usize = 8;
 /// How many acknowledged writes to wait for before killing the server.
 const ACKNOWLEDGED_BEFORE_KILL: usize = 150;
 
-/// The verification the server reports; panics unless the chain is valid.
-fn valid_audit_size(app: &TestApp) -> u64 {
-    let verification = app.get("/v1/audit/verify");
-    verification.expect(200);
-    let verification = verification.json();
-    assert_eq!(verification["valid"], true, "{verification}");
-    assert_eq!(verification["verified"], verification["size"], "{verification}");
-    verification["size"].as_u64().expect("size")
-}
-
 /// Every item of a paginated list, following `next`.
 fn list_all(app: &TestApp, path: &str) -> Vec<Value> {
     let mut items = Vec::new();
@@ -170,7 +160,7 @@ fn every_acknowledged_change_survives_a_crash_and_the_server_accepts_writes_agai
         keys.iter().flat_map(|key| questions.iter().map(|(function, event)| app.check(key, function, *event))).collect()
     };
     let before_checks = ask(&app);
-    let before_size = valid_audit_size(&app);
+    let before_size = app.verified_audit_size();
     let before_lists = (list_all(&app, "/v1/users"), list_all(&app, "/v1/roles"), list_all(&app, "/v1/event-groups"));
 
     let app = app.crash_and_restart();
@@ -183,23 +173,23 @@ fn every_acknowledged_change_survives_a_crash_and_the_server_accepts_writes_agai
     assert_eq!(after_roles, before_roles);
     assert_eq!(after_users, before_users);
     assert_eq!(ask(&app), before_checks);
-    assert_eq!(valid_audit_size(&app), before_size);
+    assert_eq!(app.verified_audit_size(), before_size);
 
     let reply = app.post("/v1/roles", &json!({ "description": "After the crash" }));
     reply.expect(201);
     assert_eq!(position_of(&reply), before_size + 1);
-    assert_eq!(valid_audit_size(&app), before_size + 1);
+    assert_eq!(app.verified_audit_size(), before_size + 1);
 }
 
 #[test]
 fn the_bootstrap_survives_a_crash_right_after_the_admin_key_is_printed() {
     let app = spawn_app();
     let app = app.crash_and_restart();
-    let size = valid_audit_size(&app);
+    let size = app.verified_audit_size();
     assert!(size > 0);
     assert_eq!(app.check_reason(&app.admin_key, "security.users.manage", None), "granted");
     app.create_user("First user");
-    assert_eq!(valid_audit_size(&app), size + 1);
+    assert_eq!(app.verified_audit_size(), size + 1);
 }
 
 /// A write the server acknowledged while it was being killed.
@@ -274,7 +264,7 @@ fn every_write_acknowledged_before_a_crash_amid_concurrent_writers_is_recovered(
     let app = app.crash_and_restart();
     let acknowledged = acknowledged.into_inner().expect("lock");
     assert!(acknowledged.len() >= ACKNOWLEDGED_BEFORE_KILL);
-    let size = valid_audit_size(&app);
+    let size = app.verified_audit_size();
     let mut positions = std::collections::HashSet::new();
     for write in &acknowledged {
         match write {
@@ -295,7 +285,7 @@ fn every_write_acknowledged_before_a_crash_amid_concurrent_writers_is_recovered(
         }
     }
     app.post("/v1/roles", &json!({ "description": "After the crash" })).expect(201);
-    assert_eq!(valid_audit_size(&app), size + 1);
+    assert_eq!(app.verified_audit_size(), size + 1);
 }
 
 #[test]
@@ -382,7 +372,7 @@ fn init_on_an_initialised_directory_fails_saying_it_is_already_initialised() {
 fn verify_log_on_a_stopped_servers_directory_prints_valid_and_exits_zero() {
     let mut app = spawn_app();
     app.api_user();
-    let size = valid_audit_size(&app);
+    let size = app.verified_audit_size();
     let head_hash = app.get("/v1/audit/verify").json()["head_hash"].as_str().expect("head_hash").to_owned();
     app.stop();
 
@@ -398,7 +388,7 @@ fn verify_log_on_a_stopped_servers_directory_prints_valid_and_exits_zero() {
 fn verify_log_after_a_crash_prints_valid_and_exits_zero() {
     let mut app = spawn_app();
     app.api_user();
-    let size = valid_audit_size(&app);
+    let size = app.verified_audit_size();
     app.kill();
 
     let output = run_cli(&["verify-log"], app.data_dir());
