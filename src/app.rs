@@ -21,6 +21,7 @@ use crate::http::body::MAX_BODY_BYTES;
 use crate::http::mutation::IdempotencyCache;
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
+use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::{self, AppState};
 use crate::ledger::{Ledger, OpenError, SnapshotPolicy, SubmitError};
 use crate::log::{FjallLog, FjallLogError};
@@ -36,6 +37,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Save a snapshot of the view every this many records (and at shutdown).
     pub snapshot_every: u64,
+    /// Per-client limits on checks refused for their key.
+    pub throttle: ThrottleConfig,
 }
 
 /// The default snapshot interval, in records.
@@ -123,7 +126,11 @@ impl Application {
         ledger: Ledger<FjallLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
-        let state = web::Data::new(AppState { ledger, idempotency: IdempotencyCache::default() });
+        let state = web::Data::new(AppState {
+            ledger,
+            idempotency: IdempotencyCache::default(),
+            limiter: FailureLimiter::new(config.throttle.clone()),
+        });
         let shared = state.clone();
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

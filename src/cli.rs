@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, Application, Config};
+use crate::http::throttle::ThrottleConfig;
 use crate::ledger::verify_log;
 use crate::log::FjallLog;
 
@@ -38,6 +39,17 @@ pub enum Command {
         /// replays only the records after it.
         #[arg(long, default_value_t = app::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
+        /// Checks refused for their key (malformed or unknown) a client address may make in
+        /// a burst before it gets 429; 0 turns the limit off.
+        #[arg(long, default_value_t = ThrottleConfig::default().burst)]
+        failed_check_burst: u32,
+        /// Checks refused for their key a client address may make per minute, sustained.
+        #[arg(long, default_value_t = ThrottleConfig::default().per_minute)]
+        failed_checks_per_minute: u32,
+        /// A proxy whose X-Forwarded-For names the client (repeatable). Without one,
+        /// X-Forwarded-For is ignored.
+        #[arg(long = "trusted-proxy", value_name = "IP")]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -60,8 +72,18 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen, workers, snapshot_every } => {
-            serve(Config { data_dir, listen, workers, snapshot_every })
+        Command::Serve {
+            data_dir,
+            listen,
+            workers,
+            snapshot_every,
+            failed_check_burst,
+            failed_checks_per_minute,
+            trusted_proxies,
+        } => {
+            let throttle =
+                ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
+            serve(Config { data_dir, listen, workers, snapshot_every, throttle })
         }
         Command::Init { data_dir } => init(data_dir),
         Command::VerifyLog { data_dir } => verify(data_dir),

@@ -83,6 +83,7 @@ pub struct AuditVerification {
         (status = 200, description = "A page of records", body = AuditRecordList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -128,6 +129,7 @@ pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<Htt
     responses(
         (status = 200, description = "The result; `valid` is false if anything failed", body = AuditVerification),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),

@@ -102,7 +102,8 @@ pub struct CheckKeyResponse<'a> {
 }
 
 /// Checks a key: may it do `function` (on `event_id`)? A refused key is an answer, not
-/// an error: 200 with `allowed: false` and the `reason`. The key goes in the body or in
+/// an error: 200 with `allowed: false` and the `reason`. A client address that made too
+/// many checks with malformed or unknown keys gets 429 until `Retry-After` has passed. The key goes in the body or in
 /// the `Authorization` header (Bearer, or Basic with the key as password).
 #[utoipa::path(
     operation_id = "checkKey",
@@ -113,16 +114,20 @@ pub struct CheckKeyResponse<'a> {
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 #[post("/v1/check")]
 pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let client = state.limiter.client_of(&request);
+    state.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
     let input: CheckKeyRequest<'_> = body.parse()?;
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
     let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
     let view = state.ledger.view();
     let decision = domain::check(&view, question, Timestamp::now());
+    let decision_reason = decision.reason;
     let answer = CheckKeyResponse {
         allowed: decision.allowed(),
         reason: decision.reason.into(),
@@ -132,6 +137,7 @@ pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Res
     // Serialised under the read lock, to borrow the ids rather than copy them.
     let json = serde_json::to_vec(&answer).unwrap_or_default();
     drop(view);
+    state.limiter.record(client, decision_reason);
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
@@ -184,11 +190,16 @@ impl<'a> AuthorizeQuery<'a> {
             headers(("WWW-Authenticate" = String), ("Keyledger-Reason" = String, description = "Why"))),
         (status = 403, description = "Function not granted, event not accessible, or unknown function", body = Problem, content_type = "application/problem+json",
             headers(("Keyledger-Reason" = String, description = "Why"))),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security((), ("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/authorize")]
 pub async fn authorize_request(state: State, request: HttpRequest) -> HttpResponse {
+    let client = state.limiter.client_of(&request);
+    if let Err(wait) = state.limiter.admit(client) {
+        return ApiError::TooManyFailedChecks(wait).error_response();
+    }
     let query = match AuthorizeQuery::parse(request.query_string()) {
         Ok(query) => query,
         Err(error) => return error.error_response(),

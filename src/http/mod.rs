@@ -17,6 +17,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod problem;
 pub mod roles;
+pub mod throttle;
 pub mod users;
 
 use actix_web::{HttpRequest, web};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub ledger: Ledger<FjallLog>,
     /// Recently seen idempotency keys.
     pub idempotency: mutation::IdempotencyCache,
+    /// Per-client limits on refused key checks.
+    pub limiter: throttle::FailureLimiter,
 }
 
 /// The shared state as handlers receive it.
@@ -41,8 +44,15 @@ pub type State = web::Data<AppState>;
 
 impl AppState {
     /// The admin guard: authenticates the request's key and checks it holds `function`.
+    /// A client that made too many checks with wrong keys is refused (429) first.
     pub fn authorize(&self, request: &HttpRequest, function: FunctionId) -> Result<UserId, ApiError> {
-        auth::require(&self.ledger.view(), request, function)
+        let client = self.limiter.client_of(request);
+        self.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
+        let outcome = auth::require(&self.ledger.view(), request, function);
+        if let Err(ApiError::KeyRefused(reason)) = &outcome {
+            self.limiter.record(client, *reason);
+        }
+        outcome
     }
 
     /// Submits a command on behalf of `actor`, honouring the request's `If-Match`.

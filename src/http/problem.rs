@@ -101,6 +101,9 @@ pub enum ApiError {
     /// The body is not `application/json`.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// The client made too many checks with wrong keys; it may try again after the wait.
+    #[error("too many checks with wrong keys from this address; retry after {} s", retry_after_seconds(.0))]
+    TooManyFailedChecks(std::time::Duration),
     /// The storage cannot take writes right now; nothing was appended.
     #[error("the change could not be made durable, so it was not made: {0}")]
     StorageUnavailable(String),
@@ -145,6 +148,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyFailedChecks(_) => "too_many_failed_checks",
             ApiError::StorageUnavailable(_) => "storage_unavailable",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Internal => "internal",
@@ -169,6 +173,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "The body is too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported content type",
             StatusCode::UNPROCESSABLE_ENTITY => "A value is not acceptable",
+            StatusCode::TOO_MANY_REQUESTS => "Too many checks with wrong keys",
             StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
             _ => "Internal error",
         }
@@ -225,6 +230,7 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyFailedChecks(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StorageUnavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -239,11 +245,19 @@ impl ResponseError for ApiError {
         if let ApiError::StorageUnavailable(_) | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
+        if let ApiError::TooManyFailedChecks(wait) = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds(wait).to_string()));
+        }
         if let ApiError::Internal = self {
             tracing::error!("answered 500");
         }
         response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
     }
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+fn retry_after_seconds(wait: &std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The challenge sent with every 401: keys go as a Bearer token or as a Basic password.

@@ -12,4 +12,5 @@ mod idempotency;
 mod openapi;
 mod recovery;
 mod snapshots;
+mod throttle;
 mod walkthrough;
