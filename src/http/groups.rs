@@ -68,7 +68,8 @@ pub struct GroupList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "USA", "parent_id": "grp_8b7a6f5e4d3c2b1a"}))]
 pub struct CreateEventGroupRequest {
-    /// The name: 1 to 200 characters, unique among the group's siblings.
+    /// The name: 1 to 200 characters, not blank, unique among the group's siblings.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// The group to nest it in; access to that group gives access to this one's events.
     #[serde(default)]
@@ -97,7 +98,7 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
     tag = "event access",
     request_body = CreateEventGroupRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 201, description = "Created", body = GroupView,
@@ -107,10 +108,10 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A sibling has this name", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sibling has this name, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -205,20 +206,21 @@ async fn change_group(
     tag = "event access",
     params(
         ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc"),
+        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
         ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The group after the change", body = GroupView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed event id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -240,20 +242,21 @@ pub async fn add_event_to_group(
     tag = "event access",
     params(
         ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event", example = "summit-2027-nyc"),
+        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
         ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The group after the change", body = GroupView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed event id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

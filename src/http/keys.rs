@@ -57,7 +57,9 @@ pub struct GeneratedKey {
 }
 
 /// Generates a key for a user, replacing their current key. The response shows the
-/// secret once. With `grace_seconds` the previous key keeps working for that long.
+/// secret once. With `grace_seconds` the previous key keeps working for that long. Only
+/// the most recently replaced key has a grace period: generating again ends any earlier
+/// one at once.
 /// Needs `security.keys.manage`.
 #[utoipa::path(
     operation_id = "generateKey",
@@ -66,7 +68,7 @@ pub struct GeneratedKey {
     params(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 201, description = "Generated; the secret is in `key`", body = GeneratedKey,
@@ -80,7 +82,7 @@ pub struct GeneratedKey {
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid grace_seconds or expires_at", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid grace_seconds or expires_at, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -149,17 +151,18 @@ pub async fn generate_key(
     params(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = super::users::UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.keys.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user, or the user has no working key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot revoke your own key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot revoke your own key, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),

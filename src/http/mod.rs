@@ -72,7 +72,7 @@ pub struct Page {
     #[param(minimum = 1, maximum = 1000, example = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page; omit for the first page.
-    #[param(minimum = 0, example = 0)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
     pub after: Option<u64>,
 }
 
@@ -80,9 +80,14 @@ impl Page {
     /// Reads the paging parameters from the query string. Called after the admin guard,
     /// so an anonymous caller learns nothing from a bad query.
     pub fn of(request: &HttpRequest) -> Result<Page, ApiError> {
-        web::Query::<Page>::from_query(request.query_string())
+        let page = web::Query::<Page>::from_query(request.query_string())
             .map(web::Query::into_inner)
-            .map_err(|error| ApiError::InvalidQuery(error.to_string()))
+            .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+        // The spec says int64, as every client language can hold.
+        if page.after.is_some_and(|after| after > i64::MAX as u64) {
+            return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
+        }
+        Ok(page)
     }
 
     /// The default page size.

@@ -70,7 +70,9 @@ pub struct RoleList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"description": "API Access"}))]
 pub struct CreateRoleRequest {
-    /// The description: 1 to 200 characters, unique case-insensitively among roles.
+    /// The description: 1 to 200 characters, not blank, unique case-insensitively among
+    /// roles.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub description: String,
 }
 
@@ -80,6 +82,7 @@ pub struct CreateRoleRequest {
 #[schema(example = json!({"functions": ["api.attendees.read", "api.events.read", "api.invoices.read", "api.people.read", "api.sessions.read"]}))]
 pub struct FunctionsRequest {
     /// Function ids from the catalogue; at least one.
+    #[schema(min_items = 1)]
     pub functions: Vec<String>,
 }
 
@@ -115,7 +118,7 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
     tag = "roles",
     request_body = CreateRoleRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 201, description = "Created", body = RoleView,
@@ -124,7 +127,7 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another role has this description", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role has this description, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description, or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
@@ -206,7 +209,7 @@ pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String
     params(
         ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
         ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The role after the change", body = RoleView,
@@ -216,11 +219,11 @@ pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "API and admin functions mixed, or a holder is not standalone", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown function id or empty list", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -252,20 +255,21 @@ pub async fn activate_functions(
     params(
         ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
         ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The role after the change", body = RoleView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot deactivate admin functions on a role you hold, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown function id or empty list", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

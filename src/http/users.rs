@@ -165,7 +165,8 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Attendance app", "email": "attendance@example.com"}))]
 pub struct CreateUserRequest {
-    /// The display name: 1 to 200 characters.
+    /// The display name: 1 to 200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// A contact address.
     #[serde(default)]
@@ -191,7 +192,7 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
     tag = "users",
     request_body = CreateUserRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 201, description = "Created", body = UserView,
@@ -203,7 +204,7 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
         (status = 409, description = "The same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or email", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -300,17 +301,18 @@ async fn change_user(
     params(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot disable yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot disable yourself, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -334,13 +336,15 @@ pub async fn disable_user(
     params(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -370,17 +374,18 @@ pub async fn enable_user(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The API role would not be standalone", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -406,17 +411,18 @@ pub async fn assign_role(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot unassign your own roles", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot unassign your own roles, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -442,20 +448,21 @@ pub async fn unassign_role(
     params(
         ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
         ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "all_events together with groups", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

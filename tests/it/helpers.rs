@@ -186,23 +186,39 @@ impl TestApp {
         next
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a request with any method, headers and raw body.
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        self.try_raw(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Like [`TestApp::raw`], but a transport failure (the server is gone) is an `Err`.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ureq::Error> {
         let url = format!("{}{}", self.address, path);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(body.map(<[u8]>::to_vec).unwrap_or_default()).expect("request");
-        let mut response = self.agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let mut response = self.agent.run(request)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or("").to_owned()))
             .collect();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        Reply { status, headers, body }
+        let body = response.body_mut().read_to_string()?;
+        Ok(Reply { status, headers, body })
     }
 
     /// Sends a request with a key (if any) and a JSON body (if any).

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod concurrency;
+mod crash;
 mod errors;
 mod helpers;
 mod idempotency;
