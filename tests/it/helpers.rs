@@ -90,7 +90,17 @@ pub fn spawn_app_with(extra_args: &[&str]) -> TestApp {
     start(DataDir::Owned(dir), extra_args)
 }
 
+/// Starts a server that logs at debug level into `log_file`.
+pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start_logging(DataDir::Owned(dir), &[], Some(log_file))
+}
+
 fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
+    start_logging(data, extra_args, None)
+}
+
+fn start_logging(data: DataDir, extra_args: &[&str], log_file: Option<&Path>) -> TestApp {
     let mut command = Command::new(BINARY);
     command
         .arg("serve")
@@ -103,6 +113,9 @@ fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+    if let Some(log_file) = log_file {
+        command.env("RUST_LOG", "debug").stderr(std::fs::File::create(log_file).expect("log file"));
+    }
     let mut child = command.spawn().expect("start keyledger");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();

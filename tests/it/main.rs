@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod helpers;
+mod hygiene;
 mod idempotency;
 mod openapi;
 mod recovery;
