@@ -39,6 +39,32 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Per-client limits on checks refused for their key.
     pub throttle: ThrottleConfig,
+    /// Bounds on requests and connections.
+    pub limits: Limits,
+}
+
+/// Bounds on what one client can make the server hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body accepted (413 past it).
+    pub max_body_bytes: usize,
+    /// Open connections per worker thread; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (408 past it).
+    pub request_timeout: std::time::Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub keep_alive: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: MAX_BODY_BYTES,
+            max_connections: 10_000,
+            request_timeout: std::time::Duration::from_secs(5),
+            keep_alive: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 /// The default snapshot interval, in records.
@@ -130,13 +156,15 @@ impl Application {
             ledger,
             idempotency: IdempotencyCache::default(),
             limiter: FailureLimiter::new(config.throttle.clone()),
+            max_body_bytes: config.limits.max_body_bytes,
         });
         let shared = state.clone();
         let openapi = ApiDoc::openapi();
+        let max_body_bytes = config.limits.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::PayloadConfig::new(max_body_bytes))
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
@@ -158,6 +186,10 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers.max(1));
         }
+        server = server
+            .max_connections(config.limits.max_connections.max(1))
+            .client_request_timeout(config.limits.request_timeout)
+            .keep_alive(config.limits.keep_alive);
         let server = server
             .bind(&config.listen)
             .map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
@@ -264,7 +296,9 @@ fn into_problem(response: ServiceResponse) -> ServiceResponse {
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::NoRoute(response.request().path().to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(response.request().method().to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+            response.request().app_data::<web::Data<AppState>>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes),
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         status if status.is_client_error() => ApiError::InvalidHeader(detail),
         _ => ApiError::Internal,

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{self, Application, Config};
+use std::time::Duration;
+
+use crate::app::{self, Application, Config, Limits};
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::verify_log;
 use crate::log::FjallLog;
@@ -50,6 +52,18 @@ pub enum Command {
         /// X-Forwarded-For is ignored.
         #[arg(long = "trusted-proxy", value_name = "IP")]
         trusted_proxies: Vec<std::net::IpAddr>,
+        /// The largest request body accepted, in bytes.
+        #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+        max_body_bytes: usize,
+        /// Open connections per worker thread; more wait in the listen backlog.
+        #[arg(long, default_value_t = Limits::default().max_connections)]
+        max_connections: usize,
+        /// Milliseconds a client may take to send a request's head (408 past it).
+        #[arg(long, default_value_t = 5000)]
+        request_timeout_ms: u64,
+        /// Seconds an idle keep-alive connection is kept.
+        #[arg(long, default_value_t = 5)]
+        keep_alive_secs: u64,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -80,10 +94,20 @@ pub fn main() -> ExitCode {
             failed_check_burst,
             failed_checks_per_minute,
             trusted_proxies,
+            max_body_bytes,
+            max_connections,
+            request_timeout_ms,
+            keep_alive_secs,
         } => {
             let throttle =
                 ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
-            serve(Config { data_dir, listen, workers, snapshot_every, throttle })
+            let limits = Limits {
+                max_body_bytes,
+                max_connections,
+                request_timeout: Duration::from_millis(request_timeout_ms),
+                keep_alive: Duration::from_secs(keep_alive_secs),
+            };
+            serve(Config { data_dir, listen, workers, snapshot_every, throttle, limits })
         }
         Command::Init { data_dir } => init(data_dir),
         Command::VerifyLog { data_dir } => verify(data_dir),

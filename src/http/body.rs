@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::problem::ApiError;
 
-/// The largest body accepted, in bytes.
+/// The largest body accepted by default, in bytes (`--max-body-bytes`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON body, read but not yet parsed.
@@ -61,11 +61,12 @@ impl FromRequest for RawJson {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = is_json_content_type(request);
+        let limit = request.app_data::<super::State>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes);
         let bytes = Bytes::from_request(request, payload);
         Box::pin(async move {
             let bytes = bytes.await.map_err(|error| {
                 if error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                    ApiError::PayloadTooLarge(limit)
                 } else {
                     ApiError::MalformedJson(error.to_string())
                 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub idempotency: mutation::IdempotencyCache,
     /// Per-client limits on refused key checks.
     pub limiter: throttle::FailureLimiter,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// The shared state as handlers receive it.

@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod hygiene;
 mod idempotency;
+mod limits;
 mod openapi;
 mod recovery;
 mod snapshots;
