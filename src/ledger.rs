@@ -19,6 +19,9 @@ use crate::log::record::{self, Envelope};
 use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord};
 use crate::snapshot;
 
+/// The exit status when the log fails a write and the process must restart (EX_IOERR).
+pub const EXIT_STORAGE_FAILED: i32 = 74;
+
 /// The most commands decided and synced together.
 pub const MAX_BATCH: usize = 512;
 const QUEUE_DEPTH: usize = 4096;
@@ -409,6 +412,7 @@ impl<L: EventLog> Writer<L> {
         // A batch of refusals and no-ops has nothing to write.
         let appended = if records.is_empty() { Ok(()) } else { self.shared.log.append(head, &records) };
         if let Err(error) = appended {
+            let fatal = matches!(&error, AppendError::Storage(storage) if self.shared.log.requires_restart(storage));
             let message = match error {
                 AppendError::Storage(storage) => storage.to_string(),
                 other => other.to_string(),
@@ -422,6 +426,17 @@ impl<L: EventLog> Writer<L> {
             // written, refusals included, so none of those answers stands.
             for (reply, _) in answers {
                 let _ = reply.send(Err(SubmitError::Storage(message.clone())));
+            }
+            if fatal {
+                // The storage takes no more writes until a restart replays its journal.
+                // Nothing acknowledged is lost (every acknowledged batch was synced) and the
+                // failed batch was answered 503. Give the answers a moment to leave.
+                tracing::error!(error = %message, "the log cannot be written; stopping so that a restart can recover");
+                eprintln!(
+                    "keyledger: the log could not be written ({message}); stopping. Free space or fix the disk, then restart: nothing acknowledged was lost."
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::process::exit(EXIT_STORAGE_FAILED);
             }
             return;
         }

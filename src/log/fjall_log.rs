@@ -83,6 +83,10 @@ impl EventLog for FjallLog {
         Ok(())
     }
 
+    fn requires_restart(&self, error: &FjallLogError) -> bool {
+        matches!(error, FjallLogError::Storage(_))
+    }
+
     fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, FjallLogError> {
         let mut out = Vec::with_capacity(max.min(4096));
         for guard in self.records.range(from_seq.to_be_bytes()..).take(max) {

@@ -54,6 +54,13 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Reads up to `max` records with sequence numbers from `from_seq` on, in order.
     fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error>;
+
+    /// Whether the log can take no more appends after this error until the process
+    /// restarts (fjall refuses all writes after a failed one: the safe recovery from an
+    /// I/O error is a restart, which replays its journal).
+    fn requires_restart(&self, _error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Checks that `records` continue a log whose head is `head`.

@@ -90,6 +90,11 @@ pub fn spawn_app_with(extra_args: &[&str]) -> TestApp {
     start(DataDir::Owned(dir), extra_args)
 }
 
+/// Starts a server over an existing data directory that the caller owns.
+pub fn spawn_app_in(data_dir: &Path) -> TestApp {
+    start(DataDir::Borrowed(data_dir.to_owned()), &[])
+}
+
 /// Starts a server that logs at debug level into `log_file`.
 pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -158,6 +163,18 @@ impl TestApp {
         }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+    }
+
+    /// Waits up to `timeout` for the server to exit by itself; its status if it did.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Kills the server with SIGKILL, as a crash would.

@@ -15,5 +15,6 @@ mod limits;
 mod openapi;
 mod recovery;
 mod snapshots;
+mod storage;
 mod throttle;
 mod walkthrough;
