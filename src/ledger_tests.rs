@@ -41,6 +41,7 @@ against_both_logs!(
     a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal,
     open_refuses_a_log_whose_chain_was_tampered_with,
     record_times_never_go_backwards_even_when_the_clock_does,
+    racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -642,5 +643,104 @@ fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: i
     assert_eq!(records.len() as u64, future_seq + 5);
     for pair in records.windows(2) {
         assert!(pair[1].at >= pair[0].at, "record {} is dated before record {}", pair[1].seq, pair[0].seq);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Races (issue #5, item 7).
+// ---------------------------------------------------------------------------------------
+
+/// Conflicting commands from many threads (two roles, one an API role, assigned to the same
+/// user; key rotations racing revocations) leave exactly the state that replaying the
+/// acknowledged commands one at a time, in log order, produces: each acknowledged command
+/// decides to the same events, and the final users, roles and key checks are the same.
+fn racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let admin_secret = ledger.bootstrap().expect("bootstrap").expect("a first key");
+    let admin = ledger.view().key(&admin_secret.hash()).expect("the admin key").user_id().clone();
+    let (api_role, other_role) = (new_role_id(), new_role_id());
+    let mut setup = vec![
+        create_role(&api_role, "API Access"),
+        activate(&api_role, &["api.attendees.read"]),
+        create_role(&other_role, "Auditors"),
+        activate(&other_role, &["security.audit.read"]),
+    ];
+    let users: Vec<UserId> = (0..40).map(|_| new_user_id()).collect();
+    setup.extend(users.iter().enumerate().map(|(n, user)| create_user(user, &format!("user {n}"))));
+    for command in &setup {
+        submit(&ledger, command.clone());
+    }
+
+    // Five conflicting commands per user, spread over four threads.
+    let mut secrets = Vec::new();
+    let mut racing: Vec<Vec<Command>> = vec![Vec::new(); 4];
+    for (n, user) in users.iter().enumerate() {
+        let (first, second) = (KeySecret::generate(&mut rand::rng()), KeySecret::generate(&mut rand::rng()));
+        let commands = [
+            assign(user, &api_role),
+            assign(user, &other_role),
+            generate_key(user, &first),
+            Command::RevokeKey { user_id: user.clone() },
+            generate_key(user, &second),
+        ];
+        for (i, command) in commands.into_iter().enumerate() {
+            racing[(n + i) % 4].push(command);
+        }
+        secrets.extend([first, second]);
+    }
+    let outcomes = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for commands in racing {
+            let (ledger, outcomes, admin) = (&ledger, &outcomes, &admin);
+            scope.spawn(move || {
+                for command in commands {
+                    let outcome = ledger.submit_blocking(command.clone(), by(admin));
+                    outcomes.lock().expect("outcomes").push((command, outcome));
+                }
+            });
+        }
+    });
+
+    // The serial replay: bootstrap and setup, then the acknowledged racing commands in log order (a
+    // command that appended nothing goes after the one whose position it saw).
+    let mut acknowledged: Vec<(Command, Applied)> = outcomes
+        .into_inner()
+        .expect("outcomes")
+        .into_iter()
+        .filter_map(|(command, outcome)| outcome.ok().map(|applied| (command, applied)))
+        .collect();
+    acknowledged.sort_by_key(|(_, applied)| (applied.position, applied.events.is_empty()));
+    assert!(acknowledged.len() > users.len() * 2, "the races acknowledged too little to mean anything");
+    let mut replayed = State::default();
+    let context = |actor: Actor| Context { actor, now: Timestamp::now(), expected_version: None };
+    let mut play = |state: &mut State, actor: Actor, command: Command| -> Vec<Event> {
+        let events = domain::decide(state, &context(actor), command).expect("the serial replay accepts it");
+        for event in &events {
+            state.apply(Position { seq: state.head() + 1, at: Timestamp::now() }, event);
+        }
+        events
+    };
+    // Bootstrap and setup were submitted by the system, before any race.
+    for record in records_of(ledger.log()).into_iter().take_while(|record| record.actor == Actor::System) {
+        replayed.apply(Position { seq: record.seq, at: record.at }, &record.event);
+    }
+    for (command, applied) in acknowledged {
+        let events = play(&mut replayed, Actor::User(admin.clone()), command.clone());
+        assert_eq!(events, applied.events, "{command:?} decides differently in the serial replay");
+        assert_eq!(replayed.head(), applied.position, "{command:?}");
+    }
+
+    let view = ledger.view();
+    assert_eq!(replayed.head(), view.head());
+    for user in &users {
+        let (live, serial) = (view.user(user).expect("user"), replayed.user(user).expect("user"));
+        assert_eq!(live.roles(), serial.roles(), "{user}");
+        let holds_api_role = live.roles().contains(&api_role);
+        assert!(!holds_api_role || live.roles().len() == 1, "{user} holds an API role beside another");
+    }
+    for secret in &secrets {
+        for function in ["api.attendees.read", "security.audit.read"] {
+            assert_eq!(check_reason(&view, secret, function), check_reason(&replayed, secret, function));
+        }
     }
 }
