@@ -713,7 +713,7 @@ fn racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_give
     assert!(acknowledged.len() > users.len() * 2, "the races acknowledged too little to mean anything");
     let mut replayed = State::default();
     let context = |actor: Actor| Context { actor, now: Timestamp::now(), expected_version: None };
-    let mut play = |state: &mut State, actor: Actor, command: Command| -> Vec<Event> {
+    let play = |state: &mut State, actor: Actor, command: Command| -> Vec<Event> {
         let events = domain::decide(state, &context(actor), command).expect("the serial replay accepts it");
         for event in &events {
             state.apply(Position { seq: state.head() + 1, at: Timestamp::now() }, event);
