@@ -257,9 +257,10 @@ impl Verification {
     }
 }
 
-/// Verifies every record of a log, in order: hashes, links, sequence and unique ids. The
-/// log's head is read first and the records up to it are verified, so writes landing
-/// meanwhile neither fail nor extend the verification.
+/// Verifies every record of a log, in order: hashes, links, sequence and unique ids, and
+/// that every record decodes into an event this build can replay. The log's head is read
+/// first and the records up to it are verified, so writes landing meanwhile neither fail
+/// nor extend the verification.
 pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
     let head = log.head()?;
     let mut verifier = ChainVerifier::default();
@@ -276,7 +277,7 @@ pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
             });
         }
         for stored in &chunk {
-            if let Err(error) = verifier.verify_next(stored) {
+            if let Err(error) = verifier.verify_and_decode_next(stored) {
                 return Ok(Verification {
                     size: head,
                     verified: verifier.size(),

@@ -57,8 +57,17 @@ impl Timestamp {
     }
 
     /// Parses an RFC 3339 timestamp with any offset, keeping millisecond precision.
+    ///
+    /// The instant must fall within the years 0000 to 9999 in UTC, the range its RFC 3339
+    /// form can be written in: `9999-12-31T23:59:59-01:00` is refused, since in UTC it is
+    /// in the year 10000 and could not be read back from a record.
     pub fn parse(value: &str) -> Result<Self, InvalidTimestamp> {
         let parsed = OffsetDateTime::parse(value, &Rfc3339).map_err(|_| InvalidTimestamp)?;
+        // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in seconds since the epoch.
+        const WRITABLE: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+        if !WRITABLE.contains(&parsed.unix_timestamp()) {
+            return Err(InvalidTimestamp);
+        }
         let millis = parsed.unix_timestamp_nanos() / 1_000_000;
         i64::try_from(millis).map(Self).map_err(|_| InvalidTimestamp)
     }
@@ -100,6 +109,16 @@ mod tests {
         let at = Timestamp::parse("2027-03-01T09:30:15.250+01:00").unwrap();
         assert_eq!(at.to_string(), "2027-03-01T08:30:15.250Z");
         assert_eq!(Timestamp::parse(&at.to_string()), Ok(at));
+    }
+
+    #[test]
+    fn refuses_instants_whose_utc_year_has_no_rfc3339_form() {
+        // Found by the key_parser fuzz target: these were written as "@…" and
+        // "-001-…", which replay could not read back.
+        assert_eq!(Timestamp::parse("9999-12-31T23:59:59-01:00"), Err(InvalidTimestamp));
+        assert_eq!(Timestamp::parse("0000-01-01T00:00:00+01:00"), Err(InvalidTimestamp));
+        let last = Timestamp::parse("9999-12-31T23:59:59.999Z").unwrap();
+        assert_eq!(Timestamp::parse(&last.to_string()), Ok(last));
     }
 
     #[test]

@@ -887,3 +887,17 @@ fn the_audit_log_verifies_as_valid_while_it_is_being_written() {
         false_alarms.first()
     );
 }
+
+/// Found by fuzzing: an expiry after year 9999 in UTC was accepted and written in a form
+/// replay could not read back, so the server could not restart.
+#[test]
+fn an_expiry_past_year_9999_in_utc_is_422_and_the_server_still_restarts() {
+    let app = crate::helpers::spawn_app();
+    let (_, user, _) = app.api_user();
+    let before = app.audit_size();
+    app.post(&format!("/v1/users/{user}/key"), &serde_json::json!({ "expires_at": "9999-12-31T23:59:59-01:00" }))
+        .expect_problem(422, "invalid_value");
+    assert_eq!(app.audit_size(), before);
+    let app = app.restart();
+    app.get("/health").expect(200);
+}
