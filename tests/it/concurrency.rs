@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app};
+use crate::helpers::{Reply, spawn_app};
 
 const THREADS: usize = 16;
 const USERS_PER_THREAD: usize = 20;
@@ -21,22 +21,6 @@ fn position_of(reply: &Reply) -> u64 {
         .unwrap_or_else(|| panic!("no position: {} {}", reply.status, reply.body))
         .parse()
         .expect("a number")
-}
-
-/// Every user, following `next`.
-fn all_users(app: &TestApp) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = app.get(&format!("/v1/users?limit=100&after={after}"));
-        reply.expect(200);
-        let page = reply.json();
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_u64() {
-            Some(next) => after = next,
-            None => return items,
-        }
-    }
 }
 
 /// Runs `first` and `second` on two threads released at the same moment.
@@ -87,7 +71,7 @@ fn concurrent_user_creations_are_each_committed_once_at_a_distinct_position() {
     assert_eq!(positions, (bootstrap_size + 1..=bootstrap_size + total).collect(), "positions are gapless");
     assert_eq!(app.verified_audit_size(), bootstrap_size + total);
 
-    let listed = all_users(&app);
+    let listed = app.list_all("/v1/users");
     let mut listed_ids = HashSet::new();
     for user in &listed {
         assert!(listed_ids.insert(user["id"].as_str().expect("id").to_owned()), "{user} is listed twice");

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::spawn_app;
 
 const WRITERS: usize = 32;
 
@@ -22,21 +22,6 @@ fn cycles() -> usize {
 fn jitter(below: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     u64::from(nanos) % below
-}
-
-fn all_users(app: &TestApp) -> Vec<Value> {
-    let mut users = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = app.get(&format!("/v1/users?limit=1000&after={after}"));
-        page.expect(200);
-        let page = page.json();
-        users.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next"].as_u64() {
-            Some(next) => after = next,
-            None => return users,
-        }
-    }
 }
 
 #[test]
@@ -79,7 +64,7 @@ fn no_acknowledged_write_is_lost_across_repeated_crashes() {
 
         // Every acknowledged write is there, within the log the server says it has.
         let size = app.verified_audit_size();
-        let after_crash = all_users(&app);
+        let after_crash = app.list_all("/v1/users");
         let present: std::collections::HashSet<&str> =
             after_crash.iter().filter_map(|user| user["id"].as_str()).collect();
         lost = acknowledged.iter().filter(|(id, position)| !present.contains(id.as_str()) || *position > size).count();
@@ -87,7 +72,7 @@ fn no_acknowledged_write_is_lost_across_repeated_crashes() {
         app.stop();
         let _ = std::fs::remove_dir_all(app.data_dir().join("snapshots"));
         app = app.restart();
-        assert_eq!(all_users(&app), after_crash, "cycle {cycle}: the view differs from a fresh replay");
+        assert_eq!(app.list_all("/v1/users"), after_crash, "cycle {cycle}: the view differs from a fresh replay");
         // And it takes writes again.
         app.create_user(&format!("after crash {cycle}"));
     }

@@ -290,6 +290,22 @@ impl TestApp {
         self.call("DELETE", path, Some(&self.admin_key), None)
     }
 
+    /// Every item of a paginated list (`path` without a query), following `next`.
+    pub fn list_all(&self, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut after = 0;
+        loop {
+            let reply = self.get(&format!("{path}?limit=100&after={after}"));
+            reply.expect(200);
+            let page = reply.json();
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next"].as_u64() {
+                Some(next) => after = next,
+                None => return items,
+            }
+        }
+    }
+
     /// How many records the audit log holds (from `verifyAuditLog`).
     pub fn audit_size(&self) -> u64 {
         let reply = self.get("/v1/audit/verify");

@@ -18,22 +18,6 @@ const WRITERS: usize = 8;
 /// How many acknowledged writes to wait for before killing the server.
 const ACKNOWLEDGED_BEFORE_KILL: usize = 150;
 
-/// Every item of a paginated list, following `next`.
-fn list_all(app: &TestApp, path: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = app.get(&format!("{path}?limit=50&after={after}"));
-        reply.expect(200);
-        let page = reply.json();
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_u64() {
-            Some(next) => after = next,
-            None => return items,
-        }
-    }
-}
-
 /// The `Keyledger-Position` of an acknowledged write.
 fn position_of(reply: &crate::helpers::Reply) -> u64 {
     reply.header("keyledger-position").expect("an acknowledged write has a position").parse().expect("a number")
@@ -161,11 +145,11 @@ fn every_acknowledged_change_survives_a_crash_and_the_server_accepts_writes_agai
     };
     let before_checks = ask(&app);
     let before_size = app.verified_audit_size();
-    let before_lists = (list_all(&app, "/v1/users"), list_all(&app, "/v1/roles"), list_all(&app, "/v1/event-groups"));
+    let before_lists = (app.list_all("/v1/users"), app.list_all("/v1/roles"), app.list_all("/v1/event-groups"));
 
     let app = app.crash_and_restart();
 
-    let after_lists = (list_all(&app, "/v1/users"), list_all(&app, "/v1/roles"), list_all(&app, "/v1/event-groups"));
+    let after_lists = (app.list_all("/v1/users"), app.list_all("/v1/roles"), app.list_all("/v1/event-groups"));
     assert_eq!(after_lists, before_lists);
 
     let after_roles: Vec<Value> = roles.iter().map(|r| app.get(&format!("/v1/roles/{r}")).json()).collect();
