@@ -365,14 +365,7 @@ total_runs=$(($(wc -l <"$RUNS_OUT") - 1))
 echo
 echo "noise: $noisy of $total_runs runs had ≥ 10% of the server's core $SERVER_CPU used by other processes (column other_load_on_server_core_pct of $RUNS_OUT)"
 echo
-errors=$(grep -ciE ' (ERROR|WARN) ' "$tmp/server.log" || true)
-if [ -s "$problems" ] || [ "$errors" != 0 ]; then
-  echo "== Problems"
-  [ ! -s "$problems" ] || cat "$problems"
-  [ "$errors" = 0 ] || { echo "server log: $errors WARN/ERROR lines, first ones:"; grep -iE ' (ERROR|WARN) ' "$tmp/server.log" | head -5; }
-else
-  echo "== No problems: every response 2xx, no socket errors, no WARN/ERROR in the server log"
-fi
+report_problems "$tmp/server.log" "$problems" "No problems: every response 2xx, no socket errors, no WARN/ERROR in the server log"
 echo
 echo "summary: $OUT"
 echo "runs:    $RUNS_OUT"

@@ -216,3 +216,17 @@ meets() {
     if (v == "nan") { print "no data"; exit }
     ok = (op == ">=") ? (v >= b) : (v <= b); print ok ? "met" : "NOT met" }'
 }
+
+# report_problems SERVER_LOG PROBLEMS_FILE CLEAN_MESSAGE: prints the problems a run
+# recorded and the server's WARN/ERROR lines, or CLEAN_MESSAGE when there are none.
+report_problems() {
+  local log=$1 problems=$2 clean=$3 errors
+  errors=$(grep -ciE ' (ERROR|WARN) ' "$log" || true)
+  if [ -s "$problems" ] || [ "$errors" != 0 ]; then
+    echo "== Problems"
+    [ ! -s "$problems" ] || cat "$problems"
+    [ "$errors" = 0 ] || { echo "server log: $errors WARN/ERROR lines, first ones:"; grep -iE ' (ERROR|WARN) ' "$log" | head -5; }
+  else
+    echo "== $clean"
+  fi
+}

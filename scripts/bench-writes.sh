@@ -238,13 +238,6 @@ if [ -n "${W_RPS[$TARGET_CLIENTS]:-}" ]; then
 fi
 
 echo
-errors=$(grep -ciE ' (ERROR|WARN) ' "$tmp/server.log" || true)
-if [ -s "$problems" ] || [ "$errors" != 0 ]; then
-  echo "== Problems"
-  [ ! -s "$problems" ] || cat "$problems"
-  [ "$errors" = 0 ] || { echo "server log: $errors WARN/ERROR lines, first ones:"; grep -iE ' (ERROR|WARN) ' "$tmp/server.log" | head -5; }
-else
-  echo "== No problems: every answer 2xx, no socket errors, no WARN/ERROR in the server log, the chain verifies"
-fi
+report_problems "$tmp/server.log" "$problems" "No problems: every answer 2xx, no socket errors, no WARN/ERROR in the server log, the chain verifies"
 echo
 echo "results: $OUT"
