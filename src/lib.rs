@@ -13,5 +13,6 @@ pub mod domain;
 pub mod http;
 pub mod ledger;
 pub mod log;
+pub mod merkle;
 pub mod snapshot;
 pub mod telemetry;
