@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::*;
 use crate::domain::{CheckRequest, FunctionId, FunctionSet, KeyId, Name, Reason, Resource, RoleId, UserId};
 use crate::log::{FjallLog, MemoryLog, Record};
+use crate::merkle::{NodeId, TreeHash};
 
 /// Generates, for every scenario named, one test over a [`MemoryLog`] (in the module
 /// `memory_log`) and one over a [`FjallLog`] (in the module `fjall_log`).
@@ -65,6 +66,10 @@ impl EventLog for SharedMemoryLog {
 
     fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
         self.0.read(from_seq, max)
+    }
+
+    fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error> {
+        self.0.tree_node(id)
     }
 }
 
@@ -176,6 +181,10 @@ impl<L: EventLog> EventLog for FailingLog<L> {
 
     fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
         self.inner.read(from_seq, max).map_err(FailingLogError::Inner)
+    }
+
+    fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error> {
+        self.inner.tree_node(id).map_err(FailingLogError::Inner)
     }
 }
 

@@ -1,12 +1,14 @@
 //! The log users run: records in a fjall keyspace, keyed by big-endian sequence number,
-//! each append one atomic batch synced to disk before it returns.
+//! and the Merkle tree's complete subtrees in another, keyed by level and index; each
+//! append is one atomic batch of both, synced to disk before it returns.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::{AppendError, EventLog, StoredRecord, check_sequence};
+use super::{AppendError, EventLog, StoredRecord, Tree, check_sequence, grow};
+use crate::merkle::{Frontier, NodeId, ProofError, TreeHash};
 
 /// What the fjall log can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -21,14 +23,23 @@ pub enum FjallLogError {
     /// A key in the records keyspace is not an 8-byte sequence number.
     #[error("corrupt log: a record key is not a sequence number")]
     CorruptKey,
+    /// The Merkle tree's stored nodes do not cover the records.
+    #[error("corrupt log: {0}")]
+    CorruptTree(String),
 }
 
 /// The fjall-backed log.
 pub struct FjallLog {
     database: Database,
     records: Keyspace,
-    /// The head, cached; the mutex also serialises appends.
-    head: Mutex<u64>,
+    tree: Keyspace,
+    /// The head and the tree's right edge, cached; the mutex also serialises appends.
+    tip: Mutex<Tip>,
+}
+
+struct Tip {
+    head: u64,
+    frontier: Frontier,
 }
 
 impl std::fmt::Debug for FjallLog {
@@ -46,11 +57,45 @@ impl FjallLog {
             other => FjallLogError::Storage(other),
         })?;
         let records = database.keyspace("records", KeyspaceCreateOptions::default)?;
+        let tree = database.keyspace("tree", KeyspaceCreateOptions::default)?;
         let head = match records.last_key_value() {
             Some(guard) => decode_seq(&guard.key()?)?,
             None => 0,
         };
-        Ok(Self { database, records, head: Mutex::new(head) })
+        let log = Self { database, records, tree, tip: Mutex::new(Tip { head, frontier: Frontier::default() }) };
+        let frontier = match Frontier::load(&Tree(&log), head) {
+            Ok(frontier) => frontier,
+            // A log written before the tree was kept: build it once from the records.
+            Err(ProofError::MissingNode(_)) if log.tree.is_empty()? => log.build_tree(head)?,
+            Err(ProofError::MissingNode(id)) => {
+                return Err(FjallLogError::CorruptTree(format!(
+                    "the tree node at level {} index {} is missing",
+                    id.level, id.index
+                )));
+            }
+            Err(ProofError::Storage(error)) => return Err(error),
+            Err(ProofError::OutOfRange(message)) => return Err(FjallLogError::CorruptTree(message)),
+        };
+        log.tip.lock().unwrap_or_else(PoisonError::into_inner).frontier = frontier;
+        Ok(log)
+    }
+
+    /// Builds the Merkle tree over the first `head` records, in synced batches.
+    fn build_tree(&self, head: u64) -> Result<Frontier, FjallLogError> {
+        tracing::info!(records = head, "building the Merkle tree over a log written without one");
+        let mut frontier = Frontier::default();
+        while frontier.size() < head {
+            let chunk = self.read(frontier.size() + 1, 4096)?;
+            if chunk.is_empty() {
+                return Err(FjallLogError::CorruptTree(format!("record {} is missing", frontier.size() + 1)));
+            }
+            let mut batch = self.database.batch().durability(Some(PersistMode::SyncAll));
+            for (id, hash) in grow(&mut frontier, &chunk) {
+                batch.insert(&self.tree, id.to_key(), hash.as_bytes());
+            }
+            batch.commit()?;
+        }
+        Ok(frontier)
     }
 }
 
@@ -62,25 +107,36 @@ impl EventLog for FjallLog {
     type Error = FjallLogError;
 
     fn head(&self) -> Result<u64, FjallLogError> {
-        Ok(*self.head.lock().unwrap_or_else(PoisonError::into_inner))
+        Ok(self.tip.lock().unwrap_or_else(PoisonError::into_inner).head)
     }
 
     fn append(&self, expected_head: u64, new: &[StoredRecord]) -> Result<(), AppendError<FjallLogError>> {
-        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-        if *head != expected_head {
-            return Err(AppendError::Conflict { expected: expected_head, actual: *head });
+        let mut tip = self.tip.lock().unwrap_or_else(PoisonError::into_inner);
+        if tip.head != expected_head {
+            return Err(AppendError::Conflict { expected: expected_head, actual: tip.head });
         }
-        check_sequence(*head, new)?;
+        check_sequence(tip.head, new)?;
         let Some(last) = new.last() else {
             return Ok(());
         };
+        let mut frontier = tip.frontier.clone();
         let mut batch = self.database.batch().durability(Some(PersistMode::SyncAll));
         for record in new {
             batch.insert(&self.records, record.seq.to_be_bytes(), record.bytes.as_slice());
         }
+        for (id, hash) in grow(&mut frontier, new) {
+            batch.insert(&self.tree, id.to_key(), hash.as_bytes());
+        }
         batch.commit().map_err(|e| AppendError::Storage(e.into()))?;
-        *head = last.seq;
+        *tip = Tip { head: last.seq, frontier };
         Ok(())
+    }
+
+    fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, FjallLogError> {
+        let Some(value) = self.tree.get(id.to_key())? else { return Ok(None) };
+        let bytes = <[u8; 32]>::try_from(&*value)
+            .map_err(|_| FjallLogError::CorruptTree(format!("the node at level {} is not 32 bytes", id.level)))?;
+        Ok(Some(TreeHash::from_bytes(bytes)))
     }
 
     fn requires_restart(&self, error: &FjallLogError) -> bool {

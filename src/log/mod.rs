@@ -4,6 +4,10 @@
 //! read from a position, ask for the head. [`FjallLog`] is the one users run;
 //! [`MemoryLog`] exists for tests of the logic. The record format and the chain live in
 //! [`record`], which does no I/O.
+//!
+//! The log is also a Merkle tree ([`crate::merkle`]): every append stores, in the same
+//! atomic batch as the records, the complete subtrees the new leaves complete, so any
+//! root or proof is O(log n) node reads away.
 
 mod fjall_log;
 mod memory;
@@ -15,6 +19,8 @@ mod tests;
 pub use fjall_log::{FjallLog, FjallLogError};
 pub use memory::MemoryLog;
 pub use record::{ChainError, ChainHash, ChainVerifier, Record, RecordError, StoredRecord};
+
+use crate::merkle::{self, Frontier, NodeId, Nodes, TreeHash};
 
 /// Why an append did not happen. A failed append has written nothing.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +61,37 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads up to `max` records with sequence numbers from `from_seq` on, in order.
     fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error>;
 
+    /// A complete subtree of the Merkle tree over the records, if the log holds it.
+    fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error>;
+
     /// Whether the log can take no more appends after this error until the process
     /// restarts (fjall refuses all writes after a failed one: the safe recovery from an
     /// I/O error is a restart, which replays its journal).
     fn requires_restart(&self, _error: &Self::Error) -> bool {
         false
     }
+}
+
+/// The Merkle tree of a log, for computing roots and proofs from its stored nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Tree<'a, L>(pub &'a L);
+
+impl<L: EventLog> Nodes for Tree<'_, L> {
+    type Error = L::Error;
+
+    fn node(&self, id: NodeId) -> Result<Option<TreeHash>, L::Error> {
+        self.0.tree_node(id)
+    }
+}
+
+/// The tree nodes that appending `records` to a tree with `frontier` creates, in order;
+/// `frontier` moves on past them.
+fn grow(frontier: &mut Frontier, records: &[StoredRecord]) -> Vec<(NodeId, TreeHash)> {
+    let mut created = Vec::with_capacity(records.len() * 2 + 64);
+    for record in records {
+        frontier.push(merkle::leaf_hash(&record.bytes), |id, hash| created.push((id, hash)));
+    }
+    created
 }
 
 /// Checks that `records` continue a log whose head is `head`.

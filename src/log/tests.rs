@@ -44,6 +44,29 @@ fn contract<L: EventLog>(log: &L) {
     // An empty append is a no-op.
     log.append(3, &[]).unwrap();
     assert_eq!(log.head().unwrap(), 3);
+
+    // The Merkle tree covers exactly the records appended, refused appends included not.
+    assert_eq!(merkle::root(&Tree(log), 3).unwrap(), reference_root(&log.read(1, 100).unwrap()));
+    let more = records(4, 6, decode_hash(&first[2]));
+    log.append(3, &more).unwrap();
+    let all = log.read(1, 100).unwrap();
+    for size in 0..=9 {
+        assert_eq!(merkle::root(&Tree(log), size).unwrap(), reference_root(&all[..size as usize]), "root at {size}");
+    }
+    assert!(matches!(merkle::root(&Tree(log), 10), Err(merkle::ProofError::MissingNode(_))));
+}
+
+fn decode_hash(record: &StoredRecord) -> ChainHash {
+    record::decode(&record.bytes).unwrap().hash
+}
+
+/// The root of the records' bytes, computed leaf by leaf in memory.
+fn reference_root(records: &[StoredRecord]) -> TreeHash {
+    let mut frontier = Frontier::default();
+    for record in records {
+        frontier.push(merkle::leaf_hash(&record.bytes), |_, _| {});
+    }
+    frontier.root()
 }
 
 #[test]
@@ -68,6 +91,31 @@ fn fjall_log_keeps_its_records_across_reopening() {
     let log = FjallLog::open(dir.path()).unwrap();
     assert_eq!(log.head().unwrap(), 5);
     assert_eq!(log.read(1, 100).unwrap(), written);
+    // The tree's right edge is reloaded, so appends after a restart keep it whole.
+    let more = records(6, 4, decode_hash(&written[4]));
+    log.append(5, &more).unwrap();
+    let all = log.read(1, 100).unwrap();
+    assert_eq!(merkle::root(&Tree(&log), 9).unwrap(), reference_root(&all));
+}
+
+#[test]
+fn fjall_log_builds_the_tree_of_a_log_written_before_the_tree_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = records(1, 7, ChainHash::GENESIS);
+    {
+        // Records only, as an earlier build wrote them.
+        let database = fjall::Database::builder(dir.path()).open().unwrap();
+        let keyspace = database.keyspace("records", fjall::KeyspaceCreateOptions::default).unwrap();
+        for record in &written {
+            keyspace.insert(record.seq.to_be_bytes(), record.bytes.as_slice()).unwrap();
+        }
+        database.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let log = FjallLog::open(dir.path()).unwrap();
+    assert_eq!(merkle::root(&Tree(&log), 7).unwrap(), reference_root(&written));
+    let more = records(8, 2, decode_hash(&written[6]));
+    log.append(7, &more).unwrap();
+    assert_eq!(merkle::root(&Tree(&log), 9).unwrap(), reference_root(&log.read(1, 100).unwrap()));
 }
 
 #[test]
