@@ -202,7 +202,7 @@ fn subtree_root<N: Nodes>(nodes: &N, start: u64, end: u64) -> Result<TreeHash, P
     if width == 0 {
         return Ok(empty_root());
     }
-    if width.is_power_of_two() && start % width == 0 {
+    if width.is_power_of_two() && start.is_multiple_of(width) {
         return nodes.get(NodeId { level: width.trailing_zeros() as u8, index: start / width });
     }
     let k = split(width);
