@@ -9,6 +9,7 @@ mod check;
 mod decide;
 mod error;
 mod event;
+mod fingerprint;
 mod ids;
 mod key;
 mod state;
