@@ -16,6 +16,7 @@ use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
+use crate::checkpoint::{CHECKPOINTS_FILE, CheckpointStore, PublicKey, SIGNING_KEY_FILE, Signer};
 use crate::domain::KeySecret;
 use crate::http::body::MAX_BODY_BYTES;
 use crate::http::mutation::IdempotencyCache;
@@ -23,7 +24,7 @@ use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::{self, AppState};
-use crate::ledger::{Ledger, OpenError, SnapshotPolicy, SubmitError};
+use crate::ledger::{CheckpointPolicy, Ledger, OpenError, Policies, SnapshotPolicy, SubmitError};
 use crate::log::{FjallLog, FjallLogError};
 
 /// How the service runs.
@@ -37,6 +38,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Save a snapshot of the view every this many records (and at shutdown).
     pub snapshot_every: u64,
+    /// When to sign checkpoints, and with which key.
+    pub checkpoints: CheckpointConfig,
     /// Per-client limits on checks refused for their key.
     pub throttle: ThrottleConfig,
     /// Bounds on requests and connections.
@@ -70,6 +73,24 @@ impl Default for Limits {
 /// The default snapshot interval, in records.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
 
+/// When the service signs checkpoints, and with which key.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Sign one once this many records were appended since the last one.
+    pub every: u64,
+    /// Sign one this often, if records were appended since the last one.
+    pub interval: std::time::Duration,
+    /// The signing key file; `None` means `signing-key` in the data directory, created
+    /// when missing.
+    pub signing_key: Option<PathBuf>,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { every: 10_000, interval: std::time::Duration::from_secs(60), signing_key: None }
+    }
+}
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -100,6 +121,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The signing key or the checkpoints could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -110,28 +134,50 @@ pub enum StartError {
     },
 }
 
-/// Opens the ledger in a data directory (the log in `log/`, snapshots in `snapshots/`),
-/// bootstrapping it when the log is empty. Returns the Administrator's key secret when it
-/// bootstrapped.
-pub fn open_ledger(data_dir: &Path, snapshot_every: u64) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
+/// Opens the ledger in a data directory (the log in `log/`, snapshots in `snapshots/`,
+/// checkpoints in `checkpoints.jsonl`, the signing key in `signing-key` unless given
+/// elsewhere), bootstrapping it when the log is empty. Returns the Administrator's key
+/// secret when it bootstrapped.
+pub fn open_ledger(
+    data_dir: &Path,
+    snapshot_every: u64,
+    checkpoints: &CheckpointConfig,
+) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
     std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;
     let log = FjallLog::open(&data_dir.join("log"))?;
-    let policy = SnapshotPolicy { dir: data_dir.join("snapshots"), every: snapshot_every.max(1) };
-    let ledger = Ledger::open_with(log, Some(policy))?;
+    let signer = match &checkpoints.signing_key {
+        Some(path) => Signer::load(path)?,
+        None => Signer::load_or_create(&data_dir.join(SIGNING_KEY_FILE))?,
+    };
+    let policies = Policies {
+        snapshots: Some(SnapshotPolicy { dir: data_dir.join("snapshots"), every: snapshot_every.max(1) }),
+        checkpoints: Some(CheckpointPolicy {
+            store: CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE)),
+            signer,
+            every: checkpoints.every.max(1),
+        }),
+    };
+    let ledger = Ledger::open_with(log, policies)?;
     let secret = ledger.bootstrap()?;
     Ok((ledger, secret))
 }
 
 /// Initialises a data directory without serving. Fails if it is initialised already.
-pub fn init(data_dir: &Path) -> Result<(crate::domain::UserId, KeySecret), StartError> {
-    let (ledger, secret) = open_ledger(data_dir, DEFAULT_SNAPSHOT_EVERY)?;
+/// Returns the Administrator, the public half of the signing key, and the Administrator's
+/// key secret.
+pub fn init(
+    data_dir: &Path,
+    checkpoints: &CheckpointConfig,
+) -> Result<(crate::domain::UserId, PublicKey, KeySecret), StartError> {
+    let (ledger, secret) = open_ledger(data_dir, DEFAULT_SNAPSHOT_EVERY, checkpoints)?;
     let Some(secret) = secret else {
         return Err(StartError::AlreadyInitialised(data_dir.to_owned()));
     };
     let view = ledger.view();
     let admin = view.key(&secret.hash()).map(|key| key.user_id().clone());
     drop(view);
-    admin.map(|admin| (admin, secret)).ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
+    let public_key = ledger.public_key();
+    admin.zip(public_key).map(|(admin, key)| (admin, key, secret)).ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
 }
 
 /// The running service.
@@ -211,6 +257,17 @@ impl Application {
                 _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
             }
             handle.stop(true).await;
+        });
+        // Sign a checkpoint every interval, if anything was appended since the last one.
+        let ledger_state = shared.clone();
+        let interval = config.checkpoints.interval.max(std::time::Duration::from_millis(100));
+        actix_web::rt::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if let Err(SubmitError::ShuttingDown) = ledger_state.ledger.checkpoint().await {
+                    break;
+                }
+            }
         });
         Ok(Self { server, state: shared, address, bootstrap_secret })
     }

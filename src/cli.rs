@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use std::time::Duration;
 
-use crate::app::{self, Application, Config, Limits};
+use crate::app::{self, Application, CheckpointConfig, Config, Limits};
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::verify_log;
 use crate::log::FjallLog;
@@ -20,6 +20,28 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to sign checkpoints, and with which key.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    /// Sign a checkpoint of the log once this many records were appended since the last.
+    #[arg(long, default_value_t = CheckpointConfig::default().every)]
+    checkpoint_every: u64,
+    /// Sign a checkpoint this often (seconds), if records were appended since the last.
+    #[arg(long, default_value_t = CheckpointConfig::default().interval.as_secs_f64())]
+    checkpoint_interval_secs: f64,
+    /// The Ed25519 signing key file (64 hex digits). Default: `signing-key` in the data
+    /// directory, created when missing.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+}
+
+impl From<CheckpointArgs> for CheckpointConfig {
+    fn from(args: CheckpointArgs) -> Self {
+        let interval = Duration::try_from_secs_f64(args.checkpoint_interval_secs).unwrap_or(Duration::from_secs(60));
+        CheckpointConfig { every: args.checkpoint_every, interval, signing_key: args.signing_key }
+    }
 }
 
 /// The subcommands.
@@ -64,6 +86,9 @@ pub enum Command {
         /// Seconds an idle keep-alive connection is kept.
         #[arg(long, default_value_t = 5)]
         keep_alive_secs: u64,
+        /// When to sign checkpoints, and with which key.
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -71,6 +96,10 @@ pub enum Command {
         /// The data directory (created if missing).
         #[arg(long)]
         data_dir: PathBuf,
+        /// The Ed25519 signing key file. Default: `signing-key` in the data directory,
+        /// created.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
     },
     /// Verify the hash chain of a data directory's log, offline. Exits 1 if it fails.
     VerifyLog {
@@ -98,6 +127,7 @@ pub fn main() -> ExitCode {
             max_connections,
             request_timeout_ms,
             keep_alive_secs,
+            checkpoints,
         } => {
             let throttle =
                 ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
@@ -107,9 +137,12 @@ pub fn main() -> ExitCode {
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 keep_alive: Duration::from_secs(keep_alive_secs),
             };
-            serve(Config { data_dir, listen, workers, snapshot_every, throttle, limits })
+            let checkpoints = checkpoints.into();
+            serve(Config { data_dir, listen, workers, snapshot_every, checkpoints, throttle, limits })
         }
-        Command::Init { data_dir } => init(data_dir),
+        Command::Init { data_dir, signing_key } => {
+            init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
+        }
         Command::VerifyLog { data_dir } => verify(data_dir),
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_json());
@@ -125,7 +158,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     crate::telemetry::init("info");
-    let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every) {
+    let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints) {
         Ok(opened) => opened,
         Err(error) => return fail(error),
     };
@@ -158,12 +191,13 @@ fn serve(config: Config) -> ExitCode {
     })
 }
 
-fn init(data_dir: PathBuf) -> ExitCode {
+fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
     crate::telemetry::init("warn");
-    match app::init(&data_dir) {
-        Ok((admin, secret)) => {
+    match app::init(&data_dir, &checkpoints) {
+        Ok((admin, public_key, secret)) => {
             println!("initialised {}", data_dir.display());
             println!("admin user: {admin}");
+            println!("signing key (ed25519, public): {}", public_key.to_hex());
             println!("store the key below now: it is not shown again");
             println!("{}", secret.expose());
             ExitCode::SUCCESS

@@ -7,6 +7,10 @@
 //! batch, then applies them to the shared view under a write lock held only for the
 //! apply, and answers every command. This is group commit: concurrent writers share
 //! one fsync. Key checks and reads take the view's read lock and never wait on disk.
+//!
+//! The writer also signs checkpoints (every so many records, when asked, and at
+//! shutdown): it alone knows the view at exactly the log's head. At open, the log must
+//! still match its latest checkpoint, or the ledger refuses to serve.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
@@ -14,9 +18,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
 use crate::domain::{self, Actor, Command, Context, DomainError, Event, KeySecret, Position, State, Timestamp};
 use crate::log::record::{self, Envelope};
-use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord};
+use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord, Tree};
+use crate::merkle::{self, Frontier, TreeHash};
 use crate::snapshot;
 
 /// The exit status when the log fails a write and the process must restart (EX_IOERR).
@@ -38,6 +44,27 @@ pub struct SnapshotPolicy {
     pub every: u64,
 }
 
+/// Where checkpoints go, who signs them, and how often the writer makes one unasked.
+#[derive(Debug)]
+pub struct CheckpointPolicy {
+    /// The file of checkpoints.
+    pub store: CheckpointStore,
+    /// The service's signing key.
+    pub signer: Signer,
+    /// Sign a checkpoint once this many records were appended since the last one (and at
+    /// shutdown, and whenever [`Ledger::checkpoint`] asks, if any were).
+    pub every: u64,
+}
+
+/// How the ledger keeps snapshots and checkpoints; both are off by default.
+#[derive(Debug, Default)]
+pub struct Policies {
+    /// Snapshots of the view, for fast start-up.
+    pub snapshots: Option<SnapshotPolicy>,
+    /// Signed checkpoints of the log.
+    pub checkpoints: Option<CheckpointPolicy>,
+}
+
 /// Why the ledger could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,10 +78,24 @@ pub enum OpenError {
     /// The writer thread could not be started.
     #[error("starting the writer thread failed: {0}")]
     Thread(std::io::Error),
+    /// The checkpoints could not be read.
+    #[error("reading the checkpoints failed: {0}")]
+    Checkpoints(#[from] CheckpointError),
+    /// The log does not match its latest signed checkpoint: it was truncated, edited or
+    /// replaced since. Serving it would serve a history other than the one signed.
+    #[error(
+        "the log does not match its latest signed checkpoint (size {size}): {reason}; refusing to serve a history that was truncated or edited"
+    )]
+    CheckpointMismatch {
+        /// The size the checkpoint covers.
+        size: u64,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 /// Why a command was not carried out. In every case nothing was appended.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SubmitError {
     /// The rules refused it.
     #[error(transparent)]
@@ -85,15 +126,18 @@ pub struct Request {
     pub expected_version: Option<u64>,
 }
 
-struct Job {
-    command: Command,
-    request: Request,
-    reply: oneshot::Sender<Result<Applied, SubmitError>>,
+enum Job {
+    Command { command: Command, request: Request, reply: oneshot::Sender<Result<Applied, SubmitError>> },
+    Checkpoint { reply: oneshot::Sender<Result<Checkpoint, SubmitError>> },
 }
 
 struct Shared<L> {
     log: L,
     view: RwLock<State>,
+    /// The public half of the signing key, when checkpoints are kept.
+    public_key: Option<PublicKey>,
+    /// The checkpoint file, when checkpoints are kept.
+    checkpoints: Option<CheckpointStore>,
 }
 
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
@@ -108,26 +152,41 @@ impl<L: EventLog> Ledger<L> {
     /// Opens the ledger over a log: verifies the whole chain while replaying it into the
     /// view, then starts the writer. Saves no snapshots.
     pub fn open(log: L) -> Result<Self, OpenError> {
-        Self::open_with(log, None)
+        Self::open_with(log, Policies::default())
     }
 
     /// Opens the ledger, starting from the newest usable snapshot if there is one and
     /// replaying (and verifying) only the records after it; with no usable snapshot, the
-    /// whole log is replayed and verified.
-    pub fn open_with(log: L, snapshots: Option<SnapshotPolicy>) -> Result<Self, OpenError> {
+    /// whole log is replayed and verified. The replayed records' Merkle leaves must match
+    /// the stored tree, and the log must match its latest signed checkpoint.
+    pub fn open_with(log: L, policies: Policies) -> Result<Self, OpenError> {
+        let Policies { snapshots, checkpoints } = policies;
+        let storage = |e: L::Error| OpenError::Storage(Box::new(e));
+        let latest = match &checkpoints {
+            Some(policy) => policy.store.all()?.pop(),
+            None => None,
+        };
         let restored = snapshots.as_ref().and_then(|policy| restore(&log, policy));
         let from_snapshot = restored.as_ref().map_or(0, |(state, _, _)| state.head());
         let (mut state, mut verifier, mut last_at) =
             restored.unwrap_or_else(|| (State::default(), ChainVerifier::default(), Timestamp::from_unix_millis(0)));
+        // The tree's right edge where replay starts, grown from the records' own bytes.
+        let mut frontier = Frontier::load(&Tree(&log), from_snapshot).map_err(|e| tree_error(from_snapshot, e))?;
+        let mut signed_view_checked = false;
         loop {
-            let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK).map_err(|e| OpenError::Storage(Box::new(e)))?;
+            let chunk = log.read(verifier.size() + 1, REPLAY_CHUNK).map_err(storage)?;
             if chunk.is_empty() {
                 break;
             }
             for stored in &chunk {
                 let record = verifier.verify_and_decode_next(stored)?;
+                frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
                 last_at = record.at;
                 state.apply(Position { seq: record.seq, at: record.at }, &record.event);
+                if let Some(checkpoint) = latest.as_ref().filter(|checkpoint| checkpoint.size == record.seq) {
+                    check_replay_against(checkpoint, &frontier, &state)?;
+                    signed_view_checked = true;
+                }
             }
         }
         tracing::info!(
@@ -136,12 +195,33 @@ impl<L: EventLog> Ledger<L> {
             replayed = verifier.size() - from_snapshot,
             "opened the log"
         );
-        let head = log.head().map_err(|e| OpenError::Storage(Box::new(e)))?;
+        let head = log.head().map_err(storage)?;
         if head != verifier.size() {
             return Err(OpenError::Corrupt(ChainError::Gap { expected: verifier.size() + 1, found: head }));
         }
+        let stored_root = merkle::root(&Tree(&log), head).map_err(|e| tree_error(head, e))?;
+        if stored_root != frontier.root() {
+            return Err(OpenError::Corrupt(ChainError::Record(record::RecordError::Malformed(format!(
+                "the Merkle tree stored for the log's {head} records does not match the records"
+            )))));
+        }
+        let (signer, every, store) = match checkpoints {
+            Some(CheckpointPolicy { store, signer, every }) => (Some(signer), every.max(1), Some(store)),
+            None => (None, u64::MAX, None),
+        };
+        if let (Some(checkpoint), Some(signer)) = (&latest, &signer) {
+            check_log_against(&log, checkpoint, &signer.public_key(), head)?;
+            if !signed_view_checked && checkpoint.size == state.head() && checkpoint.view.as_bytes() != &state.fingerprint()
+            {
+                return Err(OpenError::CheckpointMismatch {
+                    size: checkpoint.size,
+                    reason: "the permission view restored from the snapshot is not the one signed".into(),
+                });
+            }
+        }
         let writer_state = state.clone();
-        let shared = Arc::new(Shared { log, view: RwLock::new(state) });
+        let public_key = signer.as_ref().map(Signer::public_key);
+        let shared = Arc::new(Shared { log, view: RwLock::new(state), public_key, checkpoints: store });
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             shared: Arc::clone(&shared),
@@ -151,6 +231,9 @@ impl<L: EventLog> Ledger<L> {
             last_snapshot: from_snapshot,
             snapshots,
             saving: None,
+            signer,
+            checkpoint_every: every,
+            last_checkpoint: latest,
         };
         let writer = std::thread::Builder::new()
             .name("keyledger-writer".to_owned())
@@ -173,7 +256,7 @@ impl<L: EventLog> Ledger<L> {
     pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let queue = self.sender()?;
-        queue.send(Job { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        queue.send(Job::Command { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
         answer.await.map_err(|_| SubmitError::ShuttingDown)?
     }
 
@@ -181,8 +264,39 @@ impl<L: EventLog> Ledger<L> {
     pub fn submit_blocking(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let queue = self.sender()?;
-        queue.blocking_send(Job { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        queue.blocking_send(Job::Command { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
         answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// A signed checkpoint covering every record appended before the call: the latest one
+    /// if it does, otherwise a new one, signed and synced first. Fails with `Storage` when
+    /// the ledger keeps no checkpoints or the new one could not be written.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.send(Job::Checkpoint { reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// [`Ledger::checkpoint`], from outside an async runtime.
+    pub fn checkpoint_blocking(&self) -> Result<Checkpoint, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.blocking_send(Job::Checkpoint { reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// The public half of the signing key, when checkpoints are kept.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.shared.public_key
+    }
+
+    /// Every checkpoint written, oldest first (none when checkpoints are not kept).
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, CheckpointError> {
+        match &self.shared.checkpoints {
+            Some(store) => store.all(),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Initialises an empty ledger: an Administrator user holding an admin role with every
@@ -290,6 +404,45 @@ pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
     Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
 }
 
+fn tree_error<E: std::error::Error + Send + Sync + 'static>(size: u64, error: merkle::ProofError<E>) -> OpenError {
+    match error {
+        merkle::ProofError::Storage(error) => OpenError::Storage(Box::new(error)),
+        other => OpenError::Corrupt(ChainError::Record(record::RecordError::Malformed(format!(
+            "the Merkle tree over the first {size} records cannot be read: {other}"
+        )))),
+    }
+}
+
+/// Checks a replay that has just applied record `checkpoint.size` against the checkpoint:
+/// the root recomputed from the records' bytes, and the view they produced.
+fn check_replay_against(checkpoint: &Checkpoint, frontier: &Frontier, state: &State) -> Result<(), OpenError> {
+    let mismatch = |reason: &str| OpenError::CheckpointMismatch { size: checkpoint.size, reason: reason.to_owned() };
+    if frontier.root() != checkpoint.root {
+        return Err(mismatch("the Merkle root of the records is not the one signed"));
+    }
+    if checkpoint.view.as_bytes() != &state.fingerprint() {
+        return Err(mismatch("replaying the records does not give the permission view signed"));
+    }
+    Ok(())
+}
+
+/// Checks the log against its latest checkpoint: signed by this service's key, no longer
+/// than the log, and with the root the stored tree gives at its size.
+fn check_log_against<L: EventLog>(log: &L, checkpoint: &Checkpoint, key: &PublicKey, head: u64) -> Result<(), OpenError> {
+    let mismatch = |reason: String| OpenError::CheckpointMismatch { size: checkpoint.size, reason };
+    if !checkpoint.is_signed_by(key) {
+        return Err(mismatch("the checkpoint is not signed by this service's signing key".into()));
+    }
+    if checkpoint.size > head {
+        return Err(mismatch(format!("the log has only {head} records")));
+    }
+    let root = merkle::root(&Tree(log), checkpoint.size).map_err(|e| tree_error(checkpoint.size, e))?;
+    if root != checkpoint.root {
+        return Err(mismatch("the Merkle root of the stored tree is not the one signed".into()));
+    }
+    Ok(())
+}
+
 /// Loads the newest snapshot and checks it against the log: the record at its position must
 /// exist and have the chain hash it names. `None` (and a warning) when it cannot be used.
 fn restore<L: EventLog>(log: &L, policy: &SnapshotPolicy) -> Option<(State, ChainVerifier, Timestamp)> {
@@ -323,6 +476,8 @@ fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_a
     }
 }
 
+type CommandJob = (Command, Request, oneshot::Sender<Result<Applied, SubmitError>>);
+
 struct Writer<L> {
     shared: Arc<Shared<L>>,
     snapshots: Option<SnapshotPolicy>,
@@ -335,6 +490,11 @@ struct Writer<L> {
     state: State,
     prev_hash: ChainHash,
     last_at: Timestamp,
+    /// The signing key, when checkpoints are kept.
+    signer: Option<Signer>,
+    checkpoint_every: u64,
+    /// The newest checkpoint written or loaded.
+    last_checkpoint: Option<Checkpoint>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -347,10 +507,58 @@ impl<L: EventLog> Writer<L> {
                     Err(_) => break,
                 }
             }
-            self.commit(batch);
+            let mut commands = Vec::with_capacity(batch.len());
+            let mut checkpoint_requests = Vec::new();
+            for job in batch {
+                match job {
+                    Job::Command { command, request, reply } => commands.push((command, request, reply)),
+                    Job::Checkpoint { reply } => checkpoint_requests.push(reply),
+                }
+            }
+            self.commit(commands);
+            if !checkpoint_requests.is_empty() {
+                let checkpoint = self.checkpoint();
+                for reply in checkpoint_requests {
+                    let _ = reply.send(checkpoint.clone());
+                }
+            } else if self.since_checkpoint() >= self.checkpoint_every {
+                let _ = self.checkpoint();
+            }
             self.snapshot_if_due(false);
         }
+        if self.since_checkpoint() > 0 {
+            let _ = self.checkpoint();
+        }
         self.snapshot_if_due(true);
+    }
+
+    fn since_checkpoint(&self) -> u64 {
+        self.state.head() - self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size)
+    }
+
+    /// A checkpoint at the head: the latest, if it is there already, or a new one signed
+    /// over the stored tree's root and the view's fingerprint, and synced.
+    fn checkpoint(&mut self) -> Result<Checkpoint, SubmitError> {
+        let head = self.state.head();
+        if let Some(latest) = self.last_checkpoint.as_ref().filter(|latest| latest.size == head) {
+            return Ok(latest.clone());
+        }
+        let (Some(signer), Some(store)) = (&self.signer, &self.shared.checkpoints) else {
+            return Err(SubmitError::Storage("this ledger keeps no checkpoints".into()));
+        };
+        let failed = |error: String| {
+            tracing::warn!(%error, head, "signing a checkpoint failed");
+            SubmitError::Storage(error)
+        };
+        let root = merkle::root(&Tree(&self.shared.log), head).map_err(|e| failed(e.to_string()))?;
+        let view = TreeHash::from_bytes(self.state.fingerprint());
+        // A checkpoint is never older than the records it covers.
+        let time = Timestamp::now().max(self.last_at);
+        let checkpoint = signer.sign(head, root, time, view);
+        store.append(&checkpoint).map_err(|e| failed(e.to_string()))?;
+        tracing::info!(size = head, root = %root, "signed a checkpoint");
+        self.last_checkpoint = Some(checkpoint.clone());
+        Ok(checkpoint)
     }
 
     /// Saves a snapshot of the writer's state, which equals the view between batches, when
@@ -383,18 +591,17 @@ impl<L: EventLog> Writer<L> {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Job>) {
+    fn commit(&mut self, batch: Vec<CommandJob>) {
         let head = self.state.head();
         let (prev_hash, last_at) = (self.prev_hash, self.last_at);
         let mut records: Vec<StoredRecord> = Vec::new();
         let mut applied: Vec<(Position, Event)> = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
-        for job in batch {
+        for (command, request, reply) in batch {
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
-            let context =
-                Context { actor: job.request.actor.clone(), now, expected_version: job.request.expected_version };
-            let outcome = domain::decide(&self.state, &context, job.command).map(|events| {
+            let context = Context { actor: request.actor, now, expected_version: request.expected_version };
+            let outcome = domain::decide(&self.state, &context, command).map(|events| {
                 for event in &events {
                     let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };
                     let (stored, hash) = record::encode(&envelope, event, self.prev_hash);
@@ -407,7 +614,7 @@ impl<L: EventLog> Writer<L> {
                 }
                 Applied { position: self.state.head(), events }
             });
-            answers.push((job.reply, outcome));
+            answers.push((reply, outcome));
         }
 
         // A batch of refusals and no-ops has nothing to write.
