@@ -177,7 +177,10 @@ pub fn init(
     let admin = view.key(&secret.hash()).map(|key| key.user_id().clone());
     drop(view);
     let public_key = ledger.public_key();
-    admin.zip(public_key).map(|(admin, key)| (admin, key, secret)).ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
+    admin
+        .zip(public_key)
+        .map(|(admin, key)| (admin, key, secret))
+        .ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
 }
 
 /// The running service.

@@ -264,7 +264,8 @@ impl CheckpointStore {
     /// a checkpoint was being written, is cut off first.
     pub fn append(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let path = &self.path;
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io(path))?;
+        let mut file =
+            OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io(path))?;
         let contents_end = complete_length(&mut file).map_err(io(path))?;
         file.set_len(contents_end).map_err(io(path))?;
         file.seek(SeekFrom::Start(contents_end)).map_err(io(path))?;

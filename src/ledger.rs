@@ -211,7 +211,9 @@ impl<L: EventLog> Ledger<L> {
         };
         if let (Some(checkpoint), Some(signer)) = (&latest, &signer) {
             check_log_against(&log, checkpoint, &signer.public_key(), head)?;
-            if !signed_view_checked && checkpoint.size == state.head() && checkpoint.view.as_bytes() != &state.fingerprint()
+            if !signed_view_checked
+                && checkpoint.size == state.head()
+                && checkpoint.view.as_bytes() != &state.fingerprint()
             {
                 return Err(OpenError::CheckpointMismatch {
                     size: checkpoint.size,
@@ -428,7 +430,12 @@ fn check_replay_against(checkpoint: &Checkpoint, frontier: &Frontier, state: &St
 
 /// Checks the log against its latest checkpoint: signed by this service's key, no longer
 /// than the log, and with the root the stored tree gives at its size.
-fn check_log_against<L: EventLog>(log: &L, checkpoint: &Checkpoint, key: &PublicKey, head: u64) -> Result<(), OpenError> {
+fn check_log_against<L: EventLog>(
+    log: &L,
+    checkpoint: &Checkpoint,
+    key: &PublicKey,
+    head: u64,
+) -> Result<(), OpenError> {
     let mismatch = |reason: String| OpenError::CheckpointMismatch { size: checkpoint.size, reason };
     if !checkpoint.is_signed_by(key) {
         return Err(mismatch("the checkpoint is not signed by this service's signing key".into()));

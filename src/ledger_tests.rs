@@ -753,3 +753,137 @@ fn racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_give
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints.
+// ---------------------------------------------------------------------------------------
+
+mod checkpoints {
+    use super::*;
+    use crate::checkpoint::{CheckpointStore, Signer};
+    use crate::ledger::{CheckpointPolicy, OpenError, Policies};
+    use crate::log::Tree;
+    use crate::merkle;
+
+    /// A signing key and a checkpoint file in a temporary directory, reusable across opens.
+    struct Keeper {
+        dir: tempfile::TempDir,
+    }
+
+    impl Keeper {
+        fn new() -> Self {
+            let keeper = Self { dir: tempfile::tempdir().unwrap() };
+            Signer::load_or_create(&keeper.dir.path().join("signing-key")).unwrap();
+            keeper
+        }
+
+        fn policies(&self, every: u64) -> Policies {
+            Policies {
+                snapshots: None,
+                checkpoints: Some(CheckpointPolicy {
+                    store: self.store(),
+                    signer: Signer::load(&self.dir.path().join("signing-key")).unwrap(),
+                    every,
+                }),
+            }
+        }
+
+        fn store(&self) -> CheckpointStore {
+            CheckpointStore::new(self.dir.path().join("checkpoints.jsonl"))
+        }
+    }
+
+    fn populate<L: EventLog>(ledger: &Ledger<L>, roles: usize) {
+        for _ in 0..roles {
+            let role_id = new_role_id();
+            submit(ledger, create_role(&role_id, &format!("Role {role_id}")));
+        }
+    }
+
+    #[test]
+    fn checkpoints_are_signed_every_n_records_on_request_and_at_shutdown() {
+        let keeper = Keeper::new();
+        let log = memory();
+        let ledger = Ledger::open_with(log(), keeper.policies(5)).unwrap();
+        let key = ledger.public_key().unwrap();
+        populate(&ledger, 12);
+        let on_request = ledger.checkpoint_blocking().unwrap();
+        assert_eq!(on_request.size, 12);
+        // Asking again with nothing new gives the same checkpoint, not a new one.
+        assert_eq!(ledger.checkpoint_blocking().unwrap(), on_request);
+        populate(&ledger, 1);
+        drop(ledger);
+        let checkpoints = keeper.store().all().unwrap();
+        let sizes: Vec<u64> = checkpoints.iter().map(|checkpoint| checkpoint.size).collect();
+        assert_eq!(sizes, [5, 10, 12, 13]);
+        let reopened = Ledger::open_with(log(), keeper.policies(5)).unwrap();
+        for checkpoint in &checkpoints {
+            assert!(checkpoint.is_signed_by(&key));
+            assert_eq!(checkpoint.root, merkle::root(&Tree(reopened.log()), checkpoint.size).unwrap());
+        }
+        assert_eq!(checkpoints[3].view.as_bytes(), &reopened.view().fingerprint());
+    }
+
+    #[test]
+    fn a_log_cut_short_after_its_checkpoint_is_refused() {
+        let keeper = Keeper::new();
+        let original = memory();
+        let ledger = Ledger::open_with(original(), keeper.policies(1000)).unwrap();
+        populate(&ledger, 6);
+        drop(ledger);
+        // The same history, without its last two records: as if restored from an old backup.
+        let records = original().read(1, 100).unwrap();
+        let truncated = MemoryLog::new();
+        truncated.append(0, &records[..4]).unwrap();
+        match Ledger::open_with(truncated, keeper.policies(1000)) {
+            Err(OpenError::CheckpointMismatch { size: 6, reason }) => {
+                assert!(reason.contains("only 4 records"), "{reason}")
+            }
+            other => panic!("expected a checkpoint mismatch, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_log_rewritten_with_a_fresh_chain_is_refused() {
+        let keeper = Keeper::new();
+        let original = memory();
+        let ledger = Ledger::open_with(original(), keeper.policies(1000)).unwrap();
+        populate(&ledger, 4);
+        drop(ledger);
+        // Rewrite record 2 and re-chain everything after it: the chain verifies, but the
+        // history is not the one signed.
+        let mut records: Vec<Record> =
+            original().read(1, 100).unwrap().iter().map(|stored| record::decode(&stored.bytes).unwrap()).collect();
+        records[1].event = Event::RoleCreated { role_id: new_role_id(), description: "Forged".into() };
+        let rewritten = MemoryLog::new();
+        let mut prev = crate::log::ChainHash::GENESIS;
+        for record in &records {
+            let envelope = record::Envelope { seq: record.seq, at: record.at, actor: record.actor.clone() };
+            let (stored, hash) = record::encode(&envelope, &record.event, prev);
+            rewritten.append(record.seq - 1, &[stored]).unwrap();
+            prev = hash;
+        }
+        match Ledger::open_with(rewritten, keeper.policies(1000)) {
+            Err(OpenError::CheckpointMismatch { size: 4, reason }) => {
+                assert!(reason.contains("Merkle root"), "{reason}")
+            }
+            other => panic!("expected a checkpoint mismatch, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_another_key_is_refused() {
+        let keeper = Keeper::new();
+        let log = memory();
+        let ledger = Ledger::open_with(log(), keeper.policies(1000)).unwrap();
+        populate(&ledger, 2);
+        drop(ledger);
+        // Someone replaced the signing key file.
+        std::fs::remove_file(keeper.dir.path().join("signing-key")).unwrap();
+        Signer::load_or_create(&keeper.dir.path().join("signing-key")).unwrap();
+        match Ledger::open_with(log(), keeper.policies(1000)) {
+            Err(OpenError::CheckpointMismatch { reason, .. }) => assert!(reason.contains("not signed"), "{reason}"),
+            other => panic!("expected a checkpoint mismatch, got {:?}", other.err()),
+        }
+    }
+}
