@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
+pub mod bundle;
 pub mod checkpoint;
 pub mod cli;
 pub mod domain;

@@ -33,9 +33,11 @@ impl<'de> Deserialize<'de> for ChainHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Borrowed when the text has no escapes, which hex never has: no allocation.
         let text = <Cow<'de, str>>::deserialize(deserializer)?;
-        blake3::Hash::from_hex(text.as_bytes())
+        // One hash, one spelling: lowercase only, so that no byte of a record can change
+        // without changing what it says.
+        crate::merkle::TreeHash::from_hex(&text)
             .map(|hash| ChainHash(*hash.as_bytes()))
-            .map_err(|_| serde::de::Error::custom("a hash is 64 hexadecimal characters"))
+            .ok_or_else(|| serde::de::Error::custom("a hash is 64 lowercase hexadecimal characters"))
     }
 }
 

@@ -1,0 +1,285 @@
+//! Audit bundles: the whole log with its signed checkpoints, in one file a reviewer can
+//! verify offline with nothing but the file and a public key.
+//!
+//! A bundle is JSON lines, each ending with a newline:
+//!
+//! 1. the public key: `{"kind":"public_key","algorithm":"ed25519","key":"…"}`;
+//! 2. every record, in order, exactly as stored (the Merkle leaf bytes), each followed by
+//!    the checkpoints made at its size, if any (`{"kind":"checkpoint",…}`);
+//! 3. a checkpoint at the bundle's full size, last: every export signs one.
+//!
+//! [`verify`] checks, from the bytes alone: every record's hash, the `prev_hash` chain,
+//! gapless sequence numbers, unique event ids and that every event can be replayed; the
+//! Merkle root at every checkpoint, recomputed from the records through every
+//! intermediate node; every checkpoint's signature and canonical form, and that sizes
+//! grow; that replaying the records gives the view fingerprint each checkpoint signs;
+//! that a signed checkpoint covers every record; and, given a checkpoint the reviewer
+//! trusts, that the bundle's tree at that size has that root and reaches that size.
+
+use std::io::{BufRead, Write};
+
+use crate::checkpoint::{Checkpoint, PublicKey};
+use crate::domain::{Position, State};
+use crate::log::{ChainVerifier, EventLog, StoredRecord};
+use crate::merkle::{self, Frontier, TreeHash};
+
+const READ_CHUNK: usize = 4096;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError<E: std::error::Error + 'static> {
+    /// Reading the log failed.
+    #[error("reading the log failed: {0}")]
+    Storage(#[source] E),
+    /// The log has fewer records than the checkpoint covers.
+    #[error("the log ends at record {0}, before the checkpoint's size")]
+    Short(u64),
+    /// Writing the bundle failed.
+    #[error("writing the bundle failed: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// How many records.
+    pub records: u64,
+    /// How many checkpoints, the final one included.
+    pub checkpoints: usize,
+}
+
+/// Writes a bundle of the log's first `last.size` records, with every checkpoint in
+/// `checkpoints` up to that size and `last` (a checkpoint at the size to export) at the end.
+pub fn export<L: EventLog, W: Write>(
+    log: &L,
+    public_key: &PublicKey,
+    checkpoints: &[Checkpoint],
+    last: &Checkpoint,
+    out: &mut W,
+) -> Result<Exported, ExportError<L::Error>> {
+    writeln!(out, "{}", public_key.to_line())?;
+    let mut pending = checkpoints.iter().filter(|checkpoint| checkpoint.size < last.size).peekable();
+    let mut written = 0;
+    // Checkpoints at size 0 come before any record.
+    while let Some(checkpoint) = pending.next_if(|checkpoint| checkpoint.size == 0) {
+        writeln!(out, "{}", checkpoint.to_line())?;
+        written += 1;
+    }
+    let mut next = 1;
+    while next <= last.size {
+        let wanted = usize::try_from(last.size - next + 1).unwrap_or(usize::MAX).min(READ_CHUNK);
+        let chunk = log.read(next, wanted).map_err(ExportError::Storage)?;
+        if chunk.is_empty() {
+            return Err(ExportError::Short(next - 1));
+        }
+        for record in chunk {
+            out.write_all(&record.bytes)?;
+            out.write_all(b"\n")?;
+            while let Some(checkpoint) = pending.next_if(|checkpoint| checkpoint.size <= record.seq) {
+                writeln!(out, "{}", checkpoint.to_line())?;
+                written += 1;
+            }
+            next = record.seq + 1;
+        }
+    }
+    writeln!(out, "{}", last.to_line())?;
+    out.flush()?;
+    Ok(Exported { records: last.size, checkpoints: written + 1 })
+}
+
+/// What a reviewer brings to a verification besides the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The key the checkpoints must be signed with; without it, the bundle's own key is
+    /// used, which proves integrity but not authorship.
+    pub public_key: Option<PublicKey>,
+    /// A checkpoint kept from earlier or published elsewhere: the bundle must contain the
+    /// tree it signs, unchanged.
+    pub trusted: Option<Checkpoint>,
+}
+
+/// What a verified bundle holds.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The key that signed its checkpoints.
+    pub public_key: PublicKey,
+    /// How many records.
+    pub records: u64,
+    /// How many checkpoints.
+    pub checkpoints: usize,
+    /// The last checkpoint, which covers every record.
+    pub last: Checkpoint,
+    /// The permission view after the last record.
+    pub state: State,
+}
+
+/// Where verification failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} ({place}): {reason}")]
+pub struct Failure {
+    /// The line of the bundle, from 1.
+    pub line: usize,
+    /// What is on that line: `record 17`, `checkpoint at size 20`, `public key`, `end`.
+    pub place: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn fail(line: usize, place: impl Into<String>, reason: impl Into<String>) -> Failure {
+    Failure { line, place: place.into(), reason: reason.into() }
+}
+
+/// Verifies a bundle, stopping at the first failure.
+pub fn verify(reader: impl BufRead, options: &VerifyOptions) -> Result<Summary, Failure> {
+    verify_until(reader, options, |_, _| false).map(|(summary, _)| summary)
+}
+
+/// Verifies a bundle like [`verify`], and returns the view as it was after the last record
+/// for which `stop(position, state)` was still false: the view at a point in the past.
+pub fn verify_until(
+    mut reader: impl BufRead,
+    options: &VerifyOptions,
+    mut past: impl FnMut(Position, &State) -> bool,
+) -> Result<(Summary, State), Failure> {
+    let mut line = Vec::new();
+    let mut number = 0;
+    let mut verifier = ChainVerifier::default();
+    let mut frontier = Frontier::default();
+    let mut state = State::default();
+    let mut at_point: Option<State> = None;
+    let mut public_key: Option<PublicKey> = None;
+    let mut last: Option<Checkpoint> = None;
+    let mut checkpoints = 0;
+    let trusted = options.trusted.as_ref();
+
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|e| fail(number + 1, "line", e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let Some(content) = line.strip_suffix(b"\n") else {
+            return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
+        };
+        let Some(key) = public_key else {
+            let key = std::str::from_utf8(content)
+                .ok()
+                .and_then(|text| PublicKey::parse_line(text).ok())
+                .ok_or_else(|| fail(number, "public key", "a bundle starts with its public key line"))?;
+            if options.public_key.is_some_and(|trusted| trusted != key) {
+                return Err(fail(number, "public key", "the bundle's public key is not the key given to trust"));
+            }
+            if let Some(trusted) = trusted
+                && !trusted.is_signed_by(&key)
+            {
+                return Err(fail(number, "public key", "the trusted checkpoint is not signed by the bundle's key"));
+            }
+            public_key = Some(key);
+            continue;
+        };
+        if content.starts_with(br#"{"kind":"checkpoint""#) {
+            let size = frontier.size();
+            let place = format!("checkpoint after record {size}");
+            let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
+            let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
+            let place = format!("checkpoint at size {}", checkpoint.size);
+            check_checkpoint(&checkpoint, &key, last.as_ref(), &frontier, &state)
+                .map_err(|r| fail(number, &place, r))?;
+            last = Some(checkpoint);
+            checkpoints += 1;
+            continue;
+        }
+        if content.starts_with(br#"{"kind":"#) {
+            return Err(fail(number, "line", "only the first line may be a public key"));
+        }
+        let seq = verifier.size() + 1;
+        let place = format!("record {seq}");
+        let stored = StoredRecord { seq, bytes: content.to_vec() };
+        let record = verifier.verify_and_decode_next(&stored).map_err(|e| fail(number, &place, e.to_string()))?;
+        frontier.push(merkle::leaf_hash(content), |_, _| {});
+        let position = Position { seq, at: record.at };
+        if at_point.is_none() && past(position, &state) {
+            at_point = Some(state.clone());
+        }
+        state.apply(position, &record.event);
+        if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
+            && frontier.root() != trusted.root
+        {
+            return Err(fail(
+                number,
+                &place,
+                format!(
+                    "the bundle's tree at size {seq} is not the one the trusted checkpoint signs: the history was rewritten"
+                ),
+            ));
+        }
+    }
+
+    let end = |reason: String| fail(number + 1, "end", reason);
+    let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
+    let records = verifier.size();
+    let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
+    if last.size != records {
+        return Err(end(format!(
+            "records {} to {records} are not covered by a signed checkpoint (the last covers {})",
+            last.size + 1,
+            last.size
+        )));
+    }
+    if let Some(trusted) = trusted.filter(|trusted| trusted.size > records) {
+        return Err(end(format!(
+            "the bundle holds {records} records, fewer than the {} of the trusted checkpoint: the history was cut short",
+            trusted.size
+        )));
+    }
+    if let Some(trusted) = trusted.filter(|trusted| trusted.size == 0)
+        && trusted.root != merkle::empty_root()
+    {
+        return Err(end("the trusted checkpoint's empty tree has a root that is not empty".into()));
+    }
+    let at_point = at_point.unwrap_or_else(|| state.clone());
+    Ok((Summary { public_key, records, checkpoints, last, state }, at_point))
+}
+
+fn check_checkpoint(
+    checkpoint: &Checkpoint,
+    key: &PublicKey,
+    previous: Option<&Checkpoint>,
+    frontier: &Frontier,
+    state: &State,
+) -> Result<(), String> {
+    if !checkpoint.is_signed_by(key) {
+        return Err("the signature does not verify under the bundle's public key".into());
+    }
+    if checkpoint.origin != key.origin() {
+        return Err(format!("it names the log {}, not {}", checkpoint.origin, key.origin()));
+    }
+    if let Some(previous) = previous {
+        if checkpoint.size <= previous.size {
+            return Err(format!("checkpoint sizes must grow, and the one before covers {}", previous.size));
+        }
+        if checkpoint.time < previous.time {
+            return Err("it is dated before the checkpoint before it".into());
+        }
+    }
+    if checkpoint.size != frontier.size() {
+        return Err(format!("it stands after record {}, not after the record at its size", frontier.size()));
+    }
+    if checkpoint.root != frontier.root() {
+        return Err(format!(
+            "the Merkle root of the records is {}, not the {} signed",
+            frontier.root(),
+            checkpoint.root
+        ));
+    }
+    if checkpoint.view != TreeHash::from_bytes(state.fingerprint()) {
+        return Err("replaying the records does not give the permission view it signs".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "bundle_tests.rs"]
+mod tests;
