@@ -1,7 +1,8 @@
-//! The command line: `serve`, `init`, `verify-log` and `openapi`.
+//! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `signing-key`
+//! and `openapi`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -107,6 +108,44 @@ pub enum Command {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Export the audit trail of a stopped service's data directory as a bundle: every
+    /// record exactly as stored, every signed checkpoint, a new checkpoint at the full size,
+    /// and the public key. Verify it anywhere with `keyledger verify`.
+    Export {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Where to write the bundle; `-` for standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The signing key file, if the service was given one.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
+    /// Verify an audit bundle offline: hashes, chain, Merkle roots, signatures, replayed
+    /// views, and consistency with a checkpoint you trust. Exits 1 at the first failure,
+    /// naming its line.
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The service's public key (64 hex digits, or a file holding them). Without it,
+        /// the bundle's own key is used: that proves integrity, not who signed.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        /// A checkpoint you kept from earlier or got from elsewhere (a file holding one
+        /// checkpoint line, as `getCheckpoint` returns it): the bundle must extend it.
+        #[arg(long, value_name = "FILE")]
+        trusted_checkpoint: Option<PathBuf>,
+    },
+    /// Print the public half of a data directory's signing key.
+    SigningKey {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// The signing key file, if the service was given one.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -144,6 +183,20 @@ pub fn main() -> ExitCode {
             init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
         Command::VerifyLog { data_dir } => verify(data_dir),
+        Command::Export { data_dir, out, signing_key } => export(&data_dir, &out, signing_key),
+        Command::Verify { bundle, public_key, trusted_checkpoint } => {
+            verify_bundle(&bundle, public_key.as_deref(), trusted_checkpoint.as_deref())
+        }
+        Command::SigningKey { data_dir, signing_key } => {
+            let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
+            match crate::checkpoint::Signer::load(&path) {
+                Ok(signer) => {
+                    println!("{}", signer.public_key().to_hex());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error),
+            }
+        }
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_json());
             ExitCode::SUCCESS
@@ -204,6 +257,104 @@ fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
         }
         Err(error) => fail(error),
     }
+}
+
+/// Fails unless `data_dir` holds a log: commands that read one must not create one.
+fn require_data_dir(data_dir: &Path) -> Result<(), String> {
+    if data_dir.join("log").is_dir() {
+        Ok(())
+    } else {
+        Err(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()))
+    }
+}
+
+fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> ExitCode {
+    crate::telemetry::init("warn");
+    if let Err(error) = require_data_dir(data_dir) {
+        return fail(error);
+    }
+    let checkpoints = CheckpointConfig { signing_key, ..CheckpointConfig::default() };
+    let (ledger, _) = match app::open_ledger(data_dir, app::DEFAULT_SNAPSHOT_EVERY, &checkpoints) {
+        Ok(opened) => opened,
+        Err(error) => return fail(error),
+    };
+    let written = ledger.checkpoint_blocking().map_err(|e| e.to_string()).and_then(|last| {
+        let all = ledger.checkpoints().map_err(|e| e.to_string())?;
+        let key = ledger.public_key().ok_or("the ledger has no signing key")?;
+        let mut sink: Box<dyn Write> = if out.as_os_str() == "-" {
+            Box::new(std::io::stdout().lock())
+        } else {
+            Box::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?)
+        };
+        let mut writer = std::io::BufWriter::new(&mut sink);
+        let exported = crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer).map_err(|e| e.to_string())?;
+        drop(writer);
+        Ok((exported, last))
+    });
+    match written {
+        Ok((exported, last)) => {
+            eprintln!(
+                "exported {} records and {} checkpoints; the last covers size {} with root {}",
+                exported.records, exported.checkpoints, last.size, last.root
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn verify_bundle(bundle: &Path, public_key: Option<&str>, trusted: Option<&Path>) -> ExitCode {
+    let public_key = match public_key.map(read_public_key).transpose() {
+        Ok(key) => key,
+        Err(error) => return fail(error),
+    };
+    let trusted = match trusted.map(read_checkpoint).transpose() {
+        Ok(checkpoint) => checkpoint,
+        Err(error) => return fail(error),
+    };
+    let file = match std::fs::File::open(bundle) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(error) => return fail(format!("{}: {error}", bundle.display())),
+    };
+    let options = crate::bundle::VerifyOptions { public_key, trusted: trusted.clone() };
+    match crate::bundle::verify(file, &options) {
+        Ok(summary) => {
+            println!("valid: {} records, {} signed checkpoints", summary.records, summary.checkpoints);
+            println!("public key: {}", summary.public_key.to_hex());
+            let last = &summary.last;
+            println!("last checkpoint: size {} root {} at {}", last.size, last.root, last.time);
+            if let Some(trusted) = trusted {
+                println!("consistent with the trusted checkpoint at size {} (root {})", trusted.size, trusted.root);
+            }
+            if options.public_key.is_none() {
+                println!("note: no --public-key given; the bundle's own key was used");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            println!("INVALID at {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A public key from 64 hex digits, or from a file holding them (or a public key line).
+fn read_public_key(value: &str) -> Result<crate::checkpoint::PublicKey, String> {
+    use crate::checkpoint::PublicKey;
+    if let Some(key) = PublicKey::from_hex(value) {
+        return Ok(key);
+    }
+    let text = std::fs::read_to_string(value)
+        .map_err(|e| format!("--public-key is neither 64 hex digits nor a readable file ({value}: {e})"))?;
+    PublicKey::from_hex(text.trim())
+        .or_else(|| PublicKey::parse_line(text.trim()).ok())
+        .ok_or_else(|| format!("{value} holds no ed25519 public key"))
+}
+
+fn read_checkpoint(path: &Path) -> Result<crate::checkpoint::Checkpoint, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::checkpoint::Checkpoint::parse_line(text.trim_end())
+        .map_err(|e| format!("{} is not a checkpoint: {e}", path.display()))
 }
 
 fn verify(data_dir: PathBuf) -> ExitCode {
