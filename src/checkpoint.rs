@@ -102,6 +102,11 @@ impl Checkpoint {
         key.0.verify(message.as_bytes(), &self.signature).is_ok()
     }
 
+    /// The signature as 128 lowercase hexadecimal characters.
+    pub fn signature_hex(&self) -> String {
+        hex(&self.signature.to_bytes())
+    }
+
     /// The checkpoint as one line of JSON, without a newline.
     pub fn to_line(&self) -> String {
         let line = CheckpointLine {
@@ -111,7 +116,7 @@ impl Checkpoint {
             root: self.root.to_hex(),
             time: self.time.to_string(),
             view: self.view.to_hex(),
-            signature: hex(&self.signature.to_bytes()),
+            signature: self.signature_hex(),
         };
         // Serialising plain strings and numbers into memory cannot fail.
         serde_json::to_string(&line).unwrap_or_default()

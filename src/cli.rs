@@ -287,7 +287,8 @@ fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> ExitCode
             Box::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?)
         };
         let mut writer = std::io::BufWriter::new(&mut sink);
-        let exported = crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer).map_err(|e| e.to_string())?;
+        let exported =
+            crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer).map_err(|e| e.to_string())?;
         drop(writer);
         Ok((exported, last))
     });
@@ -343,6 +344,9 @@ fn read_public_key(value: &str) -> Result<crate::checkpoint::PublicKey, String> 
     use crate::checkpoint::PublicKey;
     if let Some(key) = PublicKey::from_hex(value) {
         return Ok(key);
+    }
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("--public-key {value} is not an ed25519 public key (64 lowercase hex digits)"));
     }
     let text = std::fs::read_to_string(value)
         .map_err(|e| format!("--public-key is neither 64 hex digits nor a readable file ({value}: {e})"))?;

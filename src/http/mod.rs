@@ -12,6 +12,7 @@ pub mod checks;
 pub mod functions;
 pub mod groups;
 pub mod health;
+pub mod integrity;
 pub mod keys;
 pub mod mutation;
 pub mod openapi;
@@ -143,4 +144,5 @@ pub fn configure(config: &mut web::ServiceConfig) {
     groups::configure(config);
     keys::configure(config);
     audit::configure(config);
+    integrity::configure(config);
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, keys, roles, users};
+use super::{audit, checks, functions, groups, health, integrity, keys, roles, users};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -42,6 +42,12 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         checks::authorize_request,
         audit::list_audit_events,
         audit::verify_audit_log,
+        integrity::get_checkpoint,
+        integrity::list_checkpoints,
+        integrity::get_inclusion_proof,
+        integrity::get_consistency_proof,
+        integrity::get_signing_key,
+        integrity::export_audit_bundle,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -51,7 +57,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "event access", description = "Event access groups and users' event access"),
         (name = "keys", description = "API keys"),
         (name = "checks", description = "Key checks for apps and gateways"),
-        (name = "audit", description = "The hash-chained audit trail"),
+        (name = "audit", description = "The hash-chained audit trail: records, signed checkpoints, Merkle proofs, export"),
         (name = "health", description = "Liveness"),
     )
 )]

@@ -72,6 +72,12 @@ pub enum ApiError {
     /// No route matches.
     #[error("no operation at {0}")]
     NoRoute(String),
+    /// A log position or tree size that the log does not have (yet).
+    #[error("{0}")]
+    NotInLog(String),
+    /// No checkpoint was written at the size asked for.
+    #[error("no checkpoint was written at size {0}; listCheckpoints shows those that were")]
+    CheckpointNotFound(u64),
     /// The route exists but not for this method.
     #[error("this path does not support {0}")]
     MethodNotAllowed(String),
@@ -126,6 +132,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => "unauthenticated",
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => "forbidden",
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => "not_found",
+            ApiError::NotInLog(_) => "not_in_log",
+            ApiError::CheckpointNotFound(_) => "checkpoint_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Refused(refused) => match refused {
                 DomainError::NotFound { .. } => "not_found",
@@ -211,7 +219,10 @@ impl ResponseError for ApiError {
             | ApiError::InvalidHeader(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. }
+            | ApiError::NoRoute(_)
+            | ApiError::NotInLog(_)
+            | ApiError::CheckpointNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Refused(refused) => match refused {
                 DomainError::NotFound { .. }

@@ -13,6 +13,7 @@ mod hygiene;
 mod idempotency;
 mod limits;
 mod openapi;
+mod proofs;
 mod recovery;
 mod snapshots;
 mod storage;
