@@ -256,12 +256,12 @@ fn proofs_and_checkpoints_that_do_not_exist_are_clear_4xx() {
     let app = spawn_app();
     let size = app.get("/v1/audit/checkpoint").json()["size"].as_u64().unwrap();
     for path in [
-        format!("/v1/audit/proofs/inclusion?seq=0"),
+        "/v1/audit/proofs/inclusion?seq=0".to_owned(),
         format!("/v1/audit/proofs/inclusion?seq={}", size + 1),
         format!("/v1/audit/proofs/inclusion?seq=1&size={}", size + 1),
-        format!("/v1/audit/proofs/inclusion?seq=3&size=2"),
-        format!("/v1/audit/proofs/consistency?from=0"),
-        format!("/v1/audit/proofs/consistency?from=3&to=2"),
+        "/v1/audit/proofs/inclusion?seq=3&size=2".to_owned(),
+        "/v1/audit/proofs/consistency?from=0".to_owned(),
+        "/v1/audit/proofs/consistency?from=3&to=2".to_owned(),
         format!("/v1/audit/proofs/consistency?from=1&to={}", size + 1),
     ] {
         app.get(&path).expect_problem(404, "not_in_log");
