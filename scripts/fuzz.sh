@@ -12,7 +12,7 @@
 # Targets (fuzz/fuzz_targets/):
 #   key_parser      presented keys, ids, timestamps, function ids, names and emails
 #   record_decoder  record::decode and both ChainVerifier methods, on arbitrary bytes
-# The bundle verifier (issue #3) gets a target here when it lands.
+#   bundle_verify   the offline bundle verifier, alone and against a trusted checkpoint
 #
 # Each run starts from the checked-in seeds (fuzz/seeds/TARGET/), which libFuzzer runs
 # first, so a seed that once crashed a target is a regression test. What the fuzzer
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(key_parser record_decoder)
+[ ${#targets[@]} -gt 0 ] || targets=(key_parser record_decoder bundle_verify)
 
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
 
