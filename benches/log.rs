@@ -10,8 +10,17 @@
 //!   the chain needs, recompute each hash and check the links, sequence and unique ids, on
 //!   one thread.
 //!
-//! Both report records per second. Run with `cargo bench --bench log`, or one of them with
-//! `cargo bench --bench log -- replay`.
+//! - `merkle/append_1M_leaves`: hash every record as a Merkle leaf and grow the tree from
+//!   its frontier, collecting every complete subtree it creates, as each append does.
+//! - `merkle/inclusion_proof_1M`: an audit path in the tree of a million records, from
+//!   its stored complete subtrees (held in a hash map here, in fjall in the service).
+//! - `fingerprint/250k_users`: the view's fingerprint, which every checkpoint signs, at
+//!   the state the million records build.
+//! - `verify_bundle/1M_records`: `bundle::verify` of an export of the million records
+//!   with a checkpoint at the end: chain, Merkle tree, replay, fingerprint, signature.
+//!
+//! All report records (or users) per second, proofs per second for the proof. Run with
+//! `cargo bench --bench log`, or one of them with `cargo bench --bench log -- replay`.
 
 mod common;
 
@@ -20,10 +29,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use keyledger::domain::{Actor, UserId};
+use keyledger::bundle::{self, VerifyOptions};
+use keyledger::checkpoint::Signer;
+use keyledger::domain::{Actor, Timestamp, UserId};
 use keyledger::ledger::Ledger;
 use keyledger::log::record::{self, Envelope};
 use keyledger::log::{ChainHash, ChainVerifier, EventLog, MemoryLog, StoredRecord};
+use keyledger::merkle::{self, Frontier, NodeId, TreeHash};
 
 const RECORDS: usize = 1_000_000;
 
@@ -95,6 +107,71 @@ fn log(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         );
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("merkle");
+    configure_long(&mut group, RECORDS);
+    group.bench_function("append_1M_leaves", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter(|| {
+            let mut frontier = Frontier::default();
+            let mut created = Vec::with_capacity(2 * RECORDS);
+            for stored in records {
+                frontier.push(merkle::leaf_hash(black_box(&stored.bytes)), |id, hash| created.push((id, hash)));
+            }
+            (frontier.root(), created.len())
+        });
+    });
+    let nodes: std::collections::HashMap<NodeId, TreeHash> = {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        let mut nodes = std::collections::HashMap::with_capacity(2 * RECORDS);
+        let mut frontier = Frontier::default();
+        for stored in records {
+            frontier.push(merkle::leaf_hash(&stored.bytes), |id, hash| {
+                nodes.insert(id, hash);
+            });
+        }
+        nodes
+    };
+    group.throughput(Throughput::Elements(1)).sample_size(100).measurement_time(Duration::from_secs(5));
+    let mut leaf = 0u64;
+    group.bench_function("inclusion_proof_1M", |b| {
+        b.iter(|| {
+            leaf = (leaf + 7_919) % RECORDS as u64;
+            merkle::inclusion_proof(&nodes, black_box(leaf), RECORDS as u64).expect("the leaf is in the tree")
+        });
+    });
+    group.finish();
+    drop(nodes);
+
+    let state = OnceCell::new();
+    let mut group = c.benchmark_group("fingerprint");
+    configure_long(&mut group, (RECORDS - common::SETUP_EVENTS) / common::EVENTS_PER_USER);
+    group.bench_function("250k_users", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        let ledger = state.get_or_init(|| Ledger::open(memory_log(records)).expect("the log verifies"));
+        let view = ledger.view();
+        b.iter(|| view.fingerprint());
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("verify_bundle");
+    configure_long(&mut group, RECORDS);
+    group.bench_function("1M_records", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        let ledger = state.get_or_init(|| Ledger::open(memory_log(records)).expect("the log verifies"));
+        let signer = Signer::generate();
+        let root = merkle::root(&keyledger::log::Tree(ledger.log()), RECORDS as u64).expect("the tree is whole");
+        let view = TreeHash::from_bytes(ledger.view().fingerprint());
+        let last = signer.sign(RECORDS as u64, root, Timestamp::now(), view);
+        let mut bytes = Vec::new();
+        bundle::export(ledger.log(), &signer.public_key(), &[], &last, &mut bytes).expect("the export is written");
+        let options = VerifyOptions { public_key: Some(signer.public_key()), trusted: None };
+        b.iter(|| {
+            let summary = bundle::verify(black_box(bytes.as_slice()), &options).expect("the bundle verifies");
+            assert_eq!(summary.records, RECORDS as u64);
+        });
     });
     group.finish();
 }
