@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use std::time::Duration;
 
 use crate::app::{self, Application, Config, Limits};
+use crate::http::denials::DEFAULT_WINDOW;
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::verify_log;
 use crate::log::FjallLog;
@@ -64,6 +65,14 @@ pub enum Command {
         /// Seconds an idle keep-alive connection is kept.
         #[arg(long, default_value_t = 5)]
         keep_alive_secs: u64,
+        /// Seconds between records of key usage (one KeyUsageRecorded per key used since
+        /// the last record); pending usage is also recorded at a graceful stop.
+        #[arg(long, default_value_t = app::DEFAULT_KEY_USAGE_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        key_usage_interval_secs: u64,
+        /// Seconds of a key's window for recording refused admin requests: at most 3 are
+        /// recorded per key per window, and the count of the rest goes into the next one.
+        #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        denial_window_secs: u64,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -98,6 +107,8 @@ pub fn main() -> ExitCode {
             max_connections,
             request_timeout_ms,
             keep_alive_secs,
+            key_usage_interval_secs,
+            denial_window_secs,
         } => {
             let throttle =
                 ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
@@ -107,7 +118,16 @@ pub fn main() -> ExitCode {
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 keep_alive: Duration::from_secs(keep_alive_secs),
             };
-            serve(Config { data_dir, listen, workers, snapshot_every, throttle, limits })
+            serve(Config {
+                data_dir,
+                listen,
+                workers,
+                snapshot_every,
+                throttle,
+                limits,
+                key_usage_interval: Duration::from_secs(key_usage_interval_secs),
+                denial_window: Duration::from_secs(denial_window_secs),
+            })
         }
         Command::Init { data_dir } => init(data_dir),
         Command::VerifyLog { data_dir } => verify(data_dir),
@@ -194,3 +214,4 @@ fn verify(data_dir: PathBuf) -> ExitCode {
         Err(error) => fail(error),
     }
 }
+
