@@ -1,4 +1,4 @@
-//! The command line: `serve`, `init`, `verify-log` and `openapi`.
+//! The command line: `serve`, `init`, `verify-log`, `access-report` and `openapi`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand};
 use std::time::Duration;
 
 use crate::app::{self, Application, Config, Limits};
+use crate::domain::Timestamp;
 use crate::http::denials::DEFAULT_WINDOW;
+use crate::http::report::{AccessReport, ReportFormat};
 use crate::http::throttle::ThrottleConfig;
-use crate::ledger::verify_log;
+use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 
 /// keyledger: event-sourced API keys and permissions, with a provable audit trail.
@@ -87,8 +89,37 @@ pub enum Command {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Print the access review report of a data directory, offline: one row per user with
+    /// roles, functions, event access, key, last use and review flags. The whole log is
+    /// verified and replayed first. The directory must not be in use by a running server.
+    AccessReport {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Json)]
+        format: ReportFormatArg,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// The formats `access-report` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormatArg {
+    /// JSON, as `accessReport` answers.
+    Json,
+    /// CSV (RFC 4180, formula-neutralised), as `accessReport` answers with `format=csv`.
+    Csv,
+}
+
+impl From<ReportFormatArg> for ReportFormat {
+    fn from(format: ReportFormatArg) -> Self {
+        match format {
+            ReportFormatArg::Json => ReportFormat::Json,
+            ReportFormatArg::Csv => ReportFormat::Csv,
+        }
+    }
 }
 
 /// Runs the command line.
@@ -131,6 +162,7 @@ pub fn main() -> ExitCode {
         }
         Command::Init { data_dir } => init(data_dir),
         Command::VerifyLog { data_dir } => verify(data_dir),
+        Command::AccessReport { data_dir, format } => access_report(data_dir, format.into()),
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_json());
             ExitCode::SUCCESS
@@ -215,3 +247,29 @@ fn verify(data_dir: PathBuf) -> ExitCode {
     }
 }
 
+fn access_report(data_dir: PathBuf, format: ReportFormat) -> ExitCode {
+    crate::telemetry::init("warn");
+    let log_dir = data_dir.join("log");
+    if !log_dir.is_dir() {
+        return fail(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()));
+    }
+    let log = match FjallLog::open(&log_dir) {
+        Ok(log) => log,
+        Err(error) => return fail(error),
+    };
+    // No snapshots: the report replays and verifies the whole log, and writes nothing.
+    let ledger = match Ledger::open(log) {
+        Ok(ledger) => ledger,
+        Err(error) => return fail(error),
+    };
+    let report = AccessReport::of(&ledger.view(), Timestamp::now());
+    let mut stdout = std::io::stdout().lock();
+    let mut bytes = report.render(format);
+    if matches!(format, ReportFormat::Json) {
+        bytes.push(b'\n');
+    }
+    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}

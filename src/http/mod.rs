@@ -17,6 +17,7 @@ pub mod keys;
 pub mod mutation;
 pub mod openapi;
 pub mod problem;
+pub mod report;
 pub mod roles;
 pub mod throttle;
 pub mod usage;
@@ -185,4 +186,5 @@ pub fn configure(config: &mut web::ServiceConfig) {
     groups::configure(config);
     keys::configure(config);
     audit::configure(config);
+    report::configure(config);
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, keys, roles, users};
+use super::{audit, checks, functions, groups, health, keys, report, roles, users};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -42,6 +42,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         checks::authorize_request,
         audit::list_audit_events,
         audit::verify_audit_log,
+        report::access_report,
     ),
     modifiers(&SecuritySchemes),
     tags(
