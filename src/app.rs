@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -17,14 +17,16 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::checkpoint::{CHECKPOINTS_FILE, CheckpointStore, PublicKey, SIGNING_KEY_FILE, Signer};
-use crate::domain::KeySecret;
+use crate::domain::{Actor, Command, KeySecret};
 use crate::http::body::MAX_BODY_BYTES;
+use crate::http::denials::{DenialLimiter, OperationIds};
 use crate::http::mutation::IdempotencyCache;
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
+use crate::http::usage::KeyUsageCounter;
 use crate::http::{self, AppState};
-use crate::ledger::{CheckpointPolicy, Ledger, OpenError, Policies, SnapshotPolicy, SubmitError};
+use crate::ledger::{CheckpointPolicy, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError};
 use crate::log::{FjallLog, FjallLogError};
 
 /// How the service runs.
@@ -44,7 +46,20 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Bounds on requests and connections.
     pub limits: Limits,
+    /// How often the key usage counted in memory is recorded in the log (and once more at
+    /// a graceful stop).
+    pub key_usage_interval: Duration,
+    /// How long a key's window of recorded refused admin requests lasts.
+    pub denial_window: Duration,
 }
+
+/// The default interval between records of key usage: 15 minutes, as AWS records a key's
+/// last use.
+pub const DEFAULT_KEY_USAGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// The most keys one `RecordKeyUsage` command holds, so that a flush of many keys is
+/// several moderate batches rather than one huge one.
+const USAGE_PER_COMMAND: usize = 1000;
 
 /// Bounds on what one client can make the server hold.
 #[derive(Debug, Clone)]
@@ -189,6 +204,7 @@ pub struct Application {
     state: web::Data<AppState>,
     address: SocketAddr,
     bootstrap_secret: Option<KeySecret>,
+    usage_recorder: UsageRecorder,
 }
 
 impl Application {
@@ -201,14 +217,17 @@ impl Application {
         ledger: Ledger<FjallLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
+        let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             ledger,
             idempotency: IdempotencyCache::default(),
             limiter: FailureLimiter::new(config.throttle.clone()),
+            usage: KeyUsageCounter::default(),
+            denials: DenialLimiter::new(config.denial_window),
+            operations: OperationIds::from_openapi(&openapi),
             max_body_bytes: config.limits.max_body_bytes,
         });
         let shared = state.clone();
-        let openapi = ApiDoc::openapi();
         let max_body_bytes = config.limits.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -272,7 +291,8 @@ impl Application {
                 }
             }
         });
-        Ok(Self { server, state: shared, address, bootstrap_secret })
+        let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);
+        Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder })
     }
 
     /// The address the server listens on, with the real port.
@@ -286,12 +306,74 @@ impl Application {
         self.bootstrap_secret.take()
     }
 
-    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests, lets the writer
-    /// finish what is queued and save a snapshot, and stops.
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests, records the key
+    /// usage counted since the last record, lets the writer finish what is queued and save
+    /// a snapshot, and stops.
     pub async fn run(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.usage_recorder.stop().await;
         self.state.ledger.close();
         served
+    }
+}
+
+/// The background task that records key usage every interval, and once more when asked
+/// to stop.
+struct UsageRecorder {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UsageRecorder {
+    fn start(state: web::Data<AppState>, interval: Duration) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        // A zero interval would make the timer panic; the command line refuses it too.
+        let interval = interval.max(Duration::from_millis(1));
+        let task = actix_web::rt::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => record_key_usage(&state).await,
+                    _ = &mut stopped => {
+                        record_key_usage(&state).await;
+                        let lost = state.usage.take();
+                        if !lost.is_empty() {
+                            let checks: u64 = lost.iter().map(|usage| usage.allowed.saturating_add(usage.refused)).sum();
+                            tracing::error!(keys = lost.len(), checks, "key usage could not be recorded before stopping; it is lost");
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Records what is counted and waits for the task to end.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if self.task.await.is_err() {
+            tracing::error!("the key usage task panicked; usage since its last record is lost");
+        }
+    }
+}
+
+/// Records the key usage counted since the last record: one `KeyUsageRecorded` per key.
+/// Counts that cannot be recorded (storage unavailable) are put back for the next attempt;
+/// at shutdown they are logged, since there is no next attempt.
+async fn record_key_usage(state: &AppState) {
+    let usage = state.usage.take();
+    for chunk in usage.chunks(USAGE_PER_COMMAND) {
+        let command = Command::RecordKeyUsage { usage: chunk.to_vec() };
+        match state.ledger.submit(command, Request { actor: Actor::System, expected_version: None }).await {
+            Ok(applied) => tracing::debug!(keys = applied.events.len(), "recorded key usage"),
+            Err(error) => {
+                let checks: u64 = chunk.iter().map(|usage| usage.allowed.saturating_add(usage.refused)).sum();
+                tracing::warn!(%error, keys = chunk.len(), checks, "recording key usage failed; keeping the counts for the next attempt");
+                state.usage.put_back(chunk);
+            }
+        }
     }
 }
 

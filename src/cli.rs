@@ -1,5 +1,5 @@
-//! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `signing-key`
-//! and `openapi`.
+//! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `signing-key`,
+//! `access-report` and `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,11 @@ use clap::{Parser, Subcommand};
 use std::time::Duration;
 
 use crate::app::{self, Application, CheckpointConfig, Config, Limits};
+use crate::domain::Timestamp;
+use crate::http::denials::DEFAULT_WINDOW;
+use crate::http::report::{AccessReport, ReportFormat};
 use crate::http::throttle::ThrottleConfig;
-use crate::ledger::verify_log;
+use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 
 /// keyledger: event-sourced API keys and permissions, with a provable audit trail.
@@ -90,6 +93,14 @@ pub enum Command {
         /// When to sign checkpoints, and with which key.
         #[command(flatten)]
         checkpoints: CheckpointArgs,
+        /// Seconds between records of key usage (one KeyUsageRecorded per key used since
+        /// the last record); pending usage is also recorded at a graceful stop.
+        #[arg(long, default_value_t = app::DEFAULT_KEY_USAGE_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        key_usage_interval_secs: u64,
+        /// Seconds of a key's window for recording refused admin requests: at most 3 are
+        /// recorded per key per window, and the count of the rest goes into the next one.
+        #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        denial_window_secs: u64,
     },
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
@@ -146,8 +157,37 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
     },
+    /// Print the access review report of a data directory, offline: one row per user with
+    /// roles, functions, event access, key, last use and review flags. The whole log is
+    /// verified and replayed first. The directory must not be in use by a running server.
+    AccessReport {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Json)]
+        format: ReportFormatArg,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// The formats `access-report` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormatArg {
+    /// JSON, as `accessReport` answers.
+    Json,
+    /// CSV (RFC 4180, formula-neutralised), as `accessReport` answers with `format=csv`.
+    Csv,
+}
+
+impl From<ReportFormatArg> for ReportFormat {
+    fn from(format: ReportFormatArg) -> Self {
+        match format {
+            ReportFormatArg::Json => ReportFormat::Json,
+            ReportFormatArg::Csv => ReportFormat::Csv,
+        }
+    }
 }
 
 /// Runs the command line.
@@ -167,6 +207,8 @@ pub fn main() -> ExitCode {
             request_timeout_ms,
             keep_alive_secs,
             checkpoints,
+            key_usage_interval_secs,
+            denial_window_secs,
         } => {
             let throttle =
                 ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
@@ -176,8 +218,17 @@ pub fn main() -> ExitCode {
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 keep_alive: Duration::from_secs(keep_alive_secs),
             };
-            let checkpoints = checkpoints.into();
-            serve(Config { data_dir, listen, workers, snapshot_every, checkpoints, throttle, limits })
+            serve(Config {
+                data_dir,
+                listen,
+                workers,
+                snapshot_every,
+                checkpoints: checkpoints.into(),
+                throttle,
+                limits,
+                key_usage_interval: Duration::from_secs(key_usage_interval_secs),
+                denial_window: Duration::from_secs(denial_window_secs),
+            })
         }
         Command::Init { data_dir, signing_key } => {
             init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
@@ -197,6 +248,7 @@ pub fn main() -> ExitCode {
                 Err(error) => fail(error),
             }
         }
+        Command::AccessReport { data_dir, format } => access_report(data_dir, format.into()),
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_json());
             ExitCode::SUCCESS
@@ -380,6 +432,33 @@ fn verify(data_dir: PathBuf) -> ExitCode {
             println!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
             ExitCode::FAILURE
         }
+        Err(error) => fail(error),
+    }
+}
+
+fn access_report(data_dir: PathBuf, format: ReportFormat) -> ExitCode {
+    crate::telemetry::init("warn");
+    let log_dir = data_dir.join("log");
+    if !log_dir.is_dir() {
+        return fail(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()));
+    }
+    let log = match FjallLog::open(&log_dir) {
+        Ok(log) => log,
+        Err(error) => return fail(error),
+    };
+    // No snapshots: the report replays and verifies the whole log, and writes nothing.
+    let ledger = match Ledger::open(log) {
+        Ok(ledger) => ledger,
+        Err(error) => return fail(error),
+    };
+    let report = AccessReport::of(&ledger.view(), Timestamp::now());
+    let mut stdout = std::io::stdout().lock();
+    let mut bytes = report.render(format);
+    if matches!(format, ReportFormat::Json) {
+        bytes.push(b'\n');
+    }
+    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error),
     }
 }

@@ -4,8 +4,12 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP01" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP02" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
+//!
+//! postcard is not self-describing, so the magic names the layout of the state: any change
+//! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use), and a
+//! snapshot of another layout is refused before decoding rather than mis-decoded.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
 //! function catalogue, and the log's record at its position has the chain hash it names;
@@ -22,7 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::ChainHash;
 
-const MAGIC: &[u8; 8] = b"KLSNAP01";
+/// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
+const MAGIC: &[u8; 8] = b"KLSNAP02";
+/// What every keyledger snapshot starts with, whatever its layout.
+const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.
 const KEEP: usize = 2;
 
@@ -56,6 +63,14 @@ pub enum SnapshotError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The snapshot was written by a build with another layout of the state.
+    #[error("snapshot {} has layout {found}, this build reads {}", path.display(), String::from_utf8_lossy(MAGIC))]
+    OtherFormat {
+        /// The file.
+        path: PathBuf,
+        /// The magic it starts with.
+        found: String,
     },
     /// The snapshot was written by a build with another function catalogue.
     #[error("snapshot {} was written by a build with another function catalogue", .0.display())]
@@ -143,8 +158,12 @@ fn prune(dir: &Path) -> Result<(), SnapshotError> {
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     let bytes = fs::read(path)?;
     let corrupt = |reason: &str| SnapshotError::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
-    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() + 32 || !bytes.starts_with(MAGIC_PREFIX) {
         return Err(corrupt("not a keyledger snapshot"));
+    }
+    if &bytes[..MAGIC.len()] != MAGIC {
+        let found = String::from_utf8_lossy(&bytes[..MAGIC.len()]).into_owned();
+        return Err(SnapshotError::OtherFormat { path: path.to_owned(), found });
     }
     let (checksum, body) = bytes[MAGIC.len()..].split_at(32);
     if blake3::hash(body).as_bytes() != checksum {
@@ -207,6 +226,20 @@ mod tests {
         fs::write(&newer, bytes).unwrap();
         assert!(matches!(read(&newer), Err(SnapshotError::Corrupt { .. })));
         assert_eq!(latest(dir.path()).unwrap().unwrap().seq, 1);
+    }
+
+    #[test]
+    fn a_snapshot_of_the_previous_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
+        // A KLSNAP01 snapshot holds keys without their last use. Its checksum is intact, so
+        // only the magic can tell it from a current one; postcard would mis-decode it.
+        let dir = tempfile::tempdir().unwrap();
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(b"KLSNAP01");
+        fs::write(&path, bytes).unwrap();
+        assert!(matches!(read(&path), Err(SnapshotError::OtherFormat { found, .. }) if found == "KLSNAP01"));
+        assert!(latest(dir.path()).unwrap().is_none(), "no usable snapshot: the whole log is replayed");
     }
 
     #[test]

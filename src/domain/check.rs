@@ -63,6 +63,8 @@ pub struct Decision<'a> {
     pub user_id: Option<&'a UserId>,
     /// The key's public id, when the key is known.
     pub key_id: Option<&'a KeyId>,
+    /// The hash of the key, when the key is known: what its usage is counted by.
+    pub key_hash: Option<KeyHash>,
 }
 
 impl Decision<'_> {
@@ -86,14 +88,15 @@ pub struct CheckRequest<'a> {
 /// Decides a check. The key is judged first (is it a key, is it known, does it work),
 /// then the request (is the function granted, is the event accessible).
 pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
-    let refuse = |reason| Decision { reason, user_id: None, key_id: None };
+    let refuse = |reason| Decision { reason, user_id: None, key_id: None, key_hash: None };
     let Ok(hash) = KeyHash::of_presented(request.key) else {
         return refuse(Reason::MalformedKey);
     };
     let Some(key) = state.key(&hash) else {
         return refuse(Reason::UnknownKey);
     };
-    let decided = |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()) };
+    let decided =
+        |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()), key_hash: Some(hash) };
     match key.status() {
         KeyStatus::Active => {}
         KeyStatus::Replaced { valid_until } if now < valid_until => {}

@@ -10,6 +10,10 @@ use super::{
 /// The longest grace period a rotation may give the replaced key: 30 days.
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 60 * 60;
 
+/// The longest path id an `AdminAccessDenied` records as its target, in characters; a
+/// longer one is cut, so that a caller cannot write large records by being refused.
+pub const MAX_DENIAL_TARGET_CHARS: usize = 64;
+
 /// Something an admin (or bootstrap) asks keyledger to do.
 ///
 /// Ids of new things are minted by the caller and carried in the command, so that
@@ -129,6 +133,63 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// Records that a working key was refused an admin operation for lack of a function.
+    /// Not an admin change: it ignores `If-Match`, and records nothing for a key that is
+    /// no longer known (it may have been replaced since the refusal).
+    RecordAdminAccessDenied {
+        /// The hash of the refused key.
+        key_hash: KeyHash,
+        /// The operationId of the refused request.
+        operation: String,
+        /// The admin function the request needed.
+        function: FunctionId,
+        /// The role, user or group id in the request's path, if any.
+        target: Option<String>,
+        /// Refusals of this key left unrecorded since its previous recorded one.
+        suppressed: u32,
+    },
+    /// Records how keys were used since the last time. Not an admin change: it ignores
+    /// `If-Match`, and skips keys no longer known and entries with no checks.
+    RecordKeyUsage {
+        /// One entry per key.
+        usage: Vec<KeyUsage>,
+    },
+}
+
+/// How one key was used during an interval, as counted in memory by the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The hash of the key's secret, which the checks have at hand.
+    pub key_hash: KeyHash,
+    /// Checks it passed.
+    pub allowed: u64,
+    /// Checks it failed while the key was known.
+    pub refused: u64,
+    /// When the first of them was made.
+    pub first_used_at: Timestamp,
+    /// When the last of them was made.
+    pub last_used_at: Timestamp,
+}
+
+impl KeyUsage {
+    /// The usage of one check made at `at`.
+    pub fn of_one_check(key_hash: KeyHash, allowed: bool, at: Timestamp) -> Self {
+        KeyUsage {
+            key_hash,
+            allowed: u64::from(allowed),
+            refused: u64::from(!allowed),
+            first_used_at: at,
+            last_used_at: at,
+        }
+    }
+
+    /// Adds another count of the same key: the sums of the checks and the widest span.
+    pub fn merge(&mut self, other: &KeyUsage) {
+        self.allowed = self.allowed.saturating_add(other.allowed);
+        self.refused = self.refused.saturating_add(other.refused);
+        self.first_used_at = self.first_used_at.min(other.first_used_at);
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+    }
 }
 
 /// What a command is decided with besides the state: who asks, when, and on what version.
@@ -348,6 +409,33 @@ pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<
             }
             Ok(events)
         }
+        Command::RecordAdminAccessDenied { key_hash, operation, function, target, suppressed } => {
+            Ok(state.key(&key_hash).map_or_else(Vec::new, |key| {
+                vec![Event::AdminAccessDenied {
+                    user_id: key.user_id().clone(),
+                    key_id: key.id().clone(),
+                    operation,
+                    function,
+                    target: target.map(|target| target.chars().take(MAX_DENIAL_TARGET_CHARS).collect()),
+                    suppressed,
+                }]
+            }))
+        }
+        Command::RecordKeyUsage { usage } => Ok(usage
+            .into_iter()
+            .filter(|usage| usage.allowed > 0 || usage.refused > 0)
+            .filter_map(|usage| {
+                let key = state.key(&usage.key_hash)?;
+                Some(Event::KeyUsageRecorded {
+                    user_id: key.user_id().clone(),
+                    key_id: key.id().clone(),
+                    allowed: usage.allowed,
+                    refused: usage.refused,
+                    first_used_at: usage.first_used_at.min(usage.last_used_at),
+                    last_used_at: usage.last_used_at,
+                })
+            })
+            .collect()),
     }
 }
 
@@ -360,6 +448,8 @@ fn check_version(state: &State, context: &Context, command: &Command) -> Result<
         | Command::CreateRole { .. }
         | Command::CreateUser { .. }
         | Command::CreateEventGroup { .. } => return Ok(()),
+        // Records of what keys did, not changes to a resource: no version to match.
+        Command::RecordAdminAccessDenied { .. } | Command::RecordKeyUsage { .. } => return Ok(()),
         Command::ActivateFunctions { role_id, .. } | Command::DeactivateFunctions { role_id, .. } => {
             (Resource::Role, find_role(state, role_id)?.version())
         }

@@ -122,11 +122,54 @@ pub enum Event {
         /// The revoked key.
         key_id: KeyId,
     },
+    /// A working key was refused an admin operation because none of its user's roles has
+    /// the admin function the operation needs (an HTTP 403).
+    ///
+    /// It changes no permission and no version. Refusals are recorded at most a few per
+    /// key per window; the ones left out are counted in `suppressed` of the next one
+    /// recorded for the same key, so the trail shows escalation attempts without letting
+    /// a caller flood it.
+    AdminAccessDenied {
+        /// The user whose key was refused; also the record's actor.
+        user_id: UserId,
+        /// The key that was refused.
+        key_id: KeyId,
+        /// The OpenAPI operationId of the refused request, such as `createRole`.
+        operation: String,
+        /// The admin function the operation needs and the user's roles lack.
+        function: FunctionId,
+        /// The role, user or group id in the request's path, if it names one (as sent, at
+        /// most 64 characters).
+        target: Option<String>,
+        /// How many refusals of this key were left unrecorded since the previous
+        /// `AdminAccessDenied` of this key (by the per-key limit).
+        suppressed: u32,
+    },
+    /// A key was used during an interval: how many checks it passed and failed.
+    ///
+    /// Checks stay in memory; a background task records one of these per key that was
+    /// used since the last one. It changes no permission and no version; it sets the key's
+    /// last use.
+    KeyUsageRecorded {
+        /// The key's user.
+        user_id: UserId,
+        /// The key.
+        key_id: KeyId,
+        /// Checks the key passed (key checks, gateway checks and admin requests).
+        allowed: u64,
+        /// Checks the key failed while it was known: a function or event it may not use,
+        /// or the key revoked, expired or its user disabled.
+        refused: u64,
+        /// The first of those checks.
+        first_used_at: Timestamp,
+        /// The last of those checks.
+        last_used_at: Timestamp,
+    },
 }
 
 impl Event {
     /// Every event type this build knows, as written in records.
-    pub const TYPE_NAMES: [&'static str; 14] = [
+    pub const TYPE_NAMES: [&'static str; 16] = [
         "UserCreated",
         "UserDisabled",
         "UserEnabled",
@@ -141,6 +184,8 @@ impl Event {
         "EventAccessSet",
         "KeyGenerated",
         "KeyRevoked",
+        "AdminAccessDenied",
+        "KeyUsageRecorded",
     ];
 
     /// The event's type, as written in the record's `type` field.
@@ -160,6 +205,8 @@ impl Event {
             Event::EventAccessSet { .. } => "EventAccessSet",
             Event::KeyGenerated { .. } => "KeyGenerated",
             Event::KeyRevoked { .. } => "KeyRevoked",
+            Event::AdminAccessDenied { .. } => "AdminAccessDenied",
+            Event::KeyUsageRecorded { .. } => "KeyUsageRecorded",
         }
     }
 
@@ -178,7 +225,9 @@ impl Event {
             | Event::RoleUnassigned { user_id, .. }
             | Event::EventAccessSet { user_id, .. }
             | Event::KeyGenerated { user_id, .. }
-            | Event::KeyRevoked { user_id, .. } => user_id.as_str(),
+            | Event::KeyRevoked { user_id, .. }
+            | Event::AdminAccessDenied { user_id, .. }
+            | Event::KeyUsageRecorded { user_id, .. } => user_id.as_str(),
             Event::RoleCreated { role_id, .. }
             | Event::FunctionActivated { role_id, .. }
             | Event::FunctionDeactivated { role_id, .. } => role_id.as_str(),

@@ -205,6 +205,9 @@ pub struct Key {
     created_at: Timestamp,
     expires_at: Option<Timestamp>,
     status: KeyStatus,
+    /// The latest check recorded by a `KeyUsageRecorded`; usage not yet recorded is not
+    /// included.
+    last_used_at: Option<Timestamp>,
 }
 
 impl Key {
@@ -231,6 +234,11 @@ impl Key {
     /// Whether the key is current, replaced or revoked.
     pub fn status(&self) -> KeyStatus {
         self.status
+    }
+    /// When the key was last used, as far as the log has recorded (`KeyUsageRecorded`);
+    /// `None` if no use was recorded.
+    pub fn last_used_at(&self) -> Option<Timestamp> {
+        self.last_used_at
     }
 }
 
@@ -583,6 +591,26 @@ impl State {
                     key.status = KeyStatus::Revoked { at: position.at };
                 }
             }
+            // A record of a refusal: it changes no permission and no version.
+            Event::AdminAccessDenied { .. } => {}
+            Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
+                self.apply_key_usage(user_id, key_id, *last_used_at);
+            }
+        }
+    }
+
+    /// Sets a key's last use. Only the user's current key and the key in its grace period
+    /// are kept up to date: others no longer show anywhere. The user's version does not
+    /// move, since usage is not a change of the user: an admin's `If-Match` never races
+    /// with a usage record.
+    fn apply_key_usage(&mut self, user_id: &UserId, key_id: &KeyId, last_used_at: Timestamp) {
+        let Some(user) = self.users.get(user_id) else { return };
+        let hash = [user.current_key, user.grace_key]
+            .into_iter()
+            .flatten()
+            .find(|hash| self.keys.get(hash).is_some_and(|key| key.id == *key_id));
+        if let Some(key) = hash.and_then(|hash| self.keys.get_mut(&hash)) {
+            key.last_used_at = key.last_used_at.max(Some(last_used_at));
         }
     }
 
@@ -624,6 +652,7 @@ impl State {
             created_at: position.at,
             expires_at,
             status: KeyStatus::Active,
+            last_used_at: None,
         };
         self.keys.insert(key_hash, key);
     }

@@ -1006,7 +1006,12 @@ fn a_key_whose_role_has_the_function_is_granted_and_the_decision_names_its_user_
     let first_key = first_key();
     assert_eq!(
         ledger.checked(secret.expose(), "api.events.read", None),
-        Decision { reason: Reason::Granted, user_id: Some(&booking_app), key_id: Some(&first_key) }
+        Decision {
+            reason: Reason::Granted,
+            user_id: Some(&booking_app),
+            key_id: Some(&first_key),
+            key_hash: Some(secret.hash())
+        }
     );
 }
 
@@ -1027,7 +1032,7 @@ fn a_well_formed_key_that_was_never_generated_is_unknown_and_names_no_one() {
     let ledger = given(&booking_app_with_key(new_secret().hash()));
     assert_eq!(
         ledger.checked(new_secret().expose(), "api.events.read", None),
-        Decision { reason: Reason::UnknownKey, user_id: None, key_id: None }
+        Decision { reason: Reason::UnknownKey, user_id: None, key_id: None, key_hash: None }
     );
 }
 
@@ -1225,6 +1230,261 @@ fn a_check_that_names_no_event_ignores_event_access() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Refused admin requests and key usage: records of what keys did, which change no
+// permission and no version.
+// ---------------------------------------------------------------------------------------
+
+fn denial(key_hash: KeyHash, target: Option<&str>, suppressed: u32) -> Command {
+    Command::RecordAdminAccessDenied {
+        key_hash,
+        operation: "createRole".to_owned(),
+        function: function("security.roles.manage"),
+        target: target.map(str::to_owned),
+        suppressed,
+    }
+}
+
+fn denied(user_id: UserId, key_id: KeyId, target: Option<&str>, suppressed: u32) -> Event {
+    Event::AdminAccessDenied {
+        user_id,
+        key_id,
+        operation: "createRole".to_owned(),
+        function: function("security.roles.manage"),
+        target: target.map(str::to_owned),
+        suppressed,
+    }
+}
+
+fn usage(key_hash: KeyHash, allowed: u64, refused: u64, first: Timestamp, last: Timestamp) -> KeyUsage {
+    KeyUsage { key_hash, allowed, refused, first_used_at: first, last_used_at: last }
+}
+
+fn usage_recorded(
+    user_id: UserId,
+    key_id: KeyId,
+    allowed: u64,
+    refused: u64,
+    first: Timestamp,
+    last: Timestamp,
+) -> Event {
+    Event::KeyUsageRecorded { user_id, key_id, allowed, refused, first_used_at: first, last_used_at: last }
+}
+
+#[test]
+fn a_refused_admin_request_is_recorded_with_the_keys_user_and_key_the_operation_and_the_target() {
+    given(&booking_app_with_key(key_hash(1)))
+        .by(Actor::User(booking_app()))
+        .when(denial(key_hash(1), Some("role_00000000000000ad"), 17))
+        .then(&[denied(booking_app(), first_key(), Some("role_00000000000000ad"), 17)]);
+}
+
+#[test]
+fn a_refusal_of_a_key_no_longer_known_records_nothing_and_is_not_an_error() {
+    given(&booking_app_with_key(key_hash(1))).when(denial(key_hash(2), None, 0)).then(&[]);
+}
+
+#[test]
+fn a_refusals_target_is_cut_to_64_characters() {
+    let long = "x".repeat(500);
+    let events = given(&booking_app_with_key(key_hash(1))).when(denial(key_hash(1), Some(&long), 0)).events();
+    let [Event::AdminAccessDenied { target: Some(target), .. }] = events.as_slice() else {
+        panic!("one AdminAccessDenied with a target: {events:?}");
+    };
+    assert_eq!(target.chars().count(), MAX_DENIAL_TARGET_CHARS);
+}
+
+#[test]
+fn key_usage_is_recorded_per_known_key_skipping_unknown_keys_and_empty_counts() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.extend(alice_the_editor());
+    history.push(key_generated(alice(), second_key(), key_hash(2), None));
+    let (first, last) = (seconds_after(RECORDED_AT, 10), seconds_after(RECORDED_AT, 20));
+    given(&history)
+        .by(Actor::System)
+        .when(Command::RecordKeyUsage {
+            usage: vec![
+                usage(key_hash(1), 40, 2, first, last),
+                usage(key_hash(9), 5, 0, first, last),
+                usage(key_hash(2), 0, 0, first, last),
+                usage(key_hash(2), 0, 3, last, last),
+            ],
+        })
+        .then(&[
+            usage_recorded(booking_app(), first_key(), 40, 2, first, last),
+            usage_recorded(alice(), second_key(), 0, 3, last, last),
+        ]);
+}
+
+#[test]
+fn a_revoked_key_still_tried_is_recorded_so_the_trail_shows_it() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.push(key_revoked(booking_app(), first_key()));
+    given(&history)
+        .by(Actor::System)
+        .when(Command::RecordKeyUsage { usage: vec![usage(key_hash(1), 0, 4, NOW, NOW)] })
+        .then(&[usage_recorded(booking_app(), first_key(), 0, 4, NOW, NOW)]);
+}
+
+#[test]
+fn usage_and_refusal_records_ignore_if_match_because_they_change_no_resource() {
+    let history = booking_app_with_key(key_hash(1));
+    given(&history)
+        .if_match(1)
+        .when(Command::RecordKeyUsage { usage: vec![usage(key_hash(1), 1, 0, NOW, NOW)] })
+        .then(&[usage_recorded(booking_app(), first_key(), 1, 0, NOW, NOW)]);
+    given(&history).if_match(1).when(denial(key_hash(1), None, 0)).then(&[denied(booking_app(), first_key(), None, 0)]);
+}
+
+#[test]
+fn recorded_usage_sets_the_keys_last_use_and_moves_no_version_and_no_check_answer() {
+    let secret = new_secret();
+    let history = booking_app_with_key(secret.hash());
+    let before = given(&history);
+    let used_at = seconds_after(RECORDED_AT, 30);
+    let mut after_usage = history.clone();
+    after_usage.push(usage_recorded(booking_app(), first_key(), 3, 1, RECORDED_AT, used_at));
+    after_usage.push(denied(booking_app(), first_key(), None, 0));
+    let after = given(&after_usage);
+
+    assert_eq!(before.state.key(&secret.hash()).and_then(Key::last_used_at), None);
+    assert_eq!(after.state.key(&secret.hash()).and_then(Key::last_used_at), Some(used_at));
+    let version = |scenario: &Scenario| scenario.state.user(&booking_app()).map(User::version);
+    assert_eq!(version(&after), version(&before), "a user's ETag does not move because its key was used");
+    let role_version = |scenario: &Scenario| scenario.state.role(&api_access()).map(Role::version);
+    assert_eq!(role_version(&after), role_version(&before));
+    assert_eq!(after.state.head(), before.state.head() + 2);
+    for function in FunctionId::all() {
+        assert_eq!(
+            after.check(secret.expose(), function.as_str(), None),
+            before.check(secret.expose(), function.as_str(), None)
+        );
+    }
+}
+
+#[test]
+fn an_older_usage_record_does_not_move_the_last_use_back() {
+    let mut history = booking_app_with_key(key_hash(1));
+    let (earlier, later) = (seconds_after(RECORDED_AT, 10), seconds_after(RECORDED_AT, 20));
+    history.push(usage_recorded(booking_app(), first_key(), 1, 0, later, later));
+    history.push(usage_recorded(booking_app(), first_key(), 1, 0, earlier, earlier));
+    assert_eq!(given(&history).state.key(&key_hash(1)).and_then(Key::last_used_at), Some(later));
+}
+
+#[test]
+fn usage_of_a_key_in_its_grace_period_sets_that_keys_last_use_not_the_new_ones() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.push(key_replaced(booking_app(), second_key(), key_hash(2), first_key(), Some(seconds_after(NOW, 60))));
+    history.push(usage_recorded(booking_app(), first_key(), 1, 0, NOW, NOW));
+    let ledger = given(&history);
+    assert_eq!(ledger.state.key(&key_hash(1)).and_then(Key::last_used_at), Some(NOW));
+    assert_eq!(ledger.state.key(&key_hash(2)).and_then(Key::last_used_at), None);
+}
+
+#[test]
+fn merging_usage_adds_the_counts_and_widens_the_span() {
+    let (t1, t2, t3) = (seconds_after(NOW, 1), seconds_after(NOW, 2), seconds_after(NOW, 3));
+    let mut counted = KeyUsage::of_one_check(key_hash(1), true, t2);
+    counted.merge(&KeyUsage::of_one_check(key_hash(1), false, t1));
+    counted.merge(&usage(key_hash(1), 5, 5, t3, t3));
+    assert_eq!(counted, usage(key_hash(1), 6, 6, t1, t3));
+}
+
+// ---------------------------------------------------------------------------------------
+// The access review report.
+// ---------------------------------------------------------------------------------------
+
+const DAY: u64 = 24 * 60 * 60;
+
+fn report_row(scenario: &Scenario, user: &UserId) -> AccessReviewRow {
+    access_report(&scenario.state, scenario.context.now)
+        .into_iter()
+        .find(|row| row.user_id == *user)
+        .expect("every user has a row")
+}
+
+#[test]
+fn the_report_has_one_row_per_user_in_creation_order_with_roles_functions_access_and_key() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.extend(alice_the_editor());
+    history.extend(americas_with_usa_inside());
+    history.push(access_to_groups(booking_app(), &[usa()]));
+    let ledger = given(&history).at(seconds_after(RECORDED_AT, 3 * DAY + 5));
+    let rows = access_report(&ledger.state, ledger.context.now);
+    assert_eq!(rows.iter().map(|row| row.user_id.clone()).collect::<Vec<_>>(), [booking_app(), alice()]);
+
+    let app = &rows[0];
+    assert_eq!(app.name, "Booking app");
+    assert!(app.enabled);
+    assert_eq!(app.roles, [RoleSummary { id: api_access(), description: "API Access".to_owned() }]);
+    assert_eq!(
+        app.functions.iter().map(FunctionId::as_str).collect::<Vec<_>>(),
+        ["api.attendees.read", "api.events.read"]
+    );
+    assert_eq!(app.event_access, EventAccess::Groups([usa()].into()));
+    let key = app.key.as_ref().expect("a key");
+    assert_eq!((key.key_id.clone(), key.created_at, key.age_days), (first_key(), RECORDED_AT, 3));
+    assert_eq!((key.expires_at, key.last_used_at), (None, None));
+    assert_eq!(app.flags, ReviewFlags::default(), "a read-only API user with a young key is flagged for nothing");
+    assert_eq!(rows[1].key, None);
+}
+
+#[test]
+fn a_write_function_on_an_api_role_is_flagged_and_read_functions_or_admin_roles_are_not() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.extend(alice_the_editor());
+    let read_only = given(&history);
+    assert!(!report_row(&read_only, &booking_app()).flags.write_on_api_role);
+    assert!(!report_row(&read_only, &alice()).flags.write_on_api_role, "admin functions are not API writes");
+    history.push(activated(api_access(), "api.invoices.write"));
+    assert!(report_row(&given(&history), &booking_app()).flags.write_on_api_role);
+}
+
+#[test]
+fn a_key_is_old_after_90_days_and_unused_if_not_used_in_the_last_90_days() {
+    let mut history = booking_app_with_key(key_hash(1));
+    let flags = |history: &[Event], days: u64| {
+        report_row(&given(history).at(seconds_after(RECORDED_AT, days * DAY + 1)), &booking_app()).flags
+    };
+
+    // Ninety days and a second: the key is young enough yet; exactly 90 days is not "older".
+    let young = report_row(&given(&history).at(seconds_after(RECORDED_AT, 90 * DAY)), &booking_app()).flags;
+    assert!(!young.key_older_than_90_days && !young.key_unused_90_days);
+    // Never used and older than 90 days: both flags.
+    let never_used = flags(&history, 90);
+    assert!(never_used.key_older_than_90_days && never_used.key_unused_90_days);
+
+    // Used 10 days after it was generated: unused once that use is more than 90 days old.
+    history.push(usage_recorded(booking_app(), first_key(), 1, 0, RECORDED_AT, seconds_after(RECORDED_AT, 10 * DAY)));
+    let recently_used = flags(&history, 95);
+    assert!(recently_used.key_older_than_90_days && !recently_used.key_unused_90_days);
+    let long_unused = flags(&history, 101);
+    assert!(long_unused.key_older_than_90_days && long_unused.key_unused_90_days);
+    assert_eq!(
+        report_row(&given(&history).at(seconds_after(RECORDED_AT, 101 * DAY)), &booking_app()).key.map(|k| k.age_days),
+        Some(101)
+    );
+}
+
+#[test]
+fn a_disabled_user_whose_key_still_works_is_flagged_and_one_whose_key_does_not_is_not() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.push(user_disabled(booking_app()));
+    assert!(report_row(&given(&history), &booking_app()).flags.disabled_user_with_active_key);
+
+    let mut revoked = history.clone();
+    revoked.push(key_revoked(booking_app(), first_key()));
+    assert!(!report_row(&given(&revoked), &booking_app()).flags.disabled_user_with_active_key);
+
+    let mut expired = vec![user_created(booking_app(), "Booking app")];
+    expired.push(key_generated(booking_app(), first_key(), key_hash(1), Some(seconds_after(RECORDED_AT, 60))));
+    expired.push(user_disabled(booking_app()));
+    assert!(!report_row(&given(&expired), &booking_app()).flags.disabled_user_with_active_key);
+
+    let enabled = booking_app_with_key(key_hash(1));
+    assert!(!report_row(&given(&enabled), &booking_app()).flags.disabled_user_with_active_key);
+}
+
+// ---------------------------------------------------------------------------------------
 // Random command sequences: the invariants hold after every step, and replaying the
 // decided events (through their JSON form, as the log stores them) gives the same answers.
 // ---------------------------------------------------------------------------------------
@@ -1276,7 +1536,7 @@ fn random_command(rng: &mut StdRng, state: &State, now: Timestamp, secrets: &mut
     let role = pick(rng, &role_pool());
     let group = pick(rng, &group_pool());
     let event = event_id(pick(rng, &EVENT_POOL));
-    let command = match rng.random_range(0..15) {
+    let command = match rng.random_range(0..17) {
         0 | 2 => Command::ActivateFunctions { role_id: role, functions: random_functions(rng) },
         1 if state.role(&role).is_none() => {
             Command::CreateRole { role_id: role, description: name(pick(rng, &NAME_POOL)) }
@@ -1323,6 +1583,18 @@ fn random_command(rng: &mut StdRng, state: &State, now: Timestamp, secrets: &mut
             command
         }
         14 => Command::RevokeKey { user_id: user },
+        // Records of what keys did: they must change no answer.
+        15 if !secrets.is_empty() => {
+            let key_hash = secrets[rng.random_range(0..secrets.len())].hash();
+            Command::RecordKeyUsage { usage: vec![KeyUsage::of_one_check(key_hash, rng.random_bool(0.5), now)] }
+        }
+        16 if !secrets.is_empty() => Command::RecordAdminAccessDenied {
+            key_hash: secrets[rng.random_range(0..secrets.len())].hash(),
+            operation: "createRole".to_owned(),
+            function: FunctionId::ROLES_MANAGE,
+            target: Some(role.to_string()),
+            suppressed: rng.random_range(0..3),
+        },
         _ => return None,
     };
     Some(command)

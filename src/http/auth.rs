@@ -8,7 +8,7 @@ use actix_web::http::header;
 use base64::Engine;
 
 use super::problem::ApiError;
-use crate::domain::{self, CheckRequest, FunctionId, Reason, State, Timestamp, UserId};
+use crate::domain::{self, CheckRequest, FunctionId, KeyHash, Reason, State, Timestamp, UserId};
 
 /// A key as found in the `Authorization` header.
 #[derive(Debug)]
@@ -47,19 +47,42 @@ pub fn presented_key(request: &HttpRequest) -> Option<Presented<'_>> {
     }
 }
 
-/// Authenticates the request's key and checks that it holds `function`: the guard of
-/// every admin operation. Returns the user whose key it is, the actor of any change.
-pub fn require(view: &State, request: &HttpRequest, function: FunctionId) -> Result<UserId, ApiError> {
+/// A presented key that keyledger knows, whether or not it passed.
+#[derive(Debug, Clone)]
+pub struct KnownKey {
+    /// The hash of its secret.
+    pub hash: KeyHash,
+    /// The user it authenticates.
+    pub user_id: UserId,
+}
+
+/// What the admin guard decided.
+#[derive(Debug)]
+pub struct Guarded {
+    /// The user whose key it is, the actor of any change; or why the request is refused.
+    pub outcome: Result<UserId, ApiError>,
+    /// The presented key, when it is known: its use is counted, and a refusal for a
+    /// missing function is recorded against it.
+    pub known_key: Option<KnownKey>,
+}
+
+/// Authenticates the request's key and checks, at `now`, that it holds `function`: the
+/// guard of every admin operation.
+pub fn require(view: &State, request: &HttpRequest, function: FunctionId, now: Timestamp) -> Guarded {
     let Some(presented) = presented_key(request) else {
-        return Err(ApiError::Unauthenticated(
+        let refusal = ApiError::Unauthenticated(
             "send an API key as `Authorization: Bearer <key>` (or as the Basic password)".to_owned(),
-        ));
+        );
+        return Guarded { outcome: Err(refusal), known_key: None };
     };
     let question = CheckRequest { key: presented.key(), function: function.as_str(), event_id: None };
-    let decision = domain::check(view, question, Timestamp::now());
-    match (decision.reason, decision.user_id) {
+    let decision = domain::check(view, question, now);
+    let known_key =
+        decision.key_hash.zip(decision.user_id).map(|(hash, user_id)| KnownKey { hash, user_id: user_id.clone() });
+    let outcome = match (decision.reason, decision.user_id) {
         (Reason::Granted, Some(user)) => Ok(user.clone()),
         (Reason::FunctionNotGranted, _) => Err(ApiError::Forbidden(function.as_str())),
         (reason, _) => Err(ApiError::KeyRefused(reason)),
-    }
+    };
+    Guarded { outcome, known_key }
 }

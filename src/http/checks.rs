@@ -1,7 +1,9 @@
 //! Key checks, for apps (`checkKey`) and gateways (`authorizeRequest`).
 //!
 //! This is the hot path: it reads the in-memory view under a read lock, makes a few hash
-//! lookups and writes nothing.
+//! lookups and writes nothing to the log. A check of a known key is counted as a use of
+//! the key (one uncontended lock of a small map); the counts are recorded in the
+//! background (see `super::usage`).
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use std::borrow::Cow;
@@ -125,9 +127,11 @@ pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Res
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
     let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
+    let now = Timestamp::now();
     let view = state.ledger.view();
-    let decision = domain::check(&view, question, Timestamp::now());
+    let decision = domain::check(&view, question, now);
     let decision_reason = decision.reason;
+    let used_key = decision.key_hash;
     let answer = CheckKeyResponse {
         allowed: decision.allowed(),
         reason: decision.reason.into(),
@@ -137,6 +141,9 @@ pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Res
     // Serialised under the read lock, to borrow the ids rather than copy them.
     let json = serde_json::to_vec(&answer).unwrap_or_default();
     drop(view);
+    if let Some(key_hash) = used_key {
+        state.usage.count(key_hash, decision_reason == Reason::Granted, now);
+    }
     state.limiter.record(client, decision_reason);
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
@@ -207,9 +214,13 @@ pub async fn authorize_request(state: State, request: HttpRequest) -> HttpRespon
     let presented = presented_key(&request);
     let key = presented.as_ref().map_or("", |presented| presented.key());
     let question = CheckRequest { key, function: &query.function, event_id: query.event_id.as_deref() };
+    let now = Timestamp::now();
     let view = state.ledger.view();
-    let decision = domain::check(&view, question, Timestamp::now());
+    let decision = domain::check(&view, question, now);
     let reason = decision.reason;
+    if let Some(key_hash) = decision.key_hash {
+        state.usage.count(key_hash, decision.allowed(), now);
+    }
     if decision.allowed() {
         let mut response = HttpResponse::Ok();
         if let Some(user) = decision.user_id.and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {

@@ -224,10 +224,7 @@ pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpRe
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
-    all.iter()
-        .find(|checkpoint| checkpoint.size == size)
-        .map(checkpoint_body)
-        .ok_or(ApiError::CheckpointNotFound(size))
+    all.iter().find(|checkpoint| checkpoint.size == size).map(checkpoint_body).ok_or(ApiError::CheckpointNotFound(size))
 }
 
 /// Every checkpoint written, oldest first, paginated by size.

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod checks;
+pub mod denials;
 pub mod functions;
 pub mod groups;
 pub mod health;
@@ -17,15 +18,17 @@ pub mod keys;
 pub mod mutation;
 pub mod openapi;
 pub mod problem;
+pub mod report;
 pub mod roles;
 pub mod throttle;
+pub mod usage;
 pub mod users;
 
 use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::domain::{Actor, Command, FunctionId, UserId};
+use crate::domain::{Actor, Command, FunctionId, KeyHash, Timestamp, UserId};
 use crate::ledger::{Applied, Ledger, Request};
 use crate::log::FjallLog;
 use problem::ApiError;
@@ -38,6 +41,12 @@ pub struct AppState {
     pub idempotency: mutation::IdempotencyCache,
     /// Per-client limits on refused key checks.
     pub limiter: throttle::FailureLimiter,
+    /// Checks per key since usage was last recorded.
+    pub usage: usage::KeyUsageCounter,
+    /// Per-key limits on recording refused admin requests.
+    pub denials: denials::DenialLimiter,
+    /// The operationId of every route, for records of refused admin requests.
+    pub operations: denials::OperationIds,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
 }
@@ -48,14 +57,48 @@ pub type State = web::Data<AppState>;
 impl AppState {
     /// The admin guard: authenticates the request's key and checks it holds `function`.
     /// A client that made too many checks with wrong keys is refused (429) first.
+    ///
+    /// A known key's request counts as a use of the key, passed or refused. A working key
+    /// that lacks the function (403) is also recorded as an `AdminAccessDenied`, within the
+    /// per-key limit, in the background: the 403 does not wait for the record.
     pub fn authorize(&self, request: &HttpRequest, function: FunctionId) -> Result<UserId, ApiError> {
         let client = self.limiter.client_of(request);
         self.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
-        let outcome = auth::require(&self.ledger.view(), request, function);
-        if let Err(ApiError::KeyRefused(reason)) = &outcome {
-            self.limiter.record(client, *reason);
+        let now = Timestamp::now();
+        let guarded = auth::require(&self.ledger.view(), request, function, now);
+        if let Some(key) = &guarded.known_key {
+            self.usage.count(key.hash, guarded.outcome.is_ok(), now);
         }
-        outcome
+        match (&guarded.outcome, guarded.known_key) {
+            (Err(ApiError::KeyRefused(reason)), _) => self.limiter.record(client, *reason),
+            (Err(ApiError::Forbidden(_)), Some(key)) => self.record_denial(request, function, key.hash, key.user_id),
+            _ => {}
+        }
+        guarded.outcome
+    }
+
+    /// Records a request refused for lack of `function`, unless the key's limit is spent.
+    fn record_denial(&self, request: &HttpRequest, function: FunctionId, key_hash: KeyHash, user_id: UserId) {
+        let Some(suppressed) = self.denials.admit(key_hash, std::time::Instant::now()) else {
+            return;
+        };
+        let Some(state) = request.app_data::<State>().cloned() else {
+            tracing::warn!("cannot record a refused admin request: no shared state");
+            return;
+        };
+        let command = Command::RecordAdminAccessDenied {
+            key_hash,
+            operation: self.operations.of(request),
+            function,
+            target: denials::target_of(request),
+            suppressed,
+        };
+        let request = Request { actor: Actor::User(user_id), expected_version: None };
+        actix_web::rt::spawn(async move {
+            if let Err(error) = state.ledger.submit(command, request).await {
+                tracing::warn!(%error, suppressed, "recording a refused admin request failed");
+            }
+        });
     }
 
     /// Submits a command on behalf of `actor`, honouring the request's `If-Match`.
@@ -145,4 +188,5 @@ pub fn configure(config: &mut web::ServiceConfig) {
     keys::configure(config);
     audit::configure(config);
     integrity::configure(config);
+    report::configure(config);
 }

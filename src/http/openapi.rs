@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, roles, users};
+use super::{audit, checks, functions, groups, health, integrity, keys, report, roles, users};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -48,6 +48,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         integrity::get_consistency_proof,
         integrity::get_signing_key,
         integrity::export_audit_bundle,
+        report::access_report,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -57,7 +57,7 @@ pub enum KeyState {
 
 /// A key, by its public id. Never the secret.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null}))]
+#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z"}))]
 pub struct KeyView {
     /// The key's public id.
     pub key_id: String,
@@ -69,6 +69,10 @@ pub struct KeyView {
     pub expires_at: Option<String>,
     /// For a replaced key, when its grace period ends.
     pub valid_until: Option<String>,
+    /// The key's last recorded use (a check, or an admin request it authenticated); null
+    /// if none was recorded. Usage is recorded every `--key-usage-interval-secs` (15
+    /// minutes by default), so this can be that much behind.
+    pub last_used_at: Option<String>,
 }
 
 impl KeyView {
@@ -90,6 +94,7 @@ impl KeyView {
             created_at: key.created_at().to_string(),
             expires_at: key.expires_at().map(|at| at.to_string()),
             valid_until,
+            last_used_at: key.last_used_at().map(|at| at.to_string()),
         })
     }
 }
@@ -103,7 +108,7 @@ impl KeyView {
     "enabled": true,
     "roles": ["role_9d8e7f6a5b4c3d2e"],
     "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
-    "key": {"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null},
+    "key": {"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z"},
     "previous_key": null,
     "created_at": "2027-01-31T16:58:00.000Z",
     "version": 12

@@ -18,4 +18,5 @@ mod recovery;
 mod snapshots;
 mod storage;
 mod throttle;
+mod usage;
 mod walkthrough;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, without_last_use};
 
 #[test]
 fn the_api_user_walkthrough_grants_exactly_what_was_set_up() {
@@ -68,7 +68,10 @@ fn after_a_restart_every_answer_is_the_same_and_the_audit_log_verifies() {
 
     let app = app.restart();
 
-    assert_eq!(app.get(&format!("/v1/users/{user}")).json(), before_user);
+    // The same user, except that the key's use (the checks above) was recorded at the stop.
+    let after_user = app.get(&format!("/v1/users/{user}")).json();
+    assert!(after_user["key"]["last_used_at"].is_string(), "{after_user}");
+    assert_eq!(without_last_use(after_user), without_last_use(before_user));
     assert_eq!(app.get(&format!("/v1/roles/{role}")).json(), before_role);
     assert_eq!(app.get("/v1/event-groups").json(), before_groups);
     let after: Vec<_> = questions.iter().map(|(f, e)| app.check(&key, f, *e)).collect();
