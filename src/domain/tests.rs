@@ -1568,3 +1568,7 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
     // The sequences must do something for the invariants to mean anything.
     assert!(accepted_commands > SEEDS as usize * STEPS_PER_SEED / 5, "only {accepted_commands} commands were accepted");
 }
+
+// The point-in-time questions reuse the scenario helpers and generators above.
+#[path = "view_tests.rs"]
+mod view_tests;
