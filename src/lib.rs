@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod history;
 pub mod http;
 pub mod ledger;
 pub mod log;

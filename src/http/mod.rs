@@ -16,6 +16,7 @@ pub mod keys;
 pub mod mutation;
 pub mod openapi;
 pub mod problem;
+pub mod review;
 pub mod roles;
 pub mod throttle;
 pub mod users;
@@ -143,4 +144,5 @@ pub fn configure(config: &mut web::ServiceConfig) {
     groups::configure(config);
     keys::configure(config);
     audit::configure(config);
+    review::configure(config);
 }

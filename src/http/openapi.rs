@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, keys, roles, users};
+use super::{audit, checks, functions, groups, health, keys, review, roles, users};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -42,6 +42,9 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         checks::authorize_request,
         audit::list_audit_events,
         audit::verify_audit_log,
+        review::get_permissions_at,
+        review::who_can,
+        review::diff_permissions,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -51,7 +54,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "event access", description = "Event access groups and users' event access"),
         (name = "keys", description = "API keys"),
         (name = "checks", description = "Key checks for apps and gateways"),
-        (name = "audit", description = "The hash-chained audit trail"),
+        (name = "audit", description = "The hash-chained audit trail, and the permission view at any point of it"),
         (name = "health", description = "Liveness"),
     )
 )]
