@@ -235,3 +235,103 @@ pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError
         changes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChangeKind, Event, Fact, FunctionId, RoleId, UserId};
+    use crate::log::record::{self, Envelope};
+    use crate::log::{ChainHash, MemoryLog};
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + minute * 60_000)
+    }
+
+    fn user() -> UserId {
+        UserId::parse("usr_00000000000000a1").unwrap()
+    }
+
+    fn role() -> RoleId {
+        RoleId::parse("role_00000000000000a1").unwrap()
+    }
+
+    fn reader() -> FunctionId {
+        FunctionId::parse("api.events.read").unwrap()
+    }
+
+    /// A log of a user holding a role, one record a minute from minute 1, then the role's
+    /// function activated at minute 10.
+    fn log() -> MemoryLog {
+        let events = [
+            Event::UserCreated { user_id: user(), name: "App".to_owned(), email: None },
+            Event::RoleCreated { role_id: role(), description: "API Access".to_owned() },
+            Event::RoleAssigned { user_id: user(), role_id: role() },
+            Event::FunctionActivated { role_id: role(), function: reader() },
+        ];
+        let log = MemoryLog::new();
+        let mut prev = ChainHash::GENESIS;
+        for (seq, event) in (1..).zip(&events) {
+            let minute = if seq == 4 { 10 } else { seq as i64 };
+            let envelope = Envelope { seq, at: at(minute), actor: Actor::System };
+            let (stored, hash) = record::encode(&envelope, event, prev);
+            log.append(seq - 1, &[stored]).unwrap();
+            prev = hash;
+        }
+        log
+    }
+
+    #[test]
+    fn the_state_at_a_position_a_time_or_the_head_holds_the_records_up_to_it() {
+        let log = log();
+        let replayed = state_at(&log, At::Position(2)).unwrap();
+        assert_eq!((replayed.position, replayed.recorded_at), (2, Some(at(2))));
+        assert!(replayed.state.role(&role()).is_some_and(|role| role.holders().is_empty()));
+        let replayed = state_at(&log, At::Time(at(9))).unwrap();
+        assert_eq!((replayed.position, replayed.recorded_at), (3, Some(at(3))));
+        assert_eq!(state_at(&log, At::Time(at(10))).unwrap().position, 4);
+        assert_eq!(state_at(&log, At::Head).unwrap().position, 4);
+        assert_eq!(state_at(&log, At::Position(0)).unwrap().recorded_at, None);
+    }
+
+    #[test]
+    fn a_position_past_the_head_or_a_time_before_the_first_record_is_an_error() {
+        let log = log();
+        assert!(matches!(
+            state_at(&log, At::Position(5)),
+            Err(HistoryError::PositionBeyondHead { position: 5, head: 4 })
+        ));
+        assert!(matches!(
+            state_at(&log, At::Time(at(0))),
+            Err(HistoryError::BeforeFirstRecord { first: Some(first), .. }) if first == at(1)
+        ));
+        assert!(matches!(
+            state_at(&MemoryLog::new(), At::Time(at(0))),
+            Err(HistoryError::BeforeFirstRecord { first: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_diff_lists_each_change_with_the_record_that_caused_it() {
+        let log = log();
+        let diff = diff(&log, At::Position(2), At::Head).unwrap();
+        assert_eq!((diff.from, diff.to), (2, 4));
+        let listed: Vec<(u64, &str, ChangeKind, &Fact)> = diff
+            .changes
+            .iter()
+            .map(|caused| (caused.cause.seq, caused.cause.kind, caused.change.kind, &caused.change.fact))
+            .collect();
+        assert_eq!(listed, [(4, "FunctionActivated", ChangeKind::Grant, &Fact::Function(reader()))]);
+        let from_time = super::diff(&log, At::Time(at(5)), At::Time(at(10))).unwrap();
+        assert_eq!((from_time.from, from_time.to, from_time.changes.len()), (3, 4, 1));
+        assert!(super::diff(&log, At::Time(at(5)), At::Time(at(9))).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn a_range_that_ends_before_it_starts_is_an_error() {
+        let log = log();
+        assert!(matches!(diff(&log, At::Position(3), At::Position(2)), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Time(at(3)), At::Time(at(2))), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Position(4), At::Time(at(9))), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Position(1), At::Position(9)), Err(HistoryError::PositionBeyondHead { .. })));
+    }
+}
