@@ -14,6 +14,7 @@ mod idempotency;
 mod limits;
 mod openapi;
 mod recovery;
+mod review;
 mod snapshots;
 mod storage;
 mod throttle;
