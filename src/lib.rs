@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod cli;
 pub mod domain;
+pub mod history;
 pub mod http;
 pub mod ledger;
 pub mod log;

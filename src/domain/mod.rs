@@ -2,7 +2,9 @@
 //!
 //! Nothing here does I/O or knows of HTTP or storage. Commands are decided by
 //! [`decide`] into events; the state changes only through [`State::apply`]; a key check
-//! is [`check`]. Randomness and the clock are passed in.
+//! is [`check`]. Point-in-time questions (the whole view, who can do a function, what an
+//! event changed) are answered by the functions of `view`. Randomness and the clock are
+//! passed in.
 
 mod catalogue;
 mod check;
@@ -16,6 +18,7 @@ mod report;
 mod state;
 mod time;
 mod values;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -27,7 +30,12 @@ pub use error::{DomainError, Resource};
 pub use event::Event;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
-pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, RoleSummary, access_report};
+pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Name};
+pub use view::{
+    Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, KeyState, PermissionView,
+    RoleSummary, UserPermissions, WhoCanAnswer, affected_users, apply_tracking_changes, changes, compare,
+    permission_facts, who_can,
+};

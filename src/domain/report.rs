@@ -5,9 +5,8 @@
 //! A pure function of the permission view and the time, so that the same report can be
 //! made by the server (`accessReport`) and offline (`keyledger access-report`).
 
-use super::{
-    EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyStatus, RoleId, State, Timestamp, User, UserId,
-};
+use super::view::HeldRole;
+use super::{EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyStatus, State, Timestamp, User, UserId};
 
 /// How many days make a key old, and how many days without use make it unused: 90, the
 /// rotation period most compliance frameworks ask for.
@@ -25,7 +24,7 @@ pub struct AccessReviewRow {
     /// Whether the user's keys may pass checks.
     pub enabled: bool,
     /// The roles the user holds, by id.
-    pub roles: Vec<RoleSummary>,
+    pub roles: Vec<HeldRole>,
     /// The union of the functions of the user's roles.
     pub functions: FunctionSet,
     /// The events the user may access.
@@ -34,15 +33,6 @@ pub struct AccessReviewRow {
     pub key: Option<KeySummary>,
     /// What a reviewer should look at.
     pub flags: ReviewFlags,
-}
-
-/// A role as the report names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleSummary {
-    /// The role's id.
-    pub id: RoleId,
-    /// The role's description.
-    pub description: String,
 }
 
 /// A user's current key as the report shows it.
@@ -107,7 +97,7 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
         enabled: user.is_enabled(),
         roles: roles
             .iter()
-            .map(|role| RoleSummary { id: role.id().clone(), description: role.description().to_owned() })
+            .map(|role| HeldRole { id: role.id().clone(), description: role.description().to_owned() })
             .collect(),
         functions: state.functions_of(user),
         event_access: user.event_access().clone(),

@@ -678,3 +678,13 @@ impl State {
         }
     }
 }
+
+/// Read-only access for the point-in-time questions of `domain::view`.
+impl State {
+    /// Every key the view still knows, in no particular order: current keys, keys in (or
+    /// past) their grace period and revoked keys. A key replaced without a grace period,
+    /// or whose grace period was cut short by a later rotation, is forgotten.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.values()
+    }
+}

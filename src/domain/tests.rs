@@ -1415,7 +1415,7 @@ fn the_report_has_one_row_per_user_in_creation_order_with_roles_functions_access
     let app = &rows[0];
     assert_eq!(app.name, "Booking app");
     assert!(app.enabled);
-    assert_eq!(app.roles, [RoleSummary { id: api_access(), description: "API Access".to_owned() }]);
+    assert_eq!(app.roles, [HeldRole { id: api_access(), description: "API Access".to_owned() }]);
     assert_eq!(
         app.functions.iter().map(FunctionId::as_str).collect::<Vec<_>>(),
         ["api.attendees.read", "api.events.read"]
@@ -1840,3 +1840,7 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
     // The sequences must do something for the invariants to mean anything.
     assert!(accepted_commands > SEEDS as usize * STEPS_PER_SEED / 5, "only {accepted_commands} commands were accepted");
 }
+
+// The point-in-time questions reuse the scenario helpers and generators above.
+#[path = "view_tests.rs"]
+mod view_tests;

@@ -19,6 +19,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod problem;
 pub mod report;
+pub mod review;
 pub mod roles;
 pub mod throttle;
 pub mod usage;
@@ -189,4 +190,5 @@ pub fn configure(config: &mut web::ServiceConfig) {
     audit::configure(config);
     integrity::configure(config);
     report::configure(config);
+    review::configure(config);
 }

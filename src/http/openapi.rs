@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, report, roles, users};
+use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -42,6 +42,9 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         checks::authorize_request,
         audit::list_audit_events,
         audit::verify_audit_log,
+        review::get_permissions_at,
+        review::who_can,
+        review::diff_permissions,
         integrity::get_checkpoint,
         integrity::list_checkpoints,
         integrity::get_inclusion_proof,
@@ -58,7 +61,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "event access", description = "Event access groups and users' event access"),
         (name = "keys", description = "API keys"),
         (name = "checks", description = "Key checks for apps and gateways"),
-        (name = "audit", description = "The hash-chained audit trail: records, signed checkpoints, Merkle proofs, export"),
+        (name = "audit", description = "The hash-chained audit trail: records, signed checkpoints, Merkle proofs, export, and the permission view at any point of it"),
         (name = "health", description = "Liveness"),
     )
 )]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{DomainError, Reason, Resource};
+use crate::history::HistoryError;
 use crate::ledger::SubmitError;
 
 /// An RFC 9457 problem: what went wrong, for people (`title`, `detail`) and programs
@@ -92,6 +93,29 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// Two query parameters that exclude each other were both given.
+    #[error("{0}")]
+    ConflictingParameters(String),
+    /// An event type named in a filter is not one this build knows.
+    #[error("`{0}` is not an event type; the types are listed in the audit trail's `type` member")]
+    UnknownEventType(String),
+    /// A log position asked about is past the last record.
+    #[error("position {position} is past the head of the log, {head}")]
+    PositionBeyondHead {
+        /// The position asked for.
+        position: u64,
+        /// The last record's position.
+        head: u64,
+    },
+    /// A time asked about is before the first record, when there was no ledger yet.
+    #[error("{0}")]
+    BeforeFirstRecord(String),
+    /// A time asked about is still to come, so the log cannot answer for it.
+    #[error("{0} is in the future")]
+    TimeInTheFuture(String),
+    /// The end of a range is before its start.
+    #[error("the end of the range is before its start")]
+    ReversedRange,
     /// A function id is not in the catalogue.
     #[error("{0}")]
     UnknownFunction(String),
@@ -152,6 +176,12 @@ impl ApiError {
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
+            ApiError::ConflictingParameters(_) => "conflicting_parameters",
+            ApiError::UnknownEventType(_) => "unknown_event_type",
+            ApiError::PositionBeyondHead { .. } => "position_beyond_head",
+            ApiError::BeforeFirstRecord(_) => "before_first_record",
+            ApiError::TimeInTheFuture(_) => "time_in_the_future",
+            ApiError::ReversedRange => "reversed_range",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -210,13 +240,30 @@ impl From<SubmitError> for ApiError {
     }
 }
 
+impl From<HistoryError> for ApiError {
+    fn from(error: HistoryError) -> Self {
+        match error {
+            HistoryError::PositionBeyondHead { position, head } => ApiError::PositionBeyondHead { position, head },
+            error @ HistoryError::BeforeFirstRecord { .. } => ApiError::BeforeFirstRecord(error.to_string()),
+            HistoryError::ReversedRange => ApiError::ReversedRange,
+            HistoryError::Storage(storage) => ApiError::StorageUnavailable(storage.to_string()),
+            error => {
+                tracing::error!(%error, "replaying the log failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_)
             | ApiError::InvalidBody(_)
             | ApiError::InvalidQuery(_)
-            | ApiError::InvalidHeader(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidHeader(_)
+            | ApiError::ConflictingParameters(_)
+            | ApiError::UnknownEventType(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. }
@@ -238,6 +285,10 @@ impl ResponseError for ApiError {
             ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::PositionBeyondHead { .. }
+            | ApiError::BeforeFirstRecord(_)
+            | ApiError::TimeInTheFuture(_)
+            | ApiError::ReversedRange => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

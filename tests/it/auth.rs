@@ -18,7 +18,7 @@ struct AdminOperation {
     name: &'static str,
     method: &'static str,
     /// The path, with `{role_id}`, `{user_id}`, `{group_id}` and `{event_id}` to fill in,
-    /// and the query the operation needs, if any.
+    /// and the query a successful call needs, if any.
     path: &'static str,
     /// A JSON body with the same placeholders, for operations that take one.
     body: Option<&'static str>,
@@ -121,6 +121,9 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("getConsistencyProof", "GET", "/v1/audit/proofs/consistency?from=1", None, "security.audit.read", 200),
     operation("exportAuditBundle", "GET", "/v1/audit/export", None, "security.audit.read", 200),
     operation("accessReport", "GET", "/v1/audit/access-report", None, "security.audit.read", 200),
+    operation("getPermissionsAt", "GET", "/v1/audit/permissions", None, "security.audit.read", 200),
+    operation("whoCan", "GET", "/v1/audit/who-can?function=api.events.read", None, "security.audit.read", 200),
+    operation("diffPermissions", "GET", "/v1/audit/diff?from_position=0", None, "security.audit.read", 200),
 ];
 
 /// Every admin function of the catalogue.

@@ -15,6 +15,7 @@ mod limits;
 mod openapi;
 mod proofs;
 mod recovery;
+mod review;
 mod snapshots;
 mod storage;
 mod throttle;

@@ -1,0 +1,337 @@
+//! The permission view at any point of the log's history, and what changed between two
+//! points.
+//!
+//! Both replay the log from its first record, verifying the chain as they go, as start-up
+//! does. That costs time in proportion to the log's size on every question: acceptable
+//! while logs are small, and the place to start from snapshots once they are not
+//! (ARCHITECTURE.md lists it among the known costs). The records are read in chunks, so
+//! memory stays in proportion to the state, not to the log.
+
+use crate::domain::{Actor, Change, Position, State, Timestamp, apply_tracking_changes};
+use crate::log::record::Record;
+use crate::log::{ChainError, ChainVerifier, EventLog};
+
+/// How many records a replay reads at a time.
+const CHUNK: usize = 4096;
+
+/// A point of the log's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// Just after the record with this sequence number; 0 is before the first record.
+    Position(u64),
+    /// Just after the last record written at or before this time.
+    Time(Timestamp),
+    /// Just after the last record of the log.
+    Head,
+}
+
+/// Why a point of the history could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The position is past the last record.
+    #[error("position {position} is past the head of the log, {head}")]
+    PositionBeyondHead {
+        /// The position asked for.
+        position: u64,
+        /// The last record's position.
+        head: u64,
+    },
+    /// The time is before the first record was written, when there was no ledger yet.
+    #[error("{at} is before the first record of the log{}", first.map(|first| format!(", written at {first}")).unwrap_or_default())]
+    BeforeFirstRecord {
+        /// The time asked for.
+        at: Timestamp,
+        /// When the first record was written, if there is one.
+        first: Option<Timestamp>,
+    },
+    /// The end of a range is before its start.
+    #[error("the end of the range is before its start")]
+    ReversedRange,
+    /// The storage failed.
+    #[error("reading the log failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// The log is not an intact chain.
+    #[error("the log does not verify: {0}")]
+    Corrupt(#[from] ChainError),
+}
+
+/// The state of the permission view at a point of the history.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The state after the last record replayed.
+    pub state: State,
+    /// The last record replayed; 0 when none was.
+    pub position: u64,
+    /// When that record was written; `None` when none was replayed.
+    pub recorded_at: Option<Timestamp>,
+}
+
+/// Why a permission changed: the record whose event changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The event's type, such as `FunctionActivated`.
+    pub kind: &'static str,
+    /// The event's unique id.
+    pub id: String,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// Who made the change.
+    pub actor: Actor,
+}
+
+/// A permission change and the record that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CausedChange {
+    /// What changed, for whom.
+    pub change: Change,
+    /// The record that changed it.
+    pub cause: Cause,
+}
+
+/// What changed between two points of the history.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    /// The position the range starts after.
+    pub from: u64,
+    /// When the record at `from` was written, if there is one.
+    pub from_recorded_at: Option<Timestamp>,
+    /// The last position of the range.
+    pub to: u64,
+    /// When the record at `to` was written, if there is one.
+    pub to_recorded_at: Option<Timestamp>,
+    /// The changes, in log order, then by user id.
+    pub changes: Vec<CausedChange>,
+}
+
+/// Reads records in order from the first, verifying the chain, one record ahead.
+struct Replay<'a, L> {
+    log: &'a L,
+    verifier: ChainVerifier,
+    chunk: std::vec::IntoIter<crate::log::StoredRecord>,
+    next: Option<Record>,
+    done: bool,
+}
+
+impl<'a, L: EventLog> Replay<'a, L> {
+    fn new(log: &'a L) -> Self {
+        Replay { log, verifier: ChainVerifier::default(), chunk: Vec::new().into_iter(), next: None, done: false }
+    }
+
+    /// The next record, without taking it; `None` at the end of the log.
+    fn peek(&mut self) -> Result<Option<&Record>, HistoryError> {
+        if self.next.is_none() && !self.done {
+            let stored = match self.chunk.next() {
+                Some(stored) => Some(stored),
+                None => {
+                    let from = self.verifier.size() + 1;
+                    let chunk = self.log.read(from, CHUNK).map_err(|e| HistoryError::Storage(Box::new(e)))?;
+                    self.chunk = chunk.into_iter();
+                    self.chunk.next()
+                }
+            };
+            match stored {
+                Some(stored) => self.next = Some(self.verifier.verify_and_decode_next(&stored)?),
+                None => self.done = true,
+            }
+        }
+        Ok(self.next.as_ref())
+    }
+
+    /// Takes records while they are within `at`, handing each to `take`.
+    fn run_to(&mut self, at: At, mut take: impl FnMut(Record)) -> Result<(), HistoryError> {
+        while let Some(record) = self.peek()? {
+            let within = match at {
+                At::Position(position) => record.seq <= position,
+                At::Time(time) => record.at <= time,
+                At::Head => true,
+            };
+            if !within {
+                break;
+            }
+            if let Some(record) = self.next.take() {
+                take(record);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a replay stopped, checked against what was asked.
+fn reached(at: At, replay: &mut Replay<'_, impl EventLog>, last: Option<(u64, Timestamp)>) -> Result<(), HistoryError> {
+    match at {
+        At::Position(position) => {
+            let head = last.map_or(0, |(seq, _)| seq);
+            if head < position {
+                return Err(HistoryError::PositionBeyondHead { position, head });
+            }
+        }
+        At::Time(time) if last.is_none() => {
+            let first = replay.peek()?.map(|record| record.at);
+            return Err(HistoryError::BeforeFirstRecord { at: time, first });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The permission view just after `at`. An empty log has state 0; a time before the first
+/// record, or a position past the last, is an error.
+pub fn state_at<L: EventLog>(log: &L, at: At) -> Result<Replayed, HistoryError> {
+    let mut replay = Replay::new(log);
+    let mut state = State::default();
+    let mut last = None;
+    replay.run_to(at, |record| {
+        state.apply(Position { seq: record.seq, at: record.at }, &record.event);
+        last = Some((record.seq, record.at));
+    })?;
+    reached(at, &mut replay, last)?;
+    Ok(Replayed { state, position: last.map_or(0, |(seq, _)| seq), recorded_at: last.map(|(_, at)| at) })
+}
+
+/// What changed from just after `from` to just after `to`: every permission an event in
+/// between gave or took away, with the record that did it, in log order.
+pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError> {
+    let mut replay = Replay::new(log);
+    let mut state = State::default();
+    let mut last = None;
+    replay.run_to(from, |record| {
+        state.apply(Position { seq: record.seq, at: record.at }, &record.event);
+        last = Some((record.seq, record.at));
+    })?;
+    reached(from, &mut replay, last)?;
+    let start = last;
+    let reversed = match (from, to) {
+        (_, At::Position(to)) => to < start.map_or(0, |(seq, _)| seq),
+        (At::Time(from), At::Time(to)) => to < from,
+        (_, At::Time(to)) => start.is_some_and(|(_, at)| to < at),
+        (_, At::Head) => false,
+    };
+    if reversed {
+        return Err(HistoryError::ReversedRange);
+    }
+    let mut changes = Vec::new();
+    replay.run_to(to, |record| {
+        let position = Position { seq: record.seq, at: record.at };
+        let cause = Cause {
+            seq: record.seq,
+            kind: record.event.type_name(),
+            id: record.id,
+            at: record.at,
+            actor: record.actor,
+        };
+        let caused = apply_tracking_changes(&mut state, position, &record.event);
+        changes.extend(caused.into_iter().map(|change| CausedChange { change, cause: cause.clone() }));
+        last = Some((record.seq, record.at));
+    })?;
+    reached(to, &mut replay, last)?;
+    Ok(Diff {
+        from: start.map_or(0, |(seq, _)| seq),
+        from_recorded_at: start.map(|(_, at)| at),
+        to: last.map_or(0, |(seq, _)| seq),
+        to_recorded_at: last.map(|(_, at)| at),
+        changes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChangeKind, Event, Fact, FunctionId, RoleId, UserId};
+    use crate::log::record::{self, Envelope};
+    use crate::log::{ChainHash, MemoryLog};
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + minute * 60_000)
+    }
+
+    fn user() -> UserId {
+        UserId::parse("usr_00000000000000a1").unwrap()
+    }
+
+    fn role() -> RoleId {
+        RoleId::parse("role_00000000000000a1").unwrap()
+    }
+
+    fn reader() -> FunctionId {
+        FunctionId::parse("api.events.read").unwrap()
+    }
+
+    /// A log of a user holding a role, one record a minute from minute 1, then the role's
+    /// function activated at minute 10.
+    fn log() -> MemoryLog {
+        let events = [
+            Event::UserCreated { user_id: user(), name: "App".to_owned(), email: None },
+            Event::RoleCreated { role_id: role(), description: "API Access".to_owned() },
+            Event::RoleAssigned { user_id: user(), role_id: role() },
+            Event::FunctionActivated { role_id: role(), function: reader() },
+        ];
+        let log = MemoryLog::new();
+        let mut prev = ChainHash::GENESIS;
+        for (seq, event) in (1..).zip(&events) {
+            let minute = if seq == 4 { 10 } else { seq as i64 };
+            let envelope = Envelope { seq, at: at(minute), actor: Actor::System };
+            let (stored, hash) = record::encode(&envelope, event, prev);
+            log.append(seq - 1, &[stored]).unwrap();
+            prev = hash;
+        }
+        log
+    }
+
+    #[test]
+    fn the_state_at_a_position_a_time_or_the_head_holds_the_records_up_to_it() {
+        let log = log();
+        let replayed = state_at(&log, At::Position(2)).unwrap();
+        assert_eq!((replayed.position, replayed.recorded_at), (2, Some(at(2))));
+        assert!(replayed.state.role(&role()).is_some_and(|role| role.holders().is_empty()));
+        let replayed = state_at(&log, At::Time(at(9))).unwrap();
+        assert_eq!((replayed.position, replayed.recorded_at), (3, Some(at(3))));
+        assert_eq!(state_at(&log, At::Time(at(10))).unwrap().position, 4);
+        assert_eq!(state_at(&log, At::Head).unwrap().position, 4);
+        assert_eq!(state_at(&log, At::Position(0)).unwrap().recorded_at, None);
+    }
+
+    #[test]
+    fn a_position_past_the_head_or_a_time_before_the_first_record_is_an_error() {
+        let log = log();
+        assert!(matches!(
+            state_at(&log, At::Position(5)),
+            Err(HistoryError::PositionBeyondHead { position: 5, head: 4 })
+        ));
+        assert!(matches!(
+            state_at(&log, At::Time(at(0))),
+            Err(HistoryError::BeforeFirstRecord { first: Some(first), .. }) if first == at(1)
+        ));
+        assert!(matches!(
+            state_at(&MemoryLog::new(), At::Time(at(0))),
+            Err(HistoryError::BeforeFirstRecord { first: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_diff_lists_each_change_with_the_record_that_caused_it() {
+        let log = log();
+        let diff = diff(&log, At::Position(2), At::Head).unwrap();
+        assert_eq!((diff.from, diff.to), (2, 4));
+        let listed: Vec<(u64, &str, ChangeKind, &Fact)> = diff
+            .changes
+            .iter()
+            .map(|caused| (caused.cause.seq, caused.cause.kind, caused.change.kind, &caused.change.fact))
+            .collect();
+        assert_eq!(listed, [(4, "FunctionActivated", ChangeKind::Grant, &Fact::Function(reader()))]);
+        let from_time = super::diff(&log, At::Time(at(5)), At::Time(at(10))).unwrap();
+        assert_eq!((from_time.from, from_time.to, from_time.changes.len()), (3, 4, 1));
+        assert!(super::diff(&log, At::Time(at(5)), At::Time(at(9))).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn a_range_that_ends_before_it_starts_is_an_error() {
+        let log = log();
+        assert!(matches!(diff(&log, At::Position(3), At::Position(2)), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Time(at(3)), At::Time(at(2))), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Position(4), At::Time(at(9))), Err(HistoryError::ReversedRange)));
+        assert!(matches!(diff(&log, At::Position(1), At::Position(9)), Err(HistoryError::PositionBeyondHead { .. })));
+    }
+}

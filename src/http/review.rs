@@ -1,0 +1,705 @@
+//! Point-in-time questions for compliance reviewers: the whole permission view at a log
+//! position or time (`getPermissionsAt`), who could do a function (`whoCan`), and what
+//! changed between two points (`diffPermissions`).
+//!
+//! Each answer replays the log from its first record (see `crate::history`), off the event
+//! loop. Key states are judged at the time the answer is for: the given `at`, the time of
+//! the record at the given `position`, or now.
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::State;
+use super::problem::{ApiError, Problem};
+use super::users::EventAccessView;
+use crate::domain::{
+    self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, KeyState, PermissionView, Timestamp,
+};
+use crate::history::{self, At, CausedChange, Replayed};
+
+/// Parses a query string into `T`; called after the admin guard.
+fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::InvalidQuery(error.to_string()))
+}
+
+/// Turns a `position` / time pair of query parameters into a point of the history.
+/// Neither means the head of the log; both is refused.
+fn point(
+    position: Option<u64>,
+    at: Option<&str>,
+    names: (&str, &str),
+    now: Timestamp,
+    neither: At,
+) -> Result<At, ApiError> {
+    match (position, at) {
+        (Some(_), Some(_)) => {
+            Err(ApiError::ConflictingParameters(format!("give `{}` or `{}`, not both", names.0, names.1)))
+        }
+        (Some(position), None) if position > i64::MAX as u64 => {
+            Err(ApiError::InvalidQuery(format!("{} must be between 0 and {}", names.0, i64::MAX)))
+        }
+        (Some(position), None) => Ok(At::Position(position)),
+        (None, Some(at)) => {
+            let at = Timestamp::parse(at).map_err(|error| ApiError::InvalidQuery(format!("{}: {error}", names.1)))?;
+            if at > now {
+                return Err(ApiError::TimeInTheFuture(at.to_string()));
+            }
+            Ok(At::Time(at))
+        }
+        (None, None) => Ok(neither),
+    }
+}
+
+/// The time key states are judged at, for an answer about `at`.
+fn as_of(at: At, replayed: &Replayed, now: Timestamp) -> Timestamp {
+    match at {
+        At::Time(time) => time,
+        At::Position(_) => replayed.recorded_at.unwrap_or(now),
+        At::Head => now,
+    }
+}
+
+/// Replays the log to `at` on a blocking thread, then answers with `answer`.
+async fn replay_then<T: Send + 'static>(
+    state: &State,
+    at: At,
+    answer: impl FnOnce(Replayed) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let reader = state.clone();
+    web::block(move || history::state_at(reader.ledger.log(), at).map(answer))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(ApiError::from)
+}
+
+/// Where in the log a point-in-time question is asked: a position or a time; neither
+/// means now.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsQuery {
+    /// Just after the record with this sequence number (0: before the first record).
+    /// Key states are judged at that record's time. Not with `at`.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
+    pub position: Option<u64>,
+    /// At this time (RFC 3339, not in the future): just after the last record written at
+    /// or before it. Key states are judged at this time. Not with `position`.
+    #[param(example = "2027-01-31T17:00:00Z")]
+    pub at: Option<String>,
+}
+
+/// A role a user holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "role_9d8e7f6a5b4c3d2e", "description": "API Access"}))]
+pub struct HeldRoleView {
+    /// The role's id.
+    pub id: String,
+    /// The role's description.
+    pub description: String,
+}
+
+impl From<&domain::HeldRole> for HeldRoleView {
+    fn from(role: &domain::HeldRole) -> Self {
+        HeldRoleView { id: role.id.to_string(), description: role.description.clone() }
+    }
+}
+
+/// Where a key stood at the time of the answer.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStateAtTime {
+    /// The user's current key: it passed checks.
+    Active,
+    /// Replaced, but in its grace period: it passed checks until `valid_until`.
+    InGrace,
+    /// Replaced, and its grace period was over.
+    Replaced,
+    /// Past its expiry time.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// A key at the time of the answer. Never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "in_grace", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": "2027-01-31T18:00:00.000Z", "revoked_at": null}))]
+pub struct KeyAtTimeView {
+    /// The key's public id.
+    pub key_id: String,
+    /// Where the key stood.
+    pub state: KeyStateAtTime,
+    /// When the key was generated.
+    pub created_at: String,
+    /// When the key expires, if it does.
+    pub expires_at: Option<String>,
+    /// For a replaced key, when its grace period ends.
+    pub valid_until: Option<String>,
+    /// For a revoked key, when it was revoked.
+    pub revoked_at: Option<String>,
+}
+
+impl From<&domain::KeyAtTime> for KeyAtTimeView {
+    fn from(key: &domain::KeyAtTime) -> Self {
+        let (state, valid_until, revoked_at) = match key.state {
+            KeyState::Active => (KeyStateAtTime::Active, None, None),
+            KeyState::InGrace { valid_until } => (KeyStateAtTime::InGrace, Some(valid_until), None),
+            KeyState::Replaced { valid_until } => (KeyStateAtTime::Replaced, Some(valid_until), None),
+            KeyState::Expired { .. } => (KeyStateAtTime::Expired, None, None),
+            KeyState::Revoked { at } => (KeyStateAtTime::Revoked, None, Some(at)),
+        };
+        KeyAtTimeView {
+            key_id: key.key_id.to_string(),
+            state,
+            created_at: key.created_at.to_string(),
+            expires_at: key.expires_at.map(|at| at.to_string()),
+            valid_until: valid_until.map(|at| at.to_string()),
+            revoked_at: revoked_at.map(|at| at.to_string()),
+        }
+    }
+}
+
+/// What one user could do.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "usr_5f0c2a9e1b7d4c3a",
+    "name": "Attendance app",
+    "enabled": true,
+    "roles": [{"id": "role_9d8e7f6a5b4c3d2e", "description": "API Access"}],
+    "functions": ["api.attendees.read", "api.events.read"],
+    "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
+    "keys": [{"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "revoked_at": null}]
+}))]
+pub struct UserPermissionsView {
+    /// The user's id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// Whether the user's keys could pass checks at all.
+    pub enabled: bool,
+    /// The roles the user held.
+    pub roles: Vec<HeldRoleView>,
+    /// The functions of those roles, in catalogue order.
+    pub functions: Vec<String>,
+    /// The events the user could access.
+    pub event_access: EventAccessView,
+    /// Every key still known for the user (current, replaced and revoked), oldest first.
+    pub keys: Vec<KeyAtTimeView>,
+}
+
+/// A role with its functions and holders.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "role_9d8e7f6a5b4c3d2e", "description": "API Access", "functions": ["api.attendees.read"], "holders": ["usr_5f0c2a9e1b7d4c3a"]}))]
+pub struct RoleAtTimeView {
+    /// The role's id.
+    pub id: String,
+    /// The role's description.
+    pub description: String,
+    /// The functions active on it, in catalogue order.
+    pub functions: Vec<String>,
+    /// The users holding it.
+    pub holders: Vec<String>,
+}
+
+/// An event group with its parent and events.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "grp_1a2b3c4d5e6f7a8b", "name": "USA", "parent_id": "grp_0a1b2c3d4e5f6a7b", "events": ["summit-nyc"]}))]
+pub struct GroupAtTimeView {
+    /// The group's id.
+    pub id: String,
+    /// The group's name.
+    pub name: String,
+    /// The group it sits inside, if any.
+    pub parent_id: Option<String>,
+    /// The events directly in it.
+    pub events: Vec<String>,
+}
+
+/// The whole permission view at a point of the log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "position": 42,
+    "recorded_at": "2027-01-31T17:00:00.000Z",
+    "as_of": "2027-01-31T17:00:00.000Z",
+    "users": [],
+    "roles": [],
+    "event_groups": []
+}))]
+pub struct PermissionsAt {
+    /// The last record the view reflects (0: before the first record).
+    pub position: u64,
+    /// When that record was written; null at position 0.
+    pub recorded_at: Option<String>,
+    /// The time key states were judged at.
+    pub as_of: String,
+    /// Every user, in creation order.
+    pub users: Vec<UserPermissionsView>,
+    /// Every role, in creation order.
+    pub roles: Vec<RoleAtTimeView>,
+    /// Every event group, in creation order.
+    pub event_groups: Vec<GroupAtTimeView>,
+}
+
+fn function_names(functions: &[FunctionId]) -> Vec<String> {
+    functions.iter().map(|function| function.as_str().to_owned()).collect()
+}
+
+fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+impl PermissionsAt {
+    fn of(replayed: &Replayed, as_of: Timestamp) -> Self {
+        let view = PermissionView::of(&replayed.state, as_of);
+        PermissionsAt {
+            position: replayed.position,
+            recorded_at: replayed.recorded_at.map(|at| at.to_string()),
+            as_of: as_of.to_string(),
+            users: view
+                .users
+                .iter()
+                .map(|user| UserPermissionsView {
+                    id: user.id.to_string(),
+                    name: user.name.clone(),
+                    enabled: user.enabled,
+                    roles: user.roles.iter().map(HeldRoleView::from).collect(),
+                    functions: function_names(&user.functions),
+                    event_access: (&user.event_access).into(),
+                    keys: user.keys.iter().map(KeyAtTimeView::from).collect(),
+                })
+                .collect(),
+            roles: view
+                .roles
+                .iter()
+                .map(|role| RoleAtTimeView {
+                    id: role.id.to_string(),
+                    description: role.description.clone(),
+                    functions: function_names(&role.functions),
+                    holders: strings(&role.holders),
+                })
+                .collect(),
+            event_groups: view
+                .groups
+                .iter()
+                .map(|group| GroupAtTimeView {
+                    id: group.id.to_string(),
+                    name: group.name.clone(),
+                    parent_id: group.parent.as_ref().map(ToString::to_string),
+                    events: strings(&group.events),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The whole permission view as it was at a log position or a time: users, their roles,
+/// functions, event access, keys and key states; roles; event groups. Without `position`
+/// or `at`, the view now. Replays the log from its start, so it takes time in proportion
+/// to the log's size.
+/// Needs `security.audit.read`.
+#[utoipa::path(
+    operation_id = "getPermissionsAt",
+    tag = "audit",
+    params(PermissionsQuery),
+    responses(
+        (status = 200, description = "The view", body = PermissionsAt),
+        (status = 400, description = "Malformed query, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/audit/permissions")]
+pub async fn get_permissions_at(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let query: PermissionsQuery = query(&request)?;
+    let now = Timestamp::now();
+    let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
+    let answer =
+        replay_then(&state, at, move |replayed| PermissionsAt::of(&replayed, as_of(at, &replayed, now))).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Who could do a function (on an event), at a position or a time.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WhoCanQuery {
+    /// The function, such as `api.attendees.read`.
+    #[param(example = "api.attendees.read")]
+    pub function: String,
+    /// The platform event; without it event access is not considered, as in `checkKey`.
+    #[param(example = "summit-nyc")]
+    pub event_id: Option<String>,
+    /// Just after the record with this sequence number. Not with `at`.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
+    pub position: Option<u64>,
+    /// At this time (RFC 3339, not in the future). Not with `position`.
+    #[param(example = "2027-01-31T17:00:00Z")]
+    pub at: Option<String>,
+}
+
+/// How a user reached the event.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"all_events": false, "group_chains": [["grp_1a2b3c4d5e6f7a8b", "grp_0a1b2c3d4e5f6a7b"]]}))]
+pub struct EventAccessExplanation {
+    /// The user could access every event.
+    pub all_events: bool,
+    /// Each chain runs from a group holding the event, up through its ancestors, to the
+    /// group the user was granted. Empty when `all_events` is true.
+    pub group_chains: Vec<Vec<String>>,
+}
+
+/// A user whose keys could do the function, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "user_id": "usr_5f0c2a9e1b7d4c3a",
+    "name": "Attendance app",
+    "key_ids": ["key_0f1e2d3c4b5a6978"],
+    "via_roles": [{"id": "role_9d8e7f6a5b4c3d2e", "description": "API Access"}],
+    "event_access": {"all_events": false, "group_chains": [["grp_1a2b3c4d5e6f7a8b"]]}
+}))]
+pub struct WhoCanUser {
+    /// The user.
+    pub user_id: String,
+    /// The display name.
+    pub name: String,
+    /// The user's keys that passed checks then.
+    pub key_ids: Vec<String>,
+    /// The user's roles that had the function active.
+    pub via_roles: Vec<HeldRoleView>,
+    /// How the user reached the event; null when no event was asked about.
+    pub event_access: Option<EventAccessExplanation>,
+}
+
+/// The users whose keys could do a function (on an event).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "position": 42,
+    "recorded_at": "2027-01-31T17:00:00.000Z",
+    "as_of": "2027-01-31T17:00:00.000Z",
+    "function": "api.attendees.read",
+    "event_id": "summit-nyc",
+    "users": []
+}))]
+pub struct WhoCanAnswer {
+    /// The last record the answer reflects.
+    pub position: u64,
+    /// When that record was written; null at position 0.
+    pub recorded_at: Option<String>,
+    /// The time key states were judged at.
+    pub as_of: String,
+    /// The function asked about.
+    pub function: String,
+    /// The event asked about, if any.
+    pub event_id: Option<String>,
+    /// The users, in creation order.
+    pub users: Vec<WhoCanUser>,
+}
+
+impl From<&domain::WhoCanAnswer> for WhoCanUser {
+    fn from(answer: &domain::WhoCanAnswer) -> Self {
+        WhoCanUser {
+            user_id: answer.user_id.to_string(),
+            name: answer.name.clone(),
+            key_ids: strings(&answer.key_ids),
+            via_roles: answer.via_roles.iter().map(HeldRoleView::from).collect(),
+            event_access: answer.event_access.as_ref().map(|reason| match reason {
+                EventAccessReason::AllEvents => EventAccessExplanation { all_events: true, group_chains: vec![] },
+                EventAccessReason::Groups(chains) => EventAccessExplanation {
+                    all_events: false,
+                    group_chains: chains.iter().map(|chain| strings(chain)).collect(),
+                },
+            }),
+        }
+    }
+}
+
+/// Which users and keys could do a function (on an event) at a log position or a time
+/// (default now), each with its explanation: the roles that carried the function and the
+/// chain of groups that gave access to the event. A key is listed exactly when `checkKey`
+/// would have allowed it then. Replays the log from its start.
+/// Needs `security.audit.read`.
+#[utoipa::path(
+    operation_id = "whoCan",
+    tag = "audit",
+    params(WhoCanQuery),
+    responses(
+        (status = 200, description = "The users who could", body = WhoCanAnswer),
+        (status = 400, description = "Malformed query, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A function not in the catalogue (`unknown_function`), a position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/audit/who-can")]
+pub async fn who_can(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let query: WhoCanQuery = query(&request)?;
+    let function = FunctionId::parse(&query.function).map_err(|error| ApiError::UnknownFunction(error.to_string()))?;
+    let event = query
+        .event_id
+        .as_deref()
+        .map(EventId::parse)
+        .transpose()
+        .map_err(|error| ApiError::InvalidQuery(format!("event_id: {error}")))?;
+    let now = Timestamp::now();
+    let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
+    let answer = replay_then(&state, at, move |replayed| {
+        let as_of = as_of(at, &replayed, now);
+        let users = domain::who_can(&replayed.state, function, event.as_ref().map(EventId::as_str), as_of);
+        WhoCanAnswer {
+            position: replayed.position,
+            recorded_at: replayed.recorded_at.map(|at| at.to_string()),
+            as_of: as_of.to_string(),
+            function: function.as_str().to_owned(),
+            event_id: event.as_ref().map(ToString::to_string),
+            users: users.iter().map(WhoCanUser::from).collect(),
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The two ends of a diff: each a position or a time.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    /// Start just after the record with this sequence number (0: the beginning). One of
+    /// `from_position` and `from` is required.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 40)]
+    pub from_position: Option<u64>,
+    /// Start just after the last record written at or before this time (RFC 3339).
+    #[param(example = "2027-01-31T17:00:00Z")]
+    pub from: Option<String>,
+    /// End with the record with this sequence number. Default: the head of the log.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
+    pub to_position: Option<u64>,
+    /// End with the last record written at or before this time (RFC 3339). Default: the
+    /// head of the log.
+    #[param(example = "2027-02-01T17:00:00Z")]
+    pub to: Option<String>,
+}
+
+/// One end of a diff.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"position": 42, "recorded_at": "2027-01-31T17:00:00.000Z"}))]
+pub struct LogPoint {
+    /// The last record before the range starts, or the last record of the range.
+    pub position: u64,
+    /// When that record was written; null at position 0.
+    pub recorded_at: Option<String>,
+}
+
+/// Whether a permission was given or taken away.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeDirection {
+    /// Given.
+    Grant,
+    /// Taken away.
+    Revoke,
+}
+
+/// What kind of permission changed.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionKind {
+    /// The user being enabled: their keys may pass checks at all.
+    Enabled,
+    /// A function, through one of the user's roles (`function`).
+    Function,
+    /// Access to every event.
+    AllEvents,
+    /// An event group granted to the user (`group_id`).
+    EventGroup,
+    /// An event reached through the granted groups (`event_id`).
+    Event,
+    /// A key that passes checks (`key_id`).
+    Key,
+}
+
+/// What changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "function", "function": "api.attendees.write"}))]
+pub struct ChangedPermission {
+    /// The kind of permission; the member named after it says which one.
+    pub kind: PermissionKind,
+    /// For `function`: the function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// For `event_group`: the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// For `event`: the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// For `key`: the key's public id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+impl From<&Fact> for ChangedPermission {
+    fn from(fact: &Fact) -> Self {
+        let bare = |kind| ChangedPermission { kind, function: None, group_id: None, event_id: None, key_id: None };
+        match fact {
+            Fact::Enabled => bare(PermissionKind::Enabled),
+            Fact::Function(function) => {
+                ChangedPermission { function: Some(function.as_str().to_owned()), ..bare(PermissionKind::Function) }
+            }
+            Fact::AllEvents => bare(PermissionKind::AllEvents),
+            Fact::EventGroup(group) => {
+                ChangedPermission { group_id: Some(group.to_string()), ..bare(PermissionKind::EventGroup) }
+            }
+            Fact::Event(event) => {
+                ChangedPermission { event_id: Some(event.to_string()), ..bare(PermissionKind::Event) }
+            }
+            Fact::Key(key) => ChangedPermission { key_id: Some(key.to_string()), ..bare(PermissionKind::Key) },
+        }
+    }
+}
+
+/// The record that caused a change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"seq": 41, "type": "FunctionActivated", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T17:00:00.000Z", "actor": "usr_00aa11bb22cc33dd"}))]
+pub struct ChangeCause {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The event's unique id.
+    pub id: String,
+    /// When it was recorded.
+    pub at: String,
+    /// Who made the change: a user id, or `system`.
+    pub actor: String,
+}
+
+/// One permission given or taken away from one user, and the record that did it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "change": "revoke",
+    "user_id": "usr_5f0c2a9e1b7d4c3a",
+    "what": {"kind": "key", "key_id": "key_0f1e2d3c4b5a6978"},
+    "until": "2027-01-31T18:00:00.000Z",
+    "cause": {"seq": 42, "type": "KeyGenerated", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T17:00:00.000Z", "actor": "usr_00aa11bb22cc33dd"}
+}))]
+pub struct PermissionChange {
+    /// Given or taken away.
+    pub change: ChangeDirection,
+    /// The user whose permissions changed.
+    pub user_id: String,
+    /// What changed.
+    pub what: ChangedPermission,
+    /// For a granted key, when it expires. For a revoked key that keeps a grace period
+    /// (a rotation with `grace_seconds`), when it stops working. Otherwise null: at once,
+    /// and for good.
+    pub until: Option<String>,
+    /// The record that did it.
+    pub cause: ChangeCause,
+}
+
+impl From<&CausedChange> for PermissionChange {
+    fn from(caused: &CausedChange) -> Self {
+        let (change, cause) = (&caused.change, &caused.cause);
+        PermissionChange {
+            change: match change.kind {
+                ChangeKind::Grant => ChangeDirection::Grant,
+                ChangeKind::Revoke => ChangeDirection::Revoke,
+            },
+            user_id: change.user_id.to_string(),
+            what: (&change.fact).into(),
+            until: change.until.map(|at| at.to_string()),
+            cause: ChangeCause {
+                seq: cause.seq,
+                kind: cause.kind.to_owned(),
+                id: cause.id.clone(),
+                at: cause.at.to_string(),
+                actor: cause.actor.to_string(),
+            },
+        }
+    }
+}
+
+/// What changed between two points of the log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "from": {"position": 40, "recorded_at": "2027-01-31T16:00:00.000Z"},
+    "to": {"position": 42, "recorded_at": "2027-01-31T17:00:00.000Z"},
+    "changes": [{
+        "change": "grant",
+        "user_id": "usr_5f0c2a9e1b7d4c3a",
+        "what": {"kind": "function", "function": "api.attendees.write"},
+        "until": null,
+        "cause": {"seq": 41, "type": "FunctionActivated", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T16:30:00.000Z", "actor": "usr_00aa11bb22cc33dd"}
+    }]
+}))]
+pub struct PermissionDiff {
+    /// The range starts just after this record.
+    pub from: LogPoint,
+    /// The range ends with this record.
+    pub to: LogPoint,
+    /// The changes, in log order, and by user id within one record.
+    pub changes: Vec<PermissionChange>,
+}
+
+/// What changed between two log positions or times, as grants and revocations of
+/// permissions (being enabled, functions, event access, events reached, keys), each with
+/// the record that caused it. A key rotation is a grant of the new key and a revocation of
+/// the old one, with `until` when the old key keeps a grace period. Replays the log from
+/// its start.
+/// Needs `security.audit.read`.
+#[utoipa::path(
+    operation_id = "diffPermissions",
+    tag = "audit",
+    params(DiffQuery),
+    responses(
+        (status = 200, description = "The changes", body = PermissionDiff),
+        (status = 400, description = "Malformed query, no start, or both a position and a time for one end (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`), or an end before the start (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/audit/diff")]
+pub async fn diff_permissions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let query: DiffQuery = query(&request)?;
+    let now = Timestamp::now();
+    if query.from_position.is_none() && query.from.is_none() {
+        return Err(ApiError::InvalidQuery("give the start as `from_position` or `from`".to_owned()));
+    }
+    let from = point(query.from_position, query.from.as_deref(), ("from_position", "from"), now, At::Position(0))?;
+    let to = point(query.to_position, query.to.as_deref(), ("to_position", "to"), now, At::Head)?;
+    let reader = state.clone();
+    let diff =
+        web::block(move || history::diff(reader.ledger.log(), from, to)).await.map_err(|_| ApiError::Internal)??;
+    let point = |position, recorded_at: Option<Timestamp>| LogPoint {
+        position,
+        recorded_at: recorded_at.map(|at| at.to_string()),
+    };
+    Ok(HttpResponse::Ok().json(PermissionDiff {
+        from: point(diff.from, diff.from_recorded_at),
+        to: point(diff.to, diff.to_recorded_at),
+        changes: diff.changes.iter().map(PermissionChange::from).collect(),
+    }))
+}
+
+/// Registers the routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(get_permissions_at).service(who_can).service(diff_permissions);
+}
