@@ -1,5 +1,5 @@
-//! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `signing-key`,
-//! `access-report` and `openapi`.
+//! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `replay`,
+//! `signing-key`, `access-report` and `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -148,6 +148,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         trusted_checkpoint: Option<PathBuf>,
     },
+    /// Print the permission view at a position or a time from a bundle alone, after
+    /// verifying the bundle (as `verify` does, trusting the bundle's key unless given one).
+    Replay {
+        /// The bundle.
+        bundle: PathBuf,
+        /// A log position (a record's sequence number; 0 is before the first) or an RFC 3339
+        /// time. Default: after the last record, with key states judged now.
+        #[arg(long, value_name = "POSITION|TIME")]
+        at: Option<String>,
+        /// The service's public key (64 hex digits, or a file holding them).
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
     /// Print the public half of a data directory's signing key.
     SigningKey {
         /// The data directory.
@@ -238,6 +251,7 @@ pub fn main() -> ExitCode {
         Command::Verify { bundle, public_key, trusted_checkpoint } => {
             verify_bundle(&bundle, public_key.as_deref(), trusted_checkpoint.as_deref())
         }
+        Command::Replay { bundle, at, public_key } => replay(&bundle, at.as_deref(), public_key.as_deref()),
         Command::SigningKey { data_dir, signing_key } => {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
             match crate::checkpoint::Signer::load(&path) {
@@ -388,6 +402,58 @@ fn verify_bundle(bundle: &Path, public_key: Option<&str>, trusted: Option<&Path>
             println!("INVALID at {failure}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn replay(bundle: &Path, at: Option<&str>, public_key: Option<&str>) -> ExitCode {
+    use crate::history::At;
+    let at = match at {
+        None => At::Head,
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => match text.parse() {
+            Ok(position) => At::Position(position),
+            Err(_) => return fail(format!("--at {text} is not a position")),
+        },
+        Some(text) => match Timestamp::parse(text) {
+            Ok(time) => At::Time(time),
+            Err(_) => return fail(format!("--at {text} is neither a position nor an RFC 3339 time")),
+        },
+    };
+    let public_key = match public_key.map(read_public_key).transpose() {
+        Ok(key) => key,
+        Err(error) => return fail(error),
+    };
+    let bytes = match std::fs::read(bundle) {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(format!("{}: {error}", bundle.display())),
+    };
+    let options = crate::bundle::VerifyOptions { public_key, trusted: None };
+    if let Err(failure) = crate::bundle::verify(bytes.as_slice(), &options) {
+        return fail(format!("the bundle does not verify, so it is not replayed: {failure}"));
+    }
+    // The verified records, in a log of their own, replayed as the service would.
+    let log = crate::log::MemoryLog::new();
+    let records: Vec<crate::log::StoredRecord> = bytes
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|line| !line.is_empty() && !line.starts_with(br#"{"kind""#))
+        .zip(1..)
+        .map(|(line, seq)| crate::log::StoredRecord { seq, bytes: line.to_vec() })
+        .collect();
+    if let Err(error) = crate::log::EventLog::append(&log, 0, &records) {
+        return fail(error);
+    }
+    match crate::history::state_at(&log, at) {
+        Ok(replayed) => {
+            let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
+            match serde_json::to_string_pretty(&view) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error),
+            }
+        }
+        Err(error) => fail(error),
     }
 }
 

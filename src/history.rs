@@ -25,6 +25,18 @@ pub enum At {
     Head,
 }
 
+impl At {
+    /// The time key states are judged at for this point: the time asked for, the time
+    /// the record at the position was written, or `now` for the head.
+    pub fn as_of(self, replayed: &Replayed, now: Timestamp) -> Timestamp {
+        match self {
+            At::Time(time) => time,
+            At::Position(_) => replayed.recorded_at.unwrap_or(now),
+            At::Head => now,
+        }
+    }
+}
+
 /// Why a point of the history could not be reached.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

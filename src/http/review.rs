@@ -55,14 +55,6 @@ fn point(
 }
 
 /// The time key states are judged at, for an answer about `at`.
-fn as_of(at: At, replayed: &Replayed, now: Timestamp) -> Timestamp {
-    match at {
-        At::Time(time) => time,
-        At::Position(_) => replayed.recorded_at.unwrap_or(now),
-        At::Head => now,
-    }
-}
-
 /// Replays the log to `at` on a blocking thread, then answers with `answer`.
 async fn replay_then<T: Send + 'static>(
     state: &State,
@@ -252,7 +244,8 @@ fn strings<T: ToString>(items: &[T]) -> Vec<String> {
 }
 
 impl PermissionsAt {
-    fn of(replayed: &Replayed, as_of: Timestamp) -> Self {
+    /// The answer for a replayed state, with key states judged at `as_of`.
+    pub fn of(replayed: &Replayed, as_of: Timestamp) -> Self {
         let view = PermissionView::of(&replayed.state, as_of);
         PermissionsAt {
             position: replayed.position,
@@ -322,7 +315,7 @@ pub async fn get_permissions_at(state: State, request: HttpRequest) -> Result<Ht
     let now = Timestamp::now();
     let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
     let answer =
-        replay_then(&state, at, move |replayed| PermissionsAt::of(&replayed, as_of(at, &replayed, now))).await?;
+        replay_then(&state, at, move |replayed| PermissionsAt::of(&replayed, at.as_of(&replayed, now))).await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -455,7 +448,7 @@ pub async fn who_can(state: State, request: HttpRequest) -> Result<HttpResponse,
     let now = Timestamp::now();
     let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
     let answer = replay_then(&state, at, move |replayed| {
-        let as_of = as_of(at, &replayed, now);
+        let as_of = at.as_of(&replayed, now);
         let users = domain::who_can(&replayed.state, function, event.as_ref().map(EventId::as_str), as_of);
         WhoCanAnswer {
             position: replayed.position,

@@ -333,3 +333,26 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn replaying_a_bundle_offline_gives_the_view_the_service_gives_at_every_position() {
+    let app = spawn_app();
+    let (role, user, _) = app.api_user();
+    app.activate(&role, &["api.invoices.write"]);
+    app.generate_key(&user, &serde_json::json!({"grace_seconds": 3600}));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = app.get("/v1/audit/export");
+    bundle.expect(200);
+    let file = write(dir.path(), "bundle.jsonl", &bundle.body);
+    let size = record_leaves(&bundle.body).len();
+    for position in [1, size / 2, size - 1, size] {
+        let online = app.get(&format!("/v1/audit/permissions?position={position}"));
+        online.expect(200);
+        let (ok, offline) = run(&["replay", &file, "--at", &position.to_string()]);
+        assert!(ok, "{offline}");
+        let offline: Value = serde_json::from_str(&offline).expect("replay prints JSON");
+        assert_eq!(offline, online.json(), "the view at position {position}");
+    }
+    let (ok, output) = run(&["replay", &file, "--at", "yesterday"]);
+    assert!(!ok && output.contains("neither a position nor an RFC 3339 time"), "{output}");
+}
