@@ -479,12 +479,14 @@ fn read_checkpoint(path: &Path) -> Result<crate::checkpoint::Checkpoint, String>
         .map_err(|e| format!("{} is not a checkpoint: {e}", path.display()))
 }
 
+/// Opens the log of an existing data directory, without creating one.
+fn open_log(data_dir: &Path) -> Result<FjallLog, String> {
+    require_data_dir(data_dir)?;
+    FjallLog::open(&data_dir.join("log")).map_err(|error| error.to_string())
+}
+
 fn verify(data_dir: PathBuf) -> ExitCode {
-    let log_dir = data_dir.join("log");
-    if !log_dir.is_dir() {
-        return fail(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()));
-    }
-    let log = match FjallLog::open(&log_dir) {
+    let log = match open_log(&data_dir) {
         Ok(log) => log,
         Err(error) => return fail(error),
     };
@@ -504,11 +506,7 @@ fn verify(data_dir: PathBuf) -> ExitCode {
 
 fn access_report(data_dir: PathBuf, format: ReportFormat) -> ExitCode {
     crate::telemetry::init("warn");
-    let log_dir = data_dir.join("log");
-    if !log_dir.is_dir() {
-        return fail(format!("no keyledger data directory at {} (it has no log/)", data_dir.display()));
-    }
-    let log = match FjallLog::open(&log_dir) {
+    let log = match open_log(&data_dir) {
         Ok(log) => log,
         Err(error) => return fail(error),
     };

@@ -185,19 +185,6 @@ impl AdminOperation {
     }
 }
 
-/// A role holding `functions`, a user holding only that role, and a key for the user.
-/// Returns (user_id, key).
-fn user_with_functions(app: &TestApp, label: &str, functions: &[&str]) -> (String, String) {
-    let role = app.create_role(&format!("Role of {label}"));
-    if !functions.is_empty() {
-        app.activate(&role, functions);
-    }
-    let user = app.create_user(label);
-    app.assign(&user, &role);
-    let key = app.generate_key(&user, &json!({}));
-    (user, key)
-}
-
 /// A key with a valid prefix, length, alphabet and checksum that was never issued.
 fn unknown_well_formed_key() -> String {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -313,7 +300,7 @@ fn every_admin_operation_refuses_a_key_whose_roles_lack_its_function_with_403_an
         .iter()
         .map(|&missing| {
             let others: Vec<&str> = ADMIN_FUNCTIONS.iter().copied().filter(|f| *f != missing).collect();
-            (missing, user_with_functions(&app, &format!("All but {missing}"), &others).1)
+            (missing, app.user_with_functions(&format!("All but {missing}"), &others).1)
         })
         .collect();
     let before = app.audit_size();
@@ -362,7 +349,7 @@ fn the_function_each_admin_operation_needs_is_enough_on_its_own() {
     let fixture = Fixture::new(&app);
     let holding: Vec<(&str, String)> = ADMIN_FUNCTIONS
         .iter()
-        .map(|&function| (function, user_with_functions(&app, &format!("Only {function}"), &[function]).1))
+        .map(|&function| (function, app.user_with_functions(&format!("Only {function}"), &[function]).1))
         .collect();
     for op in ADMIN_OPERATIONS {
         let (_, key) = holding.iter().find(|(function, _)| *function == op.function).expect("a holder");
@@ -409,7 +396,7 @@ fn a_key_sent_as_the_basic_password_with_an_empty_user_name_works_for_reads_and_
 #[test]
 fn a_disabled_admin_users_key_is_refused_with_401_until_they_are_enabled_again() {
     let app = spawn_app();
-    let (deputy, key) = user_with_functions(&app, "Deputy", &ADMIN_FUNCTIONS);
+    let (deputy, key) = app.user_with_functions("Deputy", &ADMIN_FUNCTIONS);
     app.call("GET", "/v1/roles", Some(&key), None).expect(200);
 
     app.post_empty(&format!("/v1/users/{deputy}/disable")).expect(200);
@@ -432,7 +419,7 @@ fn a_disabled_admin_users_key_is_refused_with_401_until_they_are_enabled_again()
 #[test]
 fn a_revoked_admin_key_is_refused_with_401_and_a_replaced_one_without_grace_too() {
     let app = spawn_app();
-    let (deputy, key) = user_with_functions(&app, "Deputy", &ADMIN_FUNCTIONS);
+    let (deputy, key) = app.user_with_functions("Deputy", &ADMIN_FUNCTIONS);
     app.delete(&format!("/v1/users/{deputy}/key")).expect(200);
     let before = app.audit_size();
     expect_unauthenticated(&app.call("GET", "/v1/users", Some(&key), None), "revoked key");

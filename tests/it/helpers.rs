@@ -313,10 +313,17 @@ impl TestApp {
 
     /// Every item of a paginated list (`path` without a query), following `next`.
     pub fn list_all(&self, path: &str) -> Vec<Value> {
+        self.list_pages(path, 100)
+    }
+
+    /// Every item of a paginated list, `limit` a page, following `next`; `path` may carry a
+    /// query of its own.
+    pub fn list_pages(&self, path: &str, limit: u32) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         let mut after = 0;
         loop {
-            let reply = self.get(&format!("{path}?limit=100&after={after}"));
+            let reply = self.get(&format!("{path}{separator}limit={limit}&after={after}"));
             reply.expect(200);
             let page = reply.json();
             items.extend(page["items"].as_array().expect("items").iter().cloned());
@@ -441,6 +448,19 @@ impl TestApp {
         let reply = self.post(&format!("/v1/users/{user_id}/key"), options);
         reply.expect(201);
         reply.json()["key"].as_str().expect("key").to_owned()
+    }
+
+    /// A role named after `label` holding `functions`, a user holding only that role, and a
+    /// key for the user. Returns (user_id, key).
+    pub fn user_with_functions(&self, label: &str, functions: &[&str]) -> (String, String) {
+        let role = self.create_role(&format!("Role of {label}"));
+        if !functions.is_empty() {
+            self.activate(&role, functions);
+        }
+        let user = self.create_user(label);
+        self.assign(&user, &role);
+        let key = self.generate_key(&user, &serde_json::json!({}));
+        (user, key)
     }
 
     /// The walkthrough's API user: role "API Access" with the five read functions, a

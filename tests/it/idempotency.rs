@@ -30,15 +30,6 @@ fn send(
     app.raw(method, path, &headers, bytes.as_deref())
 }
 
-/// A user holding a role with `functions`, and their key.
-fn user_with_functions(app: &TestApp, label: &str, functions: &[&str]) -> (String, String) {
-    let role = app.create_role(&format!("Role of {label}"));
-    app.activate(&role, functions);
-    let user = app.create_user(label);
-    app.assign(&user, &role);
-    (user.clone(), app.generate_key(&user, &json!({})))
-}
-
 /// The `Keyledger-Position` header of a reply.
 #[track_caller]
 fn position(reply: &Reply) -> u64 {
@@ -116,7 +107,7 @@ fn the_same_idempotency_key_for_a_different_request_is_422_and_appends_nothing()
 #[test]
 fn different_admin_users_may_use_the_same_idempotency_key_independently() {
     let app = spawn_app();
-    let (_, deputy) = user_with_functions(&app, "Deputy", &["security.users.manage"]);
+    let (_, deputy) = app.user_with_functions("Deputy", &["security.users.manage"]);
     let admin = app.admin_key.clone();
     let body = json!({ "name": "Attendance app" });
 

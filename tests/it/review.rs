@@ -262,18 +262,7 @@ fn point_in_time_questions_refuse_bad_points_with_a_precise_problem() {
 
 /// Every record of the listing with this query (without `limit` and `after`), page by page.
 fn listed(app: &TestApp, query: &str, limit: u32) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = app.get(&format!("/v1/audit/events?{query}&limit={limit}&after={after}"));
-        reply.expect(200);
-        let page = reply.json();
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_u64() {
-            Some(next) => after = next,
-            None => return items,
-        }
-    }
+    app.list_pages(&format!("/v1/audit/events?{query}"), limit)
 }
 
 fn seqs(records: &[Value]) -> Vec<u64> {

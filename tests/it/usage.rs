@@ -10,18 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{BINARY, TestApp, spawn_app, spawn_app_with};
 
-/// A role holding `functions`, a user holding it, and a key. Returns (user_id, key).
-fn user_with_functions(app: &TestApp, label: &str, functions: &[&str]) -> (String, String) {
-    let role = app.create_role(&format!("Role of {label}"));
-    if !functions.is_empty() {
-        app.activate(&role, functions);
-    }
-    let user = app.create_user(label);
-    app.assign(&user, &role);
-    let key = app.generate_key(&user, &json!({}));
-    (user, key)
-}
-
 fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
     records.iter().filter(|record| record["type"] == kind).collect()
 }
@@ -50,7 +38,7 @@ fn usage_of(records: &[Value], key_id: &str) -> (u64, u64) {
 #[test]
 fn an_admin_request_refused_for_a_missing_function_is_recorded_with_actor_operation_and_target() {
     let app = spawn_app();
-    let (reader, key) = user_with_functions(&app, "Reader", &["security.users.read"]);
+    let (reader, key) = app.user_with_functions("Reader", &["security.users.read"]);
     let target = app.create_user("Target");
     let target_version = app.get(&format!("/v1/users/{target}")).json()["version"].clone();
     let before = app.audit_size();
@@ -82,7 +70,7 @@ fn an_admin_request_refused_for_a_missing_function_is_recorded_with_actor_operat
 #[test]
 fn a_refused_request_without_a_target_in_its_path_records_none() {
     let app = spawn_app();
-    let (_, key) = user_with_functions(&app, "Reader", &["security.users.read"]);
+    let (_, key) = app.user_with_functions("Reader", &["security.users.read"]);
     let before = app.audit_size();
     app.call("POST", "/v1/roles", Some(&key), Some(&json!({ "description": "Escalation" })))
         .expect_problem(403, "forbidden");
@@ -94,7 +82,7 @@ fn a_refused_request_without_a_target_in_its_path_records_none() {
 #[test]
 fn requests_with_bad_or_unknown_keys_are_not_recorded() {
     let app = spawn_app();
-    let (user, key) = user_with_functions(&app, "Deputy", &["security.users.read"]);
+    let (user, key) = app.user_with_functions("Deputy", &["security.users.read"]);
     app.delete(&format!("/v1/users/{user}/key")).expect(200);
     let before = app.audit_size();
     app.call("GET", "/v1/roles", Some("not-a-key"), None).expect_problem(401, "unauthenticated");
@@ -108,7 +96,7 @@ fn requests_with_bad_or_unknown_keys_are_not_recorded() {
 fn twenty_refusals_in_a_row_record_three_and_the_next_after_the_window_carries_the_rest() {
     const WINDOW: Duration = Duration::from_secs(2);
     let app = spawn_app_with(&["--denial-window-secs", "2"]);
-    let (_, key) = user_with_functions(&app, "Prober", &["security.users.read"]);
+    let (_, key) = app.user_with_functions("Prober", &["security.users.read"]);
     let before = app.audit_size();
     let started = Instant::now();
     for _ in 0..20 {
@@ -231,8 +219,8 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 /// quoting and neutralising in CSV. Returns their ids in that order, and the API user's key.
 fn reviewed_ledger(app: &TestApp) -> ([String; 4], String) {
     let (_, reader, reader_key) = app.api_user();
-    let (writer, _) = user_with_functions(app, "Invoicing app", &["api.invoices.read", "api.invoices.write"]);
-    let (disabled, _) = user_with_functions(app, "Former contractor", &["security.users.read"]);
+    let (writer, _) = app.user_with_functions("Invoicing app", &["api.invoices.read", "api.invoices.write"]);
+    let (disabled, _) = app.user_with_functions("Former contractor", &["security.users.read"]);
     app.post_empty(&format!("/v1/users/{disabled}/disable")).expect(200);
     let tricky = app.create_user("=HYPERLINK(\"http://x\"), \"Evil\" Co");
     ([reader, writer, disabled, tricky], reader_key)
