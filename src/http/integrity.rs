@@ -183,6 +183,15 @@ fn proof_error<E: std::fmt::Display>(error: ProofError<E>) -> ApiError {
     }
 }
 
+/// Every checkpoint written, read off the event loop.
+async fn all_checkpoints(state: &State) -> Result<Vec<Checkpoint>, ApiError> {
+    let reader = state.clone();
+    web::block(move || reader.ledger.checkpoints())
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::StorageUnavailable(e.to_string()))
+}
+
 /// The head now, and `size` checked against it.
 fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiError> {
     let head = state.ledger.view().head();
@@ -219,11 +228,7 @@ pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpRe
     let Some(size) = query.size else {
         return Ok(checkpoint_body(&state.ledger.checkpoint().await?));
     };
-    let reader = state.clone();
-    let all = web::block(move || reader.ledger.checkpoints())
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
+    let all = all_checkpoints(&state).await?;
     all.iter().find(|checkpoint| checkpoint.size == size).map(checkpoint_body).ok_or(ApiError::CheckpointNotFound(size))
 }
 
@@ -248,11 +253,7 @@ pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<Http
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
-    let reader = state.clone();
-    let all = web::block(move || reader.ledger.checkpoints())
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
+    let all = all_checkpoints(&state).await?;
     // A checkpoint of the empty log (size 0) can only be on the first page.
     let after = all.iter().filter(|checkpoint| page.after.is_none_or(|after| checkpoint.size > after));
     let (items, next) = super::paginate(after, limit, |checkpoint| checkpoint.size, CheckpointBody::from);
@@ -392,11 +393,7 @@ pub async fn export_audit_bundle(state: State, request: HttpRequest) -> Result<H
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let last = state.ledger.checkpoint().await?;
     let key = state.ledger.public_key().ok_or_else(no_checkpoints)?;
-    let reader = state.clone();
-    let all = web::block(move || reader.ledger.checkpoints())
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| ApiError::StorageUnavailable(e.to_string()))?;
+    let all = all_checkpoints(&state).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     let filename = format!("keyledger-{}-{}.jsonl", key.origin().replace('/', "-"), last.size);
     let writer = state.clone();
