@@ -3,10 +3,11 @@
 //!
 //! A checkpoint signs the view's fingerprint beside the log's Merkle root, so a reviewer
 //! who replays the log can check that it yields the view the service claimed. The
-//! fingerprint therefore depends only on the view's content, never on the order of
-//! hash maps or on how the state is laid out in memory: entities are visited in sorted
-//! order and every field is written length-prefixed, so two different views cannot
-//! encode to the same bytes. Usage records and other bookkeeping that grants nothing are
+//! fingerprint therefore depends only on the view's content and the log's order, never
+//! on the order of hash maps or on how the state is laid out in memory: entities are
+//! visited in creation order (the log's order, which every replay reproduces) and every
+//! field is written length-prefixed, so two different views cannot encode to the same
+//! bytes. Usage records and other bookkeeping that grants nothing are
 //! left out. Changing what goes in means a new `VERSION`.
 
 use super::{EventAccess, FunctionSet, Key, KeyStatus, State, Timestamp};
@@ -14,14 +15,32 @@ use super::{EventAccess, FunctionSet, Key, KeyStatus, State, Timestamp};
 /// Names the encoding; hashed first.
 const VERSION: &[u8] = b"keyledger view fingerprint v1";
 
-/// Feeds length-prefixed fields to blake3.
-struct Encoder(blake3::Hasher);
+/// Feeds length-prefixed fields to blake3, through a buffer: hashing many small fields
+/// one update at a time costs several times what hashing the same bytes in large blocks
+/// does.
+struct Encoder {
+    hasher: blake3::Hasher,
+    buffer: Vec<u8>,
+}
 
 impl Encoder {
-    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
-        self.0.update(&(bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
+    const FLUSH_AT: usize = 64 * 1024;
+
+    fn new() -> Self {
+        Self { hasher: blake3::Hasher::new(), buffer: Vec::with_capacity(Self::FLUSH_AT + 4096) }
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= Self::FLUSH_AT {
+            self.hasher.update(&self.buffer);
+            self.buffer.clear();
+        }
         self
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.raw(&(bytes.len() as u64).to_le_bytes()).raw(bytes)
     }
 
     fn text(&mut self, text: &str) -> &mut Self {
@@ -29,8 +48,12 @@ impl Encoder {
     }
 
     fn number(&mut self, number: u64) -> &mut Self {
-        self.0.update(&number.to_le_bytes());
-        self
+        self.raw(&number.to_le_bytes())
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buffer);
+        *self.hasher.finalize().as_bytes()
     }
 
     fn time(&mut self, time: Option<Timestamp>) -> &mut Self {
@@ -72,17 +95,15 @@ impl State {
     /// their state, roles, event access and keys (ids, hashes, times, status), and event
     /// groups with their nesting and events.
     pub fn fingerprint(&self) -> [u8; 32] {
-        let mut encoder = Encoder(blake3::Hasher::new());
+        let mut encoder = Encoder::new();
         encoder.bytes(VERSION);
 
-        let mut roles: Vec<_> = self.roles_after(0).collect();
-        roles.sort_unstable_by(|a, b| a.id().as_str().cmp(b.id().as_str()));
+        let roles: Vec<_> = self.roles_after(0).collect();
         encoder.list(roles.into_iter(), |encoder, role| {
             encoder.text(role.id().as_str()).text(role.description()).functions(role.functions());
         });
 
-        let mut groups: Vec<_> = self.groups_after(0).collect();
-        groups.sort_unstable_by(|a, b| a.id().as_str().cmp(b.id().as_str()));
+        let groups: Vec<_> = self.groups_after(0).collect();
         encoder.list(groups.into_iter(), |encoder, group| {
             encoder.text(group.id().as_str()).text(group.name());
             encoder.text(group.parent().map_or("", |parent| parent.as_str()));
@@ -91,8 +112,7 @@ impl State {
             });
         });
 
-        let mut users: Vec<_> = self.users_after(0).collect();
-        users.sort_unstable_by(|a, b| a.id().as_str().cmp(b.id().as_str()));
+        let users: Vec<_> = self.users_after(0).collect();
         encoder.list(users.into_iter(), |encoder, user| {
             encoder.text(user.id().as_str()).text(user.name()).text(user.email().unwrap_or(""));
             encoder.number(u64::from(user.is_enabled()));
@@ -106,11 +126,14 @@ impl State {
                 }),
             };
             for hash in [user.current_key(), user.grace_key()] {
-                encoder.bytes(hash.map(|hash| hash.to_hex()).unwrap_or_default().as_bytes());
+                match hash {
+                    Some(hash) => encoder.number(1).raw(hash.as_bytes()),
+                    None => encoder.number(0),
+                };
                 encoder.key(hash.and_then(|hash| self.key(&hash)));
             }
         });
-        *encoder.0.finalize().as_bytes()
+        encoder.finish()
     }
 }
 
