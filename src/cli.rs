@@ -17,6 +17,25 @@ use crate::http::throttle::ThrottleConfig;
 use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 
+/// Prints a line to standard output. A reader that went away (`keyledger … | head`) ends
+/// the command quietly and successfully, as for other command-line tools, rather than in
+/// a panic; any other failure to write is an error.
+macro_rules! say {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+fn emit(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// keyledger: event-sourced API keys and permissions, with a provable audit trail.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -256,7 +275,7 @@ pub fn main() -> ExitCode {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
             match crate::checkpoint::Signer::load(&path) {
                 Ok(signer) => {
-                    println!("{}", signer.public_key().to_hex());
+                    say!("{}", signer.public_key().to_hex());
                     ExitCode::SUCCESS
                 }
                 Err(error) => fail(error),
@@ -264,7 +283,7 @@ pub fn main() -> ExitCode {
         }
         Command::AccessReport { data_dir, format } => access_report(data_dir, format.into()),
         Command::Openapi => {
-            print!("{}", crate::http::openapi::document_json());
+            say!("{}", crate::http::openapi::document_json().trim_end());
             ExitCode::SUCCESS
         }
     }
@@ -314,11 +333,11 @@ fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
     crate::telemetry::init("warn");
     match app::init(&data_dir, &checkpoints) {
         Ok((admin, public_key, secret)) => {
-            println!("initialised {}", data_dir.display());
-            println!("admin user: {admin}");
-            println!("signing key (ed25519, public): {}", public_key.to_hex());
-            println!("store the key below now: it is not shown again");
-            println!("{}", secret.expose());
+            say!("initialised {}", data_dir.display());
+            say!("admin user: {admin}");
+            say!("signing key (ed25519, public): {}", public_key.to_hex());
+            say!("store the key below now: it is not shown again");
+            say!("{}", secret.expose());
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),
@@ -386,20 +405,20 @@ fn verify_bundle(bundle: &Path, public_key: Option<&str>, trusted: Option<&Path>
     let options = crate::bundle::VerifyOptions { public_key, trusted: trusted.clone() };
     match crate::bundle::verify(file, &options) {
         Ok(summary) => {
-            println!("valid: {} records, {} signed checkpoints", summary.records, summary.checkpoints);
-            println!("public key: {}", summary.public_key.to_hex());
+            say!("valid: {} records, {} signed checkpoints", summary.records, summary.checkpoints);
+            say!("public key: {}", summary.public_key.to_hex());
             let last = &summary.last;
-            println!("last checkpoint: size {} root {} at {}", last.size, last.root, last.time);
+            say!("last checkpoint: size {} root {} at {}", last.size, last.root, last.time);
             if let Some(trusted) = trusted {
-                println!("consistent with the trusted checkpoint at size {} (root {})", trusted.size, trusted.root);
+                say!("consistent with the trusted checkpoint at size {} (root {})", trusted.size, trusted.root);
             }
             if options.public_key.is_none() {
-                println!("note: no --public-key given; the bundle's own key was used");
+                say!("note: no --public-key given; the bundle's own key was used");
             }
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            println!("INVALID at {failure}");
+            say!("INVALID at {failure}");
             ExitCode::FAILURE
         }
     }
@@ -447,7 +466,7 @@ fn replay(bundle: &Path, at: Option<&str>, public_key: Option<&str>) -> ExitCode
             let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
             match serde_json::to_string_pretty(&view) {
                 Ok(json) => {
-                    println!("{json}");
+                    say!("{json}");
                     ExitCode::SUCCESS
                 }
                 Err(error) => fail(error),
@@ -492,12 +511,12 @@ fn verify(data_dir: PathBuf) -> ExitCode {
     };
     match verify_log(&log) {
         Ok(verification) if verification.is_valid() => {
-            println!("valid: {} records, head {}", verification.verified, verification.head_hash);
+            say!("valid: {} records, head {}", verification.verified, verification.head_hash);
             ExitCode::SUCCESS
         }
         Ok(verification) => {
             let reason = verification.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
-            println!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
+            say!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
             ExitCode::FAILURE
         }
         Err(error) => fail(error),
