@@ -89,6 +89,11 @@ impl Default for Limits {
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
 
 /// When the service signs checkpoints, and with which key.
+///
+/// Signing one computes the view's fingerprint on the writer thread, which pauses writes
+/// for a time in proportion to the number of users (about 0.16 s at 250,000; see
+/// BENCHMARKS.md), so the defaults sign by time (every minute, if anything changed) and
+/// only every 100,000 records by count.
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
     /// Sign one once this many records were appended since the last one.
@@ -102,7 +107,7 @@ pub struct CheckpointConfig {
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        Self { every: 10_000, interval: std::time::Duration::from_secs(60), signing_key: None }
+        Self { every: 100_000, interval: std::time::Duration::from_secs(60), signing_key: None }
     }
 }
 
