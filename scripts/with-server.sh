@@ -5,6 +5,7 @@
 #
 # Usage: scripts/with-server.sh COMMAND [ARGS...]
 #   KEYLEDGER_BIN overrides the binary (default: target/debug/keyledger, built if missing).
+#   SERVE_ARGS adds arguments to `keyledger serve` (for example "--checkpoint-every 8").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ bin=${KEYLEDGER_BIN:-target/debug/keyledger}
 [ -x "$bin" ] || cargo build --quiet
 data=$(mktemp -d)
 out=$(mktemp)
-"$bin" serve --data-dir "$data/data" --listen 127.0.0.1:0 >"$out" 2>"$data/server.log" &
+# shellcheck disable=SC2086
+"$bin" serve --data-dir "$data/data" --listen 127.0.0.1:0 ${SERVE_ARGS:-} >"$out" 2>"$data/server.log" &
 pid=$!
 cleanup() {
   kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true

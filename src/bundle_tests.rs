@@ -1,5 +1,8 @@
 //! Bundles: an export verifies, and every kind of tampering the issue names is caught and
-//! located, over thousands of random mutations.
+//! located, over thousands of random mutations, both of a bundle built here and of one a
+//! real server exported after the README's walkthrough (`tests/data/walkthrough-bundle.jsonl`,
+//! made by `scripts/walkthrough-bundle.sh`; it must keep verifying, so a change that
+//! would break bundles exported by earlier builds fails here).
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -13,8 +16,21 @@ use crate::log::{ChainHash, MemoryLog, record};
 struct Fixture {
     bundle: Vec<u8>,
     key: PublicKey,
-    signer_dir: tempfile::TempDir,
     checkpoints: Vec<Checkpoint>,
+}
+
+/// The bundle a server exported after the README's walkthrough, with a checkpoint every 8
+/// records.
+fn walkthrough() -> Fixture {
+    let bundle = include_bytes!("../tests/data/walkthrough-bundle.jsonl").to_vec();
+    let text = std::str::from_utf8(&bundle).unwrap();
+    let key = PublicKey::parse_line(text.lines().next().unwrap()).unwrap();
+    let checkpoints = text
+        .lines()
+        .filter(|line| line.starts_with(r#"{"kind":"checkpoint""#))
+        .map(|line| Checkpoint::parse_line(line).unwrap())
+        .collect();
+    Fixture { bundle, key, checkpoints }
 }
 
 fn system() -> Request {
@@ -78,7 +94,8 @@ fn fixture() -> Fixture {
     let checkpoints = ledger.checkpoints().unwrap();
     let mut bundle = Vec::new();
     export(ledger.log(), &key, &checkpoints, &last, &mut bundle).unwrap();
-    Fixture { bundle, key, signer_dir, checkpoints }
+    drop(signer_dir);
+    Fixture { bundle, key, checkpoints }
 }
 
 fn lines(bundle: &[u8]) -> Vec<Vec<u8>> {
@@ -87,6 +104,15 @@ fn lines(bundle: &[u8]) -> Vec<Vec<u8>> {
 
 fn strict(fixture: &Fixture) -> VerifyOptions {
     VerifyOptions { public_key: Some(fixture.key), trusted: fixture.checkpoints.last().cloned() }
+}
+
+#[test]
+fn the_bundle_a_server_exported_after_the_walkthrough_verifies() {
+    let fixture = walkthrough();
+    let summary = verify(fixture.bundle.as_slice(), &strict(&fixture)).unwrap();
+    assert_eq!(summary.records, 32);
+    assert_eq!(summary.checkpoints, fixture.checkpoints.len());
+    assert!(summary.checkpoints >= 4);
 }
 
 #[test]
@@ -218,15 +244,23 @@ fn forge(lines: &[Vec<u8>], index: usize) -> Vec<u8> {
 
 #[test]
 fn every_mutation_of_a_bundle_is_caught_and_located() {
-    let fixture = fixture();
-    let mut rng = StdRng::seed_from_u64(2027);
+    assert_every_mutation_is_caught(&fixture(), 2027);
+}
+
+#[test]
+fn every_mutation_of_the_walkthrough_bundle_is_caught_and_located() {
+    assert_every_mutation_is_caught(&walkthrough(), 2028);
+}
+
+fn assert_every_mutation_is_caught(fixture: &Fixture, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let cases = std::env::var("KEYLEDGER_BUNDLE_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(3000);
     for case in 0..cases {
-        let (mutation, bundle, expected_line) = mutate(&mut rng, &fixture);
+        let (mutation, bundle, expected_line) = mutate(&mut rng, fixture);
         if bundle == fixture.bundle {
             continue;
         }
-        let failure = match verify(bundle.as_slice(), &strict(&fixture)) {
+        let failure = match verify(bundle.as_slice(), &strict(fixture)) {
             Ok(_) => panic!("case {case}: `{mutation}` was not caught"),
             Err(failure) => failure,
         };
@@ -239,7 +273,7 @@ fn every_mutation_of_a_bundle_is_caught_and_located() {
 
 #[test]
 fn without_a_trusted_checkpoint_only_a_cut_at_a_checkpoint_passes_and_a_trusted_one_catches_it() {
-    let fixture = fixture();
+    let fixture = walkthrough();
     let lines = lines(&fixture.bundle);
     let middle = lines.iter().position(|line| line.starts_with(br#"{"kind":"checkpoint""#)).unwrap();
     let cut = lines[..=middle].concat();
@@ -252,7 +286,7 @@ fn without_a_trusted_checkpoint_only_a_cut_at_a_checkpoint_passes_and_a_trusted_
 
 #[test]
 fn a_history_re_signed_with_another_key_fails_against_the_real_key() {
-    let fixture = fixture();
+    let fixture = walkthrough();
     let forger = Signer::generate();
     let mut out = format!("{}\n", forger.public_key().to_line()).into_bytes();
     for line in lines(&fixture.bundle).iter().skip(1) {
@@ -267,5 +301,4 @@ fn a_history_re_signed_with_another_key_fails_against_the_real_key() {
     assert!(verify(out.as_slice(), &VerifyOptions::default()).is_ok(), "integrity alone holds");
     let failure = verify(out.as_slice(), &VerifyOptions { public_key: Some(fixture.key), trusted: None }).unwrap_err();
     assert_eq!((failure.line, failure.place.as_str()), (1, "public key"));
-    drop(fixture.signer_dir);
 }
