@@ -19,7 +19,7 @@
 use std::io::{BufRead, Write};
 
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::domain::{Position, State};
+use crate::domain::{FingerprintCache, Position, State};
 use crate::log::{ChainVerifier, EventLog, StoredRecord};
 use crate::merkle::{self, Frontier, TreeHash};
 
@@ -147,6 +147,7 @@ pub fn verify_until(
     let mut verifier = ChainVerifier::default();
     let mut frontier = Frontier::default();
     let mut state = State::default();
+    let mut fingerprints = FingerprintCache::default();
     let mut at_point: Option<State> = None;
     let mut public_key: Option<PublicKey> = None;
     let mut last: Option<Checkpoint> = None;
@@ -185,7 +186,8 @@ pub fn verify_until(
             let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
             let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
             let place = format!("checkpoint at size {}", checkpoint.size);
-            check_checkpoint(&checkpoint, &key, last.as_ref(), &frontier, &state)
+            let view = TreeHash::from_bytes(state.fingerprint_cached(&mut fingerprints));
+            check_checkpoint(&checkpoint, &key, last.as_ref(), &frontier, &view)
                 .map_err(|r| fail(number, &place, r))?;
             last = Some(checkpoint);
             checkpoints += 1;
@@ -248,7 +250,7 @@ fn check_checkpoint(
     key: &PublicKey,
     previous: Option<&Checkpoint>,
     frontier: &Frontier,
-    state: &State,
+    view: &TreeHash,
 ) -> Result<(), String> {
     if !checkpoint.is_signed_by(key) {
         return Err("the signature does not verify under the bundle's public key".into());
@@ -274,7 +276,7 @@ fn check_checkpoint(
             checkpoint.root
         ));
     }
-    if checkpoint.view != TreeHash::from_bytes(state.fingerprint()) {
+    if checkpoint.view != *view {
         return Err("replaying the records does not give the permission view it signs".into());
     }
     Ok(())

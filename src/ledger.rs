@@ -19,7 +19,9 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
-use crate::domain::{self, Actor, Command, Context, DomainError, Event, KeySecret, Position, State, Timestamp};
+use crate::domain::{
+    self, Actor, Command, Context, DomainError, Event, FingerprintCache, KeySecret, Position, State, Timestamp,
+};
 use crate::log::record::{self, Envelope};
 use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord, Tree};
 use crate::merkle::{self, Frontier, TreeHash};
@@ -236,6 +238,7 @@ impl<L: EventLog> Ledger<L> {
             signer,
             checkpoint_every: every,
             last_checkpoint: latest,
+            fingerprints: FingerprintCache::default(),
         };
         let writer = std::thread::Builder::new()
             .name("keyledger-writer".to_owned())
@@ -502,6 +505,9 @@ struct Writer<L> {
     checkpoint_every: u64,
     /// The newest checkpoint written or loaded.
     last_checkpoint: Option<Checkpoint>,
+    /// The digests of the view's entities as of the last checkpoint, so that the next one
+    /// re-encodes only what changed. Belongs to `state`: reset with it.
+    fingerprints: FingerprintCache,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -558,7 +564,7 @@ impl<L: EventLog> Writer<L> {
             SubmitError::Storage(error)
         };
         let root = merkle::root(&Tree(&self.shared.log), head).map_err(|e| failed(e.to_string()))?;
-        let view = TreeHash::from_bytes(self.state.fingerprint());
+        let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
         // A checkpoint is never older than the records it covers.
         let time = Timestamp::now().max(self.last_at);
         let checkpoint = signer.sign(head, root, time, view);
@@ -633,8 +639,10 @@ impl<L: EventLog> Writer<L> {
                 other => other.to_string(),
             };
             tracing::error!(error = %message, "appending a batch failed; nothing of it was applied");
-            // Forget the batch: go back to the durable state.
+            // Forget the batch: go back to the durable state. Its positions will be used
+            // again, so digests cached by them may no longer be right.
             self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
+            self.fingerprints = FingerprintCache::default();
             self.prev_hash = prev_hash;
             self.last_at = last_at;
             // Every command of the batch was decided against events that were never

@@ -52,8 +52,16 @@ impl Encoder {
     }
 
     fn finish(mut self) -> [u8; 32] {
+        self.take()
+    }
+
+    /// The hash of what was fed since the last take, leaving the encoder empty for reuse.
+    fn take(&mut self) -> [u8; 32] {
         self.hasher.update(&self.buffer);
-        *self.hasher.finalize().as_bytes()
+        self.buffer.clear();
+        let digest = *self.hasher.finalize().as_bytes();
+        self.hasher.reset();
+        digest
     }
 
     fn time(&mut self, time: Option<Timestamp>) -> &mut Self {
@@ -90,49 +98,123 @@ impl Encoder {
     }
 }
 
+/// Each entity's digest as of its version, by creation order, so that a fingerprint
+/// re-encodes only the entities changed since the last one: every change to what an
+/// entity's digest covers moves the entity's `version` (a key's revocation or rotation
+/// moves its user's).
+///
+/// A cache belongs to one line of states, each the one before plus events: a state that
+/// is thrown away (a batch whose append failed) takes the cache with it, since the
+/// positions it used are used again.
+#[derive(Debug, Clone, Default)]
+pub struct FingerprintCache {
+    roles: Vec<Cached>,
+    groups: Vec<Cached>,
+    users: Vec<Cached>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    version: u64,
+    digest: [u8; 32],
+}
+
+/// Writes the count, then each entity's digest, from `cache` when its version is the
+/// cached one and freshly encoded otherwise.
+fn digests<'a, T: 'a>(
+    out: &mut Encoder,
+    scratch: &mut Encoder,
+    cache: &mut Vec<Cached>,
+    entities: Vec<&'a T>,
+    version: impl Fn(&T) -> u64,
+    encode: impl Fn(&mut Encoder, &T),
+) {
+    out.number(entities.len() as u64);
+    for (index, entity) in entities.into_iter().enumerate() {
+        let version = version(entity);
+        let digest = match cache.get(index) {
+            Some(cached) if cached.version == version => cached.digest,
+            _ => {
+                encode(scratch, entity);
+                let fresh = Cached { version, digest: scratch.take() };
+                match cache.get_mut(index) {
+                    Some(slot) => *slot = fresh,
+                    None => cache.push(fresh),
+                }
+                fresh.digest
+            }
+        };
+        out.raw(&digest);
+    }
+}
+
 impl State {
     /// The fingerprint of the permission view: roles and their functions, users with
     /// their state, roles, event access and keys (ids, hashes, times, status), and event
-    /// groups with their nesting and events.
+    /// groups with their nesting and events. It is blake3 over the version label and, for
+    /// roles, groups and users in turn, their count and each one's digest (blake3 of its
+    /// encoding) in creation order.
     pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint_cached(&mut FingerprintCache::default())
+    }
+
+    /// [`State::fingerprint`], re-encoding only the entities whose version is not the one
+    /// `cache` holds, and updating it.
+    pub fn fingerprint_cached(&self, cache: &mut FingerprintCache) -> [u8; 32] {
         let mut encoder = Encoder::new();
+        let mut scratch = Encoder::new();
         encoder.bytes(VERSION);
-
-        let roles: Vec<_> = self.roles_after(0).collect();
-        encoder.list(roles.into_iter(), |encoder, role| {
-            encoder.text(role.id().as_str()).text(role.description()).functions(role.functions());
-        });
-
-        let groups: Vec<_> = self.groups_after(0).collect();
-        encoder.list(groups.into_iter(), |encoder, group| {
-            encoder.text(group.id().as_str()).text(group.name());
-            encoder.text(group.parent().map_or("", |parent| parent.as_str()));
-            encoder.list(group.events().iter(), |encoder, event| {
-                encoder.text(event.as_str());
-            });
-        });
-
-        let users: Vec<_> = self.users_after(0).collect();
-        encoder.list(users.into_iter(), |encoder, user| {
-            encoder.text(user.id().as_str()).text(user.name()).text(user.email().unwrap_or(""));
-            encoder.number(u64::from(user.is_enabled()));
-            encoder.list(user.roles().iter(), |encoder, role| {
-                encoder.text(role.as_str());
-            });
-            match user.event_access() {
-                EventAccess::AllEvents => encoder.number(1),
-                EventAccess::Groups(groups) => encoder.number(0).list(groups.iter(), |encoder, group| {
-                    encoder.text(group.as_str());
-                }),
-            };
-            for hash in [user.current_key(), user.grace_key()] {
-                match hash {
-                    Some(hash) => encoder.number(1).raw(hash.as_bytes()),
-                    None => encoder.number(0),
+        digests(
+            &mut encoder,
+            &mut scratch,
+            &mut cache.roles,
+            self.roles_after(0).collect(),
+            |role| role.version(),
+            |encoder, role| {
+                encoder.text(role.id().as_str()).text(role.description()).functions(role.functions());
+            },
+        );
+        digests(
+            &mut encoder,
+            &mut scratch,
+            &mut cache.groups,
+            self.groups_after(0).collect(),
+            |group| group.version(),
+            |encoder, group| {
+                encoder.text(group.id().as_str()).text(group.name());
+                encoder.text(group.parent().map_or("", |parent| parent.as_str()));
+                encoder.list(group.events().iter(), |encoder, event| {
+                    encoder.text(event.as_str());
+                });
+            },
+        );
+        digests(
+            &mut encoder,
+            &mut scratch,
+            &mut cache.users,
+            self.users_after(0).collect(),
+            |user| user.version(),
+            |encoder, user| {
+                encoder.text(user.id().as_str()).text(user.name()).text(user.email().unwrap_or(""));
+                encoder.number(u64::from(user.is_enabled()));
+                encoder.list(user.roles().iter(), |encoder, role| {
+                    encoder.text(role.as_str());
+                });
+                match user.event_access() {
+                    EventAccess::AllEvents => encoder.number(1),
+                    EventAccess::Groups(groups) => encoder.number(0).list(groups.iter(), |encoder, group| {
+                        encoder.text(group.as_str());
+                    }),
                 };
-                encoder.key(hash.and_then(|hash| self.key(&hash)));
-            }
-        });
+                for hash in [user.current_key(), user.grace_key()] {
+                    match hash {
+                        Some(hash) => encoder.number(1).raw(hash.as_bytes()),
+                        None => encoder.number(0),
+                    };
+                    encoder.key(hash.and_then(|hash| self.key(&hash)));
+                }
+            },
+        );
         encoder.finish()
     }
 }

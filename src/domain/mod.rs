@@ -28,6 +28,7 @@ pub use check::{CheckRequest, Decision, Reason, check};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
 pub use event::Event;
+pub use fingerprint::FingerprintCache;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};

@@ -1807,6 +1807,7 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
         let mut secrets = Vec::new();
         let mut now = RECORDED_AT;
         let opening = opening_commands(&mut rng, &mut secrets);
+        let mut fingerprints = FingerprintCache::default();
         for step in 0..STEPS_PER_SEED {
             now = seconds_after(now, rng.random_range(0..900));
             let context = random_context(&mut rng, &live, now);
@@ -1828,6 +1829,9 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
             }
             assert_invariants(&live, seed);
             assert_check_matches_reference(&live, &secrets, now, seed);
+            // Every change to what the fingerprint covers moves a version, so the cached
+            // fingerprint never misses one.
+            assert_eq!(live.fingerprint_cached(&mut fingerprints), live.fingerprint(), "seed {seed}, step {step}");
         }
 
         let mut replayed = State::default();
