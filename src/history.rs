@@ -203,6 +203,25 @@ pub fn state_at<L: EventLog>(log: &L, at: At) -> Result<Replayed, HistoryError> 
     Ok(Replayed { state, position: last.map_or(0, |(seq, _)| seq), recorded_at: last.map(|(_, at)| at) })
 }
 
+/// The head of the history without replaying it: `view`, the state the service holds for
+/// the log's head (verified when it was replayed at start, and extended since only by the
+/// writer), with the time of its last record read from `log`.
+pub fn current<L: EventLog>(view: State, log: &L) -> Result<Replayed, HistoryError> {
+    let position = view.head();
+    let recorded_at = match position {
+        0 => None,
+        seq => {
+            let stored = log.read(seq, 1).map_err(|e| HistoryError::Storage(Box::new(e)))?;
+            let record = stored.first().filter(|stored| stored.seq == seq).ok_or(ChainError::Gap {
+                expected: seq,
+                found: stored.first().map_or(0, |stored| stored.seq),
+            })?;
+            Some(crate::log::record::decode(&record.bytes).map_err(ChainError::from)?.at)
+        }
+    };
+    Ok(Replayed { state: view, position, recorded_at })
+}
+
 /// What changed from just after `from` to just after `to`: every permission an event in
 /// between gave or took away, with the record that did it, in log order.
 pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError> {
@@ -336,6 +355,17 @@ mod tests {
         let from_time = super::diff(&log, At::Time(at(5)), At::Time(at(10))).unwrap();
         assert_eq!((from_time.from, from_time.to, from_time.changes.len()), (3, 4, 1));
         assert!(super::diff(&log, At::Time(at(5)), At::Time(at(9))).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn the_current_view_answers_for_the_head_as_a_replay_to_it_does() {
+        let log = log();
+        let replayed = state_at(&log, At::Head).unwrap();
+        let now = current(replayed.state.clone(), &log).unwrap();
+        assert_eq!((now.position, now.recorded_at), (replayed.position, replayed.recorded_at));
+        assert_eq!(now.state.fingerprint(), replayed.state.fingerprint());
+        let empty = current(State::default(), &MemoryLog::new()).unwrap();
+        assert_eq!((empty.position, empty.recorded_at), (0, None));
     }
 
     #[test]

@@ -54,15 +54,25 @@ fn point(
     }
 }
 
-/// The time key states are judged at, for an answer about `at`.
-/// Replays the log to `at` on a blocking thread, then answers with `answer`.
+/// Replays the log to `at` on a blocking thread, then answers with `answer`. The head (no
+/// position or time asked) needs no replay: it is the view the service serves, copied
+/// under its read lock.
 async fn replay_then<T: Send + 'static>(
     state: &State,
     at: At,
     answer: impl FnOnce(Replayed) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let reader = state.clone();
-    web::block(move || history::state_at(reader.ledger.log(), at).map(answer))
+    web::block(move || {
+        let replayed = match at {
+            At::Head => {
+                let view = reader.ledger.view().clone();
+                history::current(view, reader.ledger.log())
+            }
+            at => history::state_at(reader.ledger.log(), at),
+        };
+        replayed.map(answer)
+    })
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(ApiError::from)
