@@ -4,7 +4,8 @@
 //! Both replay the log from its first record, verifying the chain as they go, as start-up
 //! does. That costs time in proportion to the log's size on every question: acceptable
 //! while logs are small, and the place to start from snapshots once they are not
-//! (ARCHITECTURE.md lists it among the known costs). The records are read in chunks, so
+//! (ARCHITECTURE.md lists it among the known costs). The head needs no replay:
+//! [`current`] answers from the view the service holds. The records are read in chunks, so
 //! memory stays in proportion to the state, not to the log.
 
 use crate::domain::{Actor, Change, Position, State, Timestamp, apply_tracking_changes};

@@ -300,8 +300,8 @@ impl PermissionsAt {
 
 /// The whole permission view as it was at a log position or a time: users, their roles,
 /// functions, event access, keys and key states; roles; event groups. Without `position`
-/// or `at`, the view now. Replays the log from its start, so it takes time in proportion
-/// to the log's size.
+/// or `at`, the view now. A position or a time replays the log from its start, so it takes
+/// time in proportion to the log's size; now is answered from the live view.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "getPermissionsAt",
@@ -427,7 +427,8 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
 /// Which users and keys could do a function (on an event) at a log position or a time
 /// (default now), each with its explanation: the roles that carried the function and the
 /// chain of groups that gave access to the event. A key is listed exactly when `checkKey`
-/// would have allowed it then. Replays the log from its start.
+/// would have allowed it then. A position or a time replays the log from its start; now is
+/// answered from the live view.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "whoCan",
