@@ -132,7 +132,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
     },
-    /// Verify the hash chain of a data directory's log, offline. Exits 1 if it fails.
+    /// Verify a data directory's log offline: the hash chain, the Merkle tree, and every
+    /// signed checkpoint against the records. Exits 1 if anything fails.
     VerifyLog {
         /// The data directory.
         #[arg(long, default_value = "./data")]
@@ -509,9 +510,25 @@ fn verify(data_dir: PathBuf) -> ExitCode {
         Ok(log) => log,
         Err(error) => return fail(error),
     };
-    match verify_log(&log) {
+    // The checkpoints and the public key, where the data directory has them.
+    let store = crate::checkpoint::CheckpointStore::new(data_dir.join(crate::checkpoint::CHECKPOINTS_FILE));
+    let checkpoints = match store.all() {
+        Ok(checkpoints) => checkpoints,
+        Err(error) => return fail(error),
+    };
+    let key_file = data_dir.join(crate::checkpoint::SIGNING_KEY_FILE);
+    let key = match key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose() {
+        Ok(signer) => signer.map(|signer| signer.public_key()),
+        Err(error) => return fail(error),
+    };
+    match verify_log(&log, &checkpoints, key.as_ref()) {
         Ok(verification) if verification.is_valid() => {
-            say!("valid: {} records, head {}", verification.verified, verification.head_hash);
+            say!(
+                "valid: {} records, head {}, Merkle tree intact, {} signed checkpoints match",
+                verification.verified,
+                verification.head_hash,
+                verification.checkpoints
+            );
             ExitCode::SUCCESS
         }
         Ok(verification) => {

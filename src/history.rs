@@ -213,10 +213,10 @@ pub fn current<L: EventLog>(view: State, log: &L) -> Result<Replayed, HistoryErr
         0 => None,
         seq => {
             let stored = log.read(seq, 1).map_err(|e| HistoryError::Storage(Box::new(e)))?;
-            let record = stored.first().filter(|stored| stored.seq == seq).ok_or(ChainError::Gap {
-                expected: seq,
-                found: stored.first().map_or(0, |stored| stored.seq),
-            })?;
+            let record = stored
+                .first()
+                .filter(|stored| stored.seq == seq)
+                .ok_or(ChainError::Gap { expected: seq, found: stored.first().map_or(0, |stored| stored.seq) })?;
             Some(crate::log::record::decode(&record.bytes).map_err(ChainError::from)?.at)
         }
     };

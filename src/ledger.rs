@@ -344,9 +344,12 @@ impl<L: EventLog> Ledger<L> {
         self.queue.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(SubmitError::ShuttingDown)
     }
 
-    /// Recomputes the hash chain over the whole log, from storage.
+    /// Recomputes the hash chain and the Merkle tree over the whole log, from storage, and
+    /// checks them against every signed checkpoint.
     pub fn verify(&self) -> Result<Verification, L::Error> {
-        verify_log(&self.shared.log)
+        // An unreadable checkpoint file shows as no checkpoints; opening the ledger read it.
+        let checkpoints = self.checkpoints().unwrap_or_default();
+        verify_log(&self.shared.log, &checkpoints, self.shared.public_key.as_ref())
     }
 }
 
@@ -356,7 +359,7 @@ impl<L: EventLog> Drop for Ledger<L> {
     }
 }
 
-/// The outcome of verifying a log's chain.
+/// The outcome of verifying a log: its chain, its Merkle tree and its checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     /// The log's head when verification started: the records it covers.
@@ -365,8 +368,10 @@ pub struct Verification {
     pub verified: u64,
     /// The hash of the last verified record.
     pub head_hash: ChainHash,
+    /// How many signed checkpoints the records were found to match.
+    pub checkpoints: u64,
     /// The first failure, if any.
-    pub error: Option<ChainError>,
+    pub error: Option<VerifyError>,
 }
 
 impl Verification {
@@ -376,37 +381,90 @@ impl Verification {
     }
 }
 
+/// Why a log did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A record, or the chain between records, is broken.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The Merkle tree stored beside the records is not the tree of the records.
+    #[error("the Merkle tree stored for the first {size} records does not match them")]
+    Tree {
+        /// How many records were compared.
+        size: u64,
+    },
+    /// A signed checkpoint does not match the records.
+    #[error("the checkpoint at size {size} does not match the log: {reason}")]
+    Checkpoint {
+        /// The checkpoint's size.
+        size: u64,
+        /// What does not match.
+        reason: String,
+    },
+}
+
 /// Verifies every record of a log, in order: hashes, links, sequence and unique ids, and
-/// that every record decodes into an event this build can replay. The log's head is read
-/// first and the records up to it are verified, so writes landing meanwhile neither fail
-/// nor extend the verification.
-pub fn verify_log<L: EventLog>(log: &L) -> Result<Verification, L::Error> {
+/// that every record decodes into an event this build can replay; that the Merkle tree
+/// stored beside the records is theirs; and that every checkpoint in `checkpoints` is
+/// signed by `key` (when given) and signs the root of the records at its size. The log's
+/// head is read first and the records up to it are verified, so writes landing meanwhile
+/// neither fail nor extend the verification.
+pub fn verify_log<L: EventLog>(
+    log: &L,
+    checkpoints: &[Checkpoint],
+    key: Option<&PublicKey>,
+) -> Result<Verification, L::Error> {
     let head = log.head()?;
     let mut verifier = ChainVerifier::default();
-    while verifier.size() < head {
+    let mut frontier = Frontier::default();
+    let mut matched = 0;
+    let mut pending = checkpoints.iter().filter(|checkpoint| checkpoint.size <= head).peekable();
+    let outcome = |verifier: &ChainVerifier, matched: u64, error: Option<VerifyError>| Verification {
+        size: head,
+        verified: verifier.size(),
+        head_hash: verifier.head_hash(),
+        checkpoints: matched,
+        error,
+    };
+    loop {
+        // Every checkpoint at the size reached so far is checked before going on.
+        while let Some(checkpoint) = pending.next_if(|checkpoint| checkpoint.size <= frontier.size()) {
+            let mismatch = |reason: &str| VerifyError::Checkpoint { size: checkpoint.size, reason: reason.into() };
+            if key.is_some_and(|key| !checkpoint.is_signed_by(key)) {
+                return Ok(outcome(&verifier, matched, Some(mismatch("it is not signed by this service's key"))));
+            }
+            if checkpoint.size != frontier.size() || checkpoint.root != frontier.root() {
+                return Ok(outcome(
+                    &verifier,
+                    matched,
+                    Some(mismatch("the Merkle root of the records is not the one signed")),
+                ));
+            }
+            matched += 1;
+        }
+        if verifier.size() >= head {
+            break;
+        }
         let wanted = usize::try_from(head - verifier.size()).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
         let chunk = log.read(verifier.size() + 1, wanted)?;
         if chunk.is_empty() {
             let error = ChainError::Gap { expected: verifier.size() + 1, found: head };
-            return Ok(Verification {
-                size: head,
-                verified: verifier.size(),
-                head_hash: verifier.head_hash(),
-                error: Some(error),
-            });
+            return Ok(outcome(&verifier, matched, Some(error.into())));
         }
         for stored in &chunk {
             if let Err(error) = verifier.verify_and_decode_next(stored) {
-                return Ok(Verification {
-                    size: head,
-                    verified: verifier.size(),
-                    head_hash: verifier.head_hash(),
-                    error: Some(error),
-                });
+                return Ok(outcome(&verifier, matched, Some(error.into())));
+            }
+            frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+            if pending.peek().is_some_and(|checkpoint| checkpoint.size == frontier.size()) {
+                break;
             }
         }
     }
-    Ok(Verification { size: head, verified: verifier.size(), head_hash: verifier.head_hash(), error: None })
+    let tree_matches = merkle::root(&Tree(log), head).is_ok_and(|root| root == frontier.root());
+    let error = (!tree_matches).then_some(VerifyError::Tree { size: head });
+    Ok(outcome(&verifier, matched, error))
 }
 
 fn tree_error<E: std::error::Error + Send + Sync + 'static>(size: u64, error: merkle::ProofError<E>) -> OpenError {

@@ -495,7 +495,10 @@ fn concurrent_submitters_all_succeed_at_distinct_positions_of_a_gapless_verified
     let records = records_of(ledger.log());
     let last_hash = records.last().expect("the log is not empty").hash;
     let verification = ledger.verify().expect("the log reads");
-    assert_eq!(verification, Verification { size: total, verified: total, head_hash: last_hash, error: None });
+    assert_eq!(
+        verification,
+        Verification { size: total, verified: total, head_hash: last_hash, checkpoints: 0, error: None }
+    );
     for pair in records.windows(2) {
         assert!(pair[1].at >= pair[0].at, "record {} is dated before record {}", pair[1].seq, pair[0].seq);
     }
@@ -623,8 +626,11 @@ fn open_refuses_a_log_whose_chain_was_tampered_with<L: EventLog>(open: impl Fn()
         Err(other) => panic!("expected a broken chain at record {}, got {other:?}", head + 1),
         Ok(_) => panic!("a ledger opened over a tampered log"),
     }
-    let verification = verify_log(&open()).expect("the log reads");
-    assert_eq!((verification.verified, verification.error), (head, Some(ChainError::Broken { seq: head + 1 })));
+    let verification = verify_log(&open(), &[], None).expect("the log reads");
+    assert_eq!(
+        (verification.verified, verification.error),
+        (head, Some(VerifyError::Chain(ChainError::Broken { seq: head + 1 })))
+    );
 }
 
 fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: impl Fn() -> L) {
@@ -636,7 +642,7 @@ fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: i
     let future = Timestamp::parse("2999-01-01T00:00:00Z").expect("a valid timestamp");
     let future_seq = {
         let log = open();
-        let chain = verify_log(&log).expect("the log reads");
+        let chain = verify_log(&log, &[], None).expect("the log reads");
         let envelope = Envelope { seq: chain.verified + 1, at: future, actor: Actor::System };
         let event = Event::UserCreated { user_id: new_user_id(), name: "Time traveller".to_owned(), email: None };
         let (stored, _) = record::encode(&envelope, &event, chain.head_hash);
@@ -822,6 +828,27 @@ mod checkpoints {
             assert_eq!(checkpoint.root, merkle::root(&Tree(reopened.log()), checkpoint.size).unwrap());
         }
         assert_eq!(checkpoints[3].view.as_bytes(), &reopened.view().fingerprint());
+    }
+
+    #[test]
+    fn verification_checks_the_records_against_every_signed_checkpoint() {
+        let keeper = Keeper::new();
+        let ledger = Ledger::open_with(MemoryLog::new(), keeper.policies(4)).unwrap();
+        populate(&ledger, 9);
+        let verification = ledger.verify().unwrap();
+        assert!(verification.is_valid(), "{verification:?}");
+        assert_eq!(verification.checkpoints, 2, "the checkpoints at 4 and 8");
+
+        // A checkpoint whose root is not the records', or signed by another key, is named.
+        let mut checkpoints = ledger.checkpoints().unwrap();
+        checkpoints[1].root = merkle::leaf_hash(b"forged");
+        let key = ledger.public_key().unwrap();
+        let forged = verify_log(ledger.log(), &checkpoints, Some(&key)).unwrap();
+        assert!(matches!(forged.error, Some(VerifyError::Checkpoint { size: 8, .. })), "{forged:?}");
+        assert_eq!(forged.checkpoints, 1);
+        let other = Signer::generate().public_key();
+        let unsigned = verify_log(ledger.log(), &ledger.checkpoints().unwrap(), Some(&other)).unwrap();
+        assert!(matches!(unsigned.error, Some(VerifyError::Checkpoint { size: 4, .. })), "{unsigned:?}");
     }
 
     #[test]

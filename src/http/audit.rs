@@ -62,7 +62,7 @@ pub struct AuditRecordList {
 
 /// The result of recomputing the hash chain.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"valid": true, "size": 42, "verified": 42, "head_hash": "0c7e…", "error": null}))]
+#[schema(example = json!({"valid": true, "size": 42, "verified": 42, "checkpoints": 3, "head_hash": "0c7e…", "error": null}))]
 pub struct AuditVerification {
     /// Whether every record verified: hashes, links, gapless sequence and unique ids.
     pub valid: bool,
@@ -70,6 +70,8 @@ pub struct AuditVerification {
     pub size: u64,
     /// How many records verified, from the first, before any failure.
     pub verified: u64,
+    /// How many signed checkpoints the records were found to match (root and signature).
+    pub checkpoints: u64,
     /// The hash of the last verified record.
     pub head_hash: String,
     /// What failed, if anything.
@@ -304,7 +306,8 @@ pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<Htt
 }
 
 /// Recomputes the hash chain over the whole log, from storage: every record's hash, every
-/// `prev_hash` link, gapless sequence numbers and unique event ids.
+/// `prev_hash` link, gapless sequence numbers and unique event ids; the Merkle tree of the
+/// records against the one stored; and every signed checkpoint against the records.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "verifyAuditLog",
@@ -330,6 +333,7 @@ pub async fn verify_audit_log(state: State, request: HttpRequest) -> Result<Http
         valid: verification.is_valid(),
         size: verification.size,
         verified: verification.verified,
+        checkpoints: verification.checkpoints,
         head_hash: verification.head_hash.to_hex(),
         error: verification.error.map(|e| e.to_string()),
     }))

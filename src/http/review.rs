@@ -73,9 +73,9 @@ async fn replay_then<T: Send + 'static>(
         };
         replayed.map(answer)
     })
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(ApiError::from)
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(ApiError::from)
 }
 
 /// Where in the log a point-in-time question is asked: a position or a time; neither

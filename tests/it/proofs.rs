@@ -297,6 +297,11 @@ fn checkpoints_are_signed_as_records_accumulate_and_listed_in_order() {
         exact.expect(200);
         assert_eq!(&exact.json(), checkpoint);
     }
+    // The online verification checks the records against every one of them.
+    let verification = app.get("/v1/audit/verify");
+    verification.expect(200);
+    assert_eq!(verification.json()["valid"], true);
+    assert_eq!(verification.json()["checkpoints"].as_u64(), Some(listed.len() as u64));
 }
 
 #[test]
