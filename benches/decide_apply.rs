@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use keyledger::domain::{Actor, Command, Context, KeyId, KeySecret, Name, Position, State, UserId, decide};
+use keyledger::domain::{Actor, Command, Context, KeyId, KeySecret, Name, Position, RoleId, State, UserId, decide};
 use rand::rngs::StdRng;
 
 const USERS: usize = 100_000;
@@ -28,9 +28,20 @@ const CHUNK: u64 = 1_000;
 /// Users created after which the state is put back to its first `USERS` users.
 const RESET_AFTER: u64 = 50_000;
 
+/// A bootstrapped ledger (its administrator decides the benchmark's commands) and `users`
+/// API users with keys.
 fn state_with_users(users: usize) -> State {
     let mut state = State::default();
-    let mut seq = 0;
+    let mut rng = common::rng(0);
+    let bootstrap = Command::Bootstrap {
+        user_id: UserId::generate(&mut rng),
+        role_id: RoleId::generate(&mut rng),
+        key_id: KeyId::generate(&mut rng),
+        key_hash: KeySecret::generate(&mut rng).hash(),
+    };
+    let system = Context { actor: Actor::System, now: common::at(1), expected_version: None, credential: None };
+    decide_and_apply(&mut state, &system, bootstrap);
+    let mut seq = state.head();
     common::population(users, 0, |event| {
         seq += 1;
         state.apply(Position { seq, at: common::at(seq) }, &event);
@@ -68,9 +79,11 @@ struct Workbench<'a> {
 
 impl<'a> Workbench<'a> {
     fn new(base: &'a State, reset: Reset) -> Self {
-        let mut rng = common::rng(1);
-        let actor = Actor::User(UserId::generate(&mut rng));
-        let context = Context { actor, now: common::now(), expected_version: None };
+        let rng = common::rng(1);
+        // The bootstrap's administrator, the first user.
+        let admin = base.users_after(0).next().expect("the administrator").id().clone();
+        let actor = Actor::User(admin);
+        let context = Context { actor, now: common::now(), expected_version: None, credential: None };
         Workbench { base, state: base.clone(), reset, since_reset: 0, context, rng }
     }
 

@@ -34,7 +34,7 @@ struct Filler {
 impl Filler {
     fn run(&mut self, actor: &Actor, command: Command) -> Result<(), String> {
         let now = Timestamp::now();
-        let context = Context { actor: actor.clone(), now, expected_version: None };
+        let context = Context { actor: actor.clone(), now, expected_version: None, credential: None };
         let events = decide(&self.state, &context, command).map_err(|e| e.to_string())?;
         for event in events {
             let seq = self.state.head() + 1;

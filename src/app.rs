@@ -372,7 +372,11 @@ async fn record_key_usage(state: &AppState) {
     let usage = state.usage.take();
     for chunk in usage.chunks(USAGE_PER_COMMAND) {
         let command = Command::RecordKeyUsage { usage: chunk.to_vec() };
-        match state.ledger.submit(command, Request { actor: Actor::System, expected_version: None }).await {
+        match state
+            .ledger
+            .submit(command, Request { actor: Actor::System, expected_version: None, credential: None })
+            .await
+        {
             Ok(applied) => tracing::debug!(keys = applied.events.len(), "recorded key usage"),
             Err(error) => {
                 let checks: u64 = chunk.iter().map(|usage| usage.allowed.saturating_add(usage.refused)).sum();

@@ -33,10 +33,6 @@ fn walkthrough() -> Fixture {
     Fixture { bundle, key, checkpoints }
 }
 
-fn system() -> Request {
-    Request { actor: Actor::System, expected_version: None }
-}
-
 /// A ledger that ran a walkthrough like an admin's (roles, functions, users, event groups,
 /// event access, keys, a rotation, a revocation), checkpointed every 7 records, exported.
 fn fixture() -> Fixture {
@@ -48,7 +44,9 @@ fn fixture() -> Fixture {
     let policies = Policies { snapshots: None, checkpoints: Some(CheckpointPolicy { store, signer, every: 7 }) };
     let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
     let mut rng = StdRng::seed_from_u64(7);
-    ledger.bootstrap().unwrap();
+    let admin_secret = ledger.bootstrap().unwrap().unwrap();
+    let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
+    let by_admin = Request { actor: Actor::User(admin), expected_version: None, credential: None };
     let role = RoleId::generate(&mut rng);
     let app = UserId::generate(&mut rng);
     let group = GroupId::generate(&mut rng);
@@ -88,7 +86,7 @@ fn fixture() -> Fixture {
         Command::EnableUser { user_id: app.clone() },
     ];
     for command in commands {
-        ledger.submit_blocking(command, system()).unwrap();
+        ledger.submit_blocking(command, by_admin.clone()).unwrap();
     }
     let last = ledger.checkpoint_blocking().unwrap();
     let checkpoints = ledger.checkpoints().unwrap();

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
 use crate::domain::{
-    self, Actor, Command, Context, DomainError, Event, FingerprintCache, KeySecret, Position, State, Timestamp,
+    self, Actor, Command, Context, DomainError, Event, FingerprintCache, KeyHash, KeySecret, Position, State, Timestamp,
 };
 use crate::log::record::{self, Envelope};
 use crate::log::{AppendError, ChainError, ChainHash, ChainVerifier, EventLog, StoredRecord, Tree};
@@ -126,6 +126,9 @@ pub struct Request {
     pub actor: Actor,
     /// The `If-Match` version, if any.
     pub expected_version: Option<u64>,
+    /// The hash of the key the actor presented, if it presented one: the command is
+    /// refused if that key no longer works when the command is applied.
+    pub credential: Option<KeyHash>,
 }
 
 enum Job {
@@ -319,7 +322,8 @@ impl<L: EventLog> Ledger<L> {
             key_id: domain::KeyId::generate(&mut rng),
             key_hash: secret.hash(),
         };
-        match self.submit_blocking(command, Request { actor: Actor::System, expected_version: None }) {
+        match self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })
+        {
             Ok(_) => Ok(Some(secret)),
             Err(SubmitError::Refused(DomainError::AlreadyInitialised)) => Ok(None),
             Err(other) => Err(other),
@@ -671,7 +675,12 @@ impl<L: EventLog> Writer<L> {
         for (command, request, reply) in batch {
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
-            let context = Context { actor: request.actor, now, expected_version: request.expected_version };
+            let context = Context {
+                actor: request.actor,
+                now,
+                expected_version: request.expected_version,
+                credential: request.credential,
+            };
             let outcome = domain::decide(&self.state, &context, command).map(|events| {
                 for event in &events {
                     let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{
     Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, FunctionSet, GroupId, KeyHash, KeyId,
-    KeyStatus, Name, Resource, RoleId, State, Timestamp, UserId, values,
+    KeyStatus, Name, Resource, RoleId, State, Timestamp, UserId, authority, values,
 };
 
 /// The longest grace period a rotation may give the replaced key: 30 days.
@@ -201,13 +201,29 @@ pub struct Context {
     pub now: Timestamp,
     /// The version of the command's target the client last read (`If-Match`), if any.
     pub expected_version: Option<u64>,
+    /// The hash of the key the actor presented, when the caller knows it: the command is
+    /// then refused if that key no longer works when the command is applied.
+    pub credential: Option<KeyHash>,
 }
 
 /// Decides a command against the state: the events to append, or why not.
 ///
-/// A command that would change nothing (activating an active function) yields no events.
+/// Authority comes first and last (see `authority`): the actor must be able to act and
+/// hold the command's function before anything the command names is looked up, and every
+/// event it would append must be one the actor may make, leaving somebody able to
+/// administer. A command that would change nothing (activating an active function)
+/// yields no events.
 pub fn decide(state: &State, context: &Context, command: Command) -> Result<Vec<Event>, DomainError> {
+    authority::admit(state, context, &command)?;
     check_version(state, context, &command)?;
+    let events = decide_unguarded(state, context, command)?;
+    authority::authorise_events(state, context, &events)?;
+    authority::keeps_an_administrator(state, &events)?;
+    Ok(events)
+}
+
+/// Decides a command by the rules of the resources it names, authority aside.
+fn decide_unguarded(state: &State, context: &Context, command: Command) -> Result<Vec<Event>, DomainError> {
     match command {
         Command::Bootstrap { user_id, role_id, key_id, key_hash } => {
             if state.head() != 0 {

@@ -1,6 +1,6 @@
 //! Why a command was refused.
 
-use super::{EventId, FunctionId, GroupId, RoleId, UserId};
+use super::{Actor, EventId, FunctionId, GroupId, RoleId, Shortfall, UserId};
 
 /// What kind of thing an id failed to name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,4 +120,18 @@ pub enum DomainError {
     /// The data directory has already been initialised.
     #[error("the ledger is already initialised")]
     AlreadyInitialised,
+    /// The actor lacks the authority the change demands at the moment it is applied.
+    #[error("{actor} may not make this change: {shortfall}")]
+    InsufficientAuthority {
+        /// Who asked.
+        actor: Actor,
+        /// What it lacks.
+        shortfall: Shortfall,
+    },
+    /// The change would leave no standing administrator: no enabled user holding every
+    /// admin function with a key that is neither revoked nor set to expire.
+    #[error(
+        "this change would leave no enabled administrator holding every admin function with a key that does not expire; make another user a full administrator (or give one a key without expiry) first"
+    )]
+    LastAdministrator,
 }

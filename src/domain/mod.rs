@@ -6,6 +6,7 @@
 //! event changed) are answered by the functions of `view`. Randomness and the clock are
 //! passed in.
 
+mod authority;
 mod catalogue;
 mod check;
 mod decide;
@@ -23,6 +24,10 @@ mod view;
 #[cfg(test)]
 mod tests;
 
+pub use authority::{
+    Because, Shortfall, authorise, function_of as function_of_command, has_standing_administrator,
+    is_standing_administrator,
+};
 pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionSet, UnknownFunction};
 pub use check::{CheckRequest, Decision, Reason, check};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};

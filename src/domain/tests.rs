@@ -4,7 +4,7 @@
 //!
 //! Every scenario goes through [`given`], so a change of the domain's API touches one place.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -30,12 +30,40 @@ struct Scenario {
 
 /// Applies `history` to a fresh state at positions 1, 2, 3… all recorded at [`RECORDED_AT`].
 /// Commands are then decided by the administrator at [`NOW`], with no `If-Match`.
+///
+/// Unless the history creates the administrator itself, it is followed by
+/// [`the_administrator`]: a standing administrator holding every admin function, so that
+/// scenarios about other rules are not refused for lack of authority.
 fn given(history: &[Event]) -> Scenario {
     let mut state = State::default();
-    for (seq, event) in (1..).zip(history) {
+    let creates_admin =
+        history.iter().any(|event| matches!(event, Event::UserCreated { user_id, .. } if *user_id == admin()));
+    let preamble = if creates_admin { Vec::new() } else { the_administrator() };
+    for (seq, event) in (1..).zip(history.iter().chain(&preamble)) {
         state.apply(Position { seq, at: RECORDED_AT }, event);
     }
-    Scenario { state, context: Context { actor: Actor::User(admin()), now: NOW, expected_version: None } }
+    Scenario {
+        state,
+        context: Context { actor: Actor::User(admin()), now: NOW, expected_version: None, credential: None },
+    }
+}
+
+/// An empty state, with not even an administrator: the ledger before its bootstrap.
+fn given_an_empty_ledger() -> Scenario {
+    let context = Context { actor: Actor::System, now: NOW, expected_version: None, credential: None };
+    Scenario { state: State::default(), context }
+}
+
+/// The administrator who decides commands unless a scenario says otherwise: a user
+/// holding the Root role, which carries every admin function, with a key that does not
+/// expire.
+fn the_administrator() -> Vec<Event> {
+    let mut events = vec![user_created(admin(), "Administrator"), role_created(root(), "Root")];
+    events
+        .extend(FunctionSet::all_admin().iter().map(|function| Event::FunctionActivated { role_id: root(), function }));
+    events.push(assigned(admin(), root()));
+    events.push(key_generated(admin(), key_id("key_00000000000000ad"), key_hash(0xad), None));
+    events
 }
 
 impl Scenario {
@@ -137,6 +165,10 @@ fn booking_app() -> UserId {
     user_id("usr_000000000000a990")
 }
 
+/// The role holding every admin function that [`the_administrator`] holds.
+fn root() -> RoleId {
+    role_id("role_000000000000000f")
+}
 /// A role of admin functions.
 fn administrators() -> RoleId {
     role_id("role_00000000000000ad")
@@ -290,6 +322,15 @@ fn alice_the_editor() -> Vec<Event> {
     ]
 }
 
+/// Alice, a second full administrator: she also holds Root, with a key that does not expire.
+fn alice_the_full_administrator() -> Vec<Event> {
+    vec![
+        user_created(alice(), "Alice"),
+        assigned(alice(), root()),
+        key_generated(alice(), key_id("key_00000000000000a1"), key_hash(0xa1), None),
+    ]
+}
+
 /// The booking app, holding the API Access role (attendees and events read), with no
 /// event access yet and the key whose hash is `key`.
 fn booking_app_with_key(key: KeyHash) -> Vec<Event> {
@@ -339,13 +380,13 @@ fn bootstrap_creates_an_administrator_holding_every_admin_function_and_a_first_k
     expected.push(assigned(admin(), administrators()));
     expected.push(key_generated(admin(), first_key(), key_hash(1), None));
 
-    given(&[]).by(Actor::System).when(bootstrap(key_hash(1))).then(&expected);
+    given_an_empty_ledger().by(Actor::System).when(bootstrap(key_hash(1))).then(&expected);
 }
 
 #[test]
 fn the_bootstrap_key_may_use_every_admin_function_and_no_api_function() {
     let secret = new_secret();
-    let history = given(&[]).by(Actor::System).when(bootstrap(secret.hash())).events();
+    let history = given_an_empty_ledger().by(Actor::System).when(bootstrap(secret.hash())).events();
     let ledger = given(&history);
     for function in FunctionId::all() {
         let expected = if function.is_admin() { "granted" } else { "function_not_granted" };
@@ -607,17 +648,6 @@ fn unassigning_a_role_the_user_does_not_hold_is_refused() {
 // Self-lockout.
 // ---------------------------------------------------------------------------------------
 
-/// The administrator, holding the Administrators role and a key.
-fn the_administrator() -> Vec<Event> {
-    vec![
-        user_created(admin(), "Administrator"),
-        role_created(administrators(), "Administrators"),
-        activated(administrators(), "security.users.manage"),
-        assigned(admin(), administrators()),
-        key_generated(admin(), first_key(), key_hash(1), None),
-    ]
-}
-
 #[test]
 fn an_administrator_cannot_disable_themselves() {
     given(&the_administrator())
@@ -635,13 +665,15 @@ fn an_administrator_cannot_revoke_their_own_key() {
 #[test]
 fn an_administrator_cannot_unassign_their_own_role() {
     given(&the_administrator())
-        .when(Command::UnassignRole { user_id: admin(), role_id: administrators() })
+        .when(Command::UnassignRole { user_id: admin(), role_id: root() })
         .then_error(DomainError::SelfLockout { action: "unassign your own roles" });
 }
 
 #[test]
 fn another_administrator_may_disable_an_administrator() {
-    given(&the_administrator())
+    let mut history = the_administrator();
+    history.extend(alice_the_full_administrator());
+    given(&history)
         .by(Actor::User(alice()))
         .when(Command::DisableUser { user_id: admin() })
         .then(&[user_disabled(admin())]);
@@ -894,7 +926,7 @@ fn a_grace_period_longer_than_thirty_days_is_refused() {
 fn an_administrator_cannot_deactivate_admin_functions_on_a_role_they_hold() {
     given(&the_administrator())
         .when(Command::DeactivateFunctions {
-            role_id: administrators(),
+            role_id: root(),
             functions: [FunctionId::USERS_MANAGE].into_iter().collect(),
         })
         .then_error(DomainError::SelfLockout { action: "deactivate admin functions on a role you hold" });
@@ -1286,7 +1318,10 @@ fn a_refusal_of_a_key_no_longer_known_records_nothing_and_is_not_an_error() {
 #[test]
 fn a_refusals_target_is_cut_to_64_characters() {
     let long = "x".repeat(500);
-    let events = given(&booking_app_with_key(key_hash(1))).when(denial(key_hash(1), Some(&long), 0)).events();
+    let events = given(&booking_app_with_key(key_hash(1)))
+        .by(Actor::User(booking_app()))
+        .when(denial(key_hash(1), Some(&long), 0))
+        .events();
     let [Event::AdminAccessDenied { target: Some(target), .. }] = events.as_slice() else {
         panic!("one AdminAccessDenied with a target: {events:?}");
     };
@@ -1329,10 +1364,16 @@ fn a_revoked_key_still_tried_is_recorded_so_the_trail_shows_it() {
 fn usage_and_refusal_records_ignore_if_match_because_they_change_no_resource() {
     let history = booking_app_with_key(key_hash(1));
     given(&history)
+        .by(Actor::System)
         .if_match(1)
         .when(Command::RecordKeyUsage { usage: vec![usage(key_hash(1), 1, 0, NOW, NOW)] })
         .then(&[usage_recorded(booking_app(), first_key(), 1, 0, NOW, NOW)]);
-    given(&history).if_match(1).when(denial(key_hash(1), None, 0)).then(&[denied(booking_app(), first_key(), None, 0)]);
+    given(&history).by(Actor::User(booking_app())).if_match(1).when(denial(key_hash(1), None, 0)).then(&[denied(
+        booking_app(),
+        first_key(),
+        None,
+        0,
+    )]);
 }
 
 #[test]
@@ -1410,7 +1451,8 @@ fn the_report_has_one_row_per_user_in_creation_order_with_roles_functions_access
     history.push(access_to_groups(booking_app(), &[usa()]));
     let ledger = given(&history).at(seconds_after(RECORDED_AT, 3 * DAY + 5));
     let rows = access_report(&ledger.state, ledger.context.now);
-    assert_eq!(rows.iter().map(|row| row.user_id.clone()).collect::<Vec<_>>(), [booking_app(), alice()]);
+    // The scenario's administrator comes after the history.
+    assert_eq!(rows.iter().map(|row| row.user_id.clone()).collect::<Vec<_>>(), [booking_app(), alice(), admin()]);
 
     let app = &rows[0];
     assert_eq!(app.name, "Booking app");
@@ -1621,11 +1663,22 @@ fn opening_commands(rng: &mut StdRng, secrets: &mut Vec<KeySecret>) -> Vec<Comma
 }
 
 /// Who asks (sometimes keyledger itself), and now and then an `If-Match` version, which
-/// is mostly stale.
-fn random_context(rng: &mut StdRng, state: &State, now: Timestamp) -> Context {
-    let actor = if rng.random_bool(0.1) { Actor::System } else { Actor::User(pick(rng, &user_pool())) };
+/// is mostly stale. The opening commands are the bootstrap, by keyledger itself, and the
+/// administrator's first users and roles.
+fn random_context(rng: &mut StdRng, state: &State, now: Timestamp, opening: bool) -> Context {
+    if opening {
+        let actor = if state.head() == 0 { Actor::System } else { Actor::User(admin()) };
+        return Context { actor, now, expected_version: None, credential: None };
+    }
+    // Mostly the bootstrapped administrator, so that most commands are within authority;
+    // sometimes another user of the pool, whose authority is whatever the sequence gave it.
+    let actor = match rng.random_range(0..20) {
+        0 => Actor::System,
+        1..=12 => Actor::User(admin()),
+        _ => Actor::User(pick(rng, &user_pool())),
+    };
     let expected_version = rng.random_bool(0.1).then(|| rng.random_range(0..=state.head()));
-    Context { actor, now, expected_version }
+    Context { actor, now, expected_version, credential: None }
 }
 
 /// The rules that no sequence of accepted commands may break.
@@ -1740,7 +1793,7 @@ fn answers(state: &State, secrets: &[KeySecret], now: Timestamp) -> Vec<String> 
             }
         }
     }
-    let context = Context { actor: Actor::User(admin()), now, expected_version: None };
+    let context = Context { actor: Actor::User(admin()), now, expected_version: None, credential: None };
     for command in probe_commands() {
         answers.push(format!("{command:?} -> {:?}", decide(state, &context, command.clone())));
     }
@@ -1810,7 +1863,7 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
         let mut fingerprints = FingerprintCache::default();
         for step in 0..STEPS_PER_SEED {
             now = seconds_after(now, rng.random_range(0..900));
-            let context = random_context(&mut rng, &live, now);
+            let context = random_context(&mut rng, &live, now, step < opening.len());
             let command = match opening.get(step) {
                 Some(command) => command.clone(),
                 None => match random_command(&mut rng, &live, now, &mut secrets) {
@@ -1848,3 +1901,7 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
 // The point-in-time questions reuse the scenario helpers and generators above.
 #[path = "view_tests.rs"]
 mod view_tests;
+
+// The authority rules reuse the scenario helpers above.
+#[path = "authority_tests.rs"]
+mod authority_tests;

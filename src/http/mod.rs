@@ -25,12 +25,12 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::domain::{Actor, Command, FunctionId, KeyHash, Timestamp, UserId};
-use crate::ledger::{Applied, Ledger, Request};
+use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
+use crate::ledger::{Applied, Ledger, Request, SubmitError};
 use crate::log::FjallLog;
 use problem::ApiError;
 
@@ -51,6 +51,11 @@ pub struct AppState {
     /// The largest request body accepted.
     pub max_body_bytes: usize,
 }
+
+/// The key an admin request authenticated with, kept in the request's extensions by the
+/// guard for the command it submits.
+#[derive(Debug, Clone, Copy)]
+struct Credential(KeyHash);
 
 /// The shared state as handlers receive it.
 pub type State = web::Data<AppState>;
@@ -73,6 +78,11 @@ impl AppState {
         match (&guarded.outcome, guarded.known_key) {
             (Err(ApiError::KeyRefused(reason)), _) => self.limiter.record(client, *reason),
             (Err(ApiError::Forbidden(_)), Some(key)) => self.record_denial(request, function, key.hash, key.user_id),
+            // The key that passed is the command's credential: the writer refuses the
+            // command if the key stops working before it is applied.
+            (Ok(_), Some(key)) => {
+                request.extensions_mut().insert(Credential(key.hash));
+            }
             _ => {}
         }
         guarded.outcome
@@ -94,7 +104,7 @@ impl AppState {
             target: denials::target_of(request),
             suppressed,
         };
-        let request = Request { actor: Actor::User(user_id), expected_version: None };
+        let request = Request { actor: Actor::User(user_id), expected_version: None, credential: None };
         actix_web::rt::spawn(async move {
             if let Err(error) = state.ledger.submit(command, request).await {
                 tracing::warn!(%error, suppressed, "recording a refused admin request failed");
@@ -103,10 +113,23 @@ impl AppState {
     }
 
     /// Submits a command on behalf of `actor`, honouring the request's `If-Match`.
+    ///
+    /// The writer judges the actor's authority again when it applies the command; a
+    /// command refused for lack of authority there is recorded like a refusal by the
+    /// guard.
     pub async fn submit(&self, command: Command, request: &HttpRequest, actor: &UserId) -> Result<Applied, ApiError> {
         let expected_version = mutation::expected_version(request)?;
-        let request = Request { actor: Actor::User(actor.clone()), expected_version };
-        Ok(self.ledger.submit(command, request).await?)
+        let credential = request.extensions().get::<Credential>().map(|credential| credential.0);
+        let needed = domain::function_of_command(&command);
+        let submitted = Request { actor: Actor::User(actor.clone()), expected_version, credential };
+        let outcome = self.ledger.submit(command, submitted).await;
+        if let (Err(SubmitError::Refused(DomainError::InsufficientAuthority { shortfall, .. })), Some(key)) =
+            (&outcome, credential)
+            && let Some(function) = shortfall.function().or(needed)
+        {
+            self.record_denial(request, function, key, actor.clone());
+        }
+        Ok(outcome?)
     }
 }
 

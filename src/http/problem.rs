@@ -173,6 +173,8 @@ impl ApiError {
                 DomainError::SelfLockout { .. } => "self_lockout",
                 DomainError::VersionMismatch { .. } => "version_mismatch",
                 DomainError::AlreadyInitialised => "already_initialised",
+                DomainError::InsufficientAuthority { .. } => "insufficient_authority",
+                DomainError::LastAdministrator => "last_administrator",
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
@@ -280,6 +282,7 @@ impl ResponseError for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+                DomainError::InsufficientAuthority { .. } => StatusCode::FORBIDDEN,
                 _ => StatusCode::CONFLICT,
             },
             ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {

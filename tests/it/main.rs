@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod authority;
 mod concurrency;
 mod crash;
 mod errors;
