@@ -10,6 +10,8 @@
 //!
 //! [`verify`] checks, from the bytes alone: every record's hash, the `prev_hash` chain,
 //! gapless sequence numbers, unique event ids and that every event can be replayed; the
+//! authority rules (`domain::authorise`) on every record, so that a verified bundle proves
+//! every change was authorised, not only that none was edited afterwards; the
 //! Merkle root at every checkpoint, recomputed from the records through every
 //! intermediate node; every checkpoint's signature and canonical form, and that sizes
 //! grow; that replaying the records gives the view fingerprint each checkpoint signs;
@@ -19,7 +21,7 @@
 use std::io::{BufRead, Write};
 
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::domain::{FingerprintCache, Position, State};
+use crate::domain::{self, FingerprintCache, Position, State};
 use crate::log::{ChainVerifier, EventLog, StoredRecord};
 use crate::merkle::{self, Frontier, TreeHash};
 
@@ -205,6 +207,15 @@ pub fn verify_until(
         if at_point.is_none() && past(position, &state) {
             at_point = Some(state.clone());
         }
+        // The record is legitimate, not only intact: its actor held what the authority
+        // rules demand, in the state just before it.
+        domain::authorise(&state, &record.actor, record.at, &record.event).map_err(|shortfall| {
+            fail(
+                number,
+                &place,
+                format!("{} by {} was not authorised: {shortfall}", record.event.type_name(), record.actor),
+            )
+        })?;
         state.apply(position, &record.event);
         if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
             && frontier.root() != trusted.root

@@ -300,3 +300,70 @@ fn a_history_re_signed_with_another_key_fails_against_the_real_key() {
     let failure = verify(out.as_slice(), &VerifyOptions { public_key: Some(fixture.key), trusted: None }).unwrap_err();
     assert_eq!((failure.line, failure.place.as_str()), (1, "public key"));
 }
+
+/// A history in which a user manager assigned itself the Administrator role: every record
+/// intact and chained, every checkpoint signed by the service's own key, yet not legitimate.
+#[test]
+fn a_forged_record_whose_actor_lacked_the_authority_is_named_even_when_signed_by_the_real_key() {
+    let signer_dir = tempfile::tempdir().unwrap();
+    let key_path = signer_dir.path().join("signing-key");
+    let signer = Signer::load_or_create(&key_path).unwrap();
+    let key = signer.public_key();
+    let store = CheckpointStore::new(signer_dir.path().join("checkpoints.jsonl"));
+    let policies = Policies { snapshots: None, checkpoints: Some(CheckpointPolicy { store, signer, every: 1000 }) };
+    let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
+    let admin_secret = ledger.bootstrap().unwrap().unwrap();
+    let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
+    let admin_role = ledger.view().user(&admin).unwrap().roles().iter().next().unwrap().clone();
+    let by_admin = Request { actor: Actor::User(admin), expected_version: None, credential: None };
+    let mut rng = StdRng::seed_from_u64(9);
+    let (deputy, role) = (UserId::generate(&mut rng), RoleId::generate(&mut rng));
+    let commands = [
+        Command::CreateRole { role_id: role.clone(), description: Name::parse("User managers").unwrap() },
+        Command::ActivateFunctions { role_id: role.clone(), functions: [FunctionId::USERS_MANAGE].into() },
+        Command::CreateUser { user_id: deputy.clone(), name: Name::parse("Deputy").unwrap(), email: None },
+        Command::AssignRole { user_id: deputy.clone(), role_id: role },
+        Command::GenerateKey {
+            user_id: deputy.clone(),
+            key_id: KeyId::generate(&mut rng),
+            key_hash: KeySecret::generate(&mut rng).hash(),
+            expires_at: None,
+            grace_seconds: None,
+        },
+    ];
+    for command in commands {
+        ledger.submit_blocking(command, by_admin.clone()).unwrap();
+    }
+    let last = ledger.checkpoint_blocking().unwrap();
+    let mut bundle = Vec::new();
+    export(ledger.log(), &key, &ledger.checkpoints().unwrap(), &last, &mut bundle).unwrap();
+    assert!(verify(bundle.as_slice(), &VerifyOptions { public_key: Some(key), trusted: None }).is_ok());
+
+    // The forger has the data directory, signing key included: it chains a record of the
+    // deputy assigning itself the Administrator role, and signs a checkpoint over it.
+    let (mut verifier, mut frontier, mut state) = (ChainVerifier::default(), Frontier::default(), State::default());
+    let mut prev_hash = ChainHash::GENESIS;
+    for stored in ledger.log().read(1, usize::MAX).unwrap() {
+        let decoded = verifier.verify_and_decode_next(&stored).unwrap();
+        frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+        state.apply(Position { seq: decoded.seq, at: decoded.at }, &decoded.event);
+        prev_hash = decoded.hash;
+    }
+    let seq = state.head() + 1;
+    let at = last.time;
+    let envelope = record::Envelope { seq, at, actor: Actor::User(deputy.clone()) };
+    let forged_event = crate::domain::Event::RoleAssigned { user_id: deputy, role_id: admin_role };
+    let (forged, _) = record::encode(&envelope, &forged_event, prev_hash);
+    frontier.push(merkle::leaf_hash(&forged.bytes), |_, _| {});
+    state.apply(Position { seq, at }, &forged_event);
+    let signer = Signer::load(&key_path).unwrap();
+    let checkpoint = signer.sign(seq, frontier.root(), at, TreeHash::from_bytes(state.fingerprint()));
+    let forged_line = lines(&bundle).len() + 1;
+    bundle.extend_from_slice(&forged.bytes);
+    bundle.push(b'\n');
+    bundle.extend_from_slice(format!("{}\n", checkpoint.to_line()).as_bytes());
+
+    let failure = verify(bundle.as_slice(), &VerifyOptions { public_key: Some(key), trusted: None }).unwrap_err();
+    assert_eq!((failure.line, failure.place.clone()), (forged_line, format!("record {seq}")), "{failure}");
+    assert!(failure.reason.contains("RoleAssigned") && failure.reason.contains("not authorised"), "{failure}");
+}
