@@ -26,8 +26,8 @@
 //!
 //! # Bounded memory
 //!
-//! At most [`MAX_TRACKED_CLIENTS`] buckets are kept (roughly 100 bytes each, about 10 MB
-//! when full), in order of last use. Only buckets that are not full are kept at all: a full
+//! At most [`MAX_TRACKED_CLIENTS`] buckets are kept (under 150 bytes each with the map's
+//! spare room, under 15 MB when full), in order of last use. Only buckets that are not full are kept at all: a full
 //! bucket is the same as none, so a bucket that has refilled is dropped when it is next
 //! looked at, and each call also drops up to [`IDLE_FORGOTTEN_PER_CALL`] refilled buckets
 //! from the least recently used end. When the table is full, a new client evicts the least
