@@ -121,8 +121,7 @@ pub struct CheckKeyResponse<'a> {
 )]
 #[post("/v1/check")]
 pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
-    let client = state.limiter.client_of(&request);
-    state.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
+    state.limiter.admit_request(&request).map_err(ApiError::TooManyFailedChecks)?;
     let input: CheckKeyRequest<'_> = body.parse()?;
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
@@ -144,7 +143,7 @@ pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Res
     if let Some(key_hash) = used_key {
         state.usage.count(key_hash, decision_reason == Reason::Granted, now);
     }
-    state.limiter.record(client, decision_reason);
+    state.limiter.record_request(&request, decision_reason);
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
@@ -185,6 +184,9 @@ impl<'a> AuthorizeQuery<'a> {
 /// comes from the `Authorization` header. 200 with an empty body when allowed, with
 /// headers naming the user and key for the upstream; 401 with `WWW-Authenticate` for a
 /// missing or bad key; 403 when the key may not do it. `Keyledger-Reason` says why.
+/// Malformed and unknown keys count against the client address as on `checkKey` (a request
+/// with no key at all does not): past the limit every request from it gets 429 until
+/// `Retry-After` has passed, whatever key it sends.
 #[utoipa::path(
     operation_id = "authorizeRequest",
     tag = "checks",
@@ -203,8 +205,7 @@ impl<'a> AuthorizeQuery<'a> {
 )]
 #[get("/v1/authorize")]
 pub async fn authorize_request(state: State, request: HttpRequest) -> HttpResponse {
-    let client = state.limiter.client_of(&request);
-    if let Err(wait) = state.limiter.admit(client) {
+    if let Err(wait) = state.limiter.admit_request(&request) {
         return ApiError::TooManyFailedChecks(wait).error_response();
     }
     let query = match AuthorizeQuery::parse(request.query_string()) {
@@ -234,6 +235,10 @@ pub async fn authorize_request(state: State, request: HttpRequest) -> HttpRespon
         return response.finish();
     }
     drop(view);
+    // A request with no key guessed nothing; a refused key counts as on `checkKey`.
+    if presented.is_some() {
+        state.limiter.record_request(&request, reason);
+    }
     let refusal =
         if reason.is_authentication_failure() { ApiError::KeyRefused(reason) } else { ApiError::NotPermitted(reason) };
     let mut response = refusal.error_response();

@@ -75,3 +75,70 @@ fn behind_a_trusted_proxy_clients_are_told_apart_by_x_forwarded_for() {
     // The right-most untrusted hop is the client: a spoofed left-most entry changes nothing.
     check_with(&app, UNKNOWN_KEY, Some("192.0.2.1, 203.0.113.7")).expect_problem(429, "too_many_failed_checks");
 }
+
+fn authorize_with(app: &TestApp, key: Option<&str>, forwarded_for: Option<&str>) -> Reply {
+    let authorization = key.map(|key| format!("Bearer {key}"));
+    let mut headers = Vec::new();
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization.as_str()));
+    }
+    if let Some(forwarded_for) = forwarded_for {
+        headers.push(("x-forwarded-for", forwarded_for));
+    }
+    app.raw("GET", "/v1/authorize?function=api.attendees.read", &headers, None)
+}
+
+/// Issue 9: `authorizeRequest` answered 300 bad keys with 300 × 401 and never 429.
+#[test]
+fn the_gateway_path_answers_429_with_retry_after_to_a_client_guessing_keys_even_for_a_valid_key() {
+    let app = spawn_app_with(&["--failed-check-burst", "3", "--failed-checks-per-minute", "1"]);
+    let (_, _, key) = app.api_user();
+    authorize_with(&app, Some(&key), None).expect(200);
+    for guess in ["kl_guess", UNKNOWN_KEY, "kl_guess"] {
+        authorize_with(&app, Some(guess), None).expect_problem(401, "unauthenticated");
+    }
+    let limited = authorize_with(&app, Some(&key), None);
+    limited.expect_problem(429, "too_many_failed_checks");
+    let retry_after: u64 = limited.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    authorize_with(&app, Some(UNKNOWN_KEY), None).expect_problem(429, "too_many_failed_checks");
+    // The limit is the client's, whichever operation it guessed on.
+    check_with(&app, &key, None).expect_problem(429, "too_many_failed_checks");
+}
+
+#[test]
+fn the_gateway_path_counts_no_request_that_sends_no_key() {
+    let app = spawn_app_with(&["--failed-check-burst", "2", "--failed-checks-per-minute", "1"]);
+    let (_, _, key) = app.api_user();
+    for _ in 0..10 {
+        let anonymous = authorize_with(&app, None, None);
+        anonymous.expect_problem(401, "unauthenticated");
+        assert_eq!(anonymous.header("keyledger-reason"), Some("malformed_key"));
+    }
+    authorize_with(&app, Some(&key), None).expect(200);
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_gateway_path_limits_each_real_client_whatever_port_its_hop_carries() {
+    let app = spawn_app_with(&[
+        "--failed-check-burst",
+        "2",
+        "--failed-checks-per-minute",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
+    let (_, _, key) = app.api_user();
+    // The proxy names the client with a port, a new one each connection.
+    authorize_with(&app, Some(UNKNOWN_KEY), Some("203.0.113.7:50001")).expect_problem(401, "unauthenticated");
+    authorize_with(&app, Some(UNKNOWN_KEY), Some("203.0.113.7:50002")).expect_problem(401, "unauthenticated");
+    authorize_with(&app, Some(&key), Some("203.0.113.7:50003")).expect_problem(429, "too_many_failed_checks");
+    authorize_with(&app, Some(&key), Some("203.0.113.7")).expect_problem(429, "too_many_failed_checks");
+    // Another client behind the same proxy is not slowed.
+    authorize_with(&app, Some(&key), Some("203.0.113.8:50004")).expect(200);
+    // IPv6 clients are told apart by their /64, with or without a port.
+    authorize_with(&app, Some(UNKNOWN_KEY), Some("[2001:db8:1:2::1]:443")).expect_problem(401, "unauthenticated");
+    authorize_with(&app, Some(UNKNOWN_KEY), Some("2001:db8:1:2::2")).expect_problem(401, "unauthenticated");
+    authorize_with(&app, Some(&key), Some("[2001:db8:1:2:ffff::9]:443")).expect_problem(429, "too_many_failed_checks");
+    authorize_with(&app, Some(&key), Some("[2001:db8:1:3::1]:443")).expect(200);
+}
