@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod crash;
 mod errors;
+mod event_scope;
 mod helpers;
 mod hygiene;
 mod idempotency;
