@@ -86,6 +86,8 @@ step "Check the key"
 expect "\"$(check "$key1" api.attendees.read summit-nyc)\"" '. == "granted"' "attendees.read on summit-nyc is granted"
 expect "\"$(check "$key1" api.attendees.write summit-nyc)\"" '. == "function_not_granted"' "attendees.write is refused"
 expect "\"$(check "$key1" api.attendees.read gala-paris)\"" '. == "event_not_accessible"' "an event outside its groups is refused"
+expect "\"$(check "$key1" api.attendees.read)\"" '. == "event_required"' "attendees.read without an event is refused: the user may access only some events"
+expect "\"$(check "$key1" api.events.read)\"" '. == "granted"' "events.read is account-wide: no event needed"
 expect "\"$(check "kl_not-a-real-key" api.attendees.read)\"" '. == "malformed_key"' "junk is refused before any lookup"
 
 step "A gateway asks the same question with the key in the Authorization header"
@@ -93,22 +95,24 @@ status=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key1
 expect "$status" '. == 200' "authorizeRequest allows (200)"
 status=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key1" "$URL/v1/authorize?function=api.invoices.write")
 expect "$status" '. == 403' "authorizeRequest refuses a function not granted (403)"
+status=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key1" "$URL/v1/authorize?function=api.attendees.read")
+expect "$status" '. == 403' "authorizeRequest refuses an event-scoped function without an event (403)"
 status=$(curl -sS -o /dev/null -w '%{http_code}' "$URL/v1/authorize?function=api.attendees.read")
 expect "$status" '. == 401' "authorizeRequest wants a key (401)"
 
 step "Rotate with a grace period: the old key keeps working for grace_seconds"
 key2=$(call POST "/v1/users/$user/key" 201 '{"grace_seconds": 300}' | jq -r .key)
-expect "\"$(check "$key1" api.attendees.read)\"" '. == "granted"' "the old key still works during the grace period"
-expect "\"$(check "$key2" api.attendees.read)\"" '. == "granted"' "the new key works"
+expect "\"$(check "$key1" api.attendees.read summit-nyc)\"" '. == "granted"' "the old key still works during the grace period"
+expect "\"$(check "$key2" api.attendees.read summit-nyc)\"" '. == "granted"' "the new key works"
 
 step "Rotate without a grace period: the previous key stops at once"
 key3=$(call POST "/v1/users/$user/key" 201 '{}' | jq -r .key)
-expect "\"$(check "$key2" api.attendees.read)\"" '. == "unknown_key"' "the replaced key is unknown"
-expect "\"$(check "$key3" api.attendees.read)\"" '. == "granted"' "the newest key works"
+expect "\"$(check "$key2" api.attendees.read summit-nyc)\"" '. == "unknown_key"' "the replaced key is unknown"
+expect "\"$(check "$key3" api.attendees.read summit-nyc)\"" '. == "granted"' "the newest key works"
 
 step "Revoke the key"
 call DELETE "/v1/users/$user/key" 200 >/dev/null
-expect "\"$(check "$key3" api.attendees.read)\"" '. == "revoked_key"' "the revoked key is refused"
+expect "\"$(check "$key3" api.attendees.read summit-nyc)\"" '. == "revoked_key"' "the revoked key is refused"
 
 step "The API role is standalone: a second role is refused"
 reporting=$(call POST /v1/roles 201 '{"description": "Reporting"}' | jq -r .id)

@@ -389,7 +389,8 @@ fn commands_are_applied_at_the_position_of_their_last_event<L: EventLog>(open: i
     {
         let view = ledger.view();
         assert_eq!(view.head(), 6);
-        assert_eq!(check_reason(&view, &key, "api.attendees.read"), Reason::Granted);
+        // Granted, but the user has no event access, so an event-scoped function needs an event.
+        assert_eq!(check_reason(&view, &key, "api.attendees.read"), Reason::EventRequired);
         assert_eq!(check_reason(&view, &key, "api.events.read"), Reason::Granted);
         assert_eq!(check_reason(&view, &key, "api.invoices.read"), Reason::FunctionNotGranted);
     }
@@ -449,7 +450,8 @@ fn a_reopened_ledger_answers_as_before_and_continues_the_chain<L: EventLog>(open
         assert_eq!(role.functions().iter().collect::<Vec<_>>(), vec![function("api.attendees.read")]);
         let user = view.user(&api_user.user_id).expect("the user is still there");
         assert_eq!(user.roles().iter().collect::<Vec<_>>(), vec![&api_user.role_id]);
-        assert_eq!(check_reason(&view, &api_user.key, "api.attendees.read"), Reason::Granted);
+        // Granted, but the user has no event access, so an event-scoped function needs an event.
+        assert_eq!(check_reason(&view, &api_user.key, "api.attendees.read"), Reason::EventRequired);
         assert_eq!(check_reason(&view, &api_user.key, "security.roles.read"), Reason::FunctionNotGranted);
         assert_eq!(check_reason(&view, &admin_key, "security.roles.manage"), Reason::Granted);
     }

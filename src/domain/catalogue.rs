@@ -3,6 +3,23 @@
 //! API functions (`api.*`) are what apps are checked against; admin functions
 //! (`security.*`) guard keyledger's own admin API. A function is a small index into
 //! [`CATALOGUE`], so a set of functions is a bit mask and a check is one AND.
+//!
+//! Each function also has a [`FunctionScope`]: an event-scoped function acts on the data
+//! of one platform event, so a check of it must name the event unless the user may access
+//! every event; an account-wide function acts on the account as a whole. The scopes
+//! follow the platform's own split of its data:
+//!
+//! * Attendees, sessions and invoices exist only inside an event: an attendee is a
+//!   person's registration for one event, a session is part of one event's programme and
+//!   an invoice bills one event's registration. Their functions are event-scoped.
+//! * Events are the unit event access is granted in, not something inside one: an app
+//!   reads the list of events to learn which events it may pull data from, and the
+//!   platform filters that list by the user's event access. `api.events.read` is
+//!   account-wide; a check that names an event still tests access to it.
+//! * People are the account's contact records, shared by every event a person attends
+//!   (their attendee records point to them). `api.people.read` and `api.people.write`
+//!   are account-wide.
+//! * Admin functions (`security.*`) administer keyledger itself and are account-wide.
 
 use std::fmt;
 
@@ -30,6 +47,28 @@ impl FunctionKind {
     }
 }
 
+/// Whether a function acts on the data of one platform event or on the whole account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionScope {
+    /// Acts on one event's data (attendees, sessions, invoices). A check of it by a user
+    /// whose event access is limited to event groups must name the event, or it is
+    /// refused as `event_required`.
+    Event,
+    /// Acts on the whole account (events, people, keyledger's administration). A check
+    /// of it needs no event; one that names an event still tests access to it.
+    Account,
+}
+
+impl FunctionScope {
+    /// The scope as clients see it: `event` or `account`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionScope::Event => "event",
+            FunctionScope::Account => "account",
+        }
+    }
+}
+
 /// One entry of the catalogue.
 #[derive(Debug)]
 pub struct FunctionInfo {
@@ -39,10 +78,12 @@ pub struct FunctionInfo {
     pub name: &'static str,
     /// Whether the function reads, writes or administers.
     pub kind: FunctionKind,
+    /// Whether the function acts on one event's data or on the whole account.
+    pub scope: FunctionScope,
 }
 
-const fn entry(id: &'static str, name: &'static str, kind: FunctionKind) -> FunctionInfo {
-    FunctionInfo { id, name, kind }
+const fn entry(id: &'static str, name: &'static str, kind: FunctionKind, scope: FunctionScope) -> FunctionInfo {
+    FunctionInfo { id, name, kind, scope }
 }
 
 /// Every function keyledger knows, in the order they are listed.
@@ -50,23 +91,28 @@ const fn entry(id: &'static str, name: &'static str, kind: FunctionKind) -> Func
 /// Append only: a function's position is its bit in [`FunctionSet`], which is held in
 /// memory only, but reordering would make listings jump for clients.
 pub static CATALOGUE: [FunctionInfo; 17] = [
-    entry("api.attendees.read", "API Resource: Attendees - Read", FunctionKind::Read),
-    entry("api.events.read", "API Resource: Events - Read", FunctionKind::Read),
-    entry("api.invoices.read", "API Resource: Invoices - Read", FunctionKind::Read),
-    entry("api.people.read", "API Resource: People - Read", FunctionKind::Read),
-    entry("api.sessions.read", "API Resource: Sessions - Read", FunctionKind::Read),
-    entry("api.attendees.write", "API Resource: Attendees - Write", FunctionKind::Write),
-    entry("api.invoices.write", "API Resource: Invoices - Write", FunctionKind::Write),
-    entry("api.people.write", "API Resource: People - Write", FunctionKind::Write),
-    entry("security.functions.read", "Security: Functions - Read", FunctionKind::Admin),
-    entry("security.roles.read", "Security: Roles - Read", FunctionKind::Admin),
-    entry("security.roles.manage", "Security: Roles - Manage", FunctionKind::Admin),
-    entry("security.users.read", "Security: Users - Read", FunctionKind::Admin),
-    entry("security.users.manage", "Security: Users - Manage", FunctionKind::Admin),
-    entry("security.keys.manage", "Security: API Keys - Manage", FunctionKind::Admin),
-    entry("security.event_access.read", "Security: Event Access - Read", FunctionKind::Admin),
-    entry("security.event_access.manage", "Security: Event Access - Manage", FunctionKind::Admin),
-    entry("security.audit.read", "Security: Audit Trail - Read", FunctionKind::Admin),
+    entry("api.attendees.read", "API Resource: Attendees - Read", FunctionKind::Read, FunctionScope::Event),
+    entry("api.events.read", "API Resource: Events - Read", FunctionKind::Read, FunctionScope::Account),
+    entry("api.invoices.read", "API Resource: Invoices - Read", FunctionKind::Read, FunctionScope::Event),
+    entry("api.people.read", "API Resource: People - Read", FunctionKind::Read, FunctionScope::Account),
+    entry("api.sessions.read", "API Resource: Sessions - Read", FunctionKind::Read, FunctionScope::Event),
+    entry("api.attendees.write", "API Resource: Attendees - Write", FunctionKind::Write, FunctionScope::Event),
+    entry("api.invoices.write", "API Resource: Invoices - Write", FunctionKind::Write, FunctionScope::Event),
+    entry("api.people.write", "API Resource: People - Write", FunctionKind::Write, FunctionScope::Account),
+    entry("security.functions.read", "Security: Functions - Read", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.roles.read", "Security: Roles - Read", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.roles.manage", "Security: Roles - Manage", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.users.read", "Security: Users - Read", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.users.manage", "Security: Users - Manage", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.keys.manage", "Security: API Keys - Manage", FunctionKind::Admin, FunctionScope::Account),
+    entry("security.event_access.read", "Security: Event Access - Read", FunctionKind::Admin, FunctionScope::Account),
+    entry(
+        "security.event_access.manage",
+        "Security: Event Access - Manage",
+        FunctionKind::Admin,
+        FunctionScope::Account,
+    ),
+    entry("security.audit.read", "Security: Audit Trail - Read", FunctionKind::Admin, FunctionScope::Account),
 ];
 
 /// The reason a string names no function of the catalogue.
@@ -162,6 +208,16 @@ impl FunctionId {
         self.info().kind == FunctionKind::Admin
     }
 
+    /// Whether the function acts on one event's data or on the whole account.
+    pub fn scope(self) -> FunctionScope {
+        self.info().scope
+    }
+
+    /// Whether the function acts on one event's data: one bit test, for the key check.
+    pub fn is_event_scoped(self) -> bool {
+        FunctionSet::EVENT_SCOPED.contains(self)
+    }
+
     fn bit(self) -> u64 {
         1 << self.0
     }
@@ -193,6 +249,9 @@ pub struct FunctionSet(u64);
 impl FunctionSet {
     /// The empty set.
     pub const EMPTY: FunctionSet = FunctionSet(0);
+
+    /// Every event-scoped function, gathered from the catalogue when the crate is built.
+    pub const EVENT_SCOPED: FunctionSet = FunctionSet(event_scoped_mask());
 
     /// Every admin function: what the bootstrap Administrator role holds.
     pub fn all_admin() -> Self {
@@ -240,6 +299,19 @@ impl FunctionSet {
     }
 }
 
+/// The bits of the catalogue's event-scoped functions.
+const fn event_scoped_mask() -> u64 {
+    let mut mask = 0;
+    let mut index = 0;
+    while index < CATALOGUE.len() {
+        if matches!(CATALOGUE[index].scope, FunctionScope::Event) {
+            mask |= 1 << index;
+        }
+        index += 1;
+    }
+    mask
+}
+
 impl FromIterator<FunctionId> for FunctionSet {
     fn from_iter<I: IntoIterator<Item = FunctionId>>(iter: I) -> Self {
         let mut set = FunctionSet::EMPTY;
@@ -277,6 +349,25 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), CATALOGUE.len());
         assert!(CATALOGUE.len() <= 64);
+    }
+
+    #[test]
+    fn attendees_sessions_and_invoices_are_event_scoped_and_the_rest_account_wide() {
+        let event_scoped: Vec<_> = FunctionId::all().filter(|f| f.is_event_scoped()).map(FunctionId::as_str).collect();
+        assert_eq!(
+            event_scoped,
+            [
+                "api.attendees.read",
+                "api.invoices.read",
+                "api.sessions.read",
+                "api.attendees.write",
+                "api.invoices.write"
+            ]
+        );
+        for function in FunctionId::all() {
+            assert_eq!(function.is_event_scoped(), function.scope() == FunctionScope::Event, "{function}");
+        }
+        assert!(FunctionSet::all_admin().iter().all(|f| f.scope() == FunctionScope::Account));
     }
 
     #[test]

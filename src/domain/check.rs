@@ -24,6 +24,9 @@ pub enum Reason {
     FunctionNotGranted,
     /// The user may not access the event.
     EventNotAccessible,
+    /// The function is event-scoped and the check names no event, but the user's event
+    /// access is limited to event groups: which event it is decides the answer.
+    EventRequired,
     /// The function is not in the catalogue.
     UnknownFunction,
 }
@@ -40,6 +43,7 @@ impl Reason {
             Reason::UserDisabled => "user_disabled",
             Reason::FunctionNotGranted => "function_not_granted",
             Reason::EventNotAccessible => "event_not_accessible",
+            Reason::EventRequired => "event_required",
             Reason::UnknownFunction => "unknown_function",
         }
     }
@@ -87,6 +91,12 @@ pub struct CheckRequest<'a> {
 
 /// Decides a check. The key is judged first (is it a key, is it known, does it work),
 /// then the request (is the function granted, is the event accessible).
+///
+/// A check that names an event tests access to it, whatever the function's scope. A
+/// check that names none passes an account-wide function, and an event-scoped one only
+/// for a user with access to every event; anyone else is refused as
+/// [`Reason::EventRequired`], since access to some events says nothing of the one the
+/// app will touch.
 pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
     let refuse = |reason| Decision { reason, user_id: None, key_id: None, key_hash: None };
     let Ok(hash) = KeyHash::of_presented(request.key) else {
@@ -118,10 +128,9 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
     if !user.functions().contains(function) {
         return decided(Reason::FunctionNotGranted);
     }
-    if let Some(event) = request.event_id
-        && !state.may_access_event(user, event)
-    {
-        return decided(Reason::EventNotAccessible);
+    match request.event_id {
+        Some(event) if !state.may_access_event(user, event) => decided(Reason::EventNotAccessible),
+        None if function.is_event_scoped() && !user.has_all_events() => decided(Reason::EventRequired),
+        _ => decided(Reason::Granted),
     }
-    decided(Reason::Granted)
 }

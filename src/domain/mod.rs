@@ -28,7 +28,7 @@ pub use authority::{
     Because, Shortfall, authorise, function_of as function_of_command, has_standing_administrator,
     is_standing_administrator,
 };
-pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionSet, UnknownFunction};
+pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionScope, FunctionSet, UnknownFunction};
 pub use check::{CheckRequest, Decision, Reason, check};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};

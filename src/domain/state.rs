@@ -264,6 +264,11 @@ impl UserCheck {
     pub fn functions(&self) -> FunctionSet {
         self.functions
     }
+
+    /// Whether the user may access every event, rather than the events of some groups.
+    pub fn has_all_events(&self) -> bool {
+        self.all_events
+    }
 }
 
 /// Hashes a [`KeyHash`] by its first eight bytes: it is already a uniform blake3 output, so

@@ -1252,7 +1252,7 @@ fn all_events_access_reaches_even_an_event_in_no_group() {
 }
 
 #[test]
-fn a_check_that_names_no_event_ignores_event_access() {
+fn a_check_of_an_account_wide_function_that_names_no_event_ignores_event_access() {
     let secret = new_secret();
     let mut history = booking_app_with_key(secret.hash());
     history.extend(americas_with_usa_inside());
@@ -1749,16 +1749,22 @@ fn reference_check(state: &State, request: CheckRequest<'_>, now: Timestamp) -> 
     if !granted {
         return Reason::FunctionNotGranted;
     }
-    if let Some(event) = request.event_id {
-        let accessible = match user.event_access() {
-            EventAccess::AllEvents => true,
-            EventAccess::Groups(granted) => state
+    match (request.event_id, user.event_access()) {
+        (Some(_), EventAccess::AllEvents) => {}
+        (Some(event), EventAccess::Groups(granted)) => {
+            let accessible = state
                 .groups_after(0)
                 .filter(|group| group.events().iter().any(|e| e.as_str() == event))
-                .any(|group| state.ancestry(group.id()).any(|ancestor| granted.contains(ancestor))),
-        };
-        if !accessible {
-            return Reason::EventNotAccessible;
+                .any(|group| state.ancestry(group.id()).any(|ancestor| granted.contains(ancestor)));
+            if !accessible {
+                return Reason::EventNotAccessible;
+            }
+        }
+        (None, EventAccess::AllEvents) => {}
+        (None, EventAccess::Groups(_)) => {
+            if function.scope() == FunctionScope::Event {
+                return Reason::EventRequired;
+            }
         }
     }
     Reason::Granted
@@ -1901,6 +1907,73 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
 // The point-in-time questions reuse the scenario helpers and generators above.
 #[path = "view_tests.rs"]
 mod view_tests;
+
+// ---------------------------------------------------------------------------------------
+// Event-scoped functions need an event (issue #9, item 7).
+// ---------------------------------------------------------------------------------------
+
+/// The booking app with `secret`'s key, attendees and events read, and access to the
+/// "USA" group only.
+fn booking_app_in_the_usa(secret: &KeySecret) -> Vec<Event> {
+    let mut history = booking_app_with_key(secret.hash());
+    history.extend(americas_with_usa_inside());
+    history.push(access_to_groups(booking_app(), &[usa()]));
+    history
+}
+
+#[test]
+fn an_event_scoped_function_without_an_event_is_refused_as_event_required_for_a_user_limited_to_groups() {
+    let secret = new_secret();
+    let ledger = given(&booking_app_in_the_usa(&secret));
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", None), "event_required");
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", Some(NYC)), "granted");
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", Some(LIMA)), "event_not_accessible");
+    let booking_app = booking_app();
+    let refused = ledger.checked(secret.expose(), "api.attendees.read", None);
+    assert_eq!((refused.user_id, refused.key_hash), (Some(&booking_app), Some(secret.hash())));
+    assert!(!Reason::EventRequired.is_authentication_failure(), "the key works; the request lacks an event");
+}
+
+#[test]
+fn a_user_with_no_event_access_at_all_also_needs_an_event_for_an_event_scoped_function() {
+    let secret = new_secret();
+    let ledger = given(&booking_app_with_key(secret.hash()));
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", None), "event_required");
+}
+
+#[test]
+fn a_user_with_access_to_every_event_needs_no_event_for_an_event_scoped_function() {
+    let secret = new_secret();
+    let mut history = booking_app_in_the_usa(&secret);
+    history.push(access_to_all_events(booking_app()));
+    let ledger = given(&history);
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", None), "granted");
+    assert_eq!(ledger.check(secret.expose(), "api.attendees.read", Some(PARIS)), "granted");
+}
+
+#[test]
+fn an_account_wide_function_needs_no_event_but_an_event_it_names_is_still_tested() {
+    let secret = new_secret();
+    let ledger = given(&booking_app_in_the_usa(&secret));
+    assert_eq!(ledger.check(secret.expose(), "api.events.read", None), "granted");
+    assert_eq!(ledger.check(secret.expose(), "api.events.read", Some(NYC)), "granted");
+    assert_eq!(ledger.check(secret.expose(), "api.events.read", Some(LIMA)), "event_not_accessible");
+
+    let admin_key = new_secret();
+    let mut history = alice_the_editor();
+    history.push(key_generated(alice(), first_key(), admin_key.hash(), None));
+    assert_eq!(given(&history).check(admin_key.expose(), "security.users.read", None), "granted");
+}
+
+#[test]
+fn a_missing_event_is_judged_after_the_key_and_the_function() {
+    let secret = new_secret();
+    let mut history = booking_app_in_the_usa(&secret);
+    let ledger = given(&history);
+    assert_eq!(ledger.check(secret.expose(), "api.sessions.read", None), "function_not_granted");
+    history.push(user_disabled(booking_app()));
+    assert_eq!(given(&history).check(secret.expose(), "api.attendees.read", None), "user_disabled");
+}
 
 // The authority rules reuse the scenario helpers above.
 #[path = "authority_tests.rs"]

@@ -261,8 +261,9 @@ pub struct WhoCanAnswer {
 
 /// Which users' keys would pass a check of `function` (on `event`, if given) at `now`, in
 /// the users' creation order: enabled users holding a role with the function, with access
-/// to the event, and with at least one key that works at `now`. A key is listed exactly
-/// when `check` would let it through.
+/// to the event (without an event, of an event-scoped function: with access to every
+/// event), and with at least one key that works at `now`. A key is listed exactly when
+/// `check` would let it through.
 pub fn who_can(state: &State, function: FunctionId, event: Option<&str>, now: Timestamp) -> Vec<WhoCanAnswer> {
     state
         .users_after(0)
@@ -280,6 +281,11 @@ pub fn who_can(state: &State, function: FunctionId, event: Option<&str>, now: Ti
             }
             let event_access = match event {
                 Some(event) => Some(event_access_reason(state, user, event)?),
+                // As in `check`: an event-scoped function without an event passes only
+                // for a user with access to every event.
+                None if function.is_event_scoped() && !matches!(user.event_access(), EventAccess::AllEvents) => {
+                    return None;
+                }
                 None => None,
             };
             let key_ids: Vec<KeyId> =

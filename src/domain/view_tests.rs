@@ -109,8 +109,8 @@ fn who_can_names_the_user_its_keys_the_role_and_the_chain_of_groups_to_the_grant
     );
     let lima = who_can(&state, function("api.attendees.read"), Some(LIMA), NOW);
     assert_eq!(lima[0].event_access, Some(EventAccessReason::Groups(vec![vec![americas()]])));
-    // Without an event, event access is not considered.
-    assert_eq!(who_can(&state, function("api.attendees.read"), None, NOW)[0].event_access, None);
+    // Without an event, event access is not considered for an account-wide function.
+    assert_eq!(who_can(&state, function("api.events.read"), None, NOW)[0].event_access, None);
 }
 
 #[test]
@@ -122,11 +122,11 @@ fn who_can_leaves_out_users_without_the_function_the_event_a_working_key_or_enab
 
     let mut disabled = history.clone();
     disabled.push(user_disabled(booking_app()));
-    assert!(who_can(&given(&disabled).state, function("api.attendees.read"), None, NOW).is_empty());
+    assert!(who_can(&given(&disabled).state, function("api.events.read"), None, NOW).is_empty());
 
     let mut revoked = history.clone();
     revoked.push(key_revoked(booking_app(), first_key()));
-    assert!(who_can(&given(&revoked).state, function("api.attendees.read"), None, NOW).is_empty());
+    assert!(who_can(&given(&revoked).state, function("api.events.read"), None, NOW).is_empty());
 }
 
 #[test]
@@ -138,6 +138,20 @@ fn who_can_lists_a_key_in_its_grace_period_until_the_period_ends() {
     let keys = |at| who_can(&state, function("api.events.read"), None, at)[0].key_ids.clone();
     assert_eq!(keys(NOW), [second_key(), first_key()]);
     assert_eq!(keys(valid_until), [second_key()]);
+}
+
+#[test]
+fn who_can_lists_only_users_with_every_event_for_an_event_scoped_function_without_an_event() {
+    let history = booking_app_in_the_americas();
+    let state = given(&history).state;
+    assert!(who_can(&state, function("api.attendees.read"), None, NOW).is_empty());
+    assert_eq!(who_can(&state, function("api.attendees.read"), Some(NYC), NOW).len(), 1);
+
+    let mut everywhere = history.clone();
+    everywhere.push(access_to_all_events(booking_app()));
+    let answers = who_can(&given(&everywhere).state, function("api.attendees.read"), None, NOW);
+    assert_eq!(answers.iter().map(|answer| &answer.user_id).collect::<Vec<_>>(), [&booking_app()]);
+    assert_eq!(answers[0].event_access, None);
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub enum CheckReason {
     FunctionNotGranted,
     /// The user may not access the event.
     EventNotAccessible,
+    /// The function is event-scoped (see `scope` in `listFunctions`) and the check names
+    /// no event, but the user may access only the events of some groups: send `event_id`.
+    EventRequired,
     /// The function is not in the catalogue.
     UnknownFunction,
 }
@@ -61,6 +64,7 @@ impl From<Reason> for CheckReason {
             Reason::UserDisabled => CheckReason::UserDisabled,
             Reason::FunctionNotGranted => CheckReason::FunctionNotGranted,
             Reason::EventNotAccessible => CheckReason::EventNotAccessible,
+            Reason::EventRequired => CheckReason::EventRequired,
             Reason::UnknownFunction => CheckReason::UnknownFunction,
         }
     }
@@ -79,7 +83,9 @@ pub struct CheckKeyRequest<'a> {
     #[serde(borrow)]
     #[schema(value_type = String)]
     pub function: Cow<'a, str>,
-    /// The platform event the call reads or writes; without it event access is ignored.
+    /// The platform event the call reads or writes. Needed for an event-scoped function
+    /// (`scope: "event"` in `listFunctions`) unless the user may access every event;
+    /// for an account-wide function it may be left out, and if given its access is tested.
     #[serde(default, borrow)]
     #[schema(value_type = Option<String>)]
     pub event_id: Option<Cow<'a, str>>,
@@ -154,7 +160,8 @@ pub struct AuthorizeQuery<'a> {
     /// The function the forwarded request needs, such as `api.attendees.read`.
     #[param(example = "api.attendees.read", value_type = String)]
     pub function: Cow<'a, str>,
-    /// The platform event the forwarded request reads or writes, if any.
+    /// The platform event the forwarded request reads or writes. Needed for an event-scoped
+    /// function unless the user may access every event (otherwise 403 `event_required`).
     #[param(example = "summit-2027-nyc", value_type = Option<String>)]
     pub event_id: Option<Cow<'a, str>>,
 }
@@ -197,7 +204,7 @@ impl<'a> AuthorizeQuery<'a> {
         (status = 400, description = "Missing or malformed query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed, unknown, revoked or expired key, or disabled user", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String), ("Keyledger-Reason" = String, description = "Why"))),
-        (status = 403, description = "Function not granted, event not accessible, or unknown function", body = Problem, content_type = "application/problem+json",
+        (status = 403, description = "Function not granted, event not accessible, event required but not named, or unknown function", body = Problem, content_type = "application/problem+json",
             headers(("Keyledger-Reason" = String, description = "Why"))),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),

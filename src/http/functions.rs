@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use super::{Page, State, paginate};
-use crate::domain::{FunctionId, FunctionKind};
+use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
 /// Whether a function reads, writes or administers.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -30,9 +30,31 @@ impl From<FunctionKind> for FunctionKindView {
     }
 }
 
+/// Whether a check of a function must name a platform event.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionScopeView {
+    /// Acts on one event's data (attendees, sessions, invoices): a check must send
+    /// `event_id` unless the user may access every event, or it is refused as
+    /// `event_required`.
+    Event,
+    /// Acts on the whole account (events, people, administration): a check needs no
+    /// `event_id`; one it sends is still tested against the user's event access.
+    Account,
+}
+
+impl From<FunctionScope> for FunctionScopeView {
+    fn from(scope: FunctionScope) -> Self {
+        match scope {
+            FunctionScope::Event => FunctionScopeView::Event,
+            FunctionScope::Account => FunctionScopeView::Account,
+        }
+    }
+}
+
 /// A function a role can activate.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "api.attendees.read", "name": "API Resource: Attendees - Read", "kind": "read"}))]
+#[schema(example = json!({"id": "api.attendees.read", "name": "API Resource: Attendees - Read", "kind": "read", "scope": "event"}))]
 pub struct FunctionView {
     /// The stable id.
     pub id: &'static str,
@@ -40,12 +62,14 @@ pub struct FunctionView {
     pub name: &'static str,
     /// Read, write or admin: start API roles with the read functions only.
     pub kind: FunctionKindView,
+    /// Event or account: whether a check of the function must name an event.
+    pub scope: FunctionScopeView,
 }
 
 impl From<FunctionId> for FunctionView {
     fn from(function: FunctionId) -> Self {
         let info = function.info();
-        FunctionView { id: info.id, name: info.name, kind: info.kind.into() }
+        FunctionView { id: info.id, name: info.name, kind: info.kind.into(), scope: info.scope.into() }
     }
 }
 

@@ -337,7 +337,9 @@ pub struct WhoCanQuery {
     /// The function, such as `api.attendees.read`.
     #[param(example = "api.attendees.read")]
     pub function: String,
-    /// The platform event; without it event access is not considered, as in `checkKey`.
+    /// The platform event. Without it, as in `checkKey`, event access is not considered for
+    /// an account-wide function, and an event-scoped one lists only users with access to
+    /// every event.
     #[param(example = "summit-nyc")]
     pub event_id: Option<String>,
     /// Just after the record with this sequence number. Not with `at`.

@@ -492,7 +492,7 @@ fn authorize_request_allows_with_an_empty_body_and_names_the_user_and_key_for_th
         assert_eq!(reply.header("keyledger-key-id"), key_id.as_str());
         assert_eq!(reply.header("keyledger-reason"), Some("granted"));
     }
-    // Without an event, event access is not considered.
+    // An account-wide function needs no event.
     app.call("GET", "/v1/authorize?function=api.events.read", Some(&key), None).expect(200);
     assert_eq!(app.audit_size(), before, "checks append nothing");
 }

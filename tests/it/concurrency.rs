@@ -197,7 +197,7 @@ fn racing_activation_of_an_api_function_and_assignment_of_a_second_role_keeps_ap
 fn a_revocation_racing_a_rotation_leaves_the_state_of_one_serial_order() {
     let app = spawn_app();
     let role = app.create_role("API Access");
-    app.activate(&role, &["api.attendees.read"]);
+    app.activate(&role, &["api.events.read"]);
 
     for index in 0..RACES {
         let user = app.create_user(&format!("Rotating app {index}"));
@@ -214,8 +214,8 @@ fn a_revocation_racing_a_rotation_leaves_the_state_of_one_serial_order() {
         let new_key = rotated["key"].as_str().expect("key");
         let rotated_first = position_of(&rotation) < position_of(&revocation);
         let user_view = app.get(&format!("/v1/users/{user}")).json();
-        let old_answer = app.check_reason(&old_key, "api.attendees.read", None);
-        let new_answer = app.check_reason(new_key, "api.attendees.read", None);
+        let old_answer = app.check_reason(&old_key, "api.events.read", None);
+        let new_answer = app.check_reason(new_key, "api.events.read", None);
         if rotated_first {
             // The rotation put the old key in grace, then the revocation revoked both.
             assert!(rotated["replaced_key_id"].is_string(), "race {index}: {rotated}");

@@ -9,6 +9,7 @@ mod authority;
 mod concurrency;
 mod crash;
 mod errors;
+mod event_scope;
 mod helpers;
 mod hygiene;
 mod idempotency;

@@ -123,12 +123,12 @@ fn who_can_get_permissions_at_and_diff_permissions_answer_before_and_after_each_
                 expected_write,
                 "{point}"
             );
-            let writers = who(&who_can(&app, &format!("function=api.attendees.write&{point}")));
+            let writers = who(&who_can(&app, &format!("function=api.attendees.write&event_id=summit-nyc&{point}")));
             let expected = if expected_write { vec![(user.clone(), vec![first_key.clone()])] } else { vec![] };
             assert_eq!(writers, expected, "{point}");
         }
     }
-    let answer = who_can(&app, &format!("function=api.attendees.write&position={role_changed}"));
+    let answer = who_can(&app, &format!("function=api.attendees.write&event_id=summit-nyc&position={role_changed}"));
     assert_eq!(answer["users"][0]["via_roles"][0]["id"], role.as_str());
     assert_eq!(answer["position"], role_changed);
 
@@ -141,7 +141,7 @@ fn who_can_get_permissions_at_and_diff_permissions_answer_before_and_after_each_
         let expected =
             BTreeSet::from([(first_key.clone(), "in_grace".to_owned()), (second_key.clone(), "active".to_owned())]);
         assert_eq!(key_states(&view, &user), expected, "{point}");
-        let readers = who(&who_can(&app, &format!("function=api.attendees.read&{point}")));
+        let readers = who(&who_can(&app, &format!("function=api.attendees.read&event_id=summit-nyc&{point}")));
         assert_eq!(readers.len(), 1, "{point}");
         let keys: BTreeSet<&String> = readers[0].1.iter().collect();
         assert_eq!(keys, BTreeSet::from([&first_key, &second_key]), "{point}");

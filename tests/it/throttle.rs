@@ -7,7 +7,7 @@ use crate::helpers::{Reply, TestApp, spawn_app_with};
 const UNKNOWN_KEY: &str = "kl_000000000000000000000000000000000000";
 
 fn check_with(app: &TestApp, key: &str, forwarded_for: Option<&str>) -> Reply {
-    let body = serde_json::to_vec(&json!({ "key": key, "function": "api.attendees.read" })).unwrap();
+    let body = serde_json::to_vec(&json!({ "key": key, "function": "api.events.read" })).unwrap();
     let mut headers = vec![("content-type", "application/json")];
     if let Some(forwarded_for) = forwarded_for {
         headers.push(("x-forwarded-for", forwarded_for));
@@ -38,8 +38,9 @@ fn valid_keys_and_authorisation_refusals_spend_nothing() {
     let app = spawn_app_with(&["--failed-check-burst", "2"]);
     let (_, _, key) = app.api_user();
     for _ in 0..20 {
-        assert_eq!(app.check_reason(&key, "api.attendees.read", None), "granted");
+        assert_eq!(app.check_reason(&key, "api.attendees.read", Some("summit-nyc")), "granted");
         assert_eq!(app.check_reason(&key, "api.invoices.write", None), "function_not_granted");
+        assert_eq!(app.check_reason(&key, "api.attendees.read", None), "event_required");
     }
     app.get("/v1/roles").expect(200);
 }
@@ -85,7 +86,7 @@ fn authorize_with(app: &TestApp, key: Option<&str>, forwarded_for: Option<&str>)
     if let Some(forwarded_for) = forwarded_for {
         headers.push(("x-forwarded-for", forwarded_for));
     }
-    app.raw("GET", "/v1/authorize?function=api.attendees.read", &headers, None)
+    app.raw("GET", "/v1/authorize?function=api.events.read", &headers, None)
 }
 
 /// Issue 9: `authorizeRequest` answered 300 bad keys with 300 × 401 and never 429.

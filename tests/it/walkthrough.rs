@@ -18,8 +18,10 @@ fn the_api_user_walkthrough_grants_exactly_what_was_set_up() {
     assert_eq!(app.check_reason(&key, "api.attendees.write", Some("summit-nyc")), "function_not_granted");
     // Refused an event outside its groups.
     assert_eq!(app.check_reason(&key, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
-    // A check that names no event ignores event access.
-    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "granted");
+    // An event-scoped function needs an event, as its access is limited to groups; an
+    // account-wide one does not.
+    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "event_required");
+    assert_eq!(app.check_reason(&key, "api.events.read", None), "granted");
 
     // Assigning a second role to the API user is refused, and changes nothing.
     let other = app.create_role("Reporting");
@@ -34,12 +36,12 @@ fn regenerating_a_key_retires_the_old_one_at_once_or_after_the_grace_period() {
     let (_, user, first) = app.api_user();
 
     let second = app.generate_key(&user, &json!({}));
-    assert_eq!(app.check_reason(&first, "api.attendees.read", None), "unknown_key");
-    assert_eq!(app.check_reason(&second, "api.attendees.read", None), "granted");
+    assert_eq!(app.check_reason(&first, "api.events.read", None), "unknown_key");
+    assert_eq!(app.check_reason(&second, "api.events.read", None), "granted");
 
     let third = app.generate_key(&user, &json!({ "grace_seconds": 3600 }));
-    assert_eq!(app.check_reason(&second, "api.attendees.read", None), "granted", "still in its grace period");
-    assert_eq!(app.check_reason(&third, "api.attendees.read", None), "granted");
+    assert_eq!(app.check_reason(&second, "api.events.read", None), "granted", "still in its grace period");
+    assert_eq!(app.check_reason(&third, "api.events.read", None), "granted");
 }
 
 #[test]
@@ -98,9 +100,9 @@ fn a_key_stops_working_at_its_expiry_time() {
     let in_a_moment = (time_now_millis() + 1500) as f64 / 1000.0;
     let expires_at = rfc3339(in_a_moment);
     let key = app.generate_key(&user, &json!({ "expires_at": expires_at }));
-    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "granted");
+    assert_eq!(app.check_reason(&key, "api.events.read", None), "granted");
     std::thread::sleep(std::time::Duration::from_millis(1700));
-    assert_eq!(app.check_reason(&key, "api.attendees.read", None), "expired_key");
+    assert_eq!(app.check_reason(&key, "api.events.read", None), "expired_key");
 }
 
 fn time_now_millis() -> u128 {
