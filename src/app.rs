@@ -204,6 +204,40 @@ pub fn init(
         .ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
 }
 
+/// The sockets the service will listen on, bound before the data directory is touched.
+///
+/// `serve` binds them first so that an address already in use fails the start before
+/// bootstrapping: a directory is never initialised by a start that then cannot hand
+/// out the Administrator's key.
+#[derive(Debug)]
+pub struct Listeners {
+    sockets: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address `listen` resolves to (as actix does: it fails only if none can
+    /// be bound); port 0 picks a free port.
+    pub fn bind(listen: &str) -> Result<Self, StartError> {
+        use std::net::ToSocketAddrs;
+        let bind_error = |source| StartError::Bind { address: listen.to_owned(), source };
+        let mut sockets = Vec::new();
+        let mut last_error = None;
+        for address in listen.to_socket_addrs().map_err(bind_error)? {
+            match std::net::TcpListener::bind(address) {
+                Ok(socket) => sockets.push(socket),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        if sockets.is_empty() {
+            let error = last_error.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the address resolves to nothing")
+            });
+            return Err(bind_error(error));
+        }
+        Ok(Self { sockets })
+    }
+}
+
 /// The running service.
 pub struct Application {
     server: Server,
@@ -214,12 +248,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the server over an opened ledger (see [`open_ledger`], which blocks and so
-    /// runs before the async runtime starts) and installs the handlers for SIGTERM and
-    /// SIGINT; must be called within the actix runtime. The server starts answering once
-    /// [`Application::run`] is awaited (connections made before then wait in the backlog).
+    /// Builds the server on sockets already bound (see [`Listeners::bind`]) over an opened
+    /// ledger (see [`open_ledger`], which blocks and so runs before the async runtime
+    /// starts) and installs the handlers for SIGTERM and SIGINT; must be called within the
+    /// actix runtime. The server starts answering once [`Application::run`] is awaited
+    /// (connections made before then wait in the backlog).
     pub fn build(
         config: &Config,
+        listeners: Listeners,
         ledger: Ledger<FjallLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
@@ -264,9 +300,10 @@ impl Application {
             .max_connections(config.limits.max_connections.max(1))
             .client_request_timeout(config.limits.request_timeout)
             .keep_alive(config.limits.keep_alive);
-        let server = server
-            .bind(&config.listen)
-            .map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        for socket in listeners.sockets {
+            server =
+                server.listen(socket).map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        }
         let address = server.addrs().first().copied().ok_or_else(|| StartError::Bind {
             address: config.listen.clone(),
             source: std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound"),

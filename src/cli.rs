@@ -297,12 +297,23 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     crate::telemetry::init("info");
+    // Bind first: a start that cannot listen must leave the data directory as it found it,
+    // so that the next start on a free address bootstraps it and prints the key.
+    let listeners = match app::Listeners::bind(&config.listen) {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            return fail(format_args!(
+                "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
+                config.data_dir.display()
+            ));
+        }
+    };
     let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints) {
         Ok(opened) => opened,
         Err(error) => return fail(error),
     };
     actix_web::rt::System::new().block_on(async move {
-        let mut application = match Application::build(&config, ledger, secret) {
+        let mut application = match Application::build(&config, listeners, ledger, secret) {
             Ok(application) => application,
             Err(error) => return fail(error),
         };
