@@ -136,6 +136,12 @@ pub enum StartError {
     /// The data directory was initialised already (for `init`).
     #[error("the data directory {} is already initialised", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The data directory holds no initialised ledger (for `recover-admin`).
+    #[error("no initialised keyledger data directory at {}: use `keyledger init` or `keyledger serve` to create one", .0.display())]
+    NotInitialised(PathBuf),
+    /// Recovering administration failed.
+    #[error("recovering administration failed: {0}")]
+    Recovery(#[source] SubmitError),
     /// The signal handlers could not be installed.
     #[error("cannot listen for SIGTERM and SIGINT: {source}")]
     Signals {
@@ -181,6 +187,43 @@ pub fn open_ledger(
     let ledger = Ledger::open_with(log, policies)?;
     let secret = ledger.bootstrap()?;
     Ok((ledger, secret))
+}
+
+/// Recovers administration of an initialised data directory whose service is stopped
+/// (`keyledger recover-admin`): appends one `AdministratorRecovered` (a new user with a
+/// new role holding every admin function, and a key), signs a checkpoint covering it, and
+/// closes the ledger. Returns the new user, the public half of the signing key and the key
+/// secret, to be shown once.
+pub fn recover_admin(
+    data_dir: &Path,
+    checkpoints: &CheckpointConfig,
+    reason: crate::domain::RecoveryReason,
+) -> Result<(crate::domain::UserId, KeySecret), StartError> {
+    if !data_dir.join("log").is_dir() {
+        return Err(StartError::NotInitialised(data_dir.to_owned()));
+    }
+    let log = FjallLog::open(&data_dir.join("log"))?;
+    let signer = match &checkpoints.signing_key {
+        Some(path) => Signer::load(path)?,
+        None => Signer::load(&data_dir.join(SIGNING_KEY_FILE))?,
+    };
+    let policies = Policies {
+        snapshots: Some(SnapshotPolicy { dir: data_dir.join("snapshots"), every: DEFAULT_SNAPSHOT_EVERY }),
+        checkpoints: Some(CheckpointPolicy {
+            store: CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE)),
+            signer,
+            every: checkpoints.every.max(1),
+        }),
+    };
+    let ledger = Ledger::open_with(log, policies)?;
+    if ledger.view().head() == 0 {
+        return Err(StartError::NotInitialised(data_dir.to_owned()));
+    }
+    let recovered = ledger.recover_administrator(reason).map_err(StartError::Recovery)?;
+    // Signed now, so that the recovery is covered before anything else can happen.
+    ledger.checkpoint_blocking().map_err(StartError::Recovery)?;
+    ledger.close();
+    Ok(recovered)
 }
 
 /// Initialises a data directory without serving. Fails if it is initialised already.

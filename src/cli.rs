@@ -1,5 +1,5 @@
 //! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `replay`,
-//! `signing-key`, `access-report` and `openapi`.
+//! `recover-admin`, `signing-key`, `access-report` and `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -204,6 +204,23 @@ pub enum Command {
         #[arg(long)]
         trust_bundle_key: bool,
     },
+    /// Recover administration of a stopped service's data directory, when no working
+    /// administrator key is left: append one `AdministratorRecovered` record (actor
+    /// `system`, with your reason) that creates a new user, "Recovered administrator", with
+    /// a new role holding every admin function, sign a checkpoint covering it, and print
+    /// the new key alone on the last line of standard output, once. Nothing existing is
+    /// changed. Fails while a server uses the directory.
+    RecoverAdmin {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Why administration is recovered (1 to 500 characters), kept in the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The signing key file, if the service was given one.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
     /// Print the public half of a data directory's signing key.
     SigningKey {
         /// The data directory.
@@ -307,6 +324,9 @@ pub fn main() -> ExitCode {
             };
             replay(&bundle, at.as_deref(), &pin)
         }
+        Command::RecoverAdmin { data_dir, reason, signing_key } => {
+            recover_admin(&data_dir, &reason, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
+        }
         Command::SigningKey { data_dir, signing_key } => {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
             match crate::checkpoint::Signer::load(&path) {
@@ -383,6 +403,25 @@ fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
             say!("initialised {}", data_dir.display());
             say!("admin user: {admin}");
             say!("signing key (ed25519, public): {}", public_key.to_hex());
+            say!("store the key below now: it is not shown again");
+            say!("{}", secret.expose());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> ExitCode {
+    crate::telemetry::init("warn");
+    let reason = match crate::domain::RecoveryReason::parse(reason) {
+        Ok(reason) => reason,
+        Err(error) => return fail(format!("--reason {error}")),
+    };
+    match app::recover_admin(data_dir, &checkpoints, reason.clone()) {
+        Ok((admin, secret)) => {
+            say!("recovered administration of {}", data_dir.display());
+            say!("admin user: {admin} (Recovered administrator, holding every admin function)");
+            say!("reason: {}", reason.as_str());
             say!("store the key below now: it is not shown again");
             say!("{}", secret.expose());
             ExitCode::SUCCESS
@@ -500,6 +539,15 @@ fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> ExitCode {
             }
             if !pin.is_pinned() {
                 say!("{TRUSTED_BUNDLE_KEY}");
+            }
+            for recovery in &summary.recoveries {
+                say!(
+                    "administrator recovered (keyledger recover-admin) at record {}, {}: user {}, reason: {}",
+                    recovery.seq,
+                    recovery.at,
+                    recovery.user_id,
+                    recovery.reason
+                );
             }
             ExitCode::SUCCESS
         }

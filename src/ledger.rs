@@ -326,6 +326,28 @@ impl<L: EventLog> Ledger<L> {
         }
     }
 
+    /// Recovers administration of an initialised ledger (`keyledger recover-admin`): one
+    /// `AdministratorRecovered` by the system, creating a new user with a new role that
+    /// holds every admin function, and a key. Returns the new user and the key's secret,
+    /// to be shown once.
+    pub fn recover_administrator(
+        &self,
+        reason: domain::RecoveryReason,
+    ) -> Result<(domain::UserId, KeySecret), SubmitError> {
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        let user_id = domain::UserId::generate(&mut rng);
+        let command = Command::RecoverAdministrator {
+            user_id: user_id.clone(),
+            role_id: domain::RoleId::generate(&mut rng),
+            key_id: domain::KeyId::generate(&mut rng),
+            key_hash: secret.hash(),
+            reason,
+        };
+        self.submit_blocking(command, Request { actor: Actor::System, expected_version: None })?;
+        Ok((user_id, secret))
+    }
+
     /// Stops taking commands, lets the writer finish what is queued (and save its shutdown
     /// snapshot), and waits for it. Submitting afterwards fails with `ShuttingDown`.
     /// Dropping the ledger does the same.

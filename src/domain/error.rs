@@ -120,4 +120,11 @@ pub enum DomainError {
     /// The data directory has already been initialised.
     #[error("the ledger is already initialised")]
     AlreadyInitialised,
+    /// Only the system may do this (from the command line on the stopped service), never
+    /// a user.
+    #[error("only the system may {action}, never a user")]
+    SystemOnly {
+        /// What was asked, such as "recover administration".
+        action: &'static str,
+    },
 }

@@ -173,6 +173,7 @@ impl ApiError {
                 DomainError::SelfLockout { .. } => "self_lockout",
                 DomainError::VersionMismatch { .. } => "version_mismatch",
                 DomainError::AlreadyInitialised => "already_initialised",
+                DomainError::SystemOnly { .. } => "system_only",
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
@@ -280,6 +281,7 @@ impl ResponseError for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+                DomainError::SystemOnly { .. } => StatusCode::FORBIDDEN,
                 _ => StatusCode::CONFLICT,
             },
             ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {
