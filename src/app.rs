@@ -136,6 +136,12 @@ pub enum StartError {
     /// The data directory was initialised already (for `init`).
     #[error("the data directory {} is already initialised", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The data directory holds no initialised ledger (for `recover-admin`).
+    #[error("no initialised keyledger data directory at {}: use `keyledger init` or `keyledger serve` to create one", .0.display())]
+    NotInitialised(PathBuf),
+    /// Recovering administration failed.
+    #[error("recovering administration failed: {0}")]
+    Recovery(#[source] SubmitError),
     /// The signal handlers could not be installed.
     #[error("cannot listen for SIGTERM and SIGINT: {source}")]
     Signals {
@@ -183,6 +189,43 @@ pub fn open_ledger(
     Ok((ledger, secret))
 }
 
+/// Recovers administration of an initialised data directory whose service is stopped
+/// (`keyledger recover-admin`): appends one `AdministratorRecovered` (a new user with a
+/// new role holding every admin function, and a key), signs a checkpoint covering it, and
+/// closes the ledger. Returns the new user, the public half of the signing key and the key
+/// secret, to be shown once.
+pub fn recover_admin(
+    data_dir: &Path,
+    checkpoints: &CheckpointConfig,
+    reason: crate::domain::RecoveryReason,
+) -> Result<(crate::domain::UserId, KeySecret), StartError> {
+    if !data_dir.join("log").is_dir() {
+        return Err(StartError::NotInitialised(data_dir.to_owned()));
+    }
+    let log = FjallLog::open(&data_dir.join("log"))?;
+    let signer = match &checkpoints.signing_key {
+        Some(path) => Signer::load(path)?,
+        None => Signer::load(&data_dir.join(SIGNING_KEY_FILE))?,
+    };
+    let policies = Policies {
+        snapshots: Some(SnapshotPolicy { dir: data_dir.join("snapshots"), every: DEFAULT_SNAPSHOT_EVERY }),
+        checkpoints: Some(CheckpointPolicy {
+            store: CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE)),
+            signer,
+            every: checkpoints.every.max(1),
+        }),
+    };
+    let ledger = Ledger::open_with(log, policies)?;
+    if ledger.view().head() == 0 {
+        return Err(StartError::NotInitialised(data_dir.to_owned()));
+    }
+    let recovered = ledger.recover_administrator(reason).map_err(StartError::Recovery)?;
+    // Signed now, so that the recovery is covered before anything else can happen.
+    ledger.checkpoint_blocking().map_err(StartError::Recovery)?;
+    ledger.close();
+    Ok(recovered)
+}
+
 /// Initialises a data directory without serving. Fails if it is initialised already.
 /// Returns the Administrator, the public half of the signing key, and the Administrator's
 /// key secret.
@@ -204,6 +247,40 @@ pub fn init(
         .ok_or(StartError::Bootstrap(SubmitError::ShuttingDown))
 }
 
+/// The sockets the service will listen on, bound before the data directory is touched.
+///
+/// `serve` binds them first so that an address already in use fails the start before
+/// bootstrapping: a directory is never initialised by a start that then cannot hand
+/// out the Administrator's key.
+#[derive(Debug)]
+pub struct Listeners {
+    sockets: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address `listen` resolves to (as actix does: it fails only if none can
+    /// be bound); port 0 picks a free port.
+    pub fn bind(listen: &str) -> Result<Self, StartError> {
+        use std::net::ToSocketAddrs;
+        let bind_error = |source| StartError::Bind { address: listen.to_owned(), source };
+        let mut sockets = Vec::new();
+        let mut last_error = None;
+        for address in listen.to_socket_addrs().map_err(bind_error)? {
+            match std::net::TcpListener::bind(address) {
+                Ok(socket) => sockets.push(socket),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        if sockets.is_empty() {
+            let error = last_error.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the address resolves to nothing")
+            });
+            return Err(bind_error(error));
+        }
+        Ok(Self { sockets })
+    }
+}
+
 /// The running service.
 pub struct Application {
     server: Server,
@@ -214,12 +291,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the server over an opened ledger (see [`open_ledger`], which blocks and so
-    /// runs before the async runtime starts) and installs the handlers for SIGTERM and
-    /// SIGINT; must be called within the actix runtime. The server starts answering once
-    /// [`Application::run`] is awaited (connections made before then wait in the backlog).
+    /// Builds the server on sockets already bound (see [`Listeners::bind`]) over an opened
+    /// ledger (see [`open_ledger`], which blocks and so runs before the async runtime
+    /// starts) and installs the handlers for SIGTERM and SIGINT; must be called within the
+    /// actix runtime. The server starts answering once [`Application::run`] is awaited
+    /// (connections made before then wait in the backlog).
     pub fn build(
         config: &Config,
+        listeners: Listeners,
         ledger: Ledger<FjallLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
@@ -264,9 +343,10 @@ impl Application {
             .max_connections(config.limits.max_connections.max(1))
             .client_request_timeout(config.limits.request_timeout)
             .keep_alive(config.limits.keep_alive);
-        let server = server
-            .bind(&config.listen)
-            .map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        for socket in listeners.sockets {
+            server =
+                server.listen(socket).map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        }
         let address = server.addrs().first().copied().ok_or_else(|| StartError::Bind {
             address: config.listen.clone(),
             source: std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound"),

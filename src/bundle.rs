@@ -21,7 +21,7 @@
 use std::io::{BufRead, Write};
 
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::domain::{self, FingerprintCache, Position, State};
+use crate::domain::{self, Event, FingerprintCache, Position, State, Timestamp, UserId};
 use crate::log::{ChainVerifier, EventLog, StoredRecord};
 use crate::merkle::{self, Frontier, TreeHash};
 
@@ -114,6 +114,21 @@ pub struct Summary {
     pub last: Checkpoint,
     /// The permission view after the last record.
     pub state: State,
+    /// Every `AdministratorRecovered` in the bundle, in log order.
+    pub recoveries: Vec<Recovery>,
+}
+
+/// An administrator recovered with `keyledger recover-admin`, as a bundle records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// The administrator it created.
+    pub user_id: UserId,
+    /// The operator's reason.
+    pub reason: String,
 }
 
 /// Where verification failed, and why.
@@ -154,6 +169,7 @@ pub fn verify_until(
     let mut public_key: Option<PublicKey> = None;
     let mut last: Option<Checkpoint> = None;
     let mut checkpoints = 0;
+    let mut recoveries = Vec::new();
     let trusted = options.trusted.as_ref();
 
     loop {
@@ -217,6 +233,9 @@ pub fn verify_until(
             )
         })?;
         state.apply(position, &record.event);
+        if let Event::AdministratorRecovered { user_id, reason, .. } = &record.event {
+            recoveries.push(Recovery { seq, at: record.at, user_id: user_id.clone(), reason: reason.clone() });
+        }
         if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
             && frontier.root() != trusted.root
         {
@@ -253,7 +272,7 @@ pub fn verify_until(
         return Err(end("the trusted checkpoint's empty tree has a root that is not empty".into()));
     }
     let at_point = at_point.unwrap_or_else(|| state.clone());
-    Ok((Summary { public_key, records, checkpoints, last, state }, at_point))
+    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
 }
 
 fn check_checkpoint(

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `replay`,
-//! `signing-key`, `access-report` and `openapi`.
+//! `recover-admin`, `signing-key`, `access-report` and `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -154,22 +154,36 @@ pub enum Command {
         signing_key: Option<PathBuf>,
     },
     /// Verify an audit bundle offline: hashes, chain, Merkle roots, signatures, replayed
-    /// views, and consistency with a checkpoint you trust. Exits 1 at the first failure,
-    /// naming its line.
+    /// views, and consistency with a checkpoint you trust.
+    ///
+    /// The signer must be pinned with `--public-key` or `--trusted-checkpoint`: anyone can
+    /// edit a bundle and re-sign it with a key of their own.
+    ///
+    /// Exit status: 0 valid under a pinned signer (or under the bundle's own key with
+    /// `--trust-bundle-key`); 1 invalid, naming the first line that fails; 2 a usage
+    /// error; 3 intact but the signer was not pinned, so nothing proves who signed it.
     Verify {
         /// The bundle.
         bundle: PathBuf,
-        /// The service's public key (64 hex digits, or a file holding them). Without it,
-        /// the bundle's own key is used: that proves integrity, not who signed.
+        /// The service's public key (64 hex digits, or a file holding them), from
+        /// `getSigningKey` or `keyledger signing-key`, saved when you were onboarded.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
         /// A checkpoint you kept from earlier or got from elsewhere (a file holding one
-        /// checkpoint line, as `getCheckpoint` returns it): the bundle must extend it.
+        /// checkpoint line, as `getCheckpoint` returns it): the bundle must extend it, and
+        /// its signature pins the signer.
         #[arg(long, value_name = "FILE")]
         trusted_checkpoint: Option<PathBuf>,
+        /// Accept the key carried inside the bundle as the signer, without a pin. The
+        /// verdict then says so: it proves the bundle is intact, not who signed it.
+        #[arg(long)]
+        trust_bundle_key: bool,
     },
     /// Print the permission view at a position or a time from a bundle alone, after
-    /// verifying the bundle (as `verify` does, trusting the bundle's key unless given one).
+    /// verifying the bundle as `verify` does (the signer pinned the same way).
+    ///
+    /// Exit status: 0 printed; 1 the bundle does not verify or cannot be read; 2 a usage
+    /// error; 3 the signer was not pinned (nothing is printed).
     Replay {
         /// The bundle.
         bundle: PathBuf,
@@ -177,9 +191,35 @@ pub enum Command {
         /// time. Default: after the last record, with key states judged now.
         #[arg(long, value_name = "POSITION|TIME")]
         at: Option<String>,
-        /// The service's public key (64 hex digits, or a file holding them).
+        /// The service's public key (64 hex digits, or a file holding them), from
+        /// `getSigningKey` or `keyledger signing-key`.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
+        /// A checkpoint you kept (a file holding one checkpoint line): the bundle must
+        /// extend it, and its signature pins the signer.
+        #[arg(long, value_name = "FILE")]
+        trusted_checkpoint: Option<PathBuf>,
+        /// Accept the key carried inside the bundle as the signer, without a pin (said on
+        /// standard error).
+        #[arg(long)]
+        trust_bundle_key: bool,
+    },
+    /// Recover administration of a stopped service's data directory, when no working
+    /// administrator key is left: append one `AdministratorRecovered` record (actor
+    /// `system`, with your reason) that creates a new user, "Recovered administrator", with
+    /// a new role holding every admin function, sign a checkpoint covering it, and print
+    /// the new key alone on the last line of standard output, once. Nothing existing is
+    /// changed. Fails while a server uses the directory.
+    RecoverAdmin {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Why administration is recovered (1 to 500 characters), kept in the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The signing key file, if the service was given one.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
     },
     /// Print the public half of a data directory's signing key.
     SigningKey {
@@ -268,10 +308,25 @@ pub fn main() -> ExitCode {
         }
         Command::VerifyLog { data_dir } => verify(data_dir),
         Command::Export { data_dir, out, signing_key } => export(&data_dir, &out, signing_key),
-        Command::Verify { bundle, public_key, trusted_checkpoint } => {
-            verify_bundle(&bundle, public_key.as_deref(), trusted_checkpoint.as_deref())
+        Command::Verify { bundle, public_key, trusted_checkpoint, trust_bundle_key } => {
+            let pin = Pin {
+                public_key: public_key.as_deref(),
+                trusted_checkpoint: trusted_checkpoint.as_deref(),
+                trust_bundle_key,
+            };
+            verify_bundle(&bundle, &pin)
         }
-        Command::Replay { bundle, at, public_key } => replay(&bundle, at.as_deref(), public_key.as_deref()),
+        Command::Replay { bundle, at, public_key, trusted_checkpoint, trust_bundle_key } => {
+            let pin = Pin {
+                public_key: public_key.as_deref(),
+                trusted_checkpoint: trusted_checkpoint.as_deref(),
+                trust_bundle_key,
+            };
+            replay(&bundle, at.as_deref(), &pin)
+        }
+        Command::RecoverAdmin { data_dir, reason, signing_key } => {
+            recover_admin(&data_dir, &reason, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
+        }
         Command::SigningKey { data_dir, signing_key } => {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
             match crate::checkpoint::Signer::load(&path) {
@@ -297,12 +352,23 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     crate::telemetry::init("info");
+    // Bind first: a start that cannot listen must leave the data directory as it found it,
+    // so that the next start on a free address bootstraps it and prints the key.
+    let listeners = match app::Listeners::bind(&config.listen) {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            return fail(format_args!(
+                "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
+                config.data_dir.display()
+            ));
+        }
+    };
     let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints) {
         Ok(opened) => opened,
         Err(error) => return fail(error),
     };
     actix_web::rt::System::new().block_on(async move {
-        let mut application = match Application::build(&config, ledger, secret) {
+        let mut application = match Application::build(&config, listeners, ledger, secret) {
             Ok(application) => application,
             Err(error) => return fail(error),
         };
@@ -337,6 +403,25 @@ fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
             say!("initialised {}", data_dir.display());
             say!("admin user: {admin}");
             say!("signing key (ed25519, public): {}", public_key.to_hex());
+            say!("store the key below now: it is not shown again");
+            say!("{}", secret.expose());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> ExitCode {
+    crate::telemetry::init("warn");
+    let reason = match crate::domain::RecoveryReason::parse(reason) {
+        Ok(reason) => reason,
+        Err(error) => return fail(format!("--reason {error}")),
+    };
+    match app::recover_admin(data_dir, &checkpoints, reason.clone()) {
+        Ok((admin, secret)) => {
+            say!("recovered administration of {}", data_dir.display());
+            say!("admin user: {admin} (Recovered administrator, holding every admin function)");
+            say!("reason: {}", reason.as_str());
             say!("store the key below now: it is not shown again");
             say!("{}", secret.expose());
             ExitCode::SUCCESS
@@ -390,31 +475,79 @@ fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> ExitCode
     }
 }
 
-fn verify_bundle(bundle: &Path, public_key: Option<&str>, trusted: Option<&Path>) -> ExitCode {
-    let public_key = match public_key.map(read_public_key).transpose() {
-        Ok(key) => key,
-        Err(error) => return fail(error),
-    };
-    let trusted = match trusted.map(read_checkpoint).transpose() {
-        Ok(checkpoint) => checkpoint,
+/// The exit status of `verify` and `replay` for an intact bundle whose signer was not
+/// pinned.
+const EXIT_UNPINNED: u8 = 3;
+
+/// How a reviewer pins the signer of a bundle, as given on the command line.
+struct Pin<'a> {
+    public_key: Option<&'a str>,
+    trusted_checkpoint: Option<&'a Path>,
+    trust_bundle_key: bool,
+}
+
+impl Pin<'_> {
+    /// Whether the signer is pinned by something the reviewer brought.
+    fn is_pinned(&self) -> bool {
+        self.public_key.is_some() || self.trusted_checkpoint.is_some()
+    }
+
+    /// The options to verify with.
+    fn options(&self) -> Result<crate::bundle::VerifyOptions, String> {
+        let public_key = self.public_key.map(read_public_key).transpose()?;
+        let trusted = self.trusted_checkpoint.map(read_checkpoint).transpose()?;
+        Ok(crate::bundle::VerifyOptions { public_key, trusted })
+    }
+}
+
+/// What `verify` and `replay` say when the signer was not pinned.
+const UNPINNED: &str = "the signer was not pinned: the bundle carries its own public key, and anyone who edits \
+     records can re-sign the checkpoints with a key of their own. Pin it with --public-key KEY (the service's key, \
+     from getSigningKey or `keyledger signing-key`, saved when you were onboarded) or --trusted-checkpoint FILE; \
+     or pass --trust-bundle-key to accept the bundle's own key knowingly";
+
+/// What the verdict says when the reviewer accepted the bundle's own key.
+const TRUSTED_BUNDLE_KEY: &str = "signer NOT pinned: taken from the bundle itself (--trust-bundle-key); this proves \
+     the bundle is intact, not who signed it";
+
+fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> ExitCode {
+    let options = match pin.options() {
+        Ok(options) => options,
         Err(error) => return fail(error),
     };
     let file = match std::fs::File::open(bundle) {
         Ok(file) => std::io::BufReader::new(file),
         Err(error) => return fail(format!("{}: {error}", bundle.display())),
     };
-    let options = crate::bundle::VerifyOptions { public_key, trusted: trusted.clone() };
     match crate::bundle::verify(file, &options) {
+        Ok(summary) if !pin.is_pinned() && !pin.trust_bundle_key => {
+            say!(
+                "UNPINNED: {} records and {} signed checkpoints are intact, but {UNPINNED}",
+                summary.records,
+                summary.checkpoints
+            );
+            say!("bundle's own public key: {}", summary.public_key.to_hex());
+            ExitCode::from(EXIT_UNPINNED)
+        }
         Ok(summary) => {
             say!("valid: {} records, {} signed checkpoints", summary.records, summary.checkpoints);
             say!("public key: {}", summary.public_key.to_hex());
             let last = &summary.last;
             say!("last checkpoint: size {} root {} at {}", last.size, last.root, last.time);
-            if let Some(trusted) = trusted {
+            if let Some(trusted) = &options.trusted {
                 say!("consistent with the trusted checkpoint at size {} (root {})", trusted.size, trusted.root);
             }
-            if options.public_key.is_none() {
-                say!("note: no --public-key given; the bundle's own key was used");
+            if !pin.is_pinned() {
+                say!("{TRUSTED_BUNDLE_KEY}");
+            }
+            for recovery in &summary.recoveries {
+                say!(
+                    "administrator recovered (keyledger recover-admin) at record {}, {}: user {}, reason: {}",
+                    recovery.seq,
+                    recovery.at,
+                    recovery.user_id,
+                    recovery.reason
+                );
             }
             ExitCode::SUCCESS
         }
@@ -425,7 +558,7 @@ fn verify_bundle(bundle: &Path, public_key: Option<&str>, trusted: Option<&Path>
     }
 }
 
-fn replay(bundle: &Path, at: Option<&str>, public_key: Option<&str>) -> ExitCode {
+fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> ExitCode {
     use crate::history::At;
     let at = match at {
         None => At::Head,
@@ -438,17 +571,23 @@ fn replay(bundle: &Path, at: Option<&str>, public_key: Option<&str>) -> ExitCode
             Err(_) => return fail(format!("--at {text} is neither a position nor an RFC 3339 time")),
         },
     };
-    let public_key = match public_key.map(read_public_key).transpose() {
-        Ok(key) => key,
+    let options = match pin.options() {
+        Ok(options) => options,
         Err(error) => return fail(error),
     };
     let bytes = match std::fs::read(bundle) {
         Ok(bytes) => bytes,
         Err(error) => return fail(format!("{}: {error}", bundle.display())),
     };
-    let options = crate::bundle::VerifyOptions { public_key, trusted: None };
     if let Err(failure) = crate::bundle::verify(bytes.as_slice(), &options) {
         return fail(format!("the bundle does not verify, so it is not replayed: {failure}"));
+    }
+    if !pin.is_pinned() {
+        if !pin.trust_bundle_key {
+            eprintln!("error: not replayed: {UNPINNED}");
+            return ExitCode::from(EXIT_UNPINNED);
+        }
+        eprintln!("warning: {TRUSTED_BUNDLE_KEY}");
     }
     // The verified records, in a log of their own, replayed as the service would.
     let log = crate::log::MemoryLog::new();

@@ -131,6 +131,8 @@ pub struct Request {
     pub credential: Option<KeyHash>,
 }
 
+// Commands are by far the most common job, so the queue holds them unboxed.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Command { command: Command, request: Request, reply: oneshot::Sender<Result<Applied, SubmitError>> },
     Checkpoint { reply: oneshot::Sender<Result<Checkpoint, SubmitError>> },
@@ -328,6 +330,28 @@ impl<L: EventLog> Ledger<L> {
             Err(SubmitError::Refused(DomainError::AlreadyInitialised)) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// Recovers administration of an initialised ledger (`keyledger recover-admin`): one
+    /// `AdministratorRecovered` by the system, creating a new user with a new role that
+    /// holds every admin function, and a key. Returns the new user and the key's secret,
+    /// to be shown once.
+    pub fn recover_administrator(
+        &self,
+        reason: domain::RecoveryReason,
+    ) -> Result<(domain::UserId, KeySecret), SubmitError> {
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        let user_id = domain::UserId::generate(&mut rng);
+        let command = Command::RecoverAdministrator {
+            user_id: user_id.clone(),
+            role_id: domain::RoleId::generate(&mut rng),
+            key_id: domain::KeyId::generate(&mut rng),
+            key_hash: secret.hash(),
+            reason,
+        };
+        self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })?;
+        Ok((user_id, secret))
     }
 
     /// Stops taking commands, lets the writer finish what is queued (and save its shutdown

@@ -117,7 +117,10 @@ impl fmt::Display for Shortfall {
 /// keyledger itself makes and for records of what keys did.
 pub fn function_of(command: &Command) -> Option<FunctionId> {
     match command {
-        Command::Bootstrap { .. } | Command::RecordAdminAccessDenied { .. } | Command::RecordKeyUsage { .. } => None,
+        Command::Bootstrap { .. }
+        | Command::RecoverAdministrator { .. }
+        | Command::RecordAdminAccessDenied { .. }
+        | Command::RecordKeyUsage { .. } => None,
         Command::CreateRole { .. } | Command::ActivateFunctions { .. } | Command::DeactivateFunctions { .. } => {
             Some(FunctionId::ROLES_MANAGE)
         }
@@ -175,7 +178,7 @@ fn authorise_with(
 ) -> Result<(), Shortfall> {
     let demand = demand_of(state, event);
     match (actor, demand) {
-        (Actor::System, Demand::Record) => Ok(()),
+        (Actor::System, Demand::Record | Demand::SystemOnly) => Ok(()),
         (Actor::System, Demand::OwnRecord(_)) => Err(Shortfall::NotForTheSystem),
         (Actor::System, Demand::Functions(_)) => {
             if has_standing_administrator(state) {
@@ -184,7 +187,7 @@ fn authorise_with(
                 Ok(())
             }
         }
-        (Actor::User(_), Demand::Record) => Err(Shortfall::SystemOnly),
+        (Actor::User(_), Demand::Record | Demand::SystemOnly) => Err(Shortfall::SystemOnly),
         (Actor::User(user_id), Demand::OwnRecord(subject)) => {
             if *user_id == subject {
                 Ok(())
@@ -223,6 +226,9 @@ enum Demand {
     Record,
     /// A record the named user makes of its own refusal.
     OwnRecord(UserId),
+    /// A change only keyledger itself makes, at the operator's request: recovering an
+    /// administrator.
+    SystemOnly,
 }
 
 fn demand_of(state: &State, event: &Event) -> Demand {
@@ -262,6 +268,7 @@ fn demand_of(state: &State, event: &Event) -> Demand {
         }
         Event::AdminAccessDenied { user_id, .. } => return Demand::OwnRecord(user_id.clone()),
         Event::KeyUsageRecorded { .. } => return Demand::Record,
+        Event::AdministratorRecovered { .. } => return Demand::SystemOnly,
     };
     Demand::Functions(functions)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{
     Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, FunctionSet, GroupId, KeyHash, KeyId,
-    KeyStatus, Name, Resource, RoleId, State, Timestamp, UserId, authority, values,
+    KeyStatus, Name, RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority, values,
 };
 
 /// The longest grace period a rotation may give the replaced key: 30 days.
@@ -153,6 +153,21 @@ pub enum Command {
     RecordKeyUsage {
         /// One entry per key.
         usage: Vec<KeyUsage>,
+    },
+    /// Recovers administration of the ledger (`keyledger recover-admin`): a new user, a
+    /// new role holding every admin function, and a key, in one `AdministratorRecovered`.
+    /// Only the system may ask; nothing existing is changed.
+    RecoverAdministrator {
+        /// The new administrator.
+        user_id: UserId,
+        /// The new role.
+        role_id: RoleId,
+        /// The new key's public id.
+        key_id: KeyId,
+        /// The new key's hash.
+        key_hash: KeyHash,
+        /// Why, as the operator gave it.
+        reason: RecoveryReason,
     },
 }
 
@@ -452,6 +467,26 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
                 })
             })
             .collect()),
+        Command::RecoverAdministrator { user_id, role_id, key_id, key_hash, reason } => {
+            // Only the system asks: `authority::admit` refused any user already.
+            // A new role, never an existing one changed: its description names the time,
+            // and the role's id too if another recovery took that description already.
+            let description = format!("Administrator (recovered {})", context.now);
+            let role_description = if state.role_by_description(&description).is_some() {
+                format!("Administrator (recovered {}, {role_id})", context.now)
+            } else {
+                description
+            };
+            Ok(vec![Event::AdministratorRecovered {
+                user_id,
+                name: "Recovered administrator".to_owned(),
+                role_id,
+                role_description,
+                key_id,
+                key_hash,
+                reason: reason.as_str().to_owned(),
+            }])
+        }
     }
 }
 
@@ -466,6 +501,8 @@ fn check_version(state: &State, context: &Context, command: &Command) -> Result<
         | Command::CreateEventGroup { .. } => return Ok(()),
         // Records of what keys did, not changes to a resource: no version to match.
         Command::RecordAdminAccessDenied { .. } | Command::RecordKeyUsage { .. } => return Ok(()),
+        // Creates everything it touches.
+        Command::RecoverAdministrator { .. } => return Ok(()),
         Command::ActivateFunctions { role_id, .. } | Command::DeactivateFunctions { role_id, .. } => {
             (Resource::Role, find_role(state, role_id)?.version())
         }

@@ -165,11 +165,33 @@ pub enum Event {
         /// The last of those checks.
         last_used_at: Timestamp,
     },
+    /// An operator recovered administration of the ledger with `keyledger recover-admin`
+    /// on the stopped service: a new user was created with a new role holding every admin
+    /// function, and a key. One record, so that the audit trail says "recovery", not a
+    /// series of ordinary changes; nothing that existed before is changed.
+    ///
+    /// Only the system records it (never a user's request).
+    AdministratorRecovered {
+        /// The new administrator.
+        user_id: UserId,
+        /// Its display name.
+        name: String,
+        /// The new role, holding every admin function.
+        role_id: RoleId,
+        /// The role's description, unique case-insensitively.
+        role_description: String,
+        /// The new key's public id.
+        key_id: KeyId,
+        /// The blake3 hash of the new key's secret.
+        key_hash: KeyHash,
+        /// Why the operator recovered administration, as they gave it.
+        reason: String,
+    },
 }
 
 impl Event {
     /// Every event type this build knows, as written in records.
-    pub const TYPE_NAMES: [&'static str; 16] = [
+    pub const TYPE_NAMES: [&'static str; 17] = [
         "UserCreated",
         "UserDisabled",
         "UserEnabled",
@@ -186,6 +208,7 @@ impl Event {
         "KeyRevoked",
         "AdminAccessDenied",
         "KeyUsageRecorded",
+        "AdministratorRecovered",
     ];
 
     /// The event's type, as written in the record's `type` field.
@@ -207,6 +230,7 @@ impl Event {
             Event::KeyRevoked { .. } => "KeyRevoked",
             Event::AdminAccessDenied { .. } => "AdminAccessDenied",
             Event::KeyUsageRecorded { .. } => "KeyUsageRecorded",
+            Event::AdministratorRecovered { .. } => "AdministratorRecovered",
         }
     }
 
@@ -227,7 +251,8 @@ impl Event {
             | Event::KeyGenerated { user_id, .. }
             | Event::KeyRevoked { user_id, .. }
             | Event::AdminAccessDenied { user_id, .. }
-            | Event::KeyUsageRecorded { user_id, .. } => user_id.as_str(),
+            | Event::KeyUsageRecorded { user_id, .. }
+            | Event::AdministratorRecovered { user_id, .. } => user_id.as_str(),
             Event::RoleCreated { role_id, .. }
             | Event::FunctionActivated { role_id, .. }
             | Event::FunctionDeactivated { role_id, .. } => role_id.as_str(),

@@ -66,6 +66,10 @@ pub struct ReviewFlags {
     /// its grace period) is neither revoked, expired nor past its grace period: enabling
     /// the user would make it work again at once.
     pub disabled_user_with_active_key: bool,
+    /// The user was created by `keyledger recover-admin` (an `AdministratorRecovered`
+    /// record, which holds the operator's reason): a full administrator made outside the
+    /// API, which a reviewer should confirm was expected.
+    pub recovered_administrator: bool,
 }
 
 /// The report at `now`: one row per user, in the order they were created.
@@ -107,6 +111,7 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
             key_older_than_90_days,
             key_unused_90_days,
             disabled_user_with_active_key,
+            recovered_administrator: user.recovered().is_some(),
         },
     }
 }

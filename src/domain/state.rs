@@ -89,6 +89,8 @@ pub struct User {
     grace_key: Option<KeyHash>,
     created: Position,
     version: u64,
+    /// Where the user was created by an `AdministratorRecovered`, if it was.
+    recovered: Option<Position>,
 }
 
 impl User {
@@ -131,6 +133,11 @@ impl User {
     /// The position of the last event about this user: its version for `If-Match`.
     pub fn version(&self) -> u64 {
         self.version
+    }
+    /// Where and when the user was created by `keyledger recover-admin`
+    /// (`AdministratorRecovered`), if it was.
+    pub fn recovered(&self) -> Option<Position> {
+        self.recovered
     }
 }
 
@@ -448,6 +455,7 @@ impl State {
                     grace_key: None,
                     created: position,
                     version: position.seq,
+                    recovered: None,
                 };
                 if self.users.insert(user_id.clone(), user).is_none() {
                     self.user_order.push(user_id.clone());
@@ -601,6 +609,52 @@ impl State {
             Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
             }
+            Event::AdministratorRecovered { user_id, name, role_id, role_description, key_id, key_hash, reason: _ } => {
+                self.apply_recovery(position, user_id, name, role_id, role_description, key_id, *key_hash);
+            }
+        }
+    }
+
+    /// Applies an `AdministratorRecovered` as the changes it stands for, all at its
+    /// position: the user, the role with every admin function, the assignment and the key.
+    /// A user or role id that exists already is left as it is (`decide` mints new ones).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_recovery(
+        &mut self,
+        position: Position,
+        user_id: &UserId,
+        name: &str,
+        role_id: &RoleId,
+        role_description: &str,
+        key_id: &KeyId,
+        key_hash: KeyHash,
+    ) {
+        if self.users.contains_key(user_id) || self.roles.contains_key(role_id) {
+            return;
+        }
+        let mut parts = vec![
+            Event::UserCreated { user_id: user_id.clone(), name: name.to_owned(), email: None },
+            Event::RoleCreated { role_id: role_id.clone(), description: role_description.to_owned() },
+        ];
+        parts.extend(
+            FunctionSet::all_admin()
+                .iter()
+                .map(|function| Event::FunctionActivated { role_id: role_id.clone(), function }),
+        );
+        parts.push(Event::RoleAssigned { user_id: user_id.clone(), role_id: role_id.clone() });
+        parts.push(Event::KeyGenerated {
+            user_id: user_id.clone(),
+            key_id: key_id.clone(),
+            key_hash,
+            expires_at: None,
+            replaced_key_id: None,
+            replaced_key_valid_until: None,
+        });
+        for part in &parts {
+            self.apply(position, part);
+        }
+        if let Some(user) = self.users.get_mut(user_id) {
+            user.recovered = Some(position);
         }
     }
 

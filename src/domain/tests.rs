@@ -1975,6 +1975,126 @@ fn a_missing_event_is_judged_after_the_key_and_the_function() {
     assert_eq!(given(&history).check(secret.expose(), "api.attendees.read", None), "user_disabled");
 }
 
+// ---------------------------------------------------------------------------------------
+// Recovering administration (`keyledger recover-admin`, issue #9).
+// ---------------------------------------------------------------------------------------
+
+fn recovered_admin() -> UserId {
+    user_id("usr_00000000000000ec")
+}
+fn recovered_role() -> RoleId {
+    role_id("role_00000000000000ec")
+}
+fn recovery_key() -> KeyId {
+    key_id("key_00000000000000ec")
+}
+
+fn recover(key_hash: KeyHash, reason: &str) -> Command {
+    Command::RecoverAdministrator {
+        user_id: recovered_admin(),
+        role_id: recovered_role(),
+        key_id: recovery_key(),
+        key_hash,
+        reason: RecoveryReason::parse(reason).expect("a valid reason"),
+    }
+}
+
+/// A ledger whose only administrator was disabled: nobody can administer it.
+fn locked_out(admin_secret: &KeySecret) -> Vec<Event> {
+    let mut history = given_an_empty_ledger().by(Actor::System).when(bootstrap(admin_secret.hash())).events();
+    history.push(user_disabled(admin()));
+    history
+}
+
+#[test]
+fn recovering_administration_is_one_event_that_names_a_new_user_role_and_key_and_the_reason() {
+    given(&locked_out(&new_secret())).by(Actor::System).when(recover(key_hash(9), "lost the only admin key")).then(&[
+        Event::AdministratorRecovered {
+            user_id: recovered_admin(),
+            name: "Recovered administrator".to_owned(),
+            role_id: recovered_role(),
+            role_description: format!("Administrator (recovered {NOW})"),
+            key_id: recovery_key(),
+            key_hash: key_hash(9),
+            reason: "lost the only admin key".to_owned(),
+        },
+    ]);
+}
+
+#[test]
+fn the_recovered_key_may_use_every_admin_function_and_nothing_that_existed_is_changed() {
+    let (old_secret, new) = (new_secret(), new_secret());
+    let mut history = locked_out(&old_secret);
+    history.extend(given(&history).by(Actor::System).when(recover(new.hash(), "locked out")).events());
+    let ledger = given(&history);
+    for function in FunctionId::all() {
+        let expected = if function.is_admin() { "granted" } else { "function_not_granted" };
+        assert_eq!(ledger.check(new.expose(), function.as_str(), None), expected, "{function}");
+    }
+    // The old Administrator stays disabled, its role as it was.
+    assert_eq!(ledger.check(old_secret.expose(), "security.users.read", None), "user_disabled");
+    let old_role = ledger.state.role(&administrators()).expect("the Administrator role");
+    assert_eq!(old_role.holders(), &BTreeSet::from([admin()]));
+    let recovered = ledger.state.user(&recovered_admin()).expect("the recovered administrator");
+    assert_eq!(recovered.recovered().map(|position| position.seq), Some(history.len() as u64));
+    assert!(ledger.state.user(&admin()).is_some_and(|user| user.recovered().is_none()));
+}
+
+#[test]
+fn only_the_system_may_recover_administration() {
+    given(&locked_out(&new_secret()))
+        .by(Actor::User(admin()))
+        .when(recover(key_hash(9), "escalation attempt"))
+        .then_error(DomainError::InsufficientAuthority {
+            actor: Actor::User(admin()),
+            shortfall: Shortfall::SystemOnly,
+        });
+}
+
+#[test]
+fn a_second_recovery_at_the_same_moment_gets_a_role_of_its_own() {
+    let mut history = locked_out(&new_secret());
+    history.extend(given(&history).by(Actor::System).when(recover(key_hash(9), "first")).events());
+    let second = Command::RecoverAdministrator {
+        user_id: alice(),
+        role_id: editors(),
+        key_id: second_key(),
+        key_hash: key_hash(10),
+        reason: RecoveryReason::parse("second").expect("a valid reason"),
+    };
+    let events = given(&history).by(Actor::System).when(second).events();
+    let [Event::AdministratorRecovered { role_description, .. }] = events.as_slice() else {
+        panic!("one AdministratorRecovered: {events:?}");
+    };
+    assert_eq!(role_description, &format!("Administrator (recovered {NOW}, {})", editors()));
+    let ledger = given(&[history, events].concat());
+    assert_eq!(ledger.state.role(&editors()).map(|role| role.holders().len()), Some(1));
+}
+
+#[test]
+fn the_permission_diff_of_a_recovery_grants_the_new_user_every_admin_function_and_the_key() {
+    let history = locked_out(&new_secret());
+    let mut state = given(&history).state;
+    let event = given(&history).by(Actor::System).when(recover(key_hash(9), "locked out")).events().remove(0);
+    let position = Position { seq: state.head() + 1, at: NOW };
+    let changes = apply_tracking_changes(&mut state, position, &event);
+    assert!(changes.iter().all(|change| change.kind == ChangeKind::Grant && change.user_id == recovered_admin()));
+    let facts: BTreeSet<Fact> = changes.into_iter().map(|change| change.fact).collect();
+    let mut expected: BTreeSet<Fact> = FunctionSet::all_admin().iter().map(Fact::Function).collect();
+    expected.extend([Fact::Enabled, Fact::Key(recovery_key())]);
+    assert_eq!(facts, expected);
+}
+
+#[test]
+fn the_access_report_flags_the_recovered_administrator_and_nobody_else() {
+    let mut history = locked_out(&new_secret());
+    history.extend(given(&history).by(Actor::System).when(recover(key_hash(9), "locked out")).events());
+    let rows = access_report(&given(&history).state, NOW);
+    let flagged: Vec<&UserId> =
+        rows.iter().filter(|row| row.flags.recovered_administrator).map(|row| &row.user_id).collect();
+    assert_eq!(flagged, vec![&recovered_admin()]);
+}
+
 // The authority rules reuse the scenario helpers above.
 #[path = "authority_tests.rs"]
 mod authority_tests;

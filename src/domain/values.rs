@@ -107,6 +107,35 @@ impl Email {
     }
 }
 
+/// Why an operator recovered administration: trimmed, 1 to 500 characters, one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReason(String);
+
+impl RecoveryReason {
+    /// The most characters a reason may have.
+    pub const MAX_CHARS: usize = 500;
+
+    /// Parses a reason, trimming surrounding white space.
+    pub fn parse(value: &str) -> Result<Self, InvalidText> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidText::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidText::TooLong { max: Self::MAX_CHARS });
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(InvalidText::ControlCharacter);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The reason as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +147,14 @@ mod tests {
         assert_eq!(Name::parse("a\nb"), Err(InvalidText::ControlCharacter));
         assert!(Name::parse(&"é".repeat(Name::MAX_CHARS)).is_ok());
         assert_eq!(Name::parse(&"é".repeat(Name::MAX_CHARS + 1)), Err(InvalidText::TooLong { max: 200 }));
+    }
+
+    #[test]
+    fn recovery_reasons_are_trimmed_and_bounded() {
+        assert_eq!(RecoveryReason::parse(" lost key ").map(|r| r.as_str().to_owned()), Ok("lost key".to_owned()));
+        assert_eq!(RecoveryReason::parse(""), Err(InvalidText::Empty));
+        assert!(RecoveryReason::parse(&"a".repeat(RecoveryReason::MAX_CHARS)).is_ok());
+        assert_eq!(RecoveryReason::parse(&"a".repeat(501)), Err(InvalidText::TooLong { max: 500 }));
     }
 
     #[test]

@@ -427,7 +427,8 @@ pub fn affected_users(state: &State, event: &Event) -> BTreeSet<UserId> {
         | Event::RoleUnassigned { user_id, .. }
         | Event::EventAccessSet { user_id, .. }
         | Event::KeyGenerated { user_id, .. }
-        | Event::KeyRevoked { user_id, .. } => BTreeSet::from([user_id.clone()]),
+        | Event::KeyRevoked { user_id, .. }
+        | Event::AdministratorRecovered { user_id, .. } => BTreeSet::from([user_id.clone()]),
         Event::FunctionActivated { role_id, .. } | Event::FunctionDeactivated { role_id, .. } => {
             state.role(role_id).map(|role| role.holders().clone()).unwrap_or_default()
         }

@@ -73,6 +73,9 @@ pub struct ReportFlags {
     /// The user is disabled but a key of theirs (current, or replaced and in its grace
     /// period) is neither revoked nor expired: enabling the user would make it work again.
     pub disabled_user_with_active_key: bool,
+    /// The user is a full administrator created by `keyledger recover-admin` (an
+    /// `AdministratorRecovered` record, with the operator's reason): confirm it was expected.
+    pub recovered_administrator: bool,
 }
 
 /// One user in the access review.
@@ -122,7 +125,7 @@ pub struct AccessReportRow {
         "key_age_days": 89,
         "key_expires_at": null,
         "key_last_used_at": "2027-04-30T22:15:00.000Z",
-        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false}
+        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false, "recovered_administrator": false}
     }]
 }))]
 pub struct AccessReport {
@@ -191,6 +194,7 @@ impl From<AccessReviewRow> for AccessReportRow {
                 key_older_than_90_days: row.flags.key_older_than_90_days,
                 key_unused_90_days: row.flags.key_unused_90_days,
                 disabled_user_with_active_key: row.flags.disabled_user_with_active_key,
+                recovered_administrator: row.flags.recovered_administrator,
             },
         }
     }
@@ -198,7 +202,7 @@ impl From<AccessReviewRow> for AccessReportRow {
 
 /// The CSV header: one column per field, multi-valued ones joined with `;`, one column
 /// per flag.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 17] = [
     "user_id",
     "name",
     "enabled",
@@ -215,6 +219,7 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "key_older_than_90_days",
     "key_unused_90_days",
     "disabled_user_with_active_key",
+    "recovered_administrator",
 ];
 
 impl AccessReportRow {
@@ -242,6 +247,7 @@ impl AccessReportRow {
             self.flags.key_older_than_90_days.to_string(),
             self.flags.key_unused_90_days.to_string(),
             self.flags.disabled_user_with_active_key.to_string(),
+            self.flags.recovered_administrator.to_string(),
         ]
         .into_iter()
     }

@@ -3,6 +3,7 @@
 //!
 //! Set `TEST_LOG=1` to see the servers' logs.
 
+mod admin_recovery;
 mod audit;
 mod auth;
 mod authority;

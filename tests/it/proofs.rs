@@ -350,14 +350,64 @@ fn replaying_a_bundle_offline_gives_the_view_the_service_gives_at_every_position
     bundle.expect(200);
     let file = write(dir.path(), "bundle.jsonl", &bundle.body);
     let size = record_leaves(&bundle.body).len();
+    let public_key = signing_key(&app);
     for position in [1, size / 2, size - 1, size] {
         let online = app.get(&format!("/v1/audit/permissions?position={position}"));
         online.expect(200);
-        let (ok, offline) = run(&["replay", &file, "--at", &position.to_string()]);
+        let (ok, offline) = run(&["replay", &file, "--at", &position.to_string(), "--public-key", &public_key]);
         assert!(ok, "{offline}");
         let offline: Value = serde_json::from_str(&offline).expect("replay prints JSON");
         assert_eq!(offline, online.json(), "the view at position {position}");
     }
     let (ok, output) = run(&["replay", &file, "--at", "yesterday"]);
     assert!(!ok && output.contains("neither a position nor an RFC 3339 time"), "{output}");
+}
+
+/// Issue #9: `verify` without `--public-key` answered "valid", exit 0, for a history
+/// signed by a key that was not the service's. Here the forged history is the attacker's
+/// own keyledger's: its records say what the attacker wants (a backdoor administrator),
+/// and its checkpoints verify under the key the bundle carries.
+#[test]
+fn an_unpinned_verify_exits_3_and_a_history_signed_by_another_key_fails_against_the_pinned_one() {
+    let real = spawn_app();
+    real.api_user();
+    let real_key = signing_key(&real);
+    let forger = spawn_app();
+    forger.api_user();
+    forger.user_with_functions("Backdoor", &["security.users.manage"]);
+    let dir = tempfile::tempdir().unwrap();
+    let real_bundle = real.get("/v1/audit/export");
+    real_bundle.expect(200);
+    let real_bundle = write(dir.path(), "real.jsonl", &real_bundle.body);
+    let forged = forger.get("/v1/audit/export");
+    forged.expect(200);
+    let forged = write(dir.path(), "forged.jsonl", &forged.body);
+
+    // Unpinned: intact, but not "valid", and the exit status says so.
+    for bundle in [&real_bundle, &forged] {
+        let output = Command::new(BINARY).args(["verify", bundle]).output().expect("run keyledger");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(3), "{stdout}");
+        assert!(!stdout.contains("valid:"), "{stdout}");
+        assert!(stdout.contains("not pinned") && stdout.contains("--public-key"), "{stdout}");
+        let output = Command::new(BINARY).args(["replay", bundle]).output().expect("run keyledger");
+        assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(output.stdout.is_empty(), "nothing is replayed: {}", String::from_utf8_lossy(&output.stdout));
+    }
+
+    // Accepting the bundle's key knowingly: exit 0, and the verdict says the signer came
+    // from the bundle itself.
+    let (ok, output) = run(&["verify", &forged, "--trust-bundle-key"]);
+    assert!(ok, "{output}");
+    assert!(output.contains("valid:") && output.contains("taken from the bundle itself"), "{output}");
+    let (ok, output) = run(&["replay", &forged, "--trust-bundle-key"]);
+    assert!(ok && output.contains("Backdoor") && output.contains("taken from the bundle itself"), "{output}");
+
+    // Pinned to the real service's key: the forged history is invalid, the real one valid.
+    let (ok, output) = run(&["verify", &forged, "--public-key", &real_key]);
+    assert!(!ok && output.contains("INVALID") && output.contains("public key"), "{output}");
+    let (ok, output) = run(&["replay", &forged, "--public-key", &real_key]);
+    assert!(!ok && !output.contains("Backdoor"), "{output}");
+    let (ok, output) = run(&["verify", &real_bundle, "--public-key", &real_key]);
+    assert!(ok && output.contains("valid:") && !output.contains("not pinned"), "{output}");
 }

@@ -396,3 +396,45 @@ fn verify_log_on_a_missing_directory_fails_and_creates_nothing() {
     assert!(!output.status.success(), "verify-log on a missing directory succeeded; stdout: {stdout} stderr: {stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "the error names the directory: {stderr}");
 }
+
+/// Issue #9: a first start on a port already in use initialised the directory, then
+/// failed to listen, so the Administrator's key was never shown and every later start
+/// printed only `listening on`.
+#[test]
+fn a_first_start_on_a_taken_port_initialises_nothing_and_the_next_start_hands_over_a_working_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let address = taken.local_addr().expect("its address").to_string();
+    let parent = tempfile::tempdir().expect("temporary directory");
+    let data_dir = parent.path().join("data");
+
+    let refused = Command::new(BINARY)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--listen", &address])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start keyledger");
+    let output = wait_for_exit(refused);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "serve on a taken port must fail; stdout: {stdout} stderr: {stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {address}")), "it names the address: {stderr}");
+    assert!(stderr.contains("nothing was initialised"), "it says nothing was initialised: {stderr}");
+    assert!(!stdout.contains("admin key"), "no key is shown for a start that failed: {stdout}");
+    drop(taken);
+
+    let mut server = HandStartedServer::start(&data_dir);
+    let key = server
+        .printed
+        .iter()
+        .find_map(|line| line.strip_prefix("admin key: "))
+        .unwrap_or_else(|| panic!("the next start bootstraps and prints the key: {:?}", server.printed))
+        .to_owned();
+    let (status, users) = server.get("/v1/users", &key);
+    assert_eq!(status, 200, "the printed key administers: {users}");
+    assert_eq!(users["items"].as_array().map(Vec::len), Some(1), "one Administrator, bootstrapped once: {users}");
+    server.stop();
+}
