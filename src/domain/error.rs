@@ -120,4 +120,10 @@ pub enum DomainError {
     /// The data directory has already been initialised.
     #[error("the ledger is already initialised")]
     AlreadyInitialised,
+    /// The new group would sit deeper than groups may nest.
+    #[error("event groups nest at most {max} levels deep; the parent is already at the deepest level")]
+    GroupTooDeep {
+        /// The most levels a chain of nested groups may have, the outermost counted as 1.
+        max: usize,
+    },
 }

@@ -148,6 +148,10 @@ pub struct Group {
 }
 
 impl Group {
+    /// The most levels a chain of nested groups may have, the outermost group counted as
+    /// level 1: `decide` refuses a group below a parent at this depth.
+    pub const MAX_DEPTH: usize = 32;
+
     /// The group's id.
     pub fn id(&self) -> &GroupId {
         &self.id

@@ -658,6 +658,39 @@ fn creating_a_nested_group_records_its_parent() {
         .then(&[group_created(usa(), "USA", Some(americas()))]);
 }
 
+/// A chain of `levels` nested groups, the outermost first, and the events that create it.
+fn nested_groups(levels: usize) -> (Vec<GroupId>, Vec<Event>) {
+    let ids: Vec<GroupId> = (1..=levels).map(|level| group_id(&format!("grp_{level:016x}"))).collect();
+    let events = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| group_created(id.clone(), "Level", index.checked_sub(1).map(|parent| ids[parent].clone())))
+        .collect();
+    (ids, events)
+}
+
+#[test]
+fn issue_9_a_group_below_the_deepest_level_is_refused() {
+    let (ids, history) = nested_groups(Group::MAX_DEPTH);
+    let deepest = ids.last().cloned();
+    given(&history)
+        .when(Command::CreateEventGroup { group_id: unknown_group(), name: name("Too deep"), parent_id: deepest })
+        .then_error(DomainError::GroupTooDeep { max: 32 });
+}
+
+#[test]
+fn issue_9_a_group_at_the_deepest_level_is_allowed() {
+    let (ids, history) = nested_groups(Group::MAX_DEPTH - 1);
+    let parent_id = ids.last().cloned();
+    given(&history)
+        .when(Command::CreateEventGroup {
+            group_id: unknown_group(),
+            name: name("Deepest"),
+            parent_id: parent_id.clone(),
+        })
+        .then(&[group_created(unknown_group(), "Deepest", parent_id)]);
+}
+
 #[test]
 fn a_top_level_group_name_taken_in_another_case_is_refused() {
     given(&[group_created(americas(), "Americas", None)])

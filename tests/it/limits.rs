@@ -54,3 +54,17 @@ fn deeply_nested_json_is_refused_as_malformed() {
     assert!(reply.status == 400, "{} {}", reply.status, reply.body);
     app.get("/health").expect(200);
 }
+
+#[test]
+fn issue_9_a_group_nested_deeper_than_32_levels_is_409_group_too_deep() {
+    let app = spawn_app_with(&[]);
+    let mut parent = app.create_group("Level 1", None);
+    for level in 2..=32 {
+        parent = app.create_group(&format!("Level {level}"), Some(&parent));
+    }
+    let before = app.audit_size();
+    let reply = app.post("/v1/event-groups", &json!({ "name": "Level 33", "parent_id": parent }));
+    reply.expect_problem(409, "group_too_deep");
+    assert!(reply.json()["detail"].as_str().unwrap().contains("32"), "{}", reply.body);
+    assert_eq!(app.audit_size(), before);
+}
