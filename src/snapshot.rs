@@ -4,11 +4,12 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP02" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP03" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
-//! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use), and a
+//! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use, `KLSNAP03` the groups each
+//! event reaches through nesting), and a
 //! snapshot of another layout is refused before decoding rather than mis-decoded.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
@@ -27,7 +28,7 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::ChainHash;
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP02";
+const MAGIC: &[u8; 8] = b"KLSNAP03";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.
@@ -230,15 +231,16 @@ mod tests {
 
     #[test]
     fn a_snapshot_of_the_previous_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
-        // A KLSNAP01 snapshot holds keys without their last use. Its checksum is intact, so
-        // only the magic can tell it from a current one; postcard would mis-decode it.
+        // A KLSNAP02 snapshot holds only the groups that contain each event directly. Its
+        // checksum is intact, so only the magic can tell it from a current one; postcard
+        // would mis-decode it.
         let dir = tempfile::tempdir().unwrap();
         let at = Timestamp::from_unix_millis(1_800_000_000_000);
         let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
         let mut bytes = fs::read(&path).unwrap();
-        bytes[..8].copy_from_slice(b"KLSNAP01");
+        bytes[..8].copy_from_slice(b"KLSNAP02");
         fs::write(&path, bytes).unwrap();
-        assert!(matches!(read(&path), Err(SnapshotError::OtherFormat { found, .. }) if found == "KLSNAP01"));
+        assert!(matches!(read(&path), Err(SnapshotError::OtherFormat { found, .. }) if found == "KLSNAP02"));
         assert!(latest(dir.path()).unwrap().is_none(), "no usable snapshot: the whole log is replayed");
     }
 
