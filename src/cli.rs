@@ -103,7 +103,8 @@ pub enum Command {
         /// Open connections per worker thread; more wait in the listen backlog.
         #[arg(long, default_value_t = Limits::default().max_connections)]
         max_connections: usize,
-        /// Milliseconds a client may take to send a request's head (408 past it).
+        /// Milliseconds a client may take to send a request's head, and again its body (408
+        /// past either).
         #[arg(long, default_value_t = 5000)]
         request_timeout_ms: u64,
         /// Seconds an idle keep-alive connection is kept.
