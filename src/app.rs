@@ -20,7 +20,7 @@ use crate::checkpoint::{CHECKPOINTS_FILE, CheckpointStore, PublicKey, SIGNING_KE
 use crate::domain::{Actor, Command, KeySecret};
 use crate::http::body::{BodyTimeout, MAX_BODY_BYTES};
 use crate::http::denials::{DenialLimiter, OperationIds};
-use crate::http::mutation::IdempotencyCache;
+use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
@@ -73,6 +73,9 @@ pub struct Limits {
     pub request_timeout: std::time::Duration,
     /// How long an idle keep-alive connection is kept.
     pub keep_alive: std::time::Duration,
+    /// The most bytes of keys and answers the idempotency cache holds; the oldest answers
+    /// are forgotten first.
+    pub idempotency_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             max_connections: 10_000,
             request_timeout: std::time::Duration::from_secs(5),
             keep_alive: std::time::Duration::from_secs(5),
+            idempotency_cache_bytes: DEFAULT_IDEMPOTENCY_CACHE_BYTES,
         }
     }
 }
@@ -227,7 +231,7 @@ impl Application {
         let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             ledger,
-            idempotency: IdempotencyCache::default(),
+            idempotency: IdempotencyCache::with_budget(config.limits.idempotency_cache_bytes),
             limiter: FailureLimiter::new(config.throttle.clone()),
             usage: KeyUsageCounter::default(),
             denials: DenialLimiter::new(config.denial_window),

@@ -110,6 +110,10 @@ pub enum Command {
         /// Seconds an idle keep-alive connection is kept.
         #[arg(long, default_value_t = 5)]
         keep_alive_secs: u64,
+        /// The most bytes of keys and answers the idempotency cache holds; the oldest
+        /// answers are forgotten first.
+        #[arg(long, default_value_t = Limits::default().idempotency_cache_bytes)]
+        idempotency_cache_bytes: usize,
         /// When to sign checkpoints, and with which key.
         #[command(flatten)]
         checkpoints: CheckpointArgs,
@@ -240,6 +244,7 @@ pub fn main() -> ExitCode {
             max_connections,
             request_timeout_ms,
             keep_alive_secs,
+            idempotency_cache_bytes,
             checkpoints,
             key_usage_interval_secs,
             denial_window_secs,
@@ -251,6 +256,7 @@ pub fn main() -> ExitCode {
                 max_connections,
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 keep_alive: Duration::from_secs(keep_alive_secs),
+                idempotency_cache_bytes,
             };
             serve(Config {
                 data_dir,
