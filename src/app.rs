@@ -18,9 +18,9 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::checkpoint::{CHECKPOINTS_FILE, CheckpointStore, PublicKey, SIGNING_KEY_FILE, Signer};
 use crate::domain::{Actor, Command, KeySecret};
-use crate::http::body::MAX_BODY_BYTES;
+use crate::http::body::{BodyTimeout, MAX_BODY_BYTES};
 use crate::http::denials::{DenialLimiter, OperationIds};
-use crate::http::mutation::IdempotencyCache;
+use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
@@ -68,10 +68,14 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Open connections per worker thread; more wait in the listen backlog.
     pub max_connections: usize,
-    /// How long a client may take to send a request's head (408 past it).
+    /// How long a client may take to send a request's head, and then its body (408 past
+    /// either).
     pub request_timeout: std::time::Duration,
     /// How long an idle keep-alive connection is kept.
     pub keep_alive: std::time::Duration,
+    /// The most bytes of keys and answers the idempotency cache holds; the oldest answers
+    /// are forgotten first.
+    pub idempotency_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +85,7 @@ impl Default for Limits {
             max_connections: 10_000,
             request_timeout: std::time::Duration::from_secs(5),
             keep_alive: std::time::Duration::from_secs(5),
+            idempotency_cache_bytes: DEFAULT_IDEMPOTENCY_CACHE_BYTES,
         }
     }
 }
@@ -305,7 +310,7 @@ impl Application {
         let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             ledger,
-            idempotency: IdempotencyCache::default(),
+            idempotency: IdempotencyCache::with_budget(config.limits.idempotency_cache_bytes),
             limiter: FailureLimiter::new(config.throttle.clone()),
             usage: KeyUsageCounter::default(),
             denials: DenialLimiter::new(config.denial_window),
@@ -314,10 +319,12 @@ impl Application {
         });
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
+        let request_timeout = config.limits.request_timeout;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body_bytes))
+                .app_data(BodyTimeout(request_timeout))
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),

@@ -103,12 +103,17 @@ pub enum Command {
         /// Open connections per worker thread; more wait in the listen backlog.
         #[arg(long, default_value_t = Limits::default().max_connections)]
         max_connections: usize,
-        /// Milliseconds a client may take to send a request's head (408 past it).
+        /// Milliseconds a client may take to send a request's head, and again its body (408
+        /// past either).
         #[arg(long, default_value_t = 5000)]
         request_timeout_ms: u64,
         /// Seconds an idle keep-alive connection is kept.
         #[arg(long, default_value_t = 5)]
         keep_alive_secs: u64,
+        /// The most bytes of keys and answers the idempotency cache holds; the oldest
+        /// answers are forgotten first.
+        #[arg(long, default_value_t = Limits::default().idempotency_cache_bytes)]
+        idempotency_cache_bytes: usize,
         /// When to sign checkpoints, and with which key.
         #[command(flatten)]
         checkpoints: CheckpointArgs,
@@ -279,6 +284,7 @@ pub fn main() -> ExitCode {
             max_connections,
             request_timeout_ms,
             keep_alive_secs,
+            idempotency_cache_bytes,
             checkpoints,
             key_usage_interval_secs,
             denial_window_secs,
@@ -290,6 +296,7 @@ pub fn main() -> ExitCode {
                 max_connections,
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 keep_alive: Duration::from_secs(keep_alive_secs),
+                idempotency_cache_bytes,
             };
             serve(Config {
                 data_dir,

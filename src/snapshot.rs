@@ -4,13 +4,14 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP03" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP04" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
 //! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use,
-//! `KLSNAP03` where a user was created by a recovery), and a snapshot of another layout is
-//! refused before decoding rather than mis-decoded.
+//! `KLSNAP03` where a user was created by a recovery, `KLSNAP04` the groups each event
+//! reaches through nesting), and a snapshot of another layout is refused before decoding
+//! rather than mis-decoded.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
 //! function catalogue, and the log's record at its position has the chain hash it names;
@@ -28,7 +29,7 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::ChainHash;
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP03";
+const MAGIC: &[u8; 8] = b"KLSNAP04";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.
@@ -230,17 +231,22 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_of_the_previous_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
-        // A KLSNAP01 snapshot holds keys without their last use. Its checksum is intact, so
-        // only the magic can tell it from a current one; postcard would mis-decode it.
-        let dir = tempfile::tempdir().unwrap();
-        let at = Timestamp::from_unix_millis(1_800_000_000_000);
-        let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[..8].copy_from_slice(b"KLSNAP01");
-        fs::write(&path, bytes).unwrap();
-        assert!(matches!(read(&path), Err(SnapshotError::OtherFormat { found, .. }) if found == "KLSNAP01"));
-        assert!(latest(dir.path()).unwrap().is_none(), "no usable snapshot: the whole log is replayed");
+    fn a_snapshot_of_an_earlier_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
+        // A KLSNAP02 snapshot holds only the groups that contain each event directly, and a
+        // KLSNAP03 one (written by a commit between the recovery and the nesting index) knows
+        // nothing of it either. Their checksums are intact, so only the magic can tell them
+        // from a current one; postcard would mis-decode them.
+        for old in [b"KLSNAP02", b"KLSNAP03"] {
+            let dir = tempfile::tempdir().unwrap();
+            let at = Timestamp::from_unix_millis(1_800_000_000_000);
+            let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[..8].copy_from_slice(old);
+            fs::write(&path, bytes).unwrap();
+            let expected = std::str::from_utf8(old).unwrap();
+            assert!(matches!(read(&path), Err(SnapshotError::OtherFormat { found, .. }) if found == expected));
+            assert!(latest(dir.path()).unwrap().is_none(), "no usable snapshot: the whole log is replayed");
+        }
     }
 
     #[test]

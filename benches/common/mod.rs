@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 /// The platform event every check names. It sits in a group nested inside the group the
-/// users are granted, so a granted check walks one level of group ancestry.
+/// users are granted, so a granted check reaches it through nesting.
 pub const EVENT: &str = "conf-2027.emea";
 
 /// The function every check names: one of the functions active on the users' role.

@@ -360,6 +360,12 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
                     existing: existing.clone(),
                 });
             }
+            // The depth limit bounds what any walk up a chain of groups can cost.
+            if let Some(parent) = &parent_id
+                && state.ancestry(parent).count() >= super::Group::MAX_DEPTH
+            {
+                return Err(DomainError::GroupTooDeep { max: super::Group::MAX_DEPTH });
+            }
             Ok(vec![Event::EventGroupCreated { group_id, name: name.as_str().to_owned(), parent_id }])
         }
         Command::AddEventToGroup { group_id, event_id } => {

@@ -134,4 +134,10 @@ pub enum DomainError {
         "this change would leave no enabled administrator holding every admin function with a key that does not expire; make another user a full administrator (or give one a key without expiry) first"
     )]
     LastAdministrator,
+    /// The new group would sit deeper than groups may nest.
+    #[error("event groups nest at most {max} levels deep; the parent is already at the deepest level")]
+    GroupTooDeep {
+        /// The most levels a chain of nested groups may have, the outermost counted as 1.
+        max: usize,
+    },
 }

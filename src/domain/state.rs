@@ -155,6 +155,10 @@ pub struct Group {
 }
 
 impl Group {
+    /// The most levels a chain of nested groups may have, the outermost group counted as
+    /// level 1: `decide` refuses a group below a parent at this depth.
+    pub const MAX_DEPTH: usize = 32;
+
     /// The group's id.
     pub fn id(&self) -> &GroupId {
         &self.id
@@ -302,6 +306,34 @@ impl std::hash::Hasher for KeyHashHasher {
 
 type KeyMap = HashMap<KeyHash, Key, std::hash::BuildHasherDefault<KeyHashHasher>>;
 
+/// The groups an event belongs to, as the check index keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct EventGroups {
+    /// The slots of the groups that contain the event directly.
+    direct: Vec<u32>,
+    /// The slots of those groups and of every group they are nested in, sorted: a user
+    /// granted any of them may access the event. Groups never move, so this changes only
+    /// when the event is added to or removed from a group.
+    reachable: Box<[u32]>,
+}
+
+impl EventGroups {
+    /// Recomputes `reachable` from `direct` by walking each direct group's ancestors,
+    /// which the depth limit on groups bounds.
+    fn refresh(&mut self, group_parents: &[Option<u32>]) {
+        let mut reachable: Vec<u32> = self
+            .direct
+            .iter()
+            .flat_map(|&group| {
+                std::iter::successors(Some(group), |&slot| group_parents.get(slot as usize).copied().flatten())
+            })
+            .collect();
+        reachable.sort_unstable();
+        reachable.dedup();
+        self.reachable = reachable.into_boxed_slice();
+    }
+}
+
 /// The whole permission view.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -312,8 +344,8 @@ pub struct State {
     user_order: Vec<UserId>,
     groups: HashMap<GroupId, Group>,
     group_order: Vec<GroupId>,
-    /// The slots of the groups that directly contain each event.
-    groups_of_event: HashMap<EventId, Vec<u32>>,
+    /// The groups that contain each event, directly or through a group nested below.
+    groups_of_event: HashMap<EventId, EventGroups>,
     /// Each group's parent, by slot.
     group_parents: Vec<Option<u32>>,
     /// What a check needs of each user, by slot.
@@ -387,7 +419,9 @@ impl State {
     }
 
     /// Whether a check may pass for a platform event, given what the user was granted:
-    /// the event is in a granted group or in a group nested below one.
+    /// the event is in a granted group or in a group nested below one. Both sides are
+    /// sorted slots kept by `apply`, so no chain of groups is walked: the shorter side is
+    /// looked up in the longer.
     pub fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
         if user.all_events {
             return true;
@@ -395,10 +429,12 @@ impl State {
         let Some(groups) = self.groups_of_event.get(event) else {
             return false;
         };
-        groups.iter().any(|&group| {
-            std::iter::successors(Some(group), |&slot| self.group_parents.get(slot as usize).copied().flatten())
-                .any(|ancestor| user.groups.binary_search(&ancestor).is_ok())
-        })
+        let (few, many) = if groups.reachable.len() <= user.groups.len() {
+            (&*groups.reachable, &*user.groups)
+        } else {
+            (&*user.groups, &*groups.reachable)
+        };
+        few.iter().any(|slot| many.binary_search(slot).is_ok())
     }
 
     fn refresh_functions(&mut self, user_id: &UserId) {
@@ -545,7 +581,9 @@ impl State {
                     added = group.events.insert(event_id.clone()).then_some(group.slot);
                 });
                 if let Some(slot) = added {
-                    self.groups_of_event.entry(event_id.clone()).or_default().push(slot);
+                    let groups = self.groups_of_event.entry(event_id.clone()).or_default();
+                    groups.direct.push(slot);
+                    groups.refresh(&self.group_parents);
                 }
             }
             Event::EventRemovedFromGroup { group_id, event_id } => {
@@ -554,9 +592,11 @@ impl State {
                     removed = group.events.remove(event_id).then_some(group.slot);
                 });
                 if let Some((slot, groups)) = removed.zip(self.groups_of_event.get_mut(event_id)) {
-                    groups.retain(|&member| member != slot);
-                    if groups.is_empty() {
+                    groups.direct.retain(|&member| member != slot);
+                    if groups.direct.is_empty() {
                         self.groups_of_event.remove(event_id);
+                    } else {
+                        groups.refresh(&self.group_parents);
                     }
                 }
             }

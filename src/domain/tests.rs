@@ -690,6 +690,39 @@ fn creating_a_nested_group_records_its_parent() {
         .then(&[group_created(usa(), "USA", Some(americas()))]);
 }
 
+/// A chain of `levels` nested groups, the outermost first, and the events that create it.
+fn nested_groups(levels: usize) -> (Vec<GroupId>, Vec<Event>) {
+    let ids: Vec<GroupId> = (1..=levels).map(|level| group_id(&format!("grp_{level:016x}"))).collect();
+    let events = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| group_created(id.clone(), "Level", index.checked_sub(1).map(|parent| ids[parent].clone())))
+        .collect();
+    (ids, events)
+}
+
+#[test]
+fn issue_9_a_group_below_the_deepest_level_is_refused() {
+    let (ids, history) = nested_groups(Group::MAX_DEPTH);
+    let deepest = ids.last().cloned();
+    given(&history)
+        .when(Command::CreateEventGroup { group_id: unknown_group(), name: name("Too deep"), parent_id: deepest })
+        .then_error(DomainError::GroupTooDeep { max: 32 });
+}
+
+#[test]
+fn issue_9_a_group_at_the_deepest_level_is_allowed() {
+    let (ids, history) = nested_groups(Group::MAX_DEPTH - 1);
+    let parent_id = ids.last().cloned();
+    given(&history)
+        .when(Command::CreateEventGroup {
+            group_id: unknown_group(),
+            name: name("Deepest"),
+            parent_id: parent_id.clone(),
+        })
+        .then(&[group_created(unknown_group(), "Deepest", parent_id)]);
+}
+
 #[test]
 fn a_top_level_group_name_taken_in_another_case_is_refused() {
     given(&[group_created(americas(), "Americas", None)])
@@ -1238,6 +1271,55 @@ fn an_event_removed_from_a_group_is_no_longer_reached_through_it() {
         Event::EventRemovedFromGroup { group_id: usa(), event_id: event_id(NYC) },
     ]);
     assert_eq!(given(&history).check(secret.expose(), "api.events.read", Some(NYC)), "event_not_accessible");
+}
+
+#[test]
+fn issue_9_an_event_removed_from_a_subgroup_is_still_reached_through_the_parent_that_holds_it_too() {
+    let secret = new_secret();
+    let mut history = booking_app_with_key(secret.hash());
+    history.extend(americas_with_usa_inside());
+    history.extend([
+        event_added(americas(), NYC),
+        access_to_groups(booking_app(), &[americas()]),
+        Event::EventRemovedFromGroup { group_id: usa(), event_id: event_id(NYC) },
+    ]);
+    assert_eq!(given(&history).check(secret.expose(), "api.events.read", Some(NYC)), "granted");
+}
+
+#[test]
+fn issue_9_an_event_in_two_groups_removed_from_one_is_reached_only_through_the_other() {
+    let secret = new_secret();
+    let mut history = booking_app_with_key(secret.hash());
+    history.extend(americas_with_usa_inside());
+    history.extend([
+        group_created(emea(), "EMEA", None),
+        event_added(emea(), NYC),
+        Event::EventRemovedFromGroup { group_id: usa(), event_id: event_id(NYC) },
+    ]);
+    let mut through_emea = history.clone();
+    through_emea.push(access_to_groups(booking_app(), &[emea()]));
+    assert_eq!(given(&through_emea).check(secret.expose(), "api.events.read", Some(NYC)), "granted");
+    history.push(access_to_groups(booking_app(), &[americas()]));
+    assert_eq!(given(&history).check(secret.expose(), "api.events.read", Some(NYC)), "event_not_accessible");
+}
+
+#[test]
+fn issue_9_an_event_at_the_deepest_level_is_reached_through_the_outermost_group_only_from_above() {
+    let secret = new_secret();
+    let (ids, groups) = nested_groups(Group::MAX_DEPTH);
+    let deepest = ids[ids.len() - 1].clone();
+    let mut history = booking_app_with_key(secret.hash());
+    history.extend(groups);
+    history.push(event_added(deepest.clone(), NYC));
+    history.push(event_added(ids[10].clone(), LIMA));
+    history.push(access_to_groups(booking_app(), &[ids[0].clone()]));
+    let outermost = given(&history);
+    assert_eq!(outermost.check(secret.expose(), "api.events.read", Some(NYC)), "granted");
+    assert_eq!(outermost.check(secret.expose(), "api.events.read", Some(LIMA)), "granted");
+    history.push(access_to_groups(booking_app(), &[ids[20].clone()]));
+    let middle = given(&history);
+    assert_eq!(middle.check(secret.expose(), "api.events.read", Some(NYC)), "granted");
+    assert_eq!(middle.check(secret.expose(), "api.events.read", Some(LIMA)), "event_not_accessible");
 }
 
 #[test]
@@ -1859,6 +1941,7 @@ fn probe_commands() -> Vec<Command> {
 #[test]
 fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_same_answers() {
     let mut accepted_commands = 0;
+    let mut deepest_nesting = 0;
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut live = State::default();
@@ -1888,6 +1971,8 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
             }
             assert_invariants(&live, seed);
             assert_check_matches_reference(&live, &secrets, now, seed);
+            let depth = live.groups_after(0).map(|group| live.ancestry(group.id()).count()).max().unwrap_or(0);
+            deepest_nesting = deepest_nesting.max(depth);
             // Every change to what the fingerprint covers moves a version, so the cached
             // fingerprint never misses one.
             assert_eq!(live.fingerprint_cached(&mut fingerprints), live.fingerprint(), "seed {seed}, step {step}");
@@ -1902,6 +1987,8 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
     }
     // The sequences must do something for the invariants to mean anything.
     assert!(accepted_commands > SEEDS as usize * STEPS_PER_SEED / 5, "only {accepted_commands} commands were accepted");
+    // Checks must meet events reached through more than one level of nesting.
+    assert!(deepest_nesting >= 3, "groups nested at most {deepest_nesting} levels deep");
 }
 
 // The point-in-time questions reuse the scenario helpers and generators above.

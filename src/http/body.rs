@@ -1,8 +1,10 @@
-//! Request bodies: read raw (bounded), and parsed only after the caller is authenticated,
-//! so that an anonymous caller learns nothing from validation errors.
+//! Request bodies: read raw (bounded in size and in time), and parsed only after the
+//! caller is authenticated, so that an anonymous caller learns nothing from validation
+//! errors.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -14,6 +16,16 @@ use super::problem::ApiError;
 
 /// The largest body accepted by default, in bytes (`--max-body-bytes`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a body may take to arrive when no [`BodyTimeout`] is registered: the default
+/// request timeout.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request's body may take to arrive once its head has been read: the request
+/// timeout (`--request-timeout-ms`), which actix applies to the head only. Registered as
+/// app data; a body still incomplete when it runs out is answered 408.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
 
 /// A JSON body, read but not yet parsed.
 #[derive(Debug)]
@@ -62,9 +74,14 @@ impl FromRequest for RawJson {
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = is_json_content_type(request);
         let limit = request.app_data::<super::State>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes);
+        let timeout = request.app_data::<BodyTimeout>().map_or(DEFAULT_BODY_TIMEOUT, |timeout| timeout.0);
         let bytes = Bytes::from_request(request, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|error| {
+            // A body that trickles in would otherwise hold its connection for as long as
+            // the client likes.
+            let read =
+                actix_web::rt::time::timeout(timeout, bytes).await.map_err(|_| ApiError::RequestTimeout(timeout))?;
+            let bytes = read.map_err(|error| {
                 if error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge(limit)
                 } else {

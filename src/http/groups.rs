@@ -108,7 +108,7 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A sibling has this name, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sibling has this name (`duplicate_group_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),

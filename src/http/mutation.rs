@@ -2,11 +2,14 @@
 //! version), `If-Match` preconditions, and `Idempotency-Key` replays.
 //!
 //! Idempotency is kept in memory, per admin user, for 24 hours: a retried request with
-//! the same key and the same method, path and body gets the first answer again and
-//! appends nothing. A reply that showed a key's secret is replayed without the secret,
-//! which is shown once only. The cache does not survive a restart.
+//! the same key and the same method, path, `If-Match` and body gets the first answer again
+//! and appends nothing. A reply that showed a key's secret is replayed without the secret,
+//! which is shown once only. The cache is bounded in entries and in bytes (16 MiB by
+//! default, `--idempotency-cache-bytes`), forgetting the oldest answers first, and does
+//! not survive a restart. A request refused for a malformed header is not remembered, so
+//! a corrected retry with the same key runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -80,6 +83,14 @@ impl Reply {
         }
     }
 
+    /// What the reply costs the idempotency cache, in bytes.
+    fn bytes(&self) -> usize {
+        self.body.len()
+            + self.replay_body.as_ref().map_or(0, Vec::len)
+            + self.location.as_ref().map_or(0, String::len)
+            + std::mem::size_of::<Self>()
+    }
+
     fn for_replay(&self) -> Reply {
         let mut replay = self.clone();
         if let Some(body) = replay.replay_body.take() {
@@ -127,18 +138,99 @@ const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_ENTRIES: usize = 100_000;
 const MAX_KEY_LEN: usize = 255;
 
+/// The most bytes the idempotency cache holds by default: keys and kept answers.
+pub const DEFAULT_IDEMPOTENCY_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What an entry costs besides its key and answer: the maps' bookkeeping, roughly.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// Whether a request is still running or has its answer.
 #[derive(Debug)]
-enum Entry {
-    InFlight { fingerprint: blake3::Hash },
-    Done { fingerprint: blake3::Hash, reply: Arc<Reply>, at: Instant },
+enum Progress {
+    InFlight,
+    Done { reply: Arc<Reply>, at: Instant },
+}
+
+#[derive(Debug)]
+struct Entry {
+    fingerprint: blake3::Hash,
+    state: Progress,
+    /// The entry's place in `Entries::order`.
+    seq: u64,
+    /// What the entry counts against the budget.
+    bytes: usize,
 }
 
 type CacheKey = (UserId, String);
 
-/// Idempotency keys seen in the last 24 hours, per admin user.
+/// The entries and the order they were last written in, oldest first.
 #[derive(Debug, Default)]
+struct Entries {
+    by_key: HashMap<CacheKey, Entry>,
+    order: BTreeMap<u64, CacheKey>,
+    next_seq: u64,
+    bytes: usize,
+}
+
+impl Entries {
+    fn get(&self, key: &CacheKey) -> Option<&Entry> {
+        self.by_key.get(key)
+    }
+
+    fn insert(&mut self, key: CacheKey, fingerprint: blake3::Hash, state: Progress) {
+        self.remove(&key);
+        let reply_bytes = match &state {
+            Progress::InFlight => 0,
+            Progress::Done { reply, .. } => reply.bytes(),
+        };
+        let bytes = ENTRY_OVERHEAD_BYTES + key.0.as_str().len() + key.1.len() + reply_bytes;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += bytes;
+        self.order.insert(seq, key.clone());
+        self.by_key.insert(key, Entry { fingerprint, state, seq, bytes });
+    }
+
+    fn remove(&mut self, key: &CacheKey) {
+        if let Some(entry) = self.by_key.remove(key) {
+            self.order.remove(&entry.seq);
+            self.bytes -= entry.bytes;
+        }
+    }
+
+    /// Forgets expired answers, then the oldest answers until there is room for one more
+    /// entry within `max_bytes`. Requests in flight are never forgotten: their retries
+    /// must be told to wait.
+    fn make_room(&mut self, max_bytes: usize) {
+        let over = |entries: &Self| {
+            entries.by_key.len() >= MAX_ENTRIES || entries.bytes + ENTRY_OVERHEAD_BYTES + MAX_KEY_LEN > max_bytes
+        };
+        loop {
+            let oldest_done = self.order.values().find_map(|key| match self.by_key.get(key) {
+                Some(Entry { state: Progress::Done { at, .. }, .. }) => Some((key, at.elapsed() >= TTL)),
+                _ => None,
+            });
+            let Some((key, expired)) = oldest_done else { return };
+            if !expired && !over(self) {
+                return;
+            }
+            let key = key.clone();
+            self.remove(&key);
+        }
+    }
+}
+
+/// Idempotency keys seen in the last 24 hours, per admin user, within a budget of bytes.
+#[derive(Debug)]
 pub struct IdempotencyCache {
-    entries: Mutex<HashMap<CacheKey, Entry>>,
+    entries: Mutex<Entries>,
+    max_bytes: usize,
+}
+
+impl Default for IdempotencyCache {
+    fn default() -> Self {
+        Self::with_budget(DEFAULT_IDEMPOTENCY_CACHE_BYTES)
+    }
 }
 
 enum Begin {
@@ -158,13 +250,11 @@ impl InFlight<'_> {
         let mut entries = self.cache.lock();
         match reply {
             Some(reply) => {
-                let done =
-                    Entry::Done { fingerprint: self.fingerprint, reply: Arc::new(reply.clone()), at: Instant::now() };
-                entries.insert(key, done);
+                let done = Progress::Done { reply: Arc::new(reply.clone()), at: Instant::now() };
+                entries.insert(key, self.fingerprint, done);
+                entries.make_room(self.cache.max_bytes);
             }
-            None => {
-                entries.remove(&key);
-            }
+            None => entries.remove(&key),
         }
     }
 }
@@ -179,21 +269,26 @@ impl Drop for InFlight<'_> {
 }
 
 impl IdempotencyCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Entry>> {
+    /// A cache that holds at most `max_bytes` of keys and answers.
+    pub fn with_budget(max_bytes: usize) -> Self {
+        Self { entries: Mutex::default(), max_bytes }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn begin(&self, key: &CacheKey, fingerprint: blake3::Hash) -> Result<Begin, ApiError> {
         let mut entries = self.lock();
         match entries.get(key) {
-            Some(Entry::Done { fingerprint: seen, reply, at }) if at.elapsed() < TTL => {
+            Some(Entry { fingerprint: seen, state: Progress::Done { reply, at }, .. }) if at.elapsed() < TTL => {
                 return if *seen == fingerprint {
                     Ok(Begin::Replay(Arc::clone(reply)))
                 } else {
                     Err(ApiError::IdempotencyKeyReused)
                 };
             }
-            Some(Entry::InFlight { fingerprint: seen }) => {
+            Some(Entry { fingerprint: seen, state: Progress::InFlight, .. }) => {
                 return if *seen == fingerprint {
                     Err(ApiError::IdempotencyKeyInUse)
                 } else {
@@ -202,30 +297,10 @@ impl IdempotencyCache {
             }
             _ => {}
         }
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, entry| !is_expired(entry));
-            if entries.len() >= MAX_ENTRIES {
-                // Full of live entries: forget the oldest finished ones.
-                let mut done: Vec<(CacheKey, Instant)> = entries
-                    .iter()
-                    .filter_map(|(k, e)| match e {
-                        Entry::Done { at, .. } => Some((k.clone(), *at)),
-                        Entry::InFlight { .. } => None,
-                    })
-                    .collect();
-                done.sort_by_key(|(_, at)| *at);
-                for (k, _) in done.into_iter().take(MAX_ENTRIES / 10) {
-                    entries.remove(&k);
-                }
-            }
-        }
-        entries.insert(key.clone(), Entry::InFlight { fingerprint });
+        entries.make_room(self.max_bytes);
+        entries.insert(key.clone(), fingerprint, Progress::InFlight);
         Ok(Begin::Run)
     }
-}
-
-fn is_expired(entry: &Entry) -> bool {
-    matches!(entry, Entry::Done { at, .. } if at.elapsed() >= TTL)
 }
 
 /// What a mutation runs with: owned, because it runs on its own task.
@@ -243,6 +318,21 @@ impl Mutation {
     pub async fn submit(&self, command: crate::domain::Command) -> Result<crate::ledger::Applied, ApiError> {
         self.state.submit(command, &self.request, &self.actor).await
     }
+}
+
+/// What makes two requests with the same `Idempotency-Key` the same request: the method,
+/// the path, every header that changes the outcome (`If-Match`; the actor is part of the
+/// cache's key) and the body. Each part is length-prefixed, so no two requests share one.
+fn fingerprint(request: &HttpRequest, body: &[u8]) -> blake3::Hash {
+    let if_match = request.headers().get(header::IF_MATCH).map(HeaderValue::as_bytes);
+    let mut hasher = blake3::Hasher::new();
+    for part in [Some(request.method().as_str().as_bytes()), Some(request.path().as_bytes()), if_match, Some(body)] {
+        match part {
+            Some(bytes) => hasher.update(&(bytes.len() as u64 + 1).to_le_bytes()).update(bytes),
+            None => hasher.update(&0u64.to_le_bytes()),
+        };
+    }
+    hasher.finalize()
 }
 
 /// Runs a mutation, honouring `Idempotency-Key` if the request has one.
@@ -269,13 +359,10 @@ where
     let key = value.to_str().ok().filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN).ok_or_else(|| {
         ApiError::InvalidHeader(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
     })?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(request.method().as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(request.path().as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body);
-    let fingerprint = hasher.finalize();
+    // A malformed If-Match is refused before the key is remembered, so that the corrected
+    // retry with the same key runs.
+    expected_version(request)?;
+    let fingerprint = fingerprint(request, body);
     let cache_key = (actor.clone(), key.to_owned());
     match state.idempotency.begin(&cache_key, fingerprint)? {
         Begin::Replay(reply) => return Ok(reply.for_replay().into_response(true)),
@@ -291,6 +378,8 @@ where
             // A failed precondition or a server-side failure appended nothing and depends on
             // the moment: a retry (with a fresh If-Match) may succeed.
             Err(error) if error.status_code() == StatusCode::PRECONDITION_FAILED => in_flight.finish(None),
+            // A malformed header is the client's to correct, with the same key.
+            Err(ApiError::InvalidHeader(_)) => in_flight.finish(None),
             Err(error) if error.status_code().is_client_error() => in_flight.finish(Some(&Reply::from_error(error))),
             Err(_) => in_flight.finish(None),
         }

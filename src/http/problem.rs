@@ -128,6 +128,9 @@ pub enum ApiError {
     /// The body is too large.
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive within the request timeout.
+    #[error("the body did not arrive within {} ms", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     /// The body is not `application/json`.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
@@ -175,6 +178,7 @@ impl ApiError {
                 DomainError::AlreadyInitialised => "already_initialised",
                 DomainError::InsufficientAuthority { .. } => "insufficient_authority",
                 DomainError::LastAdministrator => "last_administrator",
+                DomainError::GroupTooDeep { .. } => "group_too_deep",
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
@@ -187,6 +191,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyFailedChecks(_) => "too_many_failed_checks",
             ApiError::StorageUnavailable(_) => "storage_unavailable",
@@ -207,10 +212,12 @@ impl ApiError {
                 "mixed_role" => "An API role holds API functions only",
                 "self_lockout" => "That would lock you out",
                 "idempotency_key_in_use" => "The same request is in progress",
+                "group_too_deep" => "Groups nest too deep",
                 _ => "The change conflicts with the current state",
             },
             StatusCode::PRECONDITION_FAILED => "The resource changed since you read it",
             StatusCode::PAYLOAD_TOO_LARGE => "The body is too large",
+            StatusCode::REQUEST_TIMEOUT => "The request took too long to arrive",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported content type",
             StatusCode::UNPROCESSABLE_ENTITY => "A value is not acceptable",
             StatusCode::TOO_MANY_REQUESTS => "Too many checks with wrong keys",
@@ -294,6 +301,7 @@ impl ResponseError for ApiError {
             | ApiError::ReversedRange => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyFailedChecks(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StorageUnavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::State;
 use super::problem::{ApiError, Problem};
 use super::users::EventAccessView;
+use super::{Page, State, paginate};
 use crate::domain::{
     self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, KeyState, PermissionView, Timestamp,
 };
@@ -54,6 +54,16 @@ fn point(
     }
 }
 
+/// Validates the paging parameters as every list does: `limit` 1 to 1000 (default 100),
+/// `after` a cursor from a previous page's `next`.
+fn page(limit: Option<u32>, after: Option<u64>) -> Result<(usize, u64), ApiError> {
+    if after.is_some_and(|after| after > i64::MAX as u64) {
+        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
+    }
+    let page = Page { limit, after };
+    Ok((page.limit()?, page.after()))
+}
+
 /// Replays the log to `at` on a blocking thread, then answers with `answer`. The head (no
 /// position or time asked) needs no replay: it is the view the service serves, copied
 /// under its read lock.
@@ -92,6 +102,13 @@ pub struct PermissionsQuery {
     /// or before it. Key states are judged at this time. Not with `position`.
     #[param(example = "2027-01-31T17:00:00Z")]
     pub at: Option<String>,
+    /// How many users, roles and groups to return, together, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    pub limit: Option<u32>,
+    /// The `next` value of the previous page; omit for the first page. Ask every page at
+    /// the first page's `position`, so that all of them show the same point.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
+    pub after: Option<u64>,
 }
 
 /// A role a user holds.
@@ -228,7 +245,8 @@ pub struct GroupAtTimeView {
     "as_of": "2027-01-31T17:00:00.000Z",
     "users": [],
     "roles": [],
-    "event_groups": []
+    "event_groups": [],
+    "next": null
 }))]
 pub struct PermissionsAt {
     /// The last record the view reflects (0: before the first record).
@@ -243,6 +261,17 @@ pub struct PermissionsAt {
     pub roles: Vec<RoleAtTimeView>,
     /// Every event group, in creation order.
     pub event_groups: Vec<GroupAtTimeView>,
+    /// The `after` of the next page (at the same `position`), or null when this page is
+    /// the last. A page holds up to `limit` users, roles and groups together, in the
+    /// order they were created.
+    pub next: Option<u64>,
+}
+
+/// A user, role or group of a permission view, in the one order pages follow.
+enum ViewItem<'a> {
+    User(&'a domain::UserPermissions),
+    Role(&'a domain::RoleSummary),
+    Group(&'a domain::GroupSummary),
 }
 
 fn function_names(functions: &[FunctionId]) -> Vec<String> {
@@ -254,16 +283,48 @@ fn strings<T: ToString>(items: &[T]) -> Vec<String> {
 }
 
 impl PermissionsAt {
-    /// The answer for a replayed state, with key states judged at `as_of`.
+    /// The whole answer for a replayed state, with key states judged at `as_of`.
     pub fn of(replayed: &Replayed, as_of: Timestamp) -> Self {
-        let view = PermissionView::of(&replayed.state, as_of);
+        Self::page(replayed, as_of, 0, usize::MAX)
+    }
+
+    /// One page of the answer: up to `limit` users, roles and groups together, of those
+    /// created after position `after`, in creation order.
+    pub fn page(replayed: &Replayed, as_of: Timestamp, after: u64, limit: usize) -> Self {
+        let state = &replayed.state;
+        let view = PermissionView::of(state, as_of);
+        // Every user, role and group was created by a record of its own, so the record's
+        // position orders them all and is the cursor.
+        let mut items: Vec<(u64, ViewItem<'_>)> =
+            view.users
+                .iter()
+                .map(|user| (state.user(&user.id).map_or(0, |user| user.created().seq), ViewItem::User(user)))
+                .chain(
+                    view.roles
+                        .iter()
+                        .map(|role| (state.role(&role.id).map_or(0, |role| role.created().seq), ViewItem::Role(role))),
+                )
+                .chain(view.groups.iter().map(|group| {
+                    (state.group(&group.id).map_or(0, |group| group.created().seq), ViewItem::Group(group))
+                }))
+                .filter(|(seq, _)| *seq > after)
+                .collect();
+        items.sort_by_key(|(seq, _)| *seq);
+        let (items, next) = paginate(items.into_iter(), limit, |(seq, _)| *seq, |(_, item)| item);
+        let (mut users, mut roles, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+        for item in items {
+            match item {
+                ViewItem::User(user) => users.push(user),
+                ViewItem::Role(role) => roles.push(role),
+                ViewItem::Group(group) => groups.push(group),
+            }
+        }
         PermissionsAt {
             position: replayed.position,
             recorded_at: replayed.recorded_at.map(|at| at.to_string()),
             as_of: as_of.to_string(),
-            users: view
-                .users
-                .iter()
+            users: users
+                .into_iter()
                 .map(|user| UserPermissionsView {
                     id: user.id.to_string(),
                     name: user.name.clone(),
@@ -274,9 +335,8 @@ impl PermissionsAt {
                     keys: user.keys.iter().map(KeyAtTimeView::from).collect(),
                 })
                 .collect(),
-            roles: view
-                .roles
-                .iter()
+            roles: roles
+                .into_iter()
                 .map(|role| RoleAtTimeView {
                     id: role.id.to_string(),
                     description: role.description.clone(),
@@ -284,9 +344,8 @@ impl PermissionsAt {
                     holders: strings(&role.holders),
                 })
                 .collect(),
-            event_groups: view
-                .groups
-                .iter()
+            event_groups: groups
+                .into_iter()
                 .map(|group| GroupAtTimeView {
                     id: group.id.to_string(),
                     name: group.name.clone(),
@@ -294,6 +353,7 @@ impl PermissionsAt {
                     events: strings(&group.events),
                 })
                 .collect(),
+            next,
         }
     }
 }
@@ -301,7 +361,9 @@ impl PermissionsAt {
 /// The whole permission view as it was at a log position or a time: users, their roles,
 /// functions, event access, keys and key states; roles; event groups. Without `position`
 /// or `at`, the view now. A position or a time replays the log from its start, so it takes
-/// time in proportion to the log's size; now is answered from the live view.
+/// time in proportion to the log's size; now is answered from the live view. Paged: up to
+/// `limit` users, roles and groups together, in creation order; follow `next` with `after`
+/// at the first page's `position`.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "getPermissionsAt",
@@ -309,7 +371,7 @@ impl PermissionsAt {
     params(PermissionsQuery),
     responses(
         (status = 200, description = "The view", body = PermissionsAt),
-        (status = 400, description = "Malformed query, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
@@ -322,10 +384,12 @@ impl PermissionsAt {
 pub async fn get_permissions_at(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: PermissionsQuery = query(&request)?;
+    let (limit, after) = page(query.limit, query.after)?;
     let now = Timestamp::now();
     let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
     let answer =
-        replay_then(&state, at, move |replayed| PermissionsAt::of(&replayed, at.as_of(&replayed, now))).await?;
+        replay_then(&state, at, move |replayed| PermissionsAt::page(&replayed, at.as_of(&replayed, now), after, limit))
+            .await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -348,6 +412,13 @@ pub struct WhoCanQuery {
     /// At this time (RFC 3339, not in the future). Not with `position`.
     #[param(example = "2027-01-31T17:00:00Z")]
     pub at: Option<String>,
+    /// How many users to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    pub limit: Option<u32>,
+    /// The `next` value of the previous page; omit for the first page. Ask every page at
+    /// the first page's `position`, so that all of them show the same point.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
+    pub after: Option<u64>,
 }
 
 /// How a user reached the event.
@@ -391,7 +462,8 @@ pub struct WhoCanUser {
     "as_of": "2027-01-31T17:00:00.000Z",
     "function": "api.attendees.read",
     "event_id": "summit-nyc",
-    "users": []
+    "users": [],
+    "next": null
 }))]
 pub struct WhoCanAnswer {
     /// The last record the answer reflects.
@@ -406,6 +478,9 @@ pub struct WhoCanAnswer {
     pub event_id: Option<String>,
     /// The users, in creation order.
     pub users: Vec<WhoCanUser>,
+    /// The `after` of the next page (at the same `position`), or null when this page is
+    /// the last.
+    pub next: Option<u64>,
 }
 
 impl From<&domain::WhoCanAnswer> for WhoCanUser {
@@ -430,7 +505,8 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
 /// (default now), each with its explanation: the roles that carried the function and the
 /// chain of groups that gave access to the event. A key is listed exactly when `checkKey`
 /// would have allowed it then. A position or a time replays the log from its start; now is
-/// answered from the live view.
+/// answered from the live view. Paged: follow `next` with `after` at the first page's
+/// `position`.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "whoCan",
@@ -438,7 +514,7 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
     params(WhoCanQuery),
     responses(
         (status = 200, description = "The users who could", body = WhoCanAnswer),
-        (status = 400, description = "Malformed query, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A function not in the catalogue (`unknown_function`), a position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
@@ -458,18 +534,24 @@ pub async fn who_can(state: State, request: HttpRequest) -> Result<HttpResponse,
         .map(EventId::parse)
         .transpose()
         .map_err(|error| ApiError::InvalidQuery(format!("event_id: {error}")))?;
+    let (limit, after) = page(query.limit, query.after)?;
     let now = Timestamp::now();
     let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
     let answer = replay_then(&state, at, move |replayed| {
         let as_of = at.as_of(&replayed, now);
         let users = domain::who_can(&replayed.state, function, event.as_ref().map(EventId::as_str), as_of);
+        let created =
+            |answer: &&domain::WhoCanAnswer| replayed.state.user(&answer.user_id).map_or(0, |user| user.created().seq);
+        let (users, next) =
+            paginate(users.iter().filter(|answer| created(answer) > after), limit, created, WhoCanUser::from);
         WhoCanAnswer {
             position: replayed.position,
             recorded_at: replayed.recorded_at.map(|at| at.to_string()),
             as_of: as_of.to_string(),
             function: function.as_str().to_owned(),
             event_id: event.as_ref().map(ToString::to_string),
-            users: users.iter().map(WhoCanUser::from).collect(),
+            users,
+            next,
         }
     })
     .await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app};
+use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_with};
 
 /// Sends a request with `key`, an optional `Idempotency-Key` and an optional JSON body.
 fn send(
@@ -379,4 +379,72 @@ fn a_request_refused_by_if_match_can_be_retried_with_the_same_key_and_a_fresh_ve
     retried.expect(200);
     assert_eq!(retried.header("idempotent-replayed"), None);
     assert!(retried.json()["functions"].as_array().unwrap().contains(&json!("security.users.read")));
+}
+
+/// Sends a request like [`send`], with an `If-Match` header.
+fn send_if_match(app: &TestApp, path: &str, idempotency_key: &str, if_match: &str, body: &Value) -> Reply {
+    let authorization = format!("Bearer {}", app.admin_key);
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("idempotency-key", idempotency_key),
+        ("if-match", if_match),
+        ("content-type", "application/json"),
+    ];
+    app.raw("PUT", path, &headers, Some(&serde_json::to_vec(body).expect("json")))
+}
+
+#[test]
+fn issue_9_the_same_idempotency_key_with_a_different_if_match_is_a_different_request() {
+    let app = spawn_app();
+    let user = app.create_user("Attendance app");
+    let version = app.get(&format!("/v1/users/{user}")).header("etag").expect("etag").to_owned();
+    let path = format!("/v1/users/{user}/event-access");
+    let body = json!({ "all_events": true });
+    send_if_match(&app, &path, "access once", &version, &body).expect(200);
+    let size = app.audit_size();
+
+    let stale = send_if_match(&app, &path, "access once", "\"1\"", &body);
+    stale.expect_problem(422, "idempotency_key_reused");
+    assert_eq!(app.audit_size(), size, "nothing was appended");
+    send_if_match(&app, &path, "access once", &version, &body).expect(200);
+    assert_eq!(app.audit_size(), size, "the same request is a replay");
+}
+
+#[test]
+fn issue_9_a_request_refused_for_a_malformed_if_match_is_not_remembered_so_the_corrected_retry_runs() {
+    let app = spawn_app();
+    let user = app.create_user("Attendance app");
+    let version = app.get(&format!("/v1/users/{user}")).header("etag").expect("etag").to_owned();
+    let path = format!("/v1/users/{user}/event-access");
+    let body = json!({ "all_events": true });
+    let size = app.audit_size();
+    send_if_match(&app, &path, "access once", "not a version", &body).expect_problem(400, "invalid_header");
+    assert_eq!(app.audit_size(), size);
+
+    let corrected = send_if_match(&app, &path, "access once", &version, &body);
+    corrected.expect(200);
+    assert_eq!(corrected.header("idempotent-replayed"), None);
+    assert_eq!(app.get(&format!("/v1/users/{user}")).json()["event_access"]["all_events"], true, "{}", corrected.body);
+}
+
+#[test]
+fn issue_9_the_idempotency_cache_forgets_its_oldest_answers_past_its_byte_budget() {
+    let app = spawn_app_with(&["--idempotency-cache-bytes", "8192"]);
+    let key = app.admin_key.clone();
+    let body = |n: usize| json!({ "name": format!("User {n}"), "email": format!("{}@example.org", "u".repeat(200)) });
+    let first = send(&app, &key, "POST", "/v1/users", Some("create 0"), Some(&body(0)));
+    first.expect(201);
+    for n in 1..40 {
+        send(&app, &key, "POST", "/v1/users", Some(&format!("create {n}")), Some(&body(n))).expect(201);
+    }
+    // The newest answer is still remembered.
+    let newest = send(&app, &key, "POST", "/v1/users", Some("create 39"), Some(&body(39)));
+    assert_eq!(newest.header("idempotent-replayed"), Some("true"));
+    // The oldest is forgotten: its retry runs again and makes a second user.
+    let size = app.audit_size();
+    let retry = send(&app, &key, "POST", "/v1/users", Some("create 0"), Some(&body(0)));
+    retry.expect(201);
+    assert_eq!(retry.header("idempotent-replayed"), None);
+    assert_ne!(retry.json()["id"], first.json()["id"]);
+    assert_eq!(app.audit_size(), size + 1);
 }

@@ -364,3 +364,63 @@ fn the_point_in_time_questions_need_audit_read() {
         app.call("GET", path, Some(&api_key), None).expect_problem(403, "forbidden");
     }
 }
+
+/// Follows `next` from the first page of `path` (whose query ends with `&`), `limit` at a
+/// time, at the first page's position; gives every page.
+fn pages(app: &TestApp, path: &str, limit: u32) -> Vec<Value> {
+    let first = app.get(&format!("{path}limit={limit}"));
+    first.expect(200);
+    let first = first.json();
+    let position = first["position"].as_u64().expect("position");
+    let mut pages = vec![first];
+    while let Some(after) = pages.last().and_then(|page| page["next"].as_u64()) {
+        let reply = app.get(&format!("{path}limit={limit}&after={after}&position={position}"));
+        reply.expect(200);
+        pages.push(reply.json());
+        assert!(pages.len() < 100, "paging never ends");
+    }
+    pages
+}
+
+fn ids(pages: &[Value], list: &str, id: &str) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|page| page[list].as_array().expect("a list").clone())
+        .map(|item| item[id].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn issue_9_who_can_and_get_permissions_at_are_paged() {
+    let app = spawn_app();
+    let role = app.create_role("Events readers");
+    app.activate(&role, &["api.events.read"]);
+    for n in 0..5 {
+        let user = app.create_user(&format!("Reader {n}"));
+        app.assign(&user, &role);
+        app.generate_key(&user, &json!({}));
+    }
+    app.create_group("Americas", None);
+
+    let whole = who_can(&app, "function=api.events.read&limit=1000");
+    assert_eq!(whole["next"], Value::Null);
+    let paged = pages(&app, "/v1/audit/who-can?function=api.events.read&", 2);
+    assert_eq!(paged.len(), 3, "5 users, 2 a page");
+    assert_eq!(paged[0]["users"].as_array().unwrap().len(), 2);
+    assert_eq!(ids(&paged, "users", "user_id"), ids(&[whole], "users", "user_id"));
+
+    let whole = permissions(&app, "limit=1000");
+    assert_eq!(whole["next"], Value::Null);
+    let paged = pages(&app, "/v1/audit/permissions?", 3);
+    let whole = [whole];
+    for list in ["users", "roles", "event_groups"] {
+        assert_eq!(ids(&paged, list, "id"), ids(&whole, list, "id"), "{list}");
+    }
+    let on_first_page = ["users", "roles", "event_groups"].map(|list| paged[0][list].as_array().unwrap().len());
+    assert_eq!(on_first_page.iter().sum::<usize>(), 3, "{on_first_page:?}");
+
+    for query in ["limit=0", "limit=1001", "after=-1", "after=9223372036854775808"] {
+        app.get(&format!("/v1/audit/permissions?{query}")).expect_problem(400, "invalid_query");
+        app.get(&format!("/v1/audit/who-can?function=api.events.read&{query}")).expect_problem(400, "invalid_query");
+    }
+}
