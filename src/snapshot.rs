@@ -4,12 +4,13 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP02" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP03" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
-//! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use), and a
-//! snapshot of another layout is refused before decoding rather than mis-decoded.
+//! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use,
+//! `KLSNAP03` the lookalike-name indexes of roles and users), and a snapshot of another
+//! layout is refused before decoding rather than mis-decoded.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
 //! function catalogue, and the log's record at its position has the chain hash it names;
@@ -27,7 +28,7 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::ChainHash;
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP02";
+const MAGIC: &[u8; 8] = b"KLSNAP03";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.

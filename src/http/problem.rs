@@ -173,6 +173,7 @@ impl ApiError {
                 DomainError::SelfLockout { .. } => "self_lockout",
                 DomainError::VersionMismatch { .. } => "version_mismatch",
                 DomainError::AlreadyInitialised => "already_initialised",
+                DomainError::LookalikeName { .. } => "lookalike_name",
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
@@ -205,6 +206,7 @@ impl ApiError {
                 "mixed_role" => "An API role holds API functions only",
                 "self_lockout" => "That would lock you out",
                 "idempotency_key_in_use" => "The same request is in progress",
+                "lookalike_name" => "The name looks like an existing one",
                 _ => "The change conflicts with the current state",
             },
             StatusCode::PRECONDITION_FAILED => "The resource changed since you read it",
@@ -280,6 +282,7 @@ impl ResponseError for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+                DomainError::LookalikeName { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::CONFLICT,
             },
             ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {
