@@ -113,10 +113,11 @@ fn populate(data_dir: PathBuf, users: u64) -> Result<(), String> {
     let group = GroupId::generate(&mut rng);
     let group_name = Name::parse("USA").map_err(|e| e.to_string())?;
     filler.run(&actor, Command::CreateEventGroup { group_id: group.clone(), name: group_name, parent_id: None })?;
-    let name = Name::parse("API user").map_err(|e| e.to_string())?;
-    for _ in 0..users {
+    for n in 0..users {
         let user_id = UserId::generate(&mut rng);
-        filler.run(&actor, Command::CreateUser { user_id: user_id.clone(), name: name.clone(), email: None })?;
+        // User names must not look alike, so each API user is numbered.
+        let name = Name::parse(&format!("API user {n}")).map_err(|e| e.to_string())?;
+        filler.run(&actor, Command::CreateUser { user_id: user_id.clone(), name, email: None })?;
         filler.run(&actor, Command::AssignRole { user_id: user_id.clone(), role_id: role.clone() })?;
         let access = EventAccess::Groups([group.clone()].into_iter().collect());
         filler.run(&actor, Command::SetUserEventAccess { user_id: user_id.clone(), access })?;

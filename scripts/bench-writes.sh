@@ -89,10 +89,18 @@ cat >"$tmp/create_user.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer $KL_ADMIN"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"name": "Bench user", "email": "bench@example.com"}'
+-- User names must not look alike, so each request names its own user: the run's start
+-- time, the wrk thread and a counter.
+local run = os.time()
+local sent = 0
+function request()
+  sent = sent + 1
+  local name = "Bench user " .. run .. "-" .. (tid or 0) .. "-" .. sent
+  return wrk.format(nil, nil, nil, '{"name": "' .. name .. '", "email": "bench@example.com"}')
+end
 
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
+function setup(thread) table.insert(threads, thread); thread:set("tid", #threads) end
 function init(args) ok = 0; c4 = 0; c5 = 0; other = 0; first = "" end
 function response(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1

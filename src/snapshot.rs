@@ -4,13 +4,15 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP04" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP05" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
 //! to the serialised `State` bumps its number (`KLSNAP02` added each key's last use,
-//! `KLSNAP03` where a user was created by a recovery, `KLSNAP04` the groups each event
-//! reaches through nesting), and a snapshot of another layout is refused before decoding
+//! `KLSNAP03` where a user was created by a recovery or, on another branch, the
+//! lookalike-name indexes, `KLSNAP04` the groups each event reaches through nesting,
+//! `KLSNAP05` all of these together), and a snapshot of another layout is refused before
+//! decoding
 //! rather than mis-decoded.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
@@ -29,7 +31,7 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::ChainHash;
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP04";
+const MAGIC: &[u8; 8] = b"KLSNAP05";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.
@@ -232,11 +234,11 @@ mod tests {
 
     #[test]
     fn a_snapshot_of_an_earlier_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
-        // A KLSNAP02 snapshot holds only the groups that contain each event directly, and a
-        // KLSNAP03 one (written by a commit between the recovery and the nesting index) knows
-        // nothing of it either. Their checksums are intact, so only the magic can tell them
+        // A KLSNAP02 snapshot holds only the groups that contain each event directly; the
+        // KLSNAP03 and KLSNAP04 ones written by commits before everything was merged each
+        // lack some of the current layout. Their checksums are intact, so only the magic can tell them
         // from a current one; postcard would mis-decode them.
-        for old in [b"KLSNAP02", b"KLSNAP03"] {
+        for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04"] {
             let dir = tempfile::tempdir().unwrap();
             let at = Timestamp::from_unix_millis(1_800_000_000_000);
             let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();

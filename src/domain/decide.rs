@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{
     Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, FunctionSet, GroupId, KeyHash, KeyId,
-    KeyStatus, Name, RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority, values,
+    KeyStatus, Lookalike, Name, RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority, values,
 };
 
 /// The longest grace period a rotation may give the replaced key: 30 days.
@@ -266,6 +266,14 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
         }
         Command::CreateRole { role_id, description } => {
             if let Some(existing) = state.role_by_description(description.as_str()) {
+                if values::fold(existing.description()) != description.folded() {
+                    return Err(DomainError::LookalikeName {
+                        resource: Resource::Role,
+                        name: description.as_str().to_owned(),
+                        existing: existing.id().to_string(),
+                        existing_name: existing.description().to_owned(),
+                    });
+                }
                 return Err(DomainError::DuplicateRoleDescription {
                     description: description.as_str().to_owned(),
                     existing: existing.id().clone(),
@@ -307,11 +315,23 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
                 .map(|function| Event::FunctionDeactivated { role_id: role_id.clone(), function })
                 .collect())
         }
-        Command::CreateUser { user_id, name, email } => Ok(vec![Event::UserCreated {
-            user_id,
-            name: name.as_str().to_owned(),
-            email: email.map(|email| email.as_str().to_owned()),
-        }]),
+        Command::CreateUser { user_id, name, email } => {
+            // User names are unique by look, like role descriptions: the access review
+            // names users, and two that read the same cannot be told apart there.
+            if let Some(existing) = state.user_named_like(name.as_str()) {
+                return Err(DomainError::LookalikeName {
+                    resource: Resource::User,
+                    name: name.as_str().to_owned(),
+                    existing: existing.id().to_string(),
+                    existing_name: existing.name().to_owned(),
+                });
+            }
+            Ok(vec![Event::UserCreated {
+                user_id,
+                name: name.as_str().to_owned(),
+                email: email.map(|email| email.as_str().to_owned()),
+            }])
+        }
         Command::DisableUser { user_id } => {
             refuse_self(context, &user_id, "disable yourself")?;
             let user = find_user(state, &user_id)?;
@@ -351,13 +371,22 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
                 Some(parent) => find_group(state, parent)?.children().iter().collect(),
                 None => state.groups_after(0).filter(|g| g.parent().is_none()).map(|g| g.id()).collect(),
             };
-            let folded = name.folded();
+            let keys = Lookalike::keys_of(name.as_str());
+            let looks_alike = |name: &str| Lookalike::keys_of(name).iter().any(|key| keys.contains(key));
             if let Some(existing) =
-                siblings.into_iter().find(|id| state.group(id).is_some_and(|g| values::fold(g.name()) == folded))
+                siblings.into_iter().filter_map(|id| state.group(id)).find(|g| looks_alike(g.name()))
             {
+                if values::fold(existing.name()) != name.folded() {
+                    return Err(DomainError::LookalikeName {
+                        resource: Resource::Group,
+                        name: name.as_str().to_owned(),
+                        existing: existing.id().to_string(),
+                        existing_name: existing.name().to_owned(),
+                    });
+                }
                 return Err(DomainError::DuplicateGroupName {
                     name: name.as_str().to_owned(),
-                    existing: existing.clone(),
+                    existing: existing.id().clone(),
                 });
             }
             // The depth limit bounds what any walk up a chain of groups can cost.

@@ -140,4 +140,18 @@ pub enum DomainError {
         /// The most levels a chain of nested groups may have, the outermost counted as 1.
         max: usize,
     },
+    /// The name looks like that of an existing role, user or group: equal but for case or
+    /// normalisation, or confusable with it (UTS #39 skeletons, see
+    /// [`Lookalike`](super::Lookalike)), so people could not tell the two apart.
+    #[error("\"{name}\" looks like {} {existing}, \"{existing_name}\"; names must differ at a glance", resource.as_str())]
+    LookalikeName {
+        /// What kind of thing is named.
+        resource: Resource,
+        /// The name asked for.
+        name: String,
+        /// The id of the role, user or group it looks like.
+        existing: String,
+        /// That one's name, as stored.
+        existing_name: String,
+    },
 }

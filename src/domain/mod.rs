@@ -39,7 +39,7 @@ pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
-pub use values::{Email, InvalidText, Name, RecoveryReason};
+pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};
 pub use view::{
     Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, KeyState, PermissionView,
     RoleSummary, UserPermissions, WhoCanAnswer, affected_users, apply_tracking_changes, changes, compare,

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId, values};
+use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
 /// the event itself.
@@ -339,9 +339,12 @@ impl EventGroups {
 pub struct State {
     roles: HashMap<RoleId, Role>,
     role_order: Vec<RoleId>,
-    role_descriptions: HashMap<String, RoleId>,
+    /// The role first described by each lookalike key of a description.
+    role_lookalikes: HashMap<Lookalike, RoleId>,
     users: HashMap<UserId, User>,
     user_order: Vec<UserId>,
+    /// The user first named by each lookalike key of a name.
+    user_lookalikes: HashMap<Lookalike, UserId>,
     groups: HashMap<GroupId, Group>,
     group_order: Vec<GroupId>,
     /// The groups that contain each event, directly or through a group nested below.
@@ -365,9 +368,13 @@ impl State {
         self.roles.get(id)
     }
 
-    /// The role with this description, compared case-insensitively.
+    /// The role whose description looks like this one ([`Lookalike`]): equal, equal but
+    /// for case, or confusable with it.
     pub fn role_by_description(&self, description: &str) -> Option<&Role> {
-        self.role_descriptions.get(&values::fold(description)).and_then(|id| self.roles.get(id))
+        Lookalike::keys_of(description)
+            .iter()
+            .find_map(|key| self.role_lookalikes.get(key))
+            .and_then(|id| self.roles.get(id))
     }
 
     /// Roles in creation order, after the role created at position `after`.
@@ -379,6 +386,12 @@ impl State {
     /// A user by id.
     pub fn user(&self, id: &UserId) -> Option<&User> {
         self.users.get(id)
+    }
+
+    /// The user whose name looks like this one ([`Lookalike`]): equal, equal but for
+    /// case, or confusable with it.
+    pub fn user_named_like(&self, name: &str) -> Option<&User> {
+        Lookalike::keys_of(name).iter().find_map(|key| self.user_lookalikes.get(key)).and_then(|id| self.users.get(id))
     }
 
     /// Users in creation order, after the user created at position `after`.
@@ -496,6 +509,11 @@ impl State {
                 if self.users.insert(user_id.clone(), user).is_none() {
                     self.user_order.push(user_id.clone());
                 }
+                // A log written before names had to look different may hold lookalikes;
+                // each key keeps naming the first of them.
+                for key in Lookalike::keys_of(name) {
+                    self.user_lookalikes.entry(key).or_insert_with(|| user_id.clone());
+                }
             }
             Event::UserDisabled { user_id } => {
                 self.touch_user(user_id, position, |user| user.enabled = false);
@@ -521,7 +539,11 @@ impl State {
                 if self.roles.insert(role_id.clone(), role).is_none() {
                     self.role_order.push(role_id.clone());
                 }
-                self.role_descriptions.insert(values::fold(description), role_id.clone());
+                // A log written before descriptions had to look different may hold
+                // lookalikes; each key keeps naming the first of them.
+                for key in Lookalike::keys_of(description) {
+                    self.role_lookalikes.entry(key).or_insert_with(|| role_id.clone());
+                }
             }
             Event::FunctionActivated { role_id, function } => {
                 self.touch_role(role_id, position, |role| role.functions.insert(*function));

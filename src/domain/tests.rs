@@ -2182,6 +2182,127 @@ fn the_access_report_flags_the_recovered_administrator_and_nobody_else() {
     assert_eq!(flagged, vec![&recovered_admin()]);
 }
 
+// ---------------------------------------------------------------------------------------
+// Names that look alike (issue #9, item 9).
+// ---------------------------------------------------------------------------------------
+
+/// "Administrator" with a Cyrillic capital A (U+0410) for the Latin one.
+const CYRILLIC_ADMINISTRATOR: &str = "\u{410}dministrator";
+
+fn lookalike(resource: Resource, name: &str, existing: &str, existing_name: &str) -> DomainError {
+    DomainError::LookalikeName {
+        resource,
+        name: name.to_owned(),
+        existing: existing.to_owned(),
+        existing_name: existing_name.to_owned(),
+    }
+}
+
+#[test]
+fn a_role_description_confusable_with_an_existing_one_is_refused_naming_that_role() {
+    given(&[role_created(administrators(), "Administrator")])
+        .when(Command::CreateRole { role_id: editors(), description: name(CYRILLIC_ADMINISTRATOR) })
+        .then_error(lookalike(Resource::Role, CYRILLIC_ADMINISTRATOR, administrators().as_str(), "Administrator"));
+}
+
+#[test]
+fn a_role_description_confusable_in_another_case_is_refused() {
+    // In capitals, an l for the I reads as "ADMINISTRATOR", the same role but for case.
+    given(&[role_created(administrators(), "administrator")])
+        .when(Command::CreateRole { role_id: editors(), description: name("ADMlNISTRATOR") })
+        .then_error(lookalike(Resource::Role, "ADMlNISTRATOR", administrators().as_str(), "administrator"));
+}
+
+#[test]
+fn a_role_description_equal_once_composed_is_a_duplicate() {
+    given(&[role_created(api_access(), "Caf\u{e9}")])
+        .when(Command::CreateRole { role_id: editors(), description: name("Cafe\u{301}") })
+        .then_error(DomainError::DuplicateRoleDescription {
+            description: "Caf\u{e9}".to_owned(),
+            existing: api_access(),
+        });
+}
+
+#[test]
+fn a_description_stored_decomposed_by_an_older_build_still_blocks_its_composed_form() {
+    given(&[role_created(api_access(), "Cafe\u{301}")])
+        .when(Command::CreateRole { role_id: editors(), description: name("Caf\u{e9}") })
+        .then_error(lookalike(Resource::Role, "Caf\u{e9}", api_access().as_str(), "Cafe\u{301}"));
+}
+
+#[test]
+fn descriptions_that_only_share_letters_in_one_case_are_both_accepted() {
+    // "MAIL" and "MALL" do not look alike, nor do "Mail" and "Mall": no one casing of
+    // both makes them look the same.
+    given(&[role_created(api_access(), "Mail")])
+        .when(Command::CreateRole { role_id: editors(), description: name("Mall") })
+        .then(&[role_created(editors(), "Mall")]);
+}
+
+#[test]
+fn a_user_name_confusable_with_an_existing_users_is_refused_naming_that_user() {
+    given(&[user_created(booking_app(), "Booking app")])
+        .when(Command::CreateUser { user_id: alice(), name: name("B\u{43E}\u{43E}king app"), email: None })
+        .then_error(lookalike(Resource::User, "B\u{43E}\u{43E}king app", booking_app().as_str(), "Booking app"));
+}
+
+#[test]
+fn a_user_name_already_taken_is_refused_even_by_a_disabled_user() {
+    // Two users who read the same cannot be told apart in the access review, and a
+    // disabled user can be enabled again.
+    given(&[user_created(booking_app(), "Booking app"), user_disabled(booking_app())])
+        .when(Command::CreateUser { user_id: alice(), name: name("booking APP"), email: None })
+        .then_error(lookalike(Resource::User, "booking APP", booking_app().as_str(), "Booking app"));
+}
+
+#[test]
+fn a_user_cannot_be_named_like_the_administrator() {
+    let bootstrapped = given_an_empty_ledger().by(Actor::System).when(bootstrap(key_hash(1))).events();
+    given(&bootstrapped)
+        .when(Command::CreateUser { user_id: alice(), name: name("Adm\u{131}n\u{456}strator"), email: None })
+        .then_error(lookalike(Resource::User, "Adm\u{131}n\u{456}strator", admin().as_str(), "Administrator"));
+}
+
+#[test]
+fn a_group_name_confusable_with_a_siblings_is_refused_naming_that_group() {
+    // "ЕМЕА" in Cyrillic capitals.
+    given(&[group_created(americas(), "Americas", None), group_created(emea(), "EMEA", Some(americas()))])
+        .when(Command::CreateEventGroup {
+            group_id: usa(),
+            name: name("\u{415}\u{41C}\u{415}\u{410}"),
+            parent_id: Some(americas()),
+        })
+        .then_error(lookalike(Resource::Group, "\u{415}\u{41C}\u{415}\u{410}", emea().as_str(), "EMEA"));
+}
+
+#[test]
+fn a_group_name_confusable_with_a_group_elsewhere_in_the_tree_is_accepted() {
+    // Groups are unique among their siblings only, as before.
+    given(&[group_created(americas(), "Americas", None), group_created(emea(), "EMEA", None)])
+        .when(Command::CreateEventGroup { group_id: usa(), name: name("\u{415}MEA"), parent_id: Some(americas()) })
+        .then(&[group_created(usa(), "\u{415}MEA", Some(americas()))]);
+}
+
+#[test]
+fn a_log_that_already_holds_lookalikes_replays_and_new_ones_are_refused_naming_the_first() {
+    // Logs written before this rule may hold lookalikes: replay takes them as they are.
+    let history = [
+        role_created(administrators(), "Administrator"),
+        role_created(editors(), CYRILLIC_ADMINISTRATOR),
+        user_created(booking_app(), "Booking app"),
+        user_created(alice(), "Booking app"),
+    ];
+    let scenario = given(&history);
+    assert_eq!(scenario.state.role(&editors()).map(|role| role.description()), Some(CYRILLIC_ADMINISTRATOR));
+    assert_eq!(scenario.state.user(&alice()).map(|user| user.name()), Some("Booking app"));
+    given(&history).when(Command::CreateRole { role_id: reporting(), description: name("ADMINISTRATOR") }).then_error(
+        DomainError::DuplicateRoleDescription { description: "ADMINISTRATOR".to_owned(), existing: administrators() },
+    );
+    given(&history)
+        .when(Command::CreateUser { user_id: bob(), name: name("Booking app"), email: None })
+        .then_error(lookalike(Resource::User, "Booking app", booking_app().as_str(), "Booking app"));
+}
+
 // The authority rules reuse the scenario helpers above.
 #[path = "authority_tests.rs"]
 mod authority_tests;

@@ -68,7 +68,9 @@ pub struct GroupList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "USA", "parent_id": "grp_8b7a6f5e4d3c2b1a"}))]
 pub struct CreateEventGroupRequest {
-    /// The name: 1 to 200 characters, not blank, unique among the group's siblings.
+    /// The name: 1 to 200 characters, not blank, normalised to NFC, with no control or
+    /// format characters (such as bidi overrides and zero-width spaces), and unlike its
+    /// siblings' names: not equal but for case, nor confusable with them (UTS #39).
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// The group to nest it in; access to that group gives access to this one's events.
@@ -93,6 +95,9 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
 
 /// Creates an event access group, optionally inside another. Needs
 /// `security.event_access.manage`.
+///
+/// A name that looks like a sibling's (equal but for case, or confusable with it) is
+/// refused, naming that group.
 #[utoipa::path(
     operation_id = "createEventGroup",
     tag = "event access",
@@ -108,10 +113,10 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A sibling has this name (`duplicate_group_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point), or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

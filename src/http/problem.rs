@@ -179,6 +179,7 @@ impl ApiError {
                 DomainError::InsufficientAuthority { .. } => "insufficient_authority",
                 DomainError::LastAdministrator => "last_administrator",
                 DomainError::GroupTooDeep { .. } => "group_too_deep",
+                DomainError::LookalikeName { .. } => "lookalike_name",
             },
             ApiError::InvalidValue { .. } => "invalid_value",
             ApiError::UnknownFunction(_) => "unknown_function",
@@ -204,7 +205,10 @@ impl ApiError {
         match self.status_code() {
             StatusCode::BAD_REQUEST => "The request is malformed",
             StatusCode::UNAUTHORIZED => "A valid API key is required",
-            StatusCode::FORBIDDEN => "The key may not do this",
+            StatusCode::FORBIDDEN => match self.code() {
+                "insufficient_authority" => "You may not hand out or act on more than you hold",
+                _ => "The key may not do this",
+            },
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
             StatusCode::CONFLICT => match self.code() {
@@ -213,6 +217,8 @@ impl ApiError {
                 "self_lockout" => "That would lock you out",
                 "idempotency_key_in_use" => "The same request is in progress",
                 "group_too_deep" => "Groups nest too deep",
+                "lookalike_name" => "The name looks like an existing one",
+                "last_administrator" => "Nobody could administer the ledger any more",
                 _ => "The change conflicts with the current state",
             },
             StatusCode::PRECONDITION_FAILED => "The resource changed since you read it",
@@ -290,6 +296,7 @@ impl ResponseError for ApiError {
                 }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
                 DomainError::InsufficientAuthority { .. } => StatusCode::FORBIDDEN,
+                DomainError::LookalikeName { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::CONFLICT,
             },
             ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {

@@ -70,8 +70,9 @@ pub struct RoleList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"description": "API Access"}))]
 pub struct CreateRoleRequest {
-    /// The description: 1 to 200 characters, not blank, unique case-insensitively among
-    /// roles.
+    /// The description: 1 to 200 characters, not blank, normalised to NFC, with no control
+    /// or format characters (such as bidi overrides and zero-width spaces), and unlike
+    /// every other role's: not equal but for case, nor confusable with it (UTS #39).
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub description: String,
 }
@@ -113,6 +114,9 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
 }
 
 /// Creates a role with no functions. Needs `security.roles.manage`.
+///
+/// A description that looks like another role's (equal but for case, or confusable
+/// with it, such as "Аdministrator" with a Cyrillic А) is refused, naming that role.
 #[utoipa::path(
     operation_id = "createRole",
     tag = "roles",
@@ -127,10 +131,10 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another role has this description, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid description, or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid description (such as one holding a control or format character, named by its code point), or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

@@ -170,7 +170,10 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Attendance app", "email": "attendance@example.com"}))]
 pub struct CreateUserRequest {
-    /// The display name: 1 to 200 characters, not blank.
+    /// The display name: 1 to 200 characters, not blank, normalised to NFC, with no
+    /// control or format characters (such as bidi overrides and zero-width spaces), and
+    /// unlike every other user's: not equal, equal but for case, nor confusable with it
+    /// (UTS #39).
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// A contact address.
@@ -192,6 +195,9 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
 
 /// Creates a user: enabled, with no roles, no event access and no key.
 /// Needs `security.users.manage`.
+///
+/// User names are unique by look: a name that equals another user's, or looks like it
+/// (equal but for case, or confusable with it), is refused, naming that user.
 #[utoipa::path(
     operation_id = "createUser",
     tag = "users",
@@ -206,10 +212,10 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

@@ -15,6 +15,7 @@ mod helpers;
 mod hygiene;
 mod idempotency;
 mod limits;
+mod names;
 mod openapi;
 mod proofs;
 mod recovery;
