@@ -14,8 +14,11 @@ use std::task::Waker;
 use std::time::Duration;
 
 use super::*;
-use crate::domain::{CheckRequest, FunctionId, FunctionSet, KeyId, Name, Reason, Resource, RoleId, UserId};
-use crate::log::{FjallLog, MemoryLog, Record};
+use crate::domain::{
+    CheckRequest, Context, FunctionId, FunctionSet, KeyId, Name, Position, Reason, Resource, RoleId, Timestamp, UserId,
+};
+use crate::log::record::{self, Envelope};
+use crate::log::{AppendError, ChainHash, FjallLog, MemoryLog, Record, StoredRecord};
 use crate::merkle::{NodeId, TreeHash};
 
 /// Generates, for every scenario named, one test over a [`MemoryLog`] (in the module
