@@ -389,13 +389,7 @@ impl Application {
                 }
             }
         });
-        // A log that takes no more writes stops the process, so that a restart recovers.
-        let fatal = shared.ledger.fatal();
-        actix_web::rt::spawn(async move {
-            if let Some(error) = fatal.await {
-                stop_for_restart(&error).await;
-            }
-        });
+        actix_web::rt::spawn(stop_on_fatal_storage_error(shared.ledger.fatal()));
         let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);
         Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder })
     }
@@ -422,11 +416,12 @@ impl Application {
     }
 }
 
-/// Stops the process after the log failed a write that only a restart recovers from
-/// (RELIABILITY.md, "Storage faults"). Nothing acknowledged is lost: every acknowledged
-/// batch was synced, and the failed one was answered 503. The exit status tells a
-/// supervisor to restart.
-async fn stop_for_restart(error: &FatalStorageError) {
+/// Stops the process once the ledger reports that the log failed a write only a restart
+/// recovers from (RELIABILITY.md, "Storage faults"). Nothing acknowledged is lost: every
+/// acknowledged batch was synced, and the failed one was answered 503. The exit status
+/// tells a supervisor to restart.
+async fn stop_on_fatal_storage_error(fatal: impl Future<Output = Option<FatalStorageError>>) {
+    let Some(error) = fatal.await else { return };
     tracing::error!(%error, "the log cannot be written; stopping so that a restart can recover");
     eprintln!("keyledger: {error}; stopping. Free space or fix the disk, then restart: nothing acknowledged was lost.");
     // Give the 503 answers a moment to leave.

@@ -183,19 +183,7 @@ pub fn verify_until(
             return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
         };
         let Some(key) = public_key else {
-            let key = std::str::from_utf8(content)
-                .ok()
-                .and_then(|text| PublicKey::parse_line(text).ok())
-                .ok_or_else(|| fail(number, "public key", "a bundle starts with its public key line"))?;
-            if options.public_key.is_some_and(|trusted| trusted != key) {
-                return Err(fail(number, "public key", "the bundle's public key is not the key given to trust"));
-            }
-            if let Some(trusted) = trusted
-                && !trusted.is_signed_by(&key)
-            {
-                return Err(fail(number, "public key", "the trusted checkpoint is not signed by the bundle's key"));
-            }
-            public_key = Some(key);
+            public_key = Some(read_public_key(number, content, options)?);
             continue;
         };
         if content.starts_with(br#"{"kind":"checkpoint""#) {
@@ -242,27 +230,52 @@ pub fn verify_until(
     let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
     let records = replay.size();
     let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
+    check_end(records, &last, trusted).map_err(end)?;
+    let state = replay.into_state();
+    let at_point = at_point.unwrap_or_else(|| state.clone());
+    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+}
+
+/// Reads the bundle's first line, its public key, and checks it against what the reviewer
+/// trusts.
+fn read_public_key(number: usize, content: &[u8], options: &VerifyOptions) -> Result<PublicKey, Failure> {
+    let key = std::str::from_utf8(content)
+        .ok()
+        .and_then(|text| PublicKey::parse_line(text).ok())
+        .ok_or_else(|| fail(number, "public key", "a bundle starts with its public key line"))?;
+    if options.public_key.is_some_and(|trusted| trusted != key) {
+        return Err(fail(number, "public key", "the bundle's public key is not the key given to trust"));
+    }
+    if let Some(trusted) = &options.trusted
+        && !trusted.is_signed_by(&key)
+    {
+        return Err(fail(number, "public key", "the trusted checkpoint is not signed by the bundle's key"));
+    }
+    Ok(key)
+}
+
+/// Checks, at the end of a bundle of `records` records, that its last checkpoint covers
+/// them all and that it holds the whole tree of the trusted checkpoint, if any.
+fn check_end(records: u64, last: &Checkpoint, trusted: Option<&Checkpoint>) -> Result<(), String> {
     if last.size != records {
-        return Err(end(format!(
+        return Err(format!(
             "records {} to {records} are not covered by a signed checkpoint (the last covers {})",
             last.size + 1,
             last.size
-        )));
+        ));
     }
     if let Some(trusted) = trusted.filter(|trusted| trusted.size > records) {
-        return Err(end(format!(
+        return Err(format!(
             "the bundle holds {records} records, fewer than the {} of the trusted checkpoint: the history was cut short",
             trusted.size
-        )));
+        ));
     }
     if let Some(trusted) = trusted.filter(|trusted| trusted.size == 0)
         && trusted.root != merkle::empty_root()
     {
-        return Err(end("the trusted checkpoint's empty tree has a root that is not empty".into()));
+        return Err("the trusted checkpoint's empty tree has a root that is not empty".into());
     }
-    let state = replay.into_state();
-    let at_point = at_point.unwrap_or_else(|| state.clone());
-    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+    Ok(())
 }
 
 fn check_checkpoint(
