@@ -26,8 +26,13 @@ use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::usage::KeyUsageCounter;
 use crate::http::{self, AppState};
-use crate::ledger::{CheckpointPolicy, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError};
+use crate::ledger::{
+    CheckpointPolicy, FatalStorageError, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError,
+};
 use crate::log::{FjallLog, FjallLogError};
+
+/// The exit status when the log fails a write and the process must restart (EX_IOERR).
+pub const EXIT_STORAGE_FAILED: i32 = 74;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -384,6 +389,7 @@ impl Application {
                 }
             }
         });
+        actix_web::rt::spawn(stop_on_fatal_storage_error(shared.ledger.fatal()));
         let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);
         Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder })
     }
@@ -408,6 +414,19 @@ impl Application {
         self.state.ledger.close();
         served
     }
+}
+
+/// Stops the process once the ledger reports that the log failed a write only a restart
+/// recovers from (RELIABILITY.md, "Storage faults"). Nothing acknowledged is lost: every
+/// acknowledged batch was synced, and the failed one was answered 503. The exit status
+/// tells a supervisor to restart.
+async fn stop_on_fatal_storage_error(fatal: impl Future<Output = Option<FatalStorageError>>) {
+    let Some(error) = fatal.await else { return };
+    tracing::error!(%error, "the log cannot be written; stopping so that a restart can recover");
+    eprintln!("keyledger: {error}; stopping. Free space or fix the disk, then restart: nothing acknowledged was lost.");
+    // Give the 503 answers a moment to leave.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::process::exit(EXIT_STORAGE_FAILED);
 }
 
 /// The background task that records key usage every interval, and once more when asked

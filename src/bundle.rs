@@ -21,9 +21,10 @@
 use std::io::{BufRead, Write};
 
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::domain::{self, Event, FingerprintCache, Position, State, Timestamp, UserId};
-use crate::log::{ChainVerifier, EventLog, StoredRecord};
-use crate::merkle::{self, Frontier, TreeHash};
+use crate::domain::{Event, FingerprintCache, Position, State, Timestamp, UserId};
+use crate::ledger::VerifiedReplay;
+use crate::log::{EventLog, StoredRecord};
+use crate::merkle::{self, TreeHash};
 
 const READ_CHUNK: usize = 4096;
 
@@ -161,9 +162,8 @@ pub fn verify_until(
 ) -> Result<(Summary, State), Failure> {
     let mut line = Vec::new();
     let mut number = 0;
-    let mut verifier = ChainVerifier::default();
-    let mut frontier = Frontier::default();
-    let mut state = State::default();
+    // The chain, the authority rules, the Merkle frontier and the view, record by record.
+    let mut replay = VerifiedReplay::new();
     let mut fingerprints = FingerprintCache::default();
     let mut at_point: Option<State> = None;
     let mut public_key: Option<PublicKey> = None;
@@ -183,30 +183,17 @@ pub fn verify_until(
             return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
         };
         let Some(key) = public_key else {
-            let key = std::str::from_utf8(content)
-                .ok()
-                .and_then(|text| PublicKey::parse_line(text).ok())
-                .ok_or_else(|| fail(number, "public key", "a bundle starts with its public key line"))?;
-            if options.public_key.is_some_and(|trusted| trusted != key) {
-                return Err(fail(number, "public key", "the bundle's public key is not the key given to trust"));
-            }
-            if let Some(trusted) = trusted
-                && !trusted.is_signed_by(&key)
-            {
-                return Err(fail(number, "public key", "the trusted checkpoint is not signed by the bundle's key"));
-            }
-            public_key = Some(key);
+            public_key = Some(read_public_key(number, content, options)?);
             continue;
         };
         if content.starts_with(br#"{"kind":"checkpoint""#) {
-            let size = frontier.size();
+            let size = replay.size();
             let place = format!("checkpoint after record {size}");
             let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
             let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
             let place = format!("checkpoint at size {}", checkpoint.size);
-            let view = TreeHash::from_bytes(state.fingerprint_cached(&mut fingerprints));
-            check_checkpoint(&checkpoint, &key, last.as_ref(), &frontier, &view)
-                .map_err(|r| fail(number, &place, r))?;
+            let view = TreeHash::from_bytes(replay.state().fingerprint_cached(&mut fingerprints));
+            check_checkpoint(&checkpoint, &key, last.as_ref(), &replay, &view).map_err(|r| fail(number, &place, r))?;
             last = Some(checkpoint);
             checkpoints += 1;
             continue;
@@ -214,30 +201,20 @@ pub fn verify_until(
         if content.starts_with(br#"{"kind":"#) {
             return Err(fail(number, "line", "only the first line may be a public key"));
         }
-        let seq = verifier.size() + 1;
+        let seq = replay.size() + 1;
         let place = format!("record {seq}");
         let stored = StoredRecord { seq, bytes: content.to_vec() };
-        let record = verifier.verify_and_decode_next(&stored).map_err(|e| fail(number, &place, e.to_string()))?;
-        frontier.push(merkle::leaf_hash(content), |_, _| {});
+        let record = replay.verify(&stored).map_err(|e| fail(number, &place, e.to_string()))?;
         let position = Position { seq, at: record.at };
-        if at_point.is_none() && past(position, &state) {
-            at_point = Some(state.clone());
+        if at_point.is_none() && past(position, replay.state()) {
+            at_point = Some(replay.state().clone());
         }
-        // The record is legitimate, not only intact: its actor held what the authority
-        // rules demand, in the state just before it.
-        domain::authorise(&state, &record.actor, record.at, &record.event).map_err(|shortfall| {
-            fail(
-                number,
-                &place,
-                format!("{} by {} was not authorised: {shortfall}", record.event.type_name(), record.actor),
-            )
-        })?;
-        state.apply(position, &record.event);
+        replay.apply(&record);
         if let Event::AdministratorRecovered { user_id, reason, .. } = &record.event {
             recoveries.push(Recovery { seq, at: record.at, user_id: user_id.clone(), reason: reason.clone() });
         }
         if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
-            && frontier.root() != trusted.root
+            && replay.root() != trusted.root
         {
             return Err(fail(
                 number,
@@ -251,35 +228,61 @@ pub fn verify_until(
 
     let end = |reason: String| fail(number + 1, "end", reason);
     let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
-    let records = verifier.size();
+    let records = replay.size();
     let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
+    check_end(records, &last, trusted).map_err(end)?;
+    let state = replay.into_state();
+    let at_point = at_point.unwrap_or_else(|| state.clone());
+    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+}
+
+/// Reads the bundle's first line, its public key, and checks it against what the reviewer
+/// trusts.
+fn read_public_key(number: usize, content: &[u8], options: &VerifyOptions) -> Result<PublicKey, Failure> {
+    let key = std::str::from_utf8(content)
+        .ok()
+        .and_then(|text| PublicKey::parse_line(text).ok())
+        .ok_or_else(|| fail(number, "public key", "a bundle starts with its public key line"))?;
+    if options.public_key.is_some_and(|trusted| trusted != key) {
+        return Err(fail(number, "public key", "the bundle's public key is not the key given to trust"));
+    }
+    if let Some(trusted) = &options.trusted
+        && !trusted.is_signed_by(&key)
+    {
+        return Err(fail(number, "public key", "the trusted checkpoint is not signed by the bundle's key"));
+    }
+    Ok(key)
+}
+
+/// Checks, at the end of a bundle of `records` records, that its last checkpoint covers
+/// them all and that it holds the whole tree of the trusted checkpoint, if any.
+fn check_end(records: u64, last: &Checkpoint, trusted: Option<&Checkpoint>) -> Result<(), String> {
     if last.size != records {
-        return Err(end(format!(
+        return Err(format!(
             "records {} to {records} are not covered by a signed checkpoint (the last covers {})",
             last.size + 1,
             last.size
-        )));
+        ));
     }
     if let Some(trusted) = trusted.filter(|trusted| trusted.size > records) {
-        return Err(end(format!(
+        return Err(format!(
             "the bundle holds {records} records, fewer than the {} of the trusted checkpoint: the history was cut short",
             trusted.size
-        )));
+        ));
     }
     if let Some(trusted) = trusted.filter(|trusted| trusted.size == 0)
         && trusted.root != merkle::empty_root()
     {
-        return Err(end("the trusted checkpoint's empty tree has a root that is not empty".into()));
+        return Err("the trusted checkpoint's empty tree has a root that is not empty".into());
     }
-    let at_point = at_point.unwrap_or_else(|| state.clone());
-    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+    Ok(())
 }
 
 fn check_checkpoint(
     checkpoint: &Checkpoint,
     key: &PublicKey,
     previous: Option<&Checkpoint>,
-    frontier: &Frontier,
+    replay: &VerifiedReplay,
     view: &TreeHash,
 ) -> Result<(), String> {
     if !checkpoint.is_signed_by(key) {
@@ -296,15 +299,11 @@ fn check_checkpoint(
             return Err("it is dated before the checkpoint before it".into());
         }
     }
-    if checkpoint.size != frontier.size() {
-        return Err(format!("it stands after record {}, not after the record at its size", frontier.size()));
+    if checkpoint.size != replay.size() {
+        return Err(format!("it stands after record {}, not after the record at its size", replay.size()));
     }
-    if checkpoint.root != frontier.root() {
-        return Err(format!(
-            "the Merkle root of the records is {}, not the {} signed",
-            frontier.root(),
-            checkpoint.root
-        ));
+    if checkpoint.root != replay.root() {
+        return Err(format!("the Merkle root of the records is {}, not the {} signed", replay.root(), checkpoint.root));
     }
     if checkpoint.view != *view {
         return Err("replaying the records does not give the permission view it signs".into());

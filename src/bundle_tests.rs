@@ -11,7 +11,8 @@ use super::*;
 use crate::checkpoint::{CheckpointStore, Signer};
 use crate::domain::{Actor, Command, EventId, FunctionId, GroupId, KeyId, KeySecret, Name, RoleId, UserId};
 use crate::ledger::{CheckpointPolicy, Ledger, Policies, Request};
-use crate::log::{ChainHash, MemoryLog, record};
+use crate::log::{ChainHash, ChainVerifier, MemoryLog, record};
+use crate::merkle::Frontier;
 
 struct Fixture {
     bundle: Vec<u8>,

@@ -1,16 +1,19 @@
 //! The permission view at any point of the log's history, and what changed between two
 //! points.
 //!
-//! Both replay the log from its first record, verifying the chain as they go, as start-up
-//! does. That costs time in proportion to the log's size on every question: acceptable
+//! Both replay the log from its first record through the ledger's [`VerifiedReplay`],
+//! verifying the chain as they go, as start-up does (and, like start-up, taking each intact
+//! record as written, without judging it against the authority rules: `verify-log`
+//! reports those). That costs time in proportion to the log's size on every question: acceptable
 //! while logs are small, and the place to start from snapshots once they are not
 //! (ARCHITECTURE.md lists it among the known costs). The head needs no replay:
 //! [`current`] answers from the view the service holds. The records are read in chunks, so
 //! memory stays in proportion to the state, not to the log.
 
-use crate::domain::{Actor, Change, Position, State, Timestamp, apply_tracking_changes};
+use crate::domain::{Actor, Change, State, Timestamp};
+use crate::ledger::VerifiedReplay;
 use crate::log::record::Record;
-use crate::log::{ChainError, ChainVerifier, EventLog};
+use crate::log::{ChainError, EventLog, StoredRecord};
 
 /// How many records a replay reads at a time.
 const CHUNK: usize = 4096;
@@ -119,18 +122,29 @@ pub struct Diff {
     pub changes: Vec<CausedChange>,
 }
 
-/// Reads records in order from the first, verifying the chain, one record ahead.
+/// Reads records in order from the first, verifying the chain, one record ahead, and
+/// applies those within a point of the history.
 struct Replay<'a, L> {
     log: &'a L,
-    verifier: ChainVerifier,
-    chunk: std::vec::IntoIter<crate::log::StoredRecord>,
+    replay: VerifiedReplay,
+    chunk: std::vec::IntoIter<StoredRecord>,
+    /// The next record, verified but not applied.
     next: Option<Record>,
     done: bool,
+    /// The position and time of the last record applied.
+    last: Option<(u64, Timestamp)>,
 }
 
 impl<'a, L: EventLog> Replay<'a, L> {
     fn new(log: &'a L) -> Self {
-        Replay { log, verifier: ChainVerifier::default(), chunk: Vec::new().into_iter(), next: None, done: false }
+        Replay {
+            log,
+            replay: VerifiedReplay::new(),
+            chunk: Vec::new().into_iter(),
+            next: None,
+            done: false,
+            last: None,
+        }
     }
 
     /// The next record, without taking it; `None` at the end of the log.
@@ -139,22 +153,23 @@ impl<'a, L: EventLog> Replay<'a, L> {
             let stored = match self.chunk.next() {
                 Some(stored) => Some(stored),
                 None => {
-                    let from = self.verifier.size() + 1;
+                    let from = self.replay.size() + 1;
                     let chunk = self.log.read(from, CHUNK).map_err(|e| HistoryError::Storage(Box::new(e)))?;
                     self.chunk = chunk.into_iter();
                     self.chunk.next()
                 }
             };
             match stored {
-                Some(stored) => self.next = Some(self.verifier.verify_and_decode_next(&stored)?),
+                Some(stored) => self.next = Some(self.replay.verify_trusting_authority(&stored)?),
                 None => self.done = true,
             }
         }
         Ok(self.next.as_ref())
     }
 
-    /// Takes records while they are within `at`, handing each to `take`.
-    fn run_to(&mut self, at: At, mut take: impl FnMut(Record)) -> Result<(), HistoryError> {
+    /// Applies the records within `at` with `apply` (which applies the record it is given
+    /// to the replay), then checks that the replay reached `at`.
+    fn run_to(&mut self, at: At, mut apply: impl FnMut(&mut VerifiedReplay, Record)) -> Result<(), HistoryError> {
         while let Some(record) = self.peek()? {
             let within = match at {
                 At::Position(position) => record.seq <= position,
@@ -165,43 +180,49 @@ impl<'a, L: EventLog> Replay<'a, L> {
                 break;
             }
             if let Some(record) = self.next.take() {
-                take(record);
+                self.last = Some((record.seq, record.at));
+                apply(&mut self.replay, record);
             }
+        }
+        self.reached(at)
+    }
+
+    /// Where the replay stopped, checked against what was asked.
+    fn reached(&mut self, at: At) -> Result<(), HistoryError> {
+        match at {
+            At::Position(position) => {
+                let head = self.position();
+                if head < position {
+                    return Err(HistoryError::PositionBeyondHead { position, head });
+                }
+            }
+            At::Time(time) if self.last.is_none() => {
+                let first = self.peek()?.map(|record| record.at);
+                return Err(HistoryError::BeforeFirstRecord { at: time, first });
+            }
+            _ => {}
         }
         Ok(())
     }
-}
 
-/// Where a replay stopped, checked against what was asked.
-fn reached(at: At, replay: &mut Replay<'_, impl EventLog>, last: Option<(u64, Timestamp)>) -> Result<(), HistoryError> {
-    match at {
-        At::Position(position) => {
-            let head = last.map_or(0, |(seq, _)| seq);
-            if head < position {
-                return Err(HistoryError::PositionBeyondHead { position, head });
-            }
-        }
-        At::Time(time) if last.is_none() => {
-            let first = replay.peek()?.map(|record| record.at);
-            return Err(HistoryError::BeforeFirstRecord { at: time, first });
-        }
-        _ => {}
+    /// The last record applied; 0 when none was.
+    fn position(&self) -> u64 {
+        self.last.map_or(0, |(seq, _)| seq)
     }
-    Ok(())
+
+    /// When the last record applied was written; `None` when none was.
+    fn recorded_at(&self) -> Option<Timestamp> {
+        self.last.map(|(_, at)| at)
+    }
 }
 
 /// The permission view just after `at`. An empty log has state 0; a time before the first
 /// record, or a position past the last, is an error.
 pub fn state_at<L: EventLog>(log: &L, at: At) -> Result<Replayed, HistoryError> {
     let mut replay = Replay::new(log);
-    let mut state = State::default();
-    let mut last = None;
-    replay.run_to(at, |record| {
-        state.apply(Position { seq: record.seq, at: record.at }, &record.event);
-        last = Some((record.seq, record.at));
-    })?;
-    reached(at, &mut replay, last)?;
-    Ok(Replayed { state, position: last.map_or(0, |(seq, _)| seq), recorded_at: last.map(|(_, at)| at) })
+    replay.run_to(at, |replay, record| replay.apply(&record))?;
+    let (position, recorded_at) = (replay.position(), replay.recorded_at());
+    Ok(Replayed { state: replay.replay.into_state(), position, recorded_at })
 }
 
 /// The head of the history without replaying it: `view`, the state the service holds for
@@ -227,16 +248,10 @@ pub fn current<L: EventLog>(view: State, log: &L) -> Result<Replayed, HistoryErr
 /// between gave or took away, with the record that did it, in log order.
 pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError> {
     let mut replay = Replay::new(log);
-    let mut state = State::default();
-    let mut last = None;
-    replay.run_to(from, |record| {
-        state.apply(Position { seq: record.seq, at: record.at }, &record.event);
-        last = Some((record.seq, record.at));
-    })?;
-    reached(from, &mut replay, last)?;
-    let start = last;
+    replay.run_to(from, |replay, record| replay.apply(&record))?;
+    let start = replay.last;
     let reversed = match (from, to) {
-        (_, At::Position(to)) => to < start.map_or(0, |(seq, _)| seq),
+        (_, At::Position(to)) => to < replay.position(),
         (At::Time(from), At::Time(to)) => to < from,
         (_, At::Time(to)) => start.is_some_and(|(_, at)| to < at),
         (_, At::Head) => false,
@@ -245,8 +260,8 @@ pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError
         return Err(HistoryError::ReversedRange);
     }
     let mut changes = Vec::new();
-    replay.run_to(to, |record| {
-        let position = Position { seq: record.seq, at: record.at };
+    replay.run_to(to, |replay, record| {
+        let caused = replay.apply_tracking_changes(&record);
         let cause = Cause {
             seq: record.seq,
             kind: record.event.type_name(),
@@ -254,16 +269,13 @@ pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError
             at: record.at,
             actor: record.actor,
         };
-        let caused = apply_tracking_changes(&mut state, position, &record.event);
         changes.extend(caused.into_iter().map(|change| CausedChange { change, cause: cause.clone() }));
-        last = Some((record.seq, record.at));
     })?;
-    reached(to, &mut replay, last)?;
     Ok(Diff {
         from: start.map_or(0, |(seq, _)| seq),
         from_recorded_at: start.map(|(_, at)| at),
-        to: last.map_or(0, |(seq, _)| seq),
-        to_recorded_at: last.map(|(_, at)| at),
+        to: replay.position(),
+        to_recorded_at: replay.recorded_at(),
         changes,
     })
 }

@@ -14,8 +14,11 @@ use std::task::Waker;
 use std::time::Duration;
 
 use super::*;
-use crate::domain::{CheckRequest, FunctionId, FunctionSet, KeyId, Name, Reason, Resource, RoleId, UserId};
-use crate::log::{FjallLog, MemoryLog, Record};
+use crate::domain::{
+    CheckRequest, Context, FunctionId, FunctionSet, KeyId, Name, Position, Reason, Resource, RoleId, Timestamp, UserId,
+};
+use crate::log::record::{self, Envelope};
+use crate::log::{AppendError, ChainHash, FjallLog, MemoryLog, Record, StoredRecord};
 use crate::merkle::{NodeId, TreeHash};
 
 /// Generates, for every scenario named, one test over a [`MemoryLog`] (in the module
@@ -41,6 +44,9 @@ against_both_logs!(
     a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer,
     a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal,
     open_refuses_a_log_whose_chain_was_tampered_with,
+    a_failed_append_that_needs_a_restart_stops_the_writer_and_is_reported_to_the_owner,
+    verification_reports_a_record_its_actor_was_not_allowed_to_make_and_open_still_serves_it,
+    open_refuses_a_log_whose_stored_tree_is_not_the_tree_of_its_records,
     record_times_never_go_backwards_even_when_the_clock_does,
     racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
 );
@@ -95,6 +101,10 @@ fn fjall() -> impl Fn() -> FjallLog {
 struct FailingLog<L> {
     inner: L,
     failing: AtomicBool,
+    /// Whether a failed append leaves the log unwritable until a restart, as fjall's does.
+    needs_restart: AtomicBool,
+    /// A tree node read back with another hash, standing for a tree edited on disk.
+    forged_node: Mutex<Option<NodeId>>,
     pause: Mutex<Option<(SyncSender<()>, Receiver<()>)>>,
     /// How many records each append was asked to write, failed appends included.
     append_sizes: Mutex<Vec<usize>>,
@@ -133,7 +143,24 @@ impl PausedAppend {
 
 impl<L: EventLog> FailingLog<L> {
     fn new(inner: L) -> Self {
-        Self { inner, failing: AtomicBool::new(false), pause: Mutex::new(None), append_sizes: Mutex::new(Vec::new()) }
+        Self {
+            inner,
+            failing: AtomicBool::new(false),
+            needs_restart: AtomicBool::new(false),
+            forged_node: Mutex::new(None),
+            pause: Mutex::new(None),
+            append_sizes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// While set, a failed append needs a restart before the log takes writes again.
+    fn set_needs_restart(&self, needs_restart: bool) {
+        self.needs_restart.store(needs_restart, Ordering::SeqCst);
+    }
+
+    /// Makes the stored tree node `id` read back with a hash that is not the one stored.
+    fn forge_tree_node(&self, id: NodeId) {
+        *self.forged_node.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
     }
 
     /// While `failing`, every append fails with [`FailingLogError::DiskFull`] and writes nothing.
@@ -184,7 +211,13 @@ impl<L: EventLog> EventLog for FailingLog<L> {
     }
 
     fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error> {
-        self.inner.tree_node(id).map_err(FailingLogError::Inner)
+        let node = self.inner.tree_node(id).map_err(FailingLogError::Inner)?;
+        let forged = *self.forged_node.lock().unwrap_or_else(PoisonError::into_inner) == Some(id);
+        Ok(node.map(|hash| if forged { crate::merkle::leaf_hash(hash.as_bytes()) } else { hash }))
+    }
+
+    fn requires_restart(&self, error: &Self::Error) -> bool {
+        matches!(error, FailingLogError::DiskFull) && self.needs_restart.load(Ordering::SeqCst)
     }
 }
 
@@ -641,6 +674,95 @@ fn open_refuses_a_log_whose_chain_was_tampered_with<L: EventLog>(open: impl Fn()
         (verification.verified, verification.error),
         (head, Some(VerifyError::Chain(ChainError::Broken { seq: head + 1 })))
     );
+}
+
+/// A storage failure that only a restart recovers from (issue #10): the batch is answered
+/// with a storage error, the owner hears of it (the server then exits 74), and every later
+/// command is refused with the same error, even once the disk would take writes again,
+/// because the log underneath needs its restart first.
+fn a_failed_append_that_needs_a_restart_stops_the_writer_and_is_reported_to_the_owner<L: EventLog>(
+    open: impl Fn() -> L,
+) {
+    let ledger = open_ledger(FailingLog::new(open()));
+    ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    let head = head_of(&ledger);
+    let fatal = ledger.fatal();
+
+    ledger.log().set_needs_restart(true);
+    ledger.log().set_failing(true);
+    let outcome = ledger.submit_blocking(create_role(&new_role_id(), "Operations"), as_administrator(&ledger));
+    assert!(matches!(&outcome, Err(SubmitError::Storage(message)) if message == "the disk is full"), "{outcome:?}");
+    let reported = runtime().block_on(fatal).expect("the owner hears of the failure");
+    assert_eq!(reported.to_string(), "the log could not be written (the disk is full)");
+
+    ledger.log().set_failing(false);
+    let later = ledger.submit_blocking(create_role(&new_role_id(), "Later"), as_administrator(&ledger));
+    assert!(matches!(&later, Err(SubmitError::Storage(message)) if message == "the disk is full"), "{later:?}");
+    assert_eq!(head_of(&ledger), head, "nothing is appended once the writer stopped");
+    assert!(runtime().block_on(ledger.fatal()).is_some(), "asking again still reports the failure");
+}
+
+/// A record intact in the chain but made by an actor the authority rules refuse (here
+/// keyledger itself creating a user on a ledger that has an administrator, as a log
+/// written before the rules existed may hold): `verify-log` reports it at its record,
+/// while the ledger still opens over it and serves what the log says.
+fn verification_reports_a_record_its_actor_was_not_allowed_to_make_and_open_still_serves_it<L: EventLog>(
+    open: impl Fn() -> L,
+) {
+    let user_id = new_user_id();
+    let (head, head_hash) = {
+        let ledger = open_ledger(open());
+        ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+        let verification = ledger.verify().expect("the log reads");
+        (verification.verified, verification.head_hash)
+    };
+    {
+        let log = open();
+        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System };
+        let event = Event::UserCreated { user_id: user_id.clone(), name: "Unauthorised".to_owned(), email: None };
+        let (stored, _) = record::encode(&envelope, &event, head_hash);
+        log.append(head, &[stored]).expect("the log appends the record");
+    }
+
+    let verification = verify_log(&open(), &[], None).expect("the log reads");
+    assert!(!verification.is_valid());
+    assert_eq!(verification.verified, head, "the records before it verified");
+    match verification.error {
+        Some(VerifyError::Unauthorised(unauthorised)) => {
+            assert_eq!((unauthorised.seq, unauthorised.kind), (head + 1, "UserCreated"));
+            assert_eq!(unauthorised.shortfall, domain::Shortfall::NotForTheSystem);
+        }
+        other => panic!("expected an unauthorised record, got {other:?}"),
+    }
+    let ledger = open_ledger(open());
+    assert!(ledger.view().user(&user_id).is_some(), "open serves the record as written");
+}
+
+/// A stored Merkle tree whose node no longer hashes the records (edited on disk) stops
+/// the ledger from opening, with the sizes and roots compared.
+fn open_refuses_a_log_whose_stored_tree_is_not_the_tree_of_its_records<L: EventLog>(open: impl Fn() -> L) {
+    let head = {
+        let ledger = open_ledger(open());
+        ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+        head_of(&ledger)
+    };
+    // The leftmost complete subtree under the root: every root of the log's size reads it.
+    let top = NodeId { level: (63 - head.leading_zeros()) as u8, index: 0 };
+    let forged = || {
+        let log = FailingLog::new(open());
+        log.forge_tree_node(top);
+        log
+    };
+    match Ledger::open(forged()) {
+        Err(OpenError::Tree(TreeError::Mismatch { size, stored, replayed })) => {
+            assert_eq!(size, head);
+            assert_ne!(stored, replayed);
+        }
+        Err(other) => panic!("expected a tree that does not match, got {other:?}"),
+        Ok(_) => panic!("a ledger opened over a forged tree"),
+    }
+    let verification = verify_log(&forged(), &[], None).expect("the log reads");
+    assert_eq!(verification.error, Some(VerifyError::Tree { size: head }));
 }
 
 fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: impl Fn() -> L) {

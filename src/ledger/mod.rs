@@ -1,0 +1,380 @@
+//! The ledger: the event log, the permission view projected from it, and the single
+//! writer that turns commands into durable events.
+//!
+//! Commands go to one writer thread through a queue. The writer takes every command
+//! waiting (up to [`MAX_BATCH`]), decides each in order against its own copy of the
+//! state (so later commands see earlier ones), appends all their events in one synced
+//! batch, then applies them to the shared view under a write lock held only for the
+//! apply, and answers every command. This is group commit: concurrent writers share
+//! one fsync. Key checks and reads take the view's read lock and never wait on disk.
+//!
+//! The writer also signs checkpoints (every so many records, when asked, and at
+//! shutdown): it alone knows the view at exactly the log's head. At open, the log must
+//! still match its latest checkpoint, or the ledger refuses to serve.
+
+mod open;
+pub mod replay;
+mod verify;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
+use crate::domain::{self, Actor, Command, DomainError, Event, FingerprintCache, KeyHash, KeySecret, State};
+use crate::log::{ChainError, EventLog};
+
+pub use replay::{ReplayError, TreeError, Unauthorised, VerifiedReplay};
+pub use verify::{Verification, VerifyError, verify_log};
+
+/// The most commands decided and synced together.
+pub const MAX_BATCH: usize = 512;
+const QUEUE_DEPTH: usize = 4096;
+const REPLAY_CHUNK: usize = 4096;
+
+/// Where and how often the ledger saves snapshots of the view, so that start-up replays
+/// only the records after the newest one.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// The directory holding the snapshot files.
+    pub dir: PathBuf,
+    /// Save a snapshot once this many records were appended since the last one (and at
+    /// shutdown, if any were).
+    pub every: u64,
+}
+
+/// Where checkpoints go, who signs them, and how often the writer makes one unasked.
+#[derive(Debug)]
+pub struct CheckpointPolicy {
+    /// The file of checkpoints.
+    pub store: CheckpointStore,
+    /// The service's signing key.
+    pub signer: Signer,
+    /// Sign a checkpoint once this many records were appended since the last one (and at
+    /// shutdown, and whenever [`Ledger::checkpoint`] asks, if any were).
+    pub every: u64,
+}
+
+/// How the ledger keeps snapshots and checkpoints; both are off by default.
+#[derive(Debug, Default)]
+pub struct Policies {
+    /// Snapshots of the view, for fast start-up.
+    pub snapshots: Option<SnapshotPolicy>,
+    /// Signed checkpoints of the log.
+    pub checkpoints: Option<CheckpointPolicy>,
+}
+
+/// Why the ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The storage failed while reading the log.
+    #[error("reading the log failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// The log is not an intact chain: refuse to serve a history that was altered.
+    #[error("the log does not verify: {0}")]
+    Corrupt(#[from] ChainError),
+    /// The Merkle tree stored beside the records is not whole, or not theirs.
+    #[error("the log does not verify: {0}")]
+    Tree(#[from] TreeError),
+    /// The writer thread could not be started.
+    #[error("starting the writer thread failed: {0}")]
+    Thread(std::io::Error),
+    /// The checkpoints could not be read.
+    #[error("reading the checkpoints failed: {0}")]
+    Checkpoints(#[from] CheckpointError),
+    /// The log does not match its latest signed checkpoint: it was truncated, edited or
+    /// replaced since. Serving it would serve a history other than the one signed.
+    #[error(
+        "the log does not match its latest signed checkpoint (size {size}): {reason}; refusing to serve a history that was truncated or edited"
+    )]
+    CheckpointMismatch {
+        /// The size the checkpoint covers.
+        size: u64,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+/// Why a command was not carried out. In every case nothing was appended.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// The rules refused it.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// The storage failed; the write may be retried once storage recovers.
+    #[error("the log could not be written: {0}")]
+    Storage(String),
+    /// The ledger is shutting down.
+    #[error("the ledger is shutting down")]
+    ShuttingDown,
+}
+
+/// The log failed a write in a way only a restart recovers from (fjall takes no writes
+/// after a failed one until its journal is replayed). The writer has answered the failed
+/// batch, refuses every later command, and reports this through [`Ledger::fatal`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the log could not be written ({message})")]
+pub struct FatalStorageError {
+    message: String,
+}
+
+impl FatalStorageError {
+    fn new(message: String) -> Self {
+        Self { message }
+    }
+
+    /// What the storage said.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// What a carried-out command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The log position of the command's last event, or the head if it changed nothing.
+    pub position: u64,
+    /// The events it appended, in order.
+    pub events: Vec<Event>,
+}
+
+/// Who asks for a command, and on what version of its target.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Who asks.
+    pub actor: Actor,
+    /// The `If-Match` version, if any.
+    pub expected_version: Option<u64>,
+    /// The hash of the key the actor presented, if it presented one: the command is
+    /// refused if that key no longer works when the command is applied.
+    pub credential: Option<KeyHash>,
+}
+
+// Commands are by far the most common job, so the queue holds them unboxed.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Command { command: Command, request: Request, reply: oneshot::Sender<Result<Applied, SubmitError>> },
+    Checkpoint { reply: oneshot::Sender<Result<Checkpoint, SubmitError>> },
+}
+
+struct Shared<L> {
+    log: L,
+    view: RwLock<State>,
+    /// The public half of the signing key, when checkpoints are kept.
+    public_key: Option<PublicKey>,
+    /// The checkpoint file, when checkpoints are kept.
+    checkpoints: Option<CheckpointStore>,
+}
+
+/// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
+pub struct Ledger<L: EventLog> {
+    shared: Arc<Shared<L>>,
+    /// The writer's queue; `None` once the ledger is closed.
+    queue: RwLock<Option<mpsc::Sender<Job>>>,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Where the writer reports the storage failure that stopped it.
+    fatal: watch::Receiver<Option<FatalStorageError>>,
+}
+
+impl<L: EventLog> Ledger<L> {
+    /// Opens the ledger over a log: verifies the whole chain while replaying it into the
+    /// view, then starts the writer. Saves no snapshots.
+    pub fn open(log: L) -> Result<Self, OpenError> {
+        Self::open_with(log, Policies::default())
+    }
+
+    /// Opens the ledger, starting from the newest usable snapshot if there is one and
+    /// replaying (and verifying) only the records after it; with no usable snapshot, the
+    /// whole log is replayed and verified. The replayed records' Merkle leaves must match
+    /// the stored tree, and the log must match its latest signed checkpoint.
+    pub fn open_with(log: L, policies: Policies) -> Result<Self, OpenError> {
+        let Policies { snapshots, checkpoints } = policies;
+        let latest = match &checkpoints {
+            Some(policy) => policy.store.all()?.pop(),
+            None => None,
+        };
+        let signed = checkpoints
+            .as_ref()
+            .zip(latest.as_ref())
+            .map(|(policy, checkpoint)| open::Signed { checkpoint, key: policy.signer.public_key() });
+        let opened = open::replay_and_check(&log, snapshots.as_ref(), signed.as_ref())?;
+        let (signer, every, store) = match checkpoints {
+            Some(CheckpointPolicy { store, signer, every }) => (Some(signer), every.max(1), Some(store)),
+            None => (None, u64::MAX, None),
+        };
+        let writer_state = opened.state.clone();
+        let public_key = signer.as_ref().map(Signer::public_key);
+        let shared = Arc::new(Shared { log, view: RwLock::new(opened.state), public_key, checkpoints: store });
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        let (fatal_sender, fatal) = watch::channel(None);
+        let writer = writer::Writer {
+            shared: Arc::clone(&shared),
+            state: writer_state,
+            prev_hash: opened.head_hash,
+            last_at: opened.last_at,
+            last_snapshot: opened.from_snapshot,
+            snapshots,
+            saving: None,
+            signer,
+            checkpoint_every: every,
+            last_checkpoint: latest,
+            fingerprints: FingerprintCache::default(),
+            fatal: fatal_sender,
+            stopped: None,
+        };
+        let writer = std::thread::Builder::new()
+            .name("keyledger-writer".to_owned())
+            .spawn(move || writer.run(jobs))
+            .map_err(OpenError::Thread)?;
+        Ok(Self { shared, queue: RwLock::new(Some(queue)), writer: std::sync::Mutex::new(Some(writer)), fatal })
+    }
+
+    /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
+    pub fn view(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log underneath, for reading records.
+    pub fn log(&self) -> &L {
+        &self.shared.log
+    }
+
+    /// Submits a command and waits until its events are durable (or it is refused).
+    pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.send(Job::Command { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Submits a command from outside an async runtime, blocking the calling thread.
+    pub fn submit_blocking(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.blocking_send(Job::Command { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// A signed checkpoint covering every record appended before the call: the latest one
+    /// if it does, otherwise a new one, signed and synced first. Fails with `Storage` when
+    /// the ledger keeps no checkpoints or the new one could not be written.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.send(Job::Checkpoint { reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// [`Ledger::checkpoint`], from outside an async runtime.
+    pub fn checkpoint_blocking(&self) -> Result<Checkpoint, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.blocking_send(Job::Checkpoint { reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// The public half of the signing key, when checkpoints are kept.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.shared.public_key
+    }
+
+    /// Every checkpoint written, oldest first (none when checkpoints are not kept).
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, CheckpointError> {
+        match &self.shared.checkpoints {
+            Some(store) => store.all(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Initialises an empty ledger: an Administrator user holding an admin role with every
+    /// admin function, and a key for it. Returns the key's secret, to be shown once, or
+    /// `None` if the ledger was already initialised.
+    pub fn bootstrap(&self) -> Result<Option<KeySecret>, SubmitError> {
+        if self.view().head() != 0 {
+            return Ok(None);
+        }
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        let command = Command::Bootstrap {
+            user_id: domain::UserId::generate(&mut rng),
+            role_id: domain::RoleId::generate(&mut rng),
+            key_id: domain::KeyId::generate(&mut rng),
+            key_hash: secret.hash(),
+        };
+        match self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })
+        {
+            Ok(_) => Ok(Some(secret)),
+            Err(SubmitError::Refused(DomainError::AlreadyInitialised)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Recovers administration of an initialised ledger (`keyledger recover-admin`): one
+    /// `AdministratorRecovered` by the system, creating a new user with a new role that
+    /// holds every admin function, and a key. Returns the new user and the key's secret,
+    /// to be shown once.
+    pub fn recover_administrator(
+        &self,
+        reason: domain::RecoveryReason,
+    ) -> Result<(domain::UserId, KeySecret), SubmitError> {
+        let mut rng = rand::rng();
+        let secret = KeySecret::generate(&mut rng);
+        let user_id = domain::UserId::generate(&mut rng);
+        let command = Command::RecoverAdministrator {
+            user_id: user_id.clone(),
+            role_id: domain::RoleId::generate(&mut rng),
+            key_id: domain::KeyId::generate(&mut rng),
+            key_hash: secret.hash(),
+            reason,
+        };
+        self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })?;
+        Ok((user_id, secret))
+    }
+
+    /// Stops taking commands, lets the writer finish what is queued (and save its shutdown
+    /// snapshot), and waits for it. Submitting afterwards fails with `ShuttingDown`.
+    /// Dropping the ledger does the same.
+    pub fn close(&self) {
+        // Closing the queue lets the writer drain what is queued and stop.
+        self.queue.write().unwrap_or_else(PoisonError::into_inner).take();
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+
+    /// Resolves with the storage failure that stopped the writer, once one has; with
+    /// `None` if the writer stops without one (the ledger was closed). Whoever owns the
+    /// ledger decides what to do: the server stops the process so that a restart recovers.
+    pub fn fatal(&self) -> impl Future<Output = Option<FatalStorageError>> + Send + 'static {
+        let mut fatal = self.fatal.clone();
+        async move { fatal.wait_for(Option::is_some).await.ok().and_then(|error| error.clone()) }
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>, SubmitError> {
+        self.queue.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(SubmitError::ShuttingDown)
+    }
+
+    /// Recomputes the hash chain and the Merkle tree over the whole log, from storage, and
+    /// checks them against every signed checkpoint.
+    pub fn verify(&self) -> Result<Verification, L::Error> {
+        // An unreadable checkpoint file shows as no checkpoints; opening the ledger read it.
+        let checkpoints = self.checkpoints().unwrap_or_default();
+        verify_log(&self.shared.log, &checkpoints, self.shared.public_key.as_ref())
+    }
+}
+
+impl<L: EventLog> Drop for Ledger<L> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;

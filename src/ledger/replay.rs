@@ -1,0 +1,263 @@
+//! The one verified replay: stored records in, a verified permission view out.
+//!
+//! Opening the ledger, `verify-log`, the view at a point of the history and bundle
+//! verification all read records the same way, through [`VerifiedReplay`]: each record's
+//! place in the hash chain and its decoding ([`ChainVerifier`]), then, when asked, the
+//! authority rules against the state just before it (`domain::authorise`), then its
+//! Merkle leaf (the tree's right edge, [`Frontier`]), then the event applied to the
+//! state. Each caller keeps only what is its own: checkpoints, snapshots, where to stop,
+//! the lines of a bundle.
+//!
+//! Who checks the authority rules, and why:
+//!
+//! * bundles and `verify-log` ([`VerifiedReplay::verify`]) report a record whose actor did
+//!   not hold what the rules demand: a verified history is one whose every change was
+//!   authorised, not only one that nobody edited afterwards;
+//! * opening the ledger and the views of the history
+//!   ([`VerifiedReplay::verify_trusting_authority`]) do not: a log
+//!   written before the authority rules existed may hold such a record, and refusing to
+//!   start (or to answer what the log says) would not make it any less written.
+//!   `verify-log` is where an operator learns of it.
+
+use crate::domain::{self, Actor, Change, Position, Shortfall, State};
+use crate::log::record::Record;
+use crate::log::{ChainError, ChainHash, ChainVerifier, StoredRecord};
+use crate::merkle::{self, Frontier, NodeId, Nodes, ProofError, TreeHash};
+
+/// A record that is intact but that its actor was not allowed to make.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} by {actor} was not authorised: {shortfall}")]
+pub struct Unauthorised {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The event's type, such as `RoleAssigned`.
+    pub kind: &'static str,
+    /// Who the record says made the change.
+    pub actor: Actor,
+    /// What the actor lacked.
+    pub shortfall: Shortfall,
+}
+
+/// Why a replay stopped at a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The record, or its link to the one before, is broken.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The record is intact, but its actor was not allowed to make it.
+    #[error(transparent)]
+    Unauthorised(#[from] Unauthorised),
+}
+
+/// Why the Merkle tree stored beside the records is not theirs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// A node the tree over the first `size` records should hold is not stored.
+    #[error(
+        "the Merkle tree over the first {size} records cannot be read: the tree node at level {} index {} is missing",
+        node.level,
+        node.index
+    )]
+    MissingNode {
+        /// How many records the tree was read over.
+        size: u64,
+        /// The node that is missing.
+        node: NodeId,
+    },
+    /// The tree could not be read over the first `size` records for another reason.
+    #[error("the Merkle tree over the first {size} records cannot be read: {reason}")]
+    Unreadable {
+        /// How many records the tree was read over.
+        size: u64,
+        /// What the tree said.
+        reason: String,
+    },
+    /// The stored tree's root is not the root recomputed from the records' bytes.
+    #[error("the Merkle tree stored for the log's {size} records does not match the records")]
+    Mismatch {
+        /// How many records were compared.
+        size: u64,
+        /// The root of the stored tree.
+        stored: TreeHash,
+        /// The root recomputed from the records.
+        replayed: TreeHash,
+    },
+}
+
+impl TreeError {
+    /// Sorts a failure to read the tree over the first `size` records into the storage
+    /// error underneath (`Err`) and a tree that is not whole (`Ok`).
+    pub fn from_proof<E>(size: u64, error: ProofError<E>) -> Result<Self, E> {
+        match error {
+            ProofError::Storage(error) => Err(error),
+            ProofError::MissingNode(node) => Ok(TreeError::MissingNode { size, node }),
+            ProofError::OutOfRange(reason) => Ok(TreeError::Unreadable { size, reason }),
+        }
+    }
+}
+
+/// Why the stored tree could not be checked against the records.
+#[derive(Debug)]
+pub enum TreeCheckError<E> {
+    /// Reading the stored tree failed.
+    Storage(E),
+    /// The stored tree is not the records' tree.
+    Tree(TreeError),
+}
+
+impl<E> TreeCheckError<E> {
+    fn of(size: u64, error: ProofError<E>) -> Self {
+        match TreeError::from_proof(size, error) {
+            Ok(tree) => TreeCheckError::Tree(tree),
+            Err(storage) => TreeCheckError::Storage(storage),
+        }
+    }
+}
+
+/// Replays stored records one at a time, verifying each before it changes the state.
+///
+/// [`VerifiedReplay::push`] verifies and applies a record; a caller that must look at a
+/// verified record before applying it (to stop at a time, or to capture the state just
+/// before it) calls [`VerifiedReplay::verify`] and then [`VerifiedReplay::apply`] (or
+/// [`VerifiedReplay::apply_tracking_changes`]), before verifying the next.
+#[derive(Debug)]
+pub struct VerifiedReplay {
+    chain: ChainVerifier,
+    frontier: Frontier,
+    state: State,
+    /// The hash of the last record accepted: verified and, when asked, authorised.
+    head_hash: ChainHash,
+}
+
+impl VerifiedReplay {
+    /// A replay from the first record of a log.
+    pub fn new() -> Self {
+        Self {
+            chain: ChainVerifier::default(),
+            frontier: Frontier::default(),
+            state: State::default(),
+            head_hash: ChainHash::GENESIS,
+        }
+    }
+
+    /// A replay that carries on from a state already verified up to its head (a
+    /// snapshot): `head_hash` is the chain hash of the record at that position and
+    /// `frontier` the tree's right edge there. Event ids are checked for uniqueness from
+    /// there on only.
+    pub fn resume(state: State, head_hash: ChainHash, frontier: Frontier) -> Self {
+        debug_assert_eq!(state.head(), frontier.size(), "the frontier stands where the state does");
+        let chain = ChainVerifier::resume(state.head(), head_hash);
+        Self { chain, frontier, state, head_hash }
+    }
+
+    /// Verifies the next record: its place in the chain, that it decodes, and that its
+    /// actor may make it in the state so far (the authority rules). Grows the Merkle
+    /// frontier by its leaf. The record is not applied: call [`VerifiedReplay::apply`]
+    /// before verifying the next one. After an error the replay is done with.
+    pub fn verify(&mut self, stored: &StoredRecord) -> Result<Record, ReplayError> {
+        let record = self.decode_next(stored)?;
+        // The record is legitimate, not only intact: its actor held what the authority
+        // rules demand, in the state just before it.
+        domain::authorise(&self.state, &record.actor, record.at, &record.event).map_err(|shortfall| Unauthorised {
+            seq: record.seq,
+            kind: record.event.type_name(),
+            actor: record.actor.clone(),
+            shortfall,
+        })?;
+        self.accept(stored, &record);
+        Ok(record)
+    }
+
+    /// [`VerifiedReplay::verify`] without the authority rules: the record need only be
+    /// intact. For replays that serve what the log says (see the module's documentation).
+    pub fn verify_trusting_authority(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
+        let record = self.decode_next(stored)?;
+        self.accept(stored, &record);
+        Ok(record)
+    }
+
+    fn decode_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
+        debug_assert_eq!(self.state.head(), self.frontier.size(), "every record verified was applied");
+        self.chain.verify_and_decode_next(stored)
+    }
+
+    fn accept(&mut self, stored: &StoredRecord, record: &Record) {
+        self.frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+        self.head_hash = record.hash;
+    }
+
+    /// Applies a record [`VerifiedReplay::verify`] has just returned.
+    pub fn apply(&mut self, record: &Record) {
+        self.state.apply(position_of(record), &record.event);
+    }
+
+    /// Applies a record [`VerifiedReplay::verify`] has just returned, and says which
+    /// permissions it gave or took away.
+    pub fn apply_tracking_changes(&mut self, record: &Record) -> Vec<Change> {
+        domain::apply_tracking_changes(&mut self.state, position_of(record), &record.event)
+    }
+
+    /// Verifies the next record ([`VerifiedReplay::verify`]) and applies it.
+    pub fn push(&mut self, stored: &StoredRecord) -> Result<Record, ReplayError> {
+        let record = self.verify(stored)?;
+        self.apply(&record);
+        Ok(record)
+    }
+
+    /// Verifies the next record without the authority rules
+    /// ([`VerifiedReplay::verify_trusting_authority`]) and applies it.
+    pub fn push_trusting_authority(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
+        let record = self.verify_trusting_authority(stored)?;
+        self.apply(&record);
+        Ok(record)
+    }
+
+    /// How many records were accepted, from the first: the position reached.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The chain hash of the last record accepted.
+    pub fn head_hash(&self) -> ChainHash {
+        self.head_hash
+    }
+
+    /// The Merkle root of the records accepted, recomputed from their bytes.
+    pub fn root(&self) -> TreeHash {
+        self.frontier.root()
+    }
+
+    /// The state after the last record applied.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The state after the last record applied, for keeping.
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    /// Checks that the tree stored beside the records has, at the size reached, the root
+    /// recomputed from the records.
+    pub fn check_stored_tree<N: Nodes>(&self, nodes: &N) -> Result<(), TreeCheckError<N::Error>> {
+        let size = self.size();
+        let stored = merkle::root(nodes, size).map_err(|error| TreeCheckError::of(size, error))?;
+        let replayed = self.root();
+        if stored != replayed {
+            return Err(TreeCheckError::Tree(TreeError::Mismatch { size, stored, replayed }));
+        }
+        Ok(())
+    }
+}
+
+impl Default for VerifiedReplay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn position_of(record: &Record) -> Position {
+    Position { seq: record.seq, at: record.at }
+}

@@ -1,0 +1,136 @@
+//! Log verification (`keyledger verify-log`, `verifyAuditLog`): the whole log, from
+//! storage, against its Merkle tree and every signed checkpoint.
+
+use crate::checkpoint::{Checkpoint, PublicKey};
+use crate::log::{ChainError, ChainHash, EventLog, Tree};
+
+use super::REPLAY_CHUNK;
+use super::replay::{ReplayError, Unauthorised, VerifiedReplay};
+
+/// The outcome of verifying a log: its chain, its Merkle tree and its checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// The log's head when verification started: the records it covers.
+    pub size: u64,
+    /// How many records verified, from the first, before any failure.
+    pub verified: u64,
+    /// The hash of the last verified record.
+    pub head_hash: ChainHash,
+    /// How many signed checkpoints the records were found to match.
+    pub checkpoints: u64,
+    /// The first failure, if any.
+    pub error: Option<VerifyError>,
+}
+
+impl Verification {
+    /// Whether every record up to the head verified.
+    pub fn is_valid(&self) -> bool {
+        self.error.is_none() && self.verified == self.size
+    }
+}
+
+/// Why a log did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A record, or the chain between records, is broken.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A record is intact, but its actor was not allowed to make it: the authority rules
+    /// refuse it in the state just before it.
+    #[error("record {seq}: {unauthorised}", seq = .0.seq, unauthorised = .0)]
+    Unauthorised(Unauthorised),
+    /// The Merkle tree stored beside the records is not the tree of the records.
+    #[error("the Merkle tree stored for the first {size} records does not match them")]
+    Tree {
+        /// How many records were compared.
+        size: u64,
+    },
+    /// A signed checkpoint does not match the records.
+    #[error("the checkpoint at size {size} does not match the log: {reason}")]
+    Checkpoint {
+        /// The checkpoint's size.
+        size: u64,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+impl From<ReplayError> for VerifyError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::Chain(error) => VerifyError::Chain(error),
+            ReplayError::Unauthorised(error) => VerifyError::Unauthorised(error),
+        }
+    }
+}
+
+/// Verifies every record of a log, in order: hashes, links, sequence and unique ids, that
+/// every record decodes into an event this build can replay, and that its actor was
+/// allowed to make it (the authority rules, in the state just before it); that the Merkle
+/// tree stored beside the records is theirs; and that every checkpoint in `checkpoints` is
+/// signed by `key` (when given) and signs the root of the records at its size. The log's
+/// head is read first and the records up to it are verified, so writes landing meanwhile
+/// neither fail nor extend the verification.
+pub fn verify_log<L: EventLog>(
+    log: &L,
+    checkpoints: &[Checkpoint],
+    key: Option<&PublicKey>,
+) -> Result<Verification, L::Error> {
+    let head = log.head()?;
+    let mut replay = VerifiedReplay::new();
+    let mut checked = CheckpointsDue { pending: checkpoints.iter().filter(|c| c.size <= head).peekable(), matched: 0 };
+    let outcome = |replay: &VerifiedReplay, matched: u64, error: Option<VerifyError>| Verification {
+        size: head,
+        verified: replay.size(),
+        head_hash: replay.head_hash(),
+        checkpoints: matched,
+        error,
+    };
+    // Checkpoints at size 0 are checked before any record.
+    if let Err(error) = checked.check_up_to(&replay, key) {
+        return Ok(outcome(&replay, checked.matched, Some(error)));
+    }
+    while replay.size() < head {
+        let wanted = usize::try_from(head - replay.size()).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
+        let chunk = log.read(replay.size() + 1, wanted)?;
+        if chunk.is_empty() {
+            let error = ChainError::Gap { expected: replay.size() + 1, found: head };
+            return Ok(outcome(&replay, checked.matched, Some(error.into())));
+        }
+        for stored in &chunk {
+            // Every checkpoint at the size reached is checked before going on.
+            let accepted =
+                replay.push(stored).map_err(VerifyError::from).and_then(|_| checked.check_up_to(&replay, key));
+            if let Err(error) = accepted {
+                return Ok(outcome(&replay, checked.matched, Some(error)));
+            }
+        }
+    }
+    let error = replay.check_stored_tree(&Tree(log)).is_err().then_some(VerifyError::Tree { size: head });
+    Ok(outcome(&replay, checked.matched, error))
+}
+
+/// The checkpoints still to be checked, in order of size, and how many matched so far.
+struct CheckpointsDue<'a, I: Iterator<Item = &'a Checkpoint>> {
+    pending: std::iter::Peekable<I>,
+    matched: u64,
+}
+
+impl<'a, I: Iterator<Item = &'a Checkpoint>> CheckpointsDue<'a, I> {
+    /// Checks every pending checkpoint no larger than the size the replay reached: signed
+    /// by `key` (when given), at that size, over the root of the records.
+    fn check_up_to(&mut self, replay: &VerifiedReplay, key: Option<&PublicKey>) -> Result<(), VerifyError> {
+        while let Some(checkpoint) = self.pending.next_if(|checkpoint| checkpoint.size <= replay.size()) {
+            let mismatch = |reason: &str| VerifyError::Checkpoint { size: checkpoint.size, reason: reason.into() };
+            if key.is_some_and(|key| !checkpoint.is_signed_by(key)) {
+                return Err(mismatch("it is not signed by this service's key"));
+            }
+            if checkpoint.size != replay.size() || checkpoint.root != replay.root() {
+                return Err(mismatch("the Merkle root of the records is not the one signed"));
+            }
+            self.matched += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! The single writer thread: group commit of commands, then checkpoints and snapshots.
+//!
+//! The writer takes every command waiting (up to [`MAX_BATCH`]), decides each in order
+//! against its own copy of the state, appends all their events in one synced batch, then
+//! applies them to the shared view and answers every command. It alone has the view at
+//! exactly the log's head, so it also signs checkpoints and saves snapshots. When the log
+//! fails a write that only a restart can recover from, the writer answers that batch and
+//! every later command with a storage error and reports the failure to the ledger's owner
+//! ([`super::Ledger::fatal`]), which decides to stop the process.
+
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::checkpoint::{Checkpoint, Signer};
+use crate::domain::{self, Command, Context, Event, FingerprintCache, Position, State, Timestamp};
+use crate::log::record::{self, Envelope};
+use crate::log::{AppendError, ChainHash, EventLog, StoredRecord, Tree};
+use crate::merkle::{self, TreeHash};
+use crate::snapshot;
+
+use super::{Applied, FatalStorageError, Job, MAX_BATCH, Request, Shared, SnapshotPolicy, SubmitError};
+
+fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) {
+    match snapshot::write(&policy.dir, seq, head_hash, last_at, state) {
+        Ok(path) => tracing::info!(seq, path = %path.display(), "saved a snapshot"),
+        Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
+    }
+}
+
+type CommandJob = (Command, Request, oneshot::Sender<Result<Applied, SubmitError>>);
+
+type CheckpointReply = oneshot::Sender<Result<Checkpoint, SubmitError>>;
+
+/// The writer thread's own state; [`Writer::run`] is the thread.
+pub(super) struct Writer<L> {
+    pub(super) shared: Arc<Shared<L>>,
+    pub(super) snapshots: Option<SnapshotPolicy>,
+    /// The thread saving a snapshot, if one is under way.
+    pub(super) saving: Option<JoinHandle<()>>,
+    /// The position of the newest snapshot saved or loaded.
+    pub(super) last_snapshot: u64,
+    /// The writer's own copy of the state: the view plus whatever the current batch has
+    /// decided. It equals the view between batches.
+    pub(super) state: State,
+    pub(super) prev_hash: ChainHash,
+    pub(super) last_at: Timestamp,
+    /// The signing key, when checkpoints are kept.
+    pub(super) signer: Option<Signer>,
+    pub(super) checkpoint_every: u64,
+    /// The newest checkpoint written or loaded.
+    pub(super) last_checkpoint: Option<Checkpoint>,
+    /// The digests of the view's entities as of the last checkpoint, so that the next one
+    /// re-encodes only what changed. Belongs to `state`: reset with it.
+    pub(super) fingerprints: FingerprintCache,
+    /// Where the writer reports a storage failure that stops it.
+    pub(super) fatal: watch::Sender<Option<FatalStorageError>>,
+    /// The failure that stopped the writer, if one did: every later job is refused with it.
+    pub(super) stopped: Option<FatalStorageError>,
+}
+
+impl<L: EventLog> Writer<L> {
+    /// Serves the queue until it is closed and drained, then signs a last checkpoint and
+    /// saves a last snapshot (unless a storage failure stopped the writer).
+    pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut commands = Vec::with_capacity(batch.len());
+            let mut checkpoint_requests = Vec::new();
+            for job in batch {
+                match job {
+                    Job::Command { command, request, reply } => commands.push((command, request, reply)),
+                    Job::Checkpoint { reply } => checkpoint_requests.push(reply),
+                }
+            }
+            if let Some(stopped) = &self.stopped {
+                refuse(stopped, commands, checkpoint_requests);
+                continue;
+            }
+            self.commit(commands);
+            if let Some(stopped) = &self.stopped {
+                refuse(stopped, Vec::new(), checkpoint_requests);
+            } else if !checkpoint_requests.is_empty() {
+                let checkpoint = self.checkpoint();
+                for reply in checkpoint_requests {
+                    let _ = reply.send(checkpoint.clone());
+                }
+            } else if self.since_checkpoint() >= self.checkpoint_every {
+                let _ = self.checkpoint();
+            }
+            self.snapshot_if_due(false);
+        }
+        if self.stopped.is_some() {
+            // The log takes no more writes: sign and save nothing more. A snapshot already
+            // being written was taken before the failure, from durable state.
+            if let Some(saving) = self.saving.take() {
+                let _ = saving.join();
+            }
+            return;
+        }
+        if self.since_checkpoint() > 0 {
+            let _ = self.checkpoint();
+        }
+        self.snapshot_if_due(true);
+    }
+
+    fn since_checkpoint(&self) -> u64 {
+        self.state.head() - self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size)
+    }
+
+    /// A checkpoint at the head: the latest, if it is there already, or a new one signed
+    /// over the stored tree's root and the view's fingerprint, and synced.
+    fn checkpoint(&mut self) -> Result<Checkpoint, SubmitError> {
+        let head = self.state.head();
+        if let Some(latest) = self.last_checkpoint.as_ref().filter(|latest| latest.size == head) {
+            return Ok(latest.clone());
+        }
+        let (Some(signer), Some(store)) = (&self.signer, &self.shared.checkpoints) else {
+            return Err(SubmitError::Storage("this ledger keeps no checkpoints".into()));
+        };
+        let failed = |error: String| {
+            tracing::warn!(%error, head, "signing a checkpoint failed");
+            SubmitError::Storage(error)
+        };
+        let root = merkle::root(&Tree(&self.shared.log), head).map_err(|e| failed(e.to_string()))?;
+        let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
+        // A checkpoint is never older than the records it covers.
+        let time = Timestamp::now().max(self.last_at);
+        let checkpoint = signer.sign(head, root, time, view);
+        store.append(&checkpoint).map_err(|e| failed(e.to_string()))?;
+        tracing::info!(size = head, root = %root, "signed a checkpoint");
+        self.last_checkpoint = Some(checkpoint.clone());
+        Ok(checkpoint)
+    }
+
+    /// Saves a snapshot of the writer's state, which equals the view between batches, when
+    /// enough records were appended since the last one (or any, at shutdown). While
+    /// serving, the state is cloned and written by a thread of its own, so admin writes
+    /// pause only for the clone; at shutdown it is written before the writer stops. A
+    /// failure only costs start-up time later, so it is logged, not fatal.
+    fn snapshot_if_due(&mut self, shutting_down: bool) {
+        let Some(policy) = self.snapshots.clone() else { return };
+        if let Some(saving) = self.saving.take_if(|saving| shutting_down || saving.is_finished()) {
+            let _ = saving.join();
+        }
+        let since = self.state.head() - self.last_snapshot;
+        if since == 0 || (!shutting_down && (since < policy.every || self.saving.is_some())) {
+            return;
+        }
+        let (seq, head_hash, last_at) = (self.state.head(), self.prev_hash, self.last_at);
+        self.last_snapshot = seq;
+        if shutting_down {
+            save_snapshot(&policy, seq, head_hash, last_at, &self.state);
+            return;
+        }
+        let state = self.state.clone();
+        let saving = std::thread::Builder::new()
+            .name("keyledger-snapshot".to_owned())
+            .spawn(move || save_snapshot(&policy, seq, head_hash, last_at, &state));
+        match saving {
+            Ok(saving) => self.saving = Some(saving),
+            Err(error) => tracing::warn!(%error, "cannot start the snapshot thread"),
+        }
+    }
+
+    /// Decides, appends and applies a batch of commands, and answers each.
+    fn commit(&mut self, batch: Vec<CommandJob>) {
+        let head = self.state.head();
+        let (prev_hash, last_at) = (self.prev_hash, self.last_at);
+        let mut records: Vec<StoredRecord> = Vec::new();
+        let mut applied: Vec<(Position, Event)> = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for (command, request, reply) in batch {
+            // Record times never go backwards, even if the system clock does.
+            let now = Timestamp::now().max(self.last_at);
+            let context = Context {
+                actor: request.actor,
+                now,
+                expected_version: request.expected_version,
+                credential: request.credential,
+            };
+            let outcome = domain::decide(&self.state, &context, command).map(|events| {
+                for event in &events {
+                    let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };
+                    let (stored, hash) = record::encode(&envelope, event, self.prev_hash);
+                    let position = Position { seq: envelope.seq, at: now };
+                    self.state.apply(position, event);
+                    self.prev_hash = hash;
+                    self.last_at = now;
+                    records.push(stored);
+                    applied.push((position, event.clone()));
+                }
+                Applied { position: self.state.head(), events }
+            });
+            answers.push((reply, outcome));
+        }
+
+        // A batch of refusals and no-ops has nothing to write.
+        let appended = if records.is_empty() { Ok(()) } else { self.shared.log.append(head, &records) };
+        if let Err(error) = appended {
+            let fatal = matches!(&error, AppendError::Storage(storage) if self.shared.log.requires_restart(storage));
+            let message = match error {
+                AppendError::Storage(storage) => storage.to_string(),
+                other => other.to_string(),
+            };
+            tracing::error!(error = %message, "appending a batch failed; nothing of it was applied");
+            // Forget the batch: go back to the durable state. Its positions will be used
+            // again, so digests cached by them may no longer be right.
+            self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
+            self.fingerprints = FingerprintCache::default();
+            self.prev_hash = prev_hash;
+            self.last_at = last_at;
+            // Every command of the batch was decided against events that were never
+            // written, refusals included, so none of those answers stands.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(SubmitError::Storage(message.clone())));
+            }
+            if fatal {
+                // The storage takes no more writes until a restart replays its journal.
+                // Nothing acknowledged is lost (every acknowledged batch was synced) and the
+                // failed batch was answered 503. The owner decides to stop the process.
+                tracing::error!(error = %message, "the log cannot be written; the writer takes no more commands");
+                let stopped = FatalStorageError::new(message);
+                self.stopped = Some(stopped.clone());
+                self.fatal.send_replace(Some(stopped));
+            }
+            return;
+        }
+
+        if !applied.is_empty() {
+            let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+            for (position, event) in &applied {
+                view.apply(*position, event);
+            }
+        }
+        for (reply, outcome) in answers {
+            // A caller that went away no longer needs its answer; its events are durable.
+            let _ = reply.send(outcome.map_err(SubmitError::Refused));
+        }
+    }
+}
+
+/// Answers every job with the storage failure that stopped the writer.
+fn refuse(stopped: &FatalStorageError, commands: Vec<CommandJob>, checkpoints: Vec<CheckpointReply>) {
+    let refusal = || SubmitError::Storage(stopped.message().to_owned());
+    for (_, _, reply) in commands {
+        let _ = reply.send(Err(refusal()));
+    }
+    for reply in checkpoints {
+        let _ = reply.send(Err(refusal()));
+    }
+}
