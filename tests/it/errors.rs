@@ -855,10 +855,12 @@ fn the_audit_log_verifies_as_valid_while_it_is_being_written() {
     let writing = std::sync::atomic::AtomicBool::new(true);
     let false_alarms = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
+            .map(|writer| {
+                let app = &app;
+                // User names must not look alike, so each writer numbers its own.
+                scope.spawn(move || {
                     for n in 0..150 {
-                        app.post("/v1/users", &json!({ "name": format!("Load {n}") })).expect(201);
+                        app.post("/v1/users", &json!({ "name": format!("Load {writer}-{n}") })).expect(201);
                     }
                 })
             })
