@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
+use super::responses::{Guarded, lacks};
 use super::{Page, State};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
@@ -210,12 +211,11 @@ fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiErr
     tag = "audit",
     params(CheckpointQuery),
     responses(
+        Guarded,
         (status = 200, description = "The checkpoint, byte for byte as stored", body = CheckpointBody),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No checkpoint was written at that size", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The checkpoint could not be read or written", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -239,11 +239,10 @@ pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpRe
     tag = "audit",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "A page of checkpoints", body = CheckpointList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -268,12 +267,11 @@ pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<Http
     tag = "audit",
     params(InclusionQuery),
     responses(
+        Guarded,
         (status = 200, description = "The proof", body = InclusionProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record in a tree of that size, or no tree of that size yet", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -318,12 +316,11 @@ pub async fn get_inclusion_proof(state: State, request: HttpRequest) -> Result<H
     tag = "audit",
     params(ConsistencyQuery),
     responses(
+        Guarded,
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A size is 0, past the log, or `from` is past `to`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -380,10 +377,9 @@ pub async fn get_signing_key(state: State) -> Result<HttpResponse, ApiError> {
     operation_id = "exportAuditBundle",
     tag = "audit",
     responses(
+        Guarded,
         (status = 200, description = "The bundle (JSON lines)", content_type = "application/x-ndjson", body = String),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log or the checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

@@ -19,6 +19,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod problem;
 pub mod report;
+pub mod responses;
 pub mod review;
 pub mod roles;
 pub mod throttle;
