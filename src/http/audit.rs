@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
-use super::{Page, State};
+use super::{Page, Shared};
 use crate::domain::{Actor, Event, FunctionId, Timestamp};
 use crate::log::{EventLog, StoredRecord};
 
@@ -270,7 +270,7 @@ fn read_page(
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/events")]
-pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<AuditQuery>::from_query(request.query_string())
         .map(web::Query::into_inner)
@@ -321,7 +321,7 @@ pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<Htt
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/verify")]
-pub async fn verify_audit_log(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn verify_audit_log(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let reader = state.clone();
     let verification = web::block(move || reader.ledger.verify())

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
 /// Whether a function reads, writes or administers.
@@ -99,7 +99,7 @@ pub struct FunctionList {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/functions")]
-pub async fn list_functions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_functions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;

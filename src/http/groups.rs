@@ -9,7 +9,7 @@ use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
 
 /// An event access group.
@@ -88,7 +88,7 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
     EventId::parse(raw).map_err(|e| ApiError::InvalidValue { field: "event_id", reason: e.to_string() })
 }
 
-fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let group = view.group(group_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
@@ -118,7 +118,7 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/event-groups")]
-pub async fn create_event_group(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
     let input: CreateEventGroupRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
@@ -147,7 +147,7 @@ pub async fn create_event_group(state: State, request: HttpRequest, body: RawJso
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/event-groups")]
-pub async fn list_event_groups(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -171,7 +171,7 @@ pub async fn list_event_groups(state: State, request: HttpRequest) -> Result<Htt
 )]
 #[get("/v1/event-groups/{group_id}")]
 pub async fn get_event_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -185,7 +185,7 @@ pub async fn get_event_group(
 }
 
 async fn change_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     actor: UserId,
     group_id: GroupId,
@@ -222,7 +222,7 @@ async fn change_group(
 )]
 #[put("/v1/event-groups/{group_id}/events/{event_id}")]
 pub async fn add_event_to_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -254,7 +254,7 @@ pub async fn add_event_to_group(
 )]
 #[delete("/v1/event-groups/{group_id}/events/{event_id}")]
 pub async fn remove_event_from_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {

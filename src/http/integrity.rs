@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
-use super::{Page, State};
+use super::{Page, Shared};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
 use crate::log::{FjallLogError, Tree};
@@ -185,7 +185,7 @@ fn proof_error<E: std::fmt::Display>(error: ProofError<E>) -> ApiError {
 }
 
 /// Every checkpoint written, read off the event loop.
-async fn all_checkpoints(state: &State) -> Result<Vec<Checkpoint>, ApiError> {
+async fn all_checkpoints(state: &Shared) -> Result<Vec<Checkpoint>, ApiError> {
     let reader = state.clone();
     web::block(move || reader.ledger.checkpoints())
         .await
@@ -194,7 +194,7 @@ async fn all_checkpoints(state: &State) -> Result<Vec<Checkpoint>, ApiError> {
 }
 
 /// The head now, and `size` checked against it.
-fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiError> {
+fn tree_size(state: &Shared, size: Option<u64>, name: &str) -> Result<u64, ApiError> {
     let head = state.ledger.view().head();
     match size {
         None => Ok(head),
@@ -221,7 +221,7 @@ fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiErr
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/checkpoint")]
-pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<CheckpointQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -248,7 +248,7 @@ pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpRe
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/checkpoints")]
-pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_checkpoints(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -277,7 +277,7 @@ pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<Http
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/proofs/inclusion")]
-pub async fn get_inclusion_proof(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<InclusionQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -326,7 +326,7 @@ pub async fn get_inclusion_proof(state: State, request: HttpRequest) -> Result<H
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/proofs/consistency")]
-pub async fn get_consistency_proof(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_consistency_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<ConsistencyQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -360,7 +360,7 @@ pub async fn get_consistency_proof(state: State, request: HttpRequest) -> Result
     )
 )]
 #[get("/v1/audit/signing-key")]
-pub async fn get_signing_key(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn get_signing_key(state: Shared) -> Result<HttpResponse, ApiError> {
     let key = state.ledger.public_key().ok_or_else(no_checkpoints)?;
     Ok(HttpResponse::Ok().json(SigningKey {
         algorithm: "ed25519".into(),
@@ -385,7 +385,7 @@ pub async fn get_signing_key(state: State) -> Result<HttpResponse, ApiError> {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/export")]
-pub async fn export_audit_bundle(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn export_audit_bundle(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let last = state.ledger.checkpoint().await?;
     let key = state.ledger.public_key().ok_or_else(no_checkpoints)?;

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::State;
+use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
@@ -85,7 +85,7 @@ pub struct GeneratedKey {
 )]
 #[post("/v1/users/{user_id}/key")]
 pub async fn generate_key(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
@@ -161,7 +161,11 @@ pub async fn generate_key(
     security(("bearer" = []), ("basic" = []))
 )]
 #[delete("/v1/users/{user_id}/key")]
-pub async fn revoke_key(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_key(
+    state: Shared,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path)?;
     mutation::run(&state, &request, &actor, b"", move |m| async move {

@@ -16,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::State;
+use super::Shared;
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
 use super::users::EventAccessView;
@@ -320,7 +320,7 @@ fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/access-report")]
-pub async fn access_report(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn access_report(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let format = requested_format(&request)?;
     let report = {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
 use super::users::EventAccessView;
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{
     self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, KeyState, PermissionView, Timestamp,
 };
@@ -69,7 +69,7 @@ fn page(limit: Option<u32>, after: Option<u64>) -> Result<(usize, u64), ApiError
 /// position or time asked) needs no replay: it is the view the service serves, copied
 /// under its read lock.
 async fn replay_then<T: Send + 'static>(
-    state: &State,
+    state: &Shared,
     at: At,
     answer: impl FnOnce(Replayed) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -381,7 +381,7 @@ impl PermissionsAt {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/permissions")]
-pub async fn get_permissions_at(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_permissions_at(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: PermissionsQuery = query(&request)?;
     let (limit, after) = page(query.limit, query.after)?;
@@ -523,7 +523,7 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/who-can")]
-pub async fn who_can(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn who_can(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: WhoCanQuery = query(&request)?;
     let function = FunctionId::parse(&query.function).map_err(|error| ApiError::UnknownFunction(error.to_string()))?;
@@ -762,7 +762,7 @@ pub struct PermissionDiff {
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/diff")]
-pub async fn diff_permissions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn diff_permissions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: DiffQuery = query(&request)?;
     let now = Timestamp::now();

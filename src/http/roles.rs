@@ -11,7 +11,7 @@ use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Guarded, lacks, may_not_change};
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
 
 /// A role.
@@ -108,7 +108,7 @@ pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
     RoleId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Role, id: raw.to_owned() })
 }
 
-fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+fn role_reply(state: &Shared, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let role = view.role(role_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
@@ -136,7 +136,7 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/roles")]
-pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let input: CreateRoleRequest = body.parse()?;
     let description = Name::parse(&input.description)
@@ -164,7 +164,7 @@ pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> R
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles")]
-pub async fn list_roles(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -187,7 +187,7 @@ pub async fn list_roles(state: State, request: HttpRequest) -> Result<HttpRespon
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles/{role_id}")]
-pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_role(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
     let role_id = role_id(&path)?;
     let view = state.ledger.view();
@@ -223,7 +223,7 @@ pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String
 )]
 #[post("/v1/roles/{role_id}/functions/activate")]
 pub async fn activate_functions(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
@@ -264,7 +264,7 @@ pub async fn activate_functions(
 )]
 #[post("/v1/roles/{role_id}/functions/deactivate")]
 pub async fn deactivate_functions(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,

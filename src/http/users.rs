@@ -12,7 +12,7 @@ use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
 use super::roles::role_id;
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{
     self, Command, Email, EventAccess, FunctionId, KeyHash, KeyStatus, Name, Resource, Timestamp, User, UserId,
 };
@@ -188,7 +188,7 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// The reply of a mutation of a user: the user as it is after it.
-pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let user = view.user(user_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
@@ -217,7 +217,7 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users")]
-pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let input: CreateUserRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
@@ -250,7 +250,7 @@ pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> R
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users")]
-pub async fn list_users(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -274,7 +274,7 @@ pub async fn list_users(state: State, request: HttpRequest) -> Result<HttpRespon
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users/{user_id}")]
-pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
     let user_id = user_id(&path)?;
     let view = state.ledger.view();
@@ -285,7 +285,7 @@ pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String
 
 /// Runs a bodiless command on a user and answers with the user after it.
 async fn change_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     actor: UserId,
     user_id: UserId,
@@ -321,7 +321,7 @@ async fn change_user(
 )]
 #[post("/v1/users/{user_id}/disable")]
 pub async fn disable_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -351,7 +351,7 @@ pub async fn disable_user(
 )]
 #[post("/v1/users/{user_id}/enable")]
 pub async fn enable_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -385,7 +385,7 @@ pub async fn enable_user(
 )]
 #[put("/v1/users/{user_id}/roles/{role_id}")]
 pub async fn assign_role(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -418,7 +418,7 @@ pub async fn assign_role(
 )]
 #[delete("/v1/users/{user_id}/roles/{role_id}")]
 pub async fn unassign_role(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -451,7 +451,7 @@ pub async fn unassign_role(
 )]
 #[put("/v1/users/{user_id}/event-access")]
 pub async fn set_user_event_access(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
