@@ -6,7 +6,7 @@
 //! status replaces the set's, so an operation that adds its own conflicts to 409 lists
 //! that 409 after the set.
 //!
-//! ```ignore
+//! ```text
 //! responses(
 //!     HeaderMutation,
 //!     (status = 200, description = "The user after the change", body = UserView),
