@@ -67,65 +67,97 @@ impl From<CheckpointArgs> for CheckpointConfig {
     }
 }
 
+/// The options of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The data directory (created if missing).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Save a snapshot of the permission view every N records, so that start-up
+    /// replays only the records after it.
+    #[arg(long, default_value_t = app::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
+    /// Checks refused for their key (malformed or unknown) a client address may make in
+    /// a burst before it gets 429; 0 turns the limit off.
+    #[arg(long, default_value_t = ThrottleConfig::default().burst)]
+    failed_check_burst: u32,
+    /// Checks refused for their key a client address may make per minute, sustained.
+    #[arg(long, default_value_t = ThrottleConfig::default().per_minute)]
+    failed_checks_per_minute: u32,
+    /// A proxy whose X-Forwarded-For names the client (repeatable). Without one,
+    /// X-Forwarded-For is ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Open connections per worker thread; more wait in the listen backlog.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Milliseconds a client may take to send a request's head, and again its body (408
+    /// past either).
+    #[arg(long, default_value_t = 5000)]
+    request_timeout_ms: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, default_value_t = 5)]
+    keep_alive_secs: u64,
+    /// The most bytes of keys and answers the idempotency cache holds; the oldest
+    /// answers are forgotten first.
+    #[arg(long, default_value_t = Limits::default().idempotency_cache_bytes)]
+    idempotency_cache_bytes: usize,
+    /// When to sign checkpoints, and with which key.
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
+    /// Seconds between records of key usage (one KeyUsageRecorded per key used since
+    /// the last record); pending usage is also recorded at a graceful stop.
+    #[arg(long, default_value_t = app::DEFAULT_KEY_USAGE_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    key_usage_interval_secs: u64,
+    /// Seconds of a key's window for recording refused admin requests: at most 3 are
+    /// recorded per key per window, and the count of the rest goes into the next one.
+    #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    denial_window_secs: u64,
+}
+
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Self {
+        let throttle = ThrottleConfig {
+            burst: args.failed_check_burst,
+            per_minute: args.failed_checks_per_minute,
+            trusted_proxies: args.trusted_proxies,
+        };
+        let limits = Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_connections: args.max_connections,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            keep_alive: Duration::from_secs(args.keep_alive_secs),
+            idempotency_cache_bytes: args.idempotency_cache_bytes,
+        };
+        Config {
+            data_dir: args.data_dir,
+            listen: args.listen,
+            workers: args.workers,
+            snapshot_every: args.snapshot_every,
+            checkpoints: args.checkpoints.into(),
+            throttle,
+            limits,
+            key_usage_interval: Duration::from_secs(args.key_usage_interval_secs),
+            denial_window: Duration::from_secs(args.denial_window_secs),
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API. On an empty data directory, first create the Administrator and
     /// print its key once.
-    Serve {
-        /// The data directory (created if missing).
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-        /// The address to listen on; port 0 picks a free port.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// HTTP worker threads (default: one per core).
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Save a snapshot of the permission view every N records, so that start-up
-        /// replays only the records after it.
-        #[arg(long, default_value_t = app::DEFAULT_SNAPSHOT_EVERY)]
-        snapshot_every: u64,
-        /// Checks refused for their key (malformed or unknown) a client address may make in
-        /// a burst before it gets 429; 0 turns the limit off.
-        #[arg(long, default_value_t = ThrottleConfig::default().burst)]
-        failed_check_burst: u32,
-        /// Checks refused for their key a client address may make per minute, sustained.
-        #[arg(long, default_value_t = ThrottleConfig::default().per_minute)]
-        failed_checks_per_minute: u32,
-        /// A proxy whose X-Forwarded-For names the client (repeatable). Without one,
-        /// X-Forwarded-For is ignored.
-        #[arg(long = "trusted-proxy", value_name = "IP")]
-        trusted_proxies: Vec<std::net::IpAddr>,
-        /// The largest request body accepted, in bytes.
-        #[arg(long, default_value_t = Limits::default().max_body_bytes)]
-        max_body_bytes: usize,
-        /// Open connections per worker thread; more wait in the listen backlog.
-        #[arg(long, default_value_t = Limits::default().max_connections)]
-        max_connections: usize,
-        /// Milliseconds a client may take to send a request's head, and again its body (408
-        /// past either).
-        #[arg(long, default_value_t = 5000)]
-        request_timeout_ms: u64,
-        /// Seconds an idle keep-alive connection is kept.
-        #[arg(long, default_value_t = 5)]
-        keep_alive_secs: u64,
-        /// The most bytes of keys and answers the idempotency cache holds; the oldest
-        /// answers are forgotten first.
-        #[arg(long, default_value_t = Limits::default().idempotency_cache_bytes)]
-        idempotency_cache_bytes: usize,
-        /// When to sign checkpoints, and with which key.
-        #[command(flatten)]
-        checkpoints: CheckpointArgs,
-        /// Seconds between records of key usage (one KeyUsageRecorded per key used since
-        /// the last record); pending usage is also recorded at a graceful stop.
-        #[arg(long, default_value_t = app::DEFAULT_KEY_USAGE_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
-        key_usage_interval_secs: u64,
-        /// Seconds of a key's window for recording refused admin requests: at most 3 are
-        /// recorded per key per window, and the count of the rest goes into the next one.
-        #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
-        denial_window_secs: u64,
-    },
+    Serve(ServeArgs),
     /// Initialise a data directory without serving; print the Administrator's key alone on
     /// the last line of standard output. Fails on an initialised directory.
     Init {
@@ -268,48 +300,48 @@ impl From<ReportFormatArg> for ReportFormat {
     }
 }
 
+/// Why a command failed: [`main`] prints it once, as `error: …` on standard error, and
+/// exits with its status (1 unless said otherwise).
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    status: u8,
+}
+
+impl CliError {
+    /// A failure that exits with `status` rather than 1.
+    fn with_status(status: u8, message: impl std::fmt::Display) -> Self {
+        CliError { message: message.to_string(), status }
+    }
+}
+
+/// Every error that can be displayed is a failure with status 1, so a subcommand ends on
+/// one with `?`. `CliError` is not itself `Display`, so this does not clash with
+/// `From<T> for T`.
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(error: E) -> Self {
+        CliError { message: error.to_string(), status: 1 }
+    }
+}
+
+/// What a subcommand ends with: the exit status of its verdict (0, or 1 for an invalid
+/// log or bundle, 3 for an unpinned signer), or the error that stopped it.
+type Outcome = Result<ExitCode, CliError>;
+
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve {
-            data_dir,
-            listen,
-            workers,
-            snapshot_every,
-            failed_check_burst,
-            failed_checks_per_minute,
-            trusted_proxies,
-            max_body_bytes,
-            max_connections,
-            request_timeout_ms,
-            keep_alive_secs,
-            idempotency_cache_bytes,
-            checkpoints,
-            key_usage_interval_secs,
-            denial_window_secs,
-        } => {
-            let throttle =
-                ThrottleConfig { burst: failed_check_burst, per_minute: failed_checks_per_minute, trusted_proxies };
-            let limits = Limits {
-                max_body_bytes,
-                max_connections,
-                request_timeout: Duration::from_millis(request_timeout_ms),
-                keep_alive: Duration::from_secs(keep_alive_secs),
-                idempotency_cache_bytes,
-            };
-            serve(Config {
-                data_dir,
-                listen,
-                workers,
-                snapshot_every,
-                checkpoints: checkpoints.into(),
-                throttle,
-                limits,
-                key_usage_interval: Duration::from_secs(key_usage_interval_secs),
-                denial_window: Duration::from_secs(denial_window_secs),
-            })
+    match run(Cli::parse().command) {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            ExitCode::from(error.status)
         }
+    }
+}
+
+fn run(command: Command) -> Outcome {
+    match command {
+        Command::Serve(args) => serve(args.into()),
         Command::Init { data_dir, signing_key } => {
             init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
@@ -336,49 +368,30 @@ pub fn main() -> ExitCode {
         }
         Command::SigningKey { data_dir, signing_key } => {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
-            match crate::checkpoint::Signer::load(&path) {
-                Ok(signer) => {
-                    say!("{}", signer.public_key().to_hex());
-                    ExitCode::SUCCESS
-                }
-                Err(error) => fail(error),
-            }
+            say!("{}", crate::checkpoint::Signer::load(&path)?.public_key().to_hex());
+            Ok(ExitCode::SUCCESS)
         }
         Command::AccessReport { data_dir, format } => access_report(data_dir, format.into()),
         Command::Openapi => {
             say!("{}", crate::http::openapi::document_json().trim_end());
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
-}
-
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config) -> Outcome {
     crate::telemetry::init("info");
     // Bind first: a start that cannot listen must leave the data directory as it found it,
     // so that the next start on a free address bootstraps it and prints the key.
-    let listeners = match app::Listeners::bind(&config.listen) {
-        Ok(listeners) => listeners,
-        Err(error) => {
-            return fail(format_args!(
-                "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
-                config.data_dir.display()
-            ));
-        }
-    };
-    let (ledger, secret) = match app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints) {
-        Ok(opened) => opened,
-        Err(error) => return fail(error),
-    };
+    let listeners = app::Listeners::bind(&config.listen).map_err(|error| {
+        format!(
+            "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
+            config.data_dir.display()
+        )
+    })?;
+    let (ledger, secret) = app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints)?;
     actix_web::rt::System::new().block_on(async move {
-        let mut application = match Application::build(&config, listeners, ledger, secret) {
-            Ok(application) => application,
-            Err(error) => return fail(error),
-        };
+        let mut application = Application::build(&config, listeners, ledger, secret)?;
         let mut stdout = std::io::stdout().lock();
         if let Some(secret) = application.take_bootstrap_secret() {
             // Shown once: the log keeps only its hash.
@@ -393,48 +406,33 @@ fn serve(config: Config) -> ExitCode {
         let _ = stdout.flush();
         drop(stdout);
         tracing::info!(address = %application.address(), data_dir = %config.data_dir.display(), "serving");
-        match application.run().await {
-            Ok(()) => {
-                tracing::info!("stopped");
-                ExitCode::SUCCESS
-            }
-            Err(error) => fail(error),
-        }
+        application.run().await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
     })
 }
 
-fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> ExitCode {
+fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> Outcome {
     crate::telemetry::init("warn");
-    match app::init(&data_dir, &checkpoints) {
-        Ok((admin, public_key, secret)) => {
-            say!("initialised {}", data_dir.display());
-            say!("admin user: {admin}");
-            say!("signing key (ed25519, public): {}", public_key.to_hex());
-            say!("store the key below now: it is not shown again");
-            say!("{}", secret.expose());
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
+    let (admin, public_key, secret) = app::init(&data_dir, &checkpoints)?;
+    say!("initialised {}", data_dir.display());
+    say!("admin user: {admin}");
+    say!("signing key (ed25519, public): {}", public_key.to_hex());
+    say!("store the key below now: it is not shown again");
+    say!("{}", secret.expose());
+    Ok(ExitCode::SUCCESS)
 }
 
-fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> ExitCode {
+fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> Outcome {
     crate::telemetry::init("warn");
-    let reason = match crate::domain::RecoveryReason::parse(reason) {
-        Ok(reason) => reason,
-        Err(error) => return fail(format!("--reason {error}")),
-    };
-    match app::recover_admin(data_dir, &checkpoints, reason.clone()) {
-        Ok((admin, secret)) => {
-            say!("recovered administration of {}", data_dir.display());
-            say!("admin user: {admin} (Recovered administrator, holding every admin function)");
-            say!("reason: {}", reason.as_str());
-            say!("store the key below now: it is not shown again");
-            say!("{}", secret.expose());
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
+    let reason = crate::domain::RecoveryReason::parse(reason).map_err(|error| format!("--reason {error}"))?;
+    let (admin, secret) = app::recover_admin(data_dir, &checkpoints, reason.clone())?;
+    say!("recovered administration of {}", data_dir.display());
+    say!("admin user: {admin} (Recovered administrator, holding every admin function)");
+    say!("reason: {}", reason.as_str());
+    say!("store the key below now: it is not shown again");
+    say!("{}", secret.expose());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Fails unless `data_dir` holds a log: commands that read one must not create one.
@@ -446,40 +444,27 @@ fn require_data_dir(data_dir: &Path) -> Result<(), String> {
     }
 }
 
-fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> ExitCode {
+fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> Outcome {
     crate::telemetry::init("warn");
-    if let Err(error) = require_data_dir(data_dir) {
-        return fail(error);
-    }
+    require_data_dir(data_dir)?;
     let checkpoints = CheckpointConfig { signing_key, ..CheckpointConfig::default() };
-    let (ledger, _) = match app::open_ledger(data_dir, app::DEFAULT_SNAPSHOT_EVERY, &checkpoints) {
-        Ok(opened) => opened,
-        Err(error) => return fail(error),
+    let (ledger, _) = app::open_ledger(data_dir, app::DEFAULT_SNAPSHOT_EVERY, &checkpoints)?;
+    let last = ledger.checkpoint_blocking()?;
+    let all = ledger.checkpoints()?;
+    let key = ledger.public_key().ok_or("the ledger has no signing key")?;
+    let mut sink: Box<dyn Write> = if out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?)
     };
-    let written = ledger.checkpoint_blocking().map_err(|e| e.to_string()).and_then(|last| {
-        let all = ledger.checkpoints().map_err(|e| e.to_string())?;
-        let key = ledger.public_key().ok_or("the ledger has no signing key")?;
-        let mut sink: Box<dyn Write> = if out.as_os_str() == "-" {
-            Box::new(std::io::stdout().lock())
-        } else {
-            Box::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?)
-        };
-        let mut writer = std::io::BufWriter::new(&mut sink);
-        let exported =
-            crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer).map_err(|e| e.to_string())?;
-        drop(writer);
-        Ok((exported, last))
-    });
-    match written {
-        Ok((exported, last)) => {
-            eprintln!(
-                "exported {} records and {} checkpoints; the last covers size {} with root {}",
-                exported.records, exported.checkpoints, last.size, last.root
-            );
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
+    let mut writer = std::io::BufWriter::new(&mut sink);
+    let exported = crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer)?;
+    drop(writer);
+    eprintln!(
+        "exported {} records and {} checkpoints; the last covers size {} with root {}",
+        exported.records, exported.checkpoints, last.size, last.root
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit status of `verify` and `replay` for an intact bundle whose signer was not
@@ -517,16 +502,10 @@ const UNPINNED: &str = "the signer was not pinned: the bundle carries its own pu
 const TRUSTED_BUNDLE_KEY: &str = "signer NOT pinned: taken from the bundle itself (--trust-bundle-key); this proves \
      the bundle is intact, not who signed it";
 
-fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> ExitCode {
-    let options = match pin.options() {
-        Ok(options) => options,
-        Err(error) => return fail(error),
-    };
-    let file = match std::fs::File::open(bundle) {
-        Ok(file) => std::io::BufReader::new(file),
-        Err(error) => return fail(format!("{}: {error}", bundle.display())),
-    };
-    match crate::bundle::verify(file, &options) {
+fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> Outcome {
+    let options = pin.options()?;
+    let file = std::fs::File::open(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
+    let verdict = match crate::bundle::verify(std::io::BufReader::new(file), &options) {
         Ok(summary) if !pin.is_pinned() && !pin.trust_bundle_key => {
             say!(
                 "UNPINNED: {} records and {} signed checkpoints are intact, but {UNPINNED}",
@@ -562,37 +541,33 @@ fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> ExitCode {
             say!("INVALID at {failure}");
             ExitCode::FAILURE
         }
+    };
+    Ok(verdict)
+}
+
+/// Reads `--at`: digits are a position, anything else an RFC 3339 time.
+fn parse_at(at: Option<&str>) -> Result<crate::history::At, String> {
+    use crate::history::At;
+    match at {
+        None => Ok(At::Head),
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse().map(At::Position).map_err(|_| format!("--at {text} is not a position"))
+        }
+        Some(text) => Timestamp::parse(text)
+            .map(At::Time)
+            .map_err(|_| format!("--at {text} is neither a position nor an RFC 3339 time")),
     }
 }
 
-fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> ExitCode {
-    use crate::history::At;
-    let at = match at {
-        None => At::Head,
-        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => match text.parse() {
-            Ok(position) => At::Position(position),
-            Err(_) => return fail(format!("--at {text} is not a position")),
-        },
-        Some(text) => match Timestamp::parse(text) {
-            Ok(time) => At::Time(time),
-            Err(_) => return fail(format!("--at {text} is neither a position nor an RFC 3339 time")),
-        },
-    };
-    let options = match pin.options() {
-        Ok(options) => options,
-        Err(error) => return fail(error),
-    };
-    let bytes = match std::fs::read(bundle) {
-        Ok(bytes) => bytes,
-        Err(error) => return fail(format!("{}: {error}", bundle.display())),
-    };
-    if let Err(failure) = crate::bundle::verify(bytes.as_slice(), &options) {
-        return fail(format!("the bundle does not verify, so it is not replayed: {failure}"));
-    }
+fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> Outcome {
+    let at = parse_at(at)?;
+    let options = pin.options()?;
+    let bytes = std::fs::read(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
+    crate::bundle::verify(bytes.as_slice(), &options)
+        .map_err(|failure| format!("the bundle does not verify, so it is not replayed: {failure}"))?;
     if !pin.is_pinned() {
         if !pin.trust_bundle_key {
-            eprintln!("error: not replayed: {UNPINNED}");
-            return ExitCode::from(EXIT_UNPINNED);
+            return Err(CliError::with_status(EXIT_UNPINNED, format!("not replayed: {UNPINNED}")));
         }
         eprintln!("warning: {TRUSTED_BUNDLE_KEY}");
     }
@@ -605,22 +580,11 @@ fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> ExitCode {
         .zip(1..)
         .map(|(line, seq)| crate::log::StoredRecord { seq, bytes: line.to_vec() })
         .collect();
-    if let Err(error) = crate::log::EventLog::append(&log, 0, &records) {
-        return fail(error);
-    }
-    match crate::history::state_at(&log, at) {
-        Ok(replayed) => {
-            let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
-            match serde_json::to_string_pretty(&view) {
-                Ok(json) => {
-                    say!("{json}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => fail(error),
-            }
-        }
-        Err(error) => fail(error),
-    }
+    crate::log::EventLog::append(&log, 0, &records)?;
+    let replayed = crate::history::state_at(&log, at)?;
+    let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
+    say!("{}", serde_json::to_string_pretty(&view)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A public key from 64 hex digits, or from a file holding them (or a public key line).
@@ -651,60 +615,40 @@ fn open_log(data_dir: &Path) -> Result<FjallLog, String> {
     FjallLog::open(&data_dir.join("log")).map_err(|error| error.to_string())
 }
 
-fn verify(data_dir: PathBuf) -> ExitCode {
-    let log = match open_log(&data_dir) {
-        Ok(log) => log,
-        Err(error) => return fail(error),
-    };
+fn verify(data_dir: PathBuf) -> Outcome {
+    let log = open_log(&data_dir)?;
     // The checkpoints and the public key, where the data directory has them.
     let store = crate::checkpoint::CheckpointStore::new(data_dir.join(crate::checkpoint::CHECKPOINTS_FILE));
-    let checkpoints = match store.all() {
-        Ok(checkpoints) => checkpoints,
-        Err(error) => return fail(error),
-    };
+    let checkpoints = store.all()?;
     let key_file = data_dir.join(crate::checkpoint::SIGNING_KEY_FILE);
-    let key = match key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose() {
-        Ok(signer) => signer.map(|signer| signer.public_key()),
-        Err(error) => return fail(error),
-    };
-    match verify_log(&log, &checkpoints, key.as_ref()) {
-        Ok(verification) if verification.is_valid() => {
-            say!(
-                "valid: {} records, head {}, Merkle tree intact, {} signed checkpoints match",
-                verification.verified,
-                verification.head_hash,
-                verification.checkpoints
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(verification) => {
-            let reason = verification.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
-            say!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
-            ExitCode::FAILURE
-        }
-        Err(error) => fail(error),
+    let signer = key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose()?;
+    let key = signer.map(|signer| signer.public_key());
+    let verification = verify_log(&log, &checkpoints, key.as_ref())?;
+    if verification.is_valid() {
+        say!(
+            "valid: {} records, head {}, Merkle tree intact, {} signed checkpoints match",
+            verification.verified,
+            verification.head_hash,
+            verification.checkpoints
+        );
+        return Ok(ExitCode::SUCCESS);
     }
+    let reason = verification.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
+    say!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
+    Ok(ExitCode::FAILURE)
 }
 
-fn access_report(data_dir: PathBuf, format: ReportFormat) -> ExitCode {
+fn access_report(data_dir: PathBuf, format: ReportFormat) -> Outcome {
     crate::telemetry::init("warn");
-    let log = match open_log(&data_dir) {
-        Ok(log) => log,
-        Err(error) => return fail(error),
-    };
+    let log = open_log(&data_dir)?;
     // No snapshots: the report replays and verifies the whole log, and writes nothing.
-    let ledger = match Ledger::open(log) {
-        Ok(ledger) => ledger,
-        Err(error) => return fail(error),
-    };
+    let ledger = Ledger::open(log)?;
     let report = AccessReport::of(&ledger.view(), Timestamp::now());
     let mut stdout = std::io::stdout().lock();
     let mut bytes = report.render(format);
     if matches!(format, ReportFormat::Json) {
         bytes.push(b'\n');
     }
-    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(error),
-    }
+    stdout.write_all(&bytes).and_then(|()| stdout.flush())?;
+    Ok(ExitCode::SUCCESS)
 }

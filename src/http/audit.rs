@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::{Page, State};
+use super::responses::{Guarded, lacks};
+use super::{Page, Shared};
 use crate::domain::{Actor, Event, FunctionId, Timestamp};
 use crate::log::{EventLog, StoredRecord};
 
@@ -259,18 +260,17 @@ fn read_page(
     tag = "audit",
     params(AuditQuery),
     responses(
+        Guarded,
         (status = 200, description = "A page of records", body = AuditRecordList),
         (status = 400, description = "Bad paging or filter parameters; an unknown event type is `unknown_event_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`to` is before `from` (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/events")]
-pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<AuditQuery>::from_query(request.query_string())
         .map(web::Query::into_inner)
@@ -313,16 +313,15 @@ pub async fn list_audit_events(state: State, request: HttpRequest) -> Result<Htt
     operation_id = "verifyAuditLog",
     tag = "audit",
     responses(
+        Guarded,
         (status = 200, description = "The result; `valid` is false if anything failed", body = AuditVerification),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/verify")]
-pub async fn verify_audit_log(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn verify_audit_log(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let reader = state.clone();
     let verification = web::block(move || reader.ledger.verify())

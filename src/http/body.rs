@@ -73,7 +73,7 @@ impl FromRequest for RawJson {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = is_json_content_type(request);
-        let limit = request.app_data::<super::State>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes);
+        let limit = request.app_data::<super::Shared>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes);
         let timeout = request.app_data::<BodyTimeout>().map_or(DEFAULT_BODY_TIMEOUT, |timeout| timeout.0);
         let bytes = Bytes::from_request(request, payload);
         Box::pin(async move {

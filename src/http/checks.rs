@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::State;
+use super::Shared;
 use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
@@ -126,7 +126,7 @@ pub struct CheckKeyResponse<'a> {
     )
 )]
 #[post("/v1/check")]
-pub async fn check_key(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     state.limiter.admit_request(&request).map_err(ApiError::TooManyFailedChecks)?;
     let input: CheckKeyRequest<'_> = body.parse()?;
     let header_key = presented_key(&request);
@@ -211,7 +211,7 @@ impl<'a> AuthorizeQuery<'a> {
     security((), ("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/authorize")]
-pub async fn authorize_request(state: State, request: HttpRequest) -> HttpResponse {
+pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpResponse {
     if let Err(wait) = state.limiter.admit_request(&request) {
         return ApiError::TooManyFailedChecks(wait).error_response();
     }

@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use super::{Page, State, paginate};
+use super::responses::{Guarded, lacks};
+use super::{Page, Shared, paginate};
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
 /// Whether a function reads, writes or administers.
@@ -90,16 +91,15 @@ pub struct FunctionList {
     tag = "functions",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "The catalogue", body = FunctionList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.functions.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::FUNCTIONS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/functions")]
-pub async fn list_functions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_functions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
-use super::{Page, State, paginate};
+use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
+use super::{Page, Shared, paginate};
 use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
 
 /// An event access group.
@@ -87,7 +88,7 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
     EventId::parse(raw).map_err(|e| ApiError::InvalidValue { field: "event_id", reason: e.to_string() })
 }
 
-fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let group = view.group(group_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
@@ -106,23 +107,18 @@ fn group_reply(state: &State, group_id: &GroupId, status: StatusCode, position: 
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 201, description = "Created", body = GroupView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point), or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/event-groups")]
-pub async fn create_event_group(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
     let input: CreateEventGroupRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
@@ -143,16 +139,15 @@ pub async fn create_event_group(state: State, request: HttpRequest, body: RawJso
     tag = "event access",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "A page of groups", body = GroupList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/event-groups")]
-pub async fn list_event_groups(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -167,17 +162,16 @@ pub async fn list_event_groups(state: State, request: HttpRequest) -> Result<Htt
     tag = "event access",
     params(("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b")),
     responses(
+        Guarded,
         (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/event-groups/{group_id}")]
 pub async fn get_event_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -191,7 +185,7 @@ pub async fn get_event_group(
 }
 
 async fn change_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     actor: UserId,
     group_id: GroupId,
@@ -216,23 +210,19 @@ async fn change_group(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The group after the change", body = GroupView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[put("/v1/event-groups/{group_id}/events/{event_id}")]
 pub async fn add_event_to_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -252,23 +242,19 @@ pub async fn add_event_to_group(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The group after the change", body = GroupView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[delete("/v1/event-groups/{group_id}/events/{event_id}")]
 pub async fn remove_event_from_group(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {

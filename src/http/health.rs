@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::State;
+use super::Shared;
 
 /// The service is up.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,7 +23,7 @@ pub struct Health {
     responses((status = 200, description = "The service is up", body = Health))
 )]
 #[get("/health")]
-pub async fn health(state: State) -> HttpResponse {
+pub async fn health(state: Shared) -> HttpResponse {
     let log_size = state.ledger.view().head();
     HttpResponse::Ok().json(Health { status: "ok", log_size })
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::{Page, State};
+use super::responses::{Guarded, lacks};
+use super::{Page, Shared};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
 use crate::log::{FjallLogError, Tree};
@@ -184,7 +185,7 @@ fn proof_error<E: std::fmt::Display>(error: ProofError<E>) -> ApiError {
 }
 
 /// Every checkpoint written, read off the event loop.
-async fn all_checkpoints(state: &State) -> Result<Vec<Checkpoint>, ApiError> {
+async fn all_checkpoints(state: &Shared) -> Result<Vec<Checkpoint>, ApiError> {
     let reader = state.clone();
     web::block(move || reader.ledger.checkpoints())
         .await
@@ -193,7 +194,7 @@ async fn all_checkpoints(state: &State) -> Result<Vec<Checkpoint>, ApiError> {
 }
 
 /// The head now, and `size` checked against it.
-fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiError> {
+fn tree_size(state: &Shared, size: Option<u64>, name: &str) -> Result<u64, ApiError> {
     let head = state.ledger.view().head();
     match size {
         None => Ok(head),
@@ -210,18 +211,17 @@ fn tree_size(state: &State, size: Option<u64>, name: &str) -> Result<u64, ApiErr
     tag = "audit",
     params(CheckpointQuery),
     responses(
+        Guarded,
         (status = 200, description = "The checkpoint, byte for byte as stored", body = CheckpointBody),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No checkpoint was written at that size", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The checkpoint could not be read or written", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/checkpoint")]
-pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<CheckpointQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -239,17 +239,16 @@ pub async fn get_checkpoint(state: State, request: HttpRequest) -> Result<HttpRe
     tag = "audit",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "A page of checkpoints", body = CheckpointList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/checkpoints")]
-pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_checkpoints(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -268,18 +267,17 @@ pub async fn list_checkpoints(state: State, request: HttpRequest) -> Result<Http
     tag = "audit",
     params(InclusionQuery),
     responses(
+        Guarded,
         (status = 200, description = "The proof", body = InclusionProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record in a tree of that size, or no tree of that size yet", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/proofs/inclusion")]
-pub async fn get_inclusion_proof(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<InclusionQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -318,18 +316,17 @@ pub async fn get_inclusion_proof(state: State, request: HttpRequest) -> Result<H
     tag = "audit",
     params(ConsistencyQuery),
     responses(
+        Guarded,
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A size is 0, past the log, or `from` is past `to`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/proofs/consistency")]
-pub async fn get_consistency_proof(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_consistency_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query = web::Query::<ConsistencyQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
@@ -363,7 +360,7 @@ pub async fn get_consistency_proof(state: State, request: HttpRequest) -> Result
     )
 )]
 #[get("/v1/audit/signing-key")]
-pub async fn get_signing_key(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn get_signing_key(state: Shared) -> Result<HttpResponse, ApiError> {
     let key = state.ledger.public_key().ok_or_else(no_checkpoints)?;
     Ok(HttpResponse::Ok().json(SigningKey {
         algorithm: "ed25519".into(),
@@ -380,16 +377,15 @@ pub async fn get_signing_key(state: State) -> Result<HttpResponse, ApiError> {
     operation_id = "exportAuditBundle",
     tag = "audit",
     responses(
+        Guarded,
         (status = 200, description = "The bundle (JSON lines)", content_type = "application/x-ndjson", body = String),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log or the checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/export")]
-pub async fn export_audit_bundle(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn export_audit_bundle(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let last = state.ledger.checkpoint().await?;
     let key = state.ledger.public_key().ok_or_else(no_checkpoints)?;

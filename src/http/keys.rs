@@ -5,10 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::State;
+use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
+use super::responses::{BodyMutation, HeaderMutation, may_not_change};
 use super::users::{user_id, user_reply};
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
@@ -71,25 +72,20 @@ pub struct GeneratedKey {
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 201, description = "Generated; the secret is in `key`", body = GeneratedKey,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.keys.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::KEYS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The change would leave no standing administrator (`last_administrator`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid grace_seconds or expires_at, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/key")]
 pub async fn generate_key(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
@@ -154,22 +150,22 @@ pub async fn generate_key(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The user after the change", body = super::users::UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.keys.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::KEYS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user, or the user has no working key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot revoke your own key, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot revoke your own key, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[delete("/v1/users/{user_id}/key")]
-pub async fn revoke_key(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_key(
+    state: Shared,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path)?;
     mutation::run(&state, &request, &actor, b"", move |m| async move {

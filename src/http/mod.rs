@@ -19,6 +19,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod problem;
 pub mod report;
+pub mod responses;
 pub mod review;
 pub mod roles;
 pub mod throttle;
@@ -57,8 +58,9 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 struct Credential(KeyHash);
 
-/// The shared state as handlers receive it.
-pub type State = web::Data<AppState>;
+/// The shared state as handlers receive it (named apart from `domain::State`, the
+/// permission view).
+pub type Shared = web::Data<AppState>;
 
 impl AppState {
     /// The admin guard: authenticates the request's key and checks it holds `function`.
@@ -93,7 +95,7 @@ impl AppState {
         let Some(suppressed) = self.denials.admit(key_hash, std::time::Instant::now()) else {
             return;
         };
-        let Some(state) = request.app_data::<State>().cloned() else {
+        let Some(state) = request.app_data::<Shared>().cloned() else {
             tracing::warn!("cannot record a refused admin request: no shared state");
             return;
         };

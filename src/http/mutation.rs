@@ -306,7 +306,7 @@ impl IdempotencyCache {
 /// What a mutation runs with: owned, because it runs on its own task.
 pub struct Mutation {
     /// The shared state.
-    pub state: super::State,
+    pub state: super::Shared,
     /// The request, for its `If-Match`.
     pub request: HttpRequest,
     /// The admin user making the change.
@@ -341,7 +341,7 @@ fn fingerprint(request: &HttpRequest, body: &[u8]) -> blake3::Hash {
 /// away after sending does not stop a change that is already queued, and the answer is
 /// still recorded for the retry that `Idempotency-Key` exists for.
 pub async fn run<F, Fut>(
-    state: &super::State,
+    state: &super::Shared,
     request: &HttpRequest,
     actor: &UserId,
     body: &[u8],

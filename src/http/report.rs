@@ -16,8 +16,9 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::State;
+use super::Shared;
 use super::problem::{ApiError, Problem};
+use super::responses::{Guarded, lacks};
 use super::users::EventAccessView;
 use crate::domain::{self, AccessReviewRow, FunctionId, REVIEW_PERIOD_DAYS, Timestamp};
 
@@ -308,19 +309,18 @@ fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
     tag = "audit",
     params(ReportQuery),
     responses(
+        Guarded,
         (status = 200, description = "The report", content(
             (AccessReport = "application/json"),
             (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false\r\n"),
         )),
         (status = 400, description = "Unknown format or query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/access-report")]
-pub async fn access_report(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn access_report(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let format = requested_format(&request)?;
     let report = {

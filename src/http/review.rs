@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
+use super::responses::{Guarded, lacks};
 use super::users::EventAccessView;
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{
     self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, KeyState, PermissionView, Timestamp,
 };
@@ -68,7 +69,7 @@ fn page(limit: Option<u32>, after: Option<u64>) -> Result<(usize, u64), ApiError
 /// position or time asked) needs no replay: it is the view the service serves, copied
 /// under its read lock.
 async fn replay_then<T: Send + 'static>(
-    state: &State,
+    state: &Shared,
     at: At,
     answer: impl FnOnce(Replayed) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -370,18 +371,17 @@ impl PermissionsAt {
     tag = "audit",
     params(PermissionsQuery),
     responses(
+        Guarded,
         (status = 200, description = "The view", body = PermissionsAt),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/permissions")]
-pub async fn get_permissions_at(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_permissions_at(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: PermissionsQuery = query(&request)?;
     let (limit, after) = page(query.limit, query.after)?;
@@ -513,18 +513,17 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
     tag = "audit",
     params(WhoCanQuery),
     responses(
+        Guarded,
         (status = 200, description = "The users who could", body = WhoCanAnswer),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A function not in the catalogue (`unknown_function`), a position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/who-can")]
-pub async fn who_can(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn who_can(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: WhoCanQuery = query(&request)?;
     let function = FunctionId::parse(&query.function).map_err(|error| ApiError::UnknownFunction(error.to_string()))?;
@@ -753,18 +752,17 @@ pub struct PermissionDiff {
     tag = "audit",
     params(DiffQuery),
     responses(
+        Guarded,
         (status = 200, description = "The changes", body = PermissionDiff),
         (status = 400, description = "Malformed query, no start, or both a position and a time for one end (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks security.audit.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`), or an end before the start (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/audit/diff")]
-pub async fn diff_permissions(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn diff_permissions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
     let query: DiffQuery = query(&request)?;
     let now = Timestamp::now();

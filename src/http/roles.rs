@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
-use super::{Page, State, paginate};
+use super::responses::{BodyMutation, Guarded, lacks, may_not_change};
+use super::{Page, Shared, paginate};
 use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
 
 /// A role.
@@ -107,7 +108,7 @@ pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
     RoleId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Role, id: raw.to_owned() })
 }
 
-fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+fn role_reply(state: &Shared, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let role = view.role(role_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
@@ -125,22 +126,17 @@ fn role_reply(state: &State, role_id: &RoleId, status: StatusCode, position: u64
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 201, description = "Created", body = RoleView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description (such as one holding a control or format character, named by its code point), or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/roles")]
-pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let input: CreateRoleRequest = body.parse()?;
     let description = Name::parse(&input.description)
@@ -160,16 +156,15 @@ pub async fn create_role(state: State, request: HttpRequest, body: RawJson) -> R
     tag = "roles",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "A page of roles", body = RoleList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.roles.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles")]
-pub async fn list_roles(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -184,16 +179,15 @@ pub async fn list_roles(state: State, request: HttpRequest) -> Result<HttpRespon
     tag = "roles",
     params(("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e")),
     responses(
+        Guarded,
         (status = 200, description = "The role", body = RoleView, headers(("ETag" = String, description = "The role's version"))),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.roles.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles/{role_id}")]
-pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_role(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
     let role_id = role_id(&path)?;
     let view = state.ledger.view();
@@ -216,25 +210,20 @@ pub async fn get_role(state: State, request: HttpRequest, path: web::Path<String
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 200, description = "The role after the change", body = RoleView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/roles/{role_id}/functions/activate")]
 pub async fn activate_functions(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
@@ -262,25 +251,20 @@ pub async fn activate_functions(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 200, description = "The role after the change", body = RoleView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot deactivate admin functions on a role you hold, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.roles.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot deactivate admin functions on a role you hold, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/roles/{role_id}/functions/deactivate")]
 pub async fn deactivate_functions(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,

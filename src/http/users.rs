@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::problem::{ApiError, Problem};
+use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
 use super::roles::role_id;
-use super::{Page, State, paginate};
+use super::{Page, Shared, paginate};
 use crate::domain::{
     self, Command, Email, EventAccess, FunctionId, KeyHash, KeyStatus, Name, Resource, Timestamp, User, UserId,
 };
@@ -187,7 +188,7 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// The reply of a mutation of a user: the user as it is after it.
-pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
     let view = state.ledger.view();
     let user = view.user(user_id).ok_or(ApiError::Internal)?;
     Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
@@ -206,22 +207,17 @@ pub fn user_reply(state: &State, user_id: &UserId, status: StatusCode, position:
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 201, description = "Created", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users")]
-pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let input: CreateUserRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
@@ -246,16 +242,15 @@ pub async fn create_user(state: State, request: HttpRequest, body: RawJson) -> R
     tag = "users",
     params(Page),
     responses(
+        Guarded,
         (status = 200, description = "A page of users", body = UserList),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users")]
-pub async fn list_users(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
     let page = Page::of(&request)?;
     let limit = page.limit()?;
@@ -271,16 +266,15 @@ pub async fn list_users(state: State, request: HttpRequest) -> Result<HttpRespon
     tag = "users",
     params(("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a")),
     responses(
+        Guarded,
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.read", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users/{user_id}")]
-pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
     let user_id = user_id(&path)?;
     let view = state.ledger.view();
@@ -291,7 +285,7 @@ pub async fn get_user(state: State, request: HttpRequest, path: web::Path<String
 
 /// Runs a bodiless command on a user and answers with the user after it.
 async fn change_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     actor: UserId,
     user_id: UserId,
@@ -315,23 +309,19 @@ async fn change_user(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot disable yourself, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot disable yourself, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/disable")]
 pub async fn disable_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -350,23 +340,18 @@ pub async fn disable_user(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[post("/v1/users/{user_id}/enable")]
 pub async fn enable_user(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -388,23 +373,19 @@ pub async fn enable_user(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[put("/v1/users/{user_id}/roles/{role_id}")]
 pub async fn assign_role(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -425,23 +406,19 @@ pub async fn assign_role(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        HeaderMutation,
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.users.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You cannot unassign your own roles, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You cannot unassign your own roles, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[delete("/v1/users/{user_id}/roles/{role_id}")]
 pub async fn unassign_role(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -462,25 +439,19 @@ pub async fn unassign_role(
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
     ),
     responses(
+        BodyMutation,
         (status = 200, description = "The user after the change", body = UserView,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "The key lacks security.event_access.manage", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
 #[put("/v1/users/{user_id}/event-access")]
 pub async fn set_user_event_access(
-    state: State,
+    state: Shared,
     request: HttpRequest,
     path: web::Path<String>,
     body: RawJson,

@@ -229,7 +229,9 @@ fn the_table_names_every_admin_operation_of_the_openapi_document_with_its_functi
         for (method, operation) in item.as_object().expect("path item") {
             let Some(forbidden) = operation["responses"]["403"]["description"].as_str() else { continue };
             // Admin operations say which function the key lacks; the gateway check does not.
-            let Some(function) = forbidden.strip_prefix("The key lacks ") else { continue };
+            let Some(lacking) = forbidden.strip_prefix("The key lacks ") else { continue };
+            // A mutation's 403 goes on to say its user may lack the authority for the change.
+            let function = lacking.split(',').next().unwrap_or(lacking);
             let name = operation["operationId"].as_str().expect("operationId").to_owned();
             documented.insert((name, method.to_ascii_uppercase(), path.clone(), function.to_owned()));
         }

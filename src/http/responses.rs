@@ -1,0 +1,112 @@
+//! The error answers admin operations share, as `IntoResponses` sets for `#[utoipa::path]`.
+//!
+//! A handler lists one set first, then its own answers: the operation's success, its 403
+//! (from [`lacks`] or [`may_not_change`], which name the function the guard checks), and
+//! any status whose description it must make more precise. A later entry with the same
+//! status replaces the set's, so an operation that adds its own conflicts to 409 lists
+//! that 409 after the set.
+//!
+//! ```text
+//! responses(
+//!     HeaderMutation,
+//!     (status = 200, description = "The user after the change", body = UserView),
+//!     (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+//! )
+//! ```
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
+use utoipa::{IntoResponses, PartialSchema};
+
+use crate::domain::FunctionId;
+
+/// The media type of every error body.
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The answers of the admin guard: no valid key (401), or too many checks with wrong
+/// keys from the client's address (429). Every admin operation can give both.
+pub struct Guarded;
+
+/// [`Guarded`], and the answers of every mutation without a body: a malformed
+/// `If-Match` or `Idempotency-Key` (400), an `Idempotency-Key` in progress (409) or used
+/// for a different request (422), and storage that could not take the change (503).
+pub struct HeaderMutation;
+
+/// [`HeaderMutation`], for a mutation with a JSON body: a malformed body (400), a body
+/// too large (413) or not JSON (415).
+pub struct BodyMutation;
+
+impl IntoResponses for Guarded {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([status(401, problem("No valid key")), status(429, too_many_failed_checks())])
+    }
+}
+
+impl IntoResponses for HeaderMutation {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = mutation_responses();
+        responses.extend([status(400, problem("Malformed header"))]);
+        responses
+    }
+}
+
+impl IntoResponses for BodyMutation {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = mutation_responses();
+        responses.extend([
+            status(400, problem("Malformed body")),
+            status(413, problem("Body too large")),
+            status(415, problem("Body is not JSON")),
+        ]);
+        responses
+    }
+}
+
+/// The 403 of a read: the key lacks `function`.
+pub fn lacks(function: FunctionId) -> String {
+    format!("The key lacks {}", function.as_str())
+}
+
+/// The 403 of a mutation: the key lacks `function`, or the writer found, when it applied
+/// the change, that the actor may not make it (see ARCHITECTURE.md, "Authority").
+pub fn may_not_change(function: FunctionId) -> String {
+    format!(
+        "The key lacks {}, or its user may not make this change (`insufficient_authority`): an actor that \
+is no longer an enabled user with a working key, or that would hand out or act on more admin functions than it holds",
+        function.as_str()
+    )
+}
+
+/// What every mutation shares, whatever its body.
+fn mutation_responses() -> BTreeMap<String, RefOr<Response>> {
+    let mut responses = Guarded::responses();
+    responses.extend([
+        status(409, problem("A request with the same Idempotency-Key is in progress")),
+        status(422, problem("The Idempotency-Key was used for a different request")),
+        status(503, problem("Storage unavailable; nothing changed")),
+    ]);
+    responses
+}
+
+fn status(code: u16, response: Response) -> (String, RefOr<Response>) {
+    (code.to_string(), RefOr::T(response))
+}
+
+/// An error answer: a problem document described by `description`.
+fn problem(description: &str) -> Response {
+    problem_builder(description).build()
+}
+
+fn problem_builder(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+}
+
+/// The 429 of the admin guard and the key checks, with its `Retry-After`.
+fn too_many_failed_checks() -> Response {
+    let retry_after = HeaderBuilder::new().schema(Some(u64::schema())).description(Some("Seconds to wait")).build();
+    problem_builder("Too many checks with wrong keys from this address").header("Retry-After", retry_after).build()
+}
