@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{
     Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, FunctionSet, GroupId, KeyHash, KeyId,
-    KeyStatus, Lookalike, Name, RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority, values,
+    Lookalike, Name, RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority, values,
 };
 
 /// The longest grace period a rotation may give the replaced key: 30 days.
@@ -457,13 +457,7 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
         Command::RevokeKey { user_id } => {
             refuse_self(context, &user_id, "revoke your own key; generate a new one instead")?;
             let user = find_user(state, &user_id)?;
-            let still_working = |hash: KeyHash| {
-                state.key(&hash).filter(|key| match key.status() {
-                    KeyStatus::Active => true,
-                    KeyStatus::Replaced { valid_until } => context.now < valid_until,
-                    KeyStatus::Revoked { .. } => false,
-                })
-            };
+            let still_working = |hash: KeyHash| state.key(&hash).filter(|key| key.state_at(context.now).is_revocable());
             let events: Vec<Event> = [user.current_key(), user.grace_key()]
                 .into_iter()
                 .flatten()
