@@ -296,13 +296,9 @@ fn able_to_act(
     Ok(state.functions_of(user))
 }
 
+/// Whether the key passes checks at `at`, judged as the check judges it.
 fn works_at(key: &Key, at: Timestamp) -> bool {
-    let live = match key.status() {
-        KeyStatus::Active => true,
-        KeyStatus::Replaced { valid_until } => at < valid_until,
-        KeyStatus::Revoked { .. } => false,
-    };
-    live && key.expires_at().is_none_or(|expiry| at < expiry)
+    key.state_at(at).is_usable()
 }
 
 fn admin_only(functions: FunctionSet) -> FunctionSet {
@@ -317,7 +313,9 @@ fn holds_every_admin_function(functions: FunctionSet) -> bool {
     FunctionSet::all_admin().iter().all(|function| functions.contains(function))
 }
 
-/// Whether a key keeps working with nobody acting: current, not revoked, no expiry.
+/// Whether a key keeps working with nobody acting: current, not revoked, no expiry. This
+/// asks about every time to come, not one: such a key is active at any time
+/// ([`Key::state_at`]).
 fn lasts(key: &Key) -> bool {
     key.status() == KeyStatus::Active && key.expires_at().is_none()
 }

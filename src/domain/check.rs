@@ -3,7 +3,7 @@
 //! A pure function of the permission view and the time. It allocates nothing and makes a
 //! handful of hash lookups, because apps pay for it on every request they serve.
 
-use super::{FunctionId, KeyHash, KeyId, KeyStatus, State, Timestamp, UserId};
+use super::{FunctionId, KeyHash, KeyId, State, Timestamp, UserId};
 
 /// Why a check was allowed or refused. The names are part of the HTTP contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,7 +89,8 @@ pub struct CheckRequest<'a> {
     pub event_id: Option<&'a str>,
 }
 
-/// Decides a check. The key is judged first (is it a key, is it known, does it work),
+/// Decides a check. The key is judged first (is it a key, is it known, does it work, by
+/// [`Key::state_at`](super::Key::state_at)),
 /// then the request (is the function granted, is the event accessible).
 ///
 /// A check that names an event tests access to it, whatever the function's scope. A
@@ -107,14 +108,11 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
     };
     let decided =
         |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()), key_hash: Some(hash) };
-    match key.status() {
-        KeyStatus::Active => {}
-        KeyStatus::Replaced { valid_until } if now < valid_until => {}
-        KeyStatus::Replaced { .. } => return refuse(Reason::UnknownKey),
-        KeyStatus::Revoked { .. } => return decided(Reason::RevokedKey),
-    }
-    if key.expires_at().is_some_and(|expiry| now >= expiry) {
-        return decided(Reason::ExpiredKey);
+    // A replaced key past its grace period is refused as if unknown: nothing of it shows.
+    match key.state_at(now).refusal() {
+        None => {}
+        Some(Reason::UnknownKey) => return refuse(Reason::UnknownKey),
+        Some(reason) => return decided(reason),
     }
     let Some(user) = state.user_check(key.user_slot()) else {
         return refuse(Reason::UnknownKey);

@@ -15,6 +15,7 @@ mod event;
 mod fingerprint;
 mod ids;
 mod key;
+mod key_state;
 mod report;
 mod state;
 mod time;
@@ -36,12 +37,12 @@ pub use event::Event;
 pub use fingerprint::FingerprintCache;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
+pub use key_state::KeyState;
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};
 pub use view::{
-    Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, KeyState, PermissionView,
-    RoleSummary, UserPermissions, WhoCanAnswer, affected_users, apply_tracking_changes, changes, compare,
-    permission_facts, who_can,
+    Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, PermissionView, RoleSummary,
+    UserPermissions, WhoCanAnswer, affected_users, apply_tracking_changes, changes, compare, permission_facts, who_can,
 };

@@ -6,7 +6,7 @@
 //! made by the server (`accessReport`) and offline (`keyledger access-report`).
 
 use super::view::HeldRole;
-use super::{EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyStatus, State, Timestamp, User, UserId};
+use super::{EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyState, State, Timestamp, User, UserId};
 
 /// How many days make a key old, and how many days without use make it unused: 90, the
 /// rotation period most compliance frameworks ask for.
@@ -46,6 +46,8 @@ pub struct KeySummary {
     pub age_days: u64,
     /// When it expires, if it does.
     pub expires_at: Option<Timestamp>,
+    /// Where it stands at the report's time ([`crate::domain::Key::state_at`]).
+    pub state: KeyState,
     /// Its last recorded use, if any (see [`crate::domain::Key::last_used_at`]).
     pub last_used_at: Option<Timestamp>,
 }
@@ -87,6 +89,7 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
         created_at: key.created_at(),
         age_days: days_between(key.created_at(), now),
         expires_at: key.expires_at(),
+        state: key.state_at(now),
         last_used_at: key.last_used_at(),
     });
     let older_than_period = |at: Timestamp| more_than_a_review_period(at, now);
@@ -118,14 +121,7 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
 
 /// Whether the key would pass a check at `now` if its user were enabled.
 fn works(state: &State, hash: KeyHash, now: Timestamp) -> bool {
-    state.key(&hash).is_some_and(|key| {
-        let in_force = match key.status() {
-            KeyStatus::Active => true,
-            KeyStatus::Replaced { valid_until } => now < valid_until,
-            KeyStatus::Revoked { .. } => false,
-        };
-        in_force && key.expires_at().is_none_or(|expiry| now < expiry)
-    })
+    state.key(&hash).is_some_and(|key| key.state_at(now).is_usable())
 }
 
 /// Whole days from `from` to `to`; 0 if `to` is not after `from`.

@@ -1995,6 +1995,10 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
 #[path = "view_tests.rs"]
 mod view_tests;
 
+// One judgement of a key's state, over every combination, reuses them too.
+#[path = "key_state_tests.rs"]
+mod key_state_tests;
+
 // ---------------------------------------------------------------------------------------
 // Event-scoped functions need an event (issue #9, item 7).
 // ---------------------------------------------------------------------------------------

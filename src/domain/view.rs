@@ -2,65 +2,14 @@
 //! ([`PermissionView`]), who may do a function ([`who_can`]), and what one event changed
 //! ([`apply_tracking_changes`], [`changes`]).
 //!
-//! Everything here is pure. The time keys are judged at is passed in: a key's expiry and
-//! grace period are judged exactly as [`check`](super::check) judges them, so that a key
+//! Everything here is pure. The time keys are judged at is passed in, and keys are judged
+//! by [`Key::state_at`], as [`check`](super::check) judges them, so that a key
 //! [`who_can`] lists is a key `check` lets through, and no other.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Event, EventAccess, EventId, FunctionId, GroupId, Key, KeyId, KeyStatus, Position, RoleId, State};
+use super::{Event, EventAccess, EventId, FunctionId, GroupId, Key, KeyId, KeyState, Position, RoleId, State};
 use super::{Timestamp, User, UserId};
-
-/// Where a key stands at a point in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    /// The user's current key, not expired: it passes checks.
-    Active,
-    /// Replaced by a newer key but still in its grace period: it passes checks until
-    /// `valid_until`.
-    InGrace {
-        /// When the grace period ends.
-        valid_until: Timestamp,
-    },
-    /// Replaced, and its grace period is over: it passes no check.
-    Replaced {
-        /// When the grace period ended.
-        valid_until: Timestamp,
-    },
-    /// Past its expiry time: it passes no check.
-    Expired {
-        /// When it expired.
-        at: Timestamp,
-    },
-    /// Revoked: it passes no check.
-    Revoked {
-        /// When it was revoked.
-        at: Timestamp,
-    },
-}
-
-impl KeyState {
-    /// Judges a key at `now`, in the order `check` does: revoked, then replaced with its
-    /// grace period over, then expired.
-    pub fn of(key: &Key, now: Timestamp) -> KeyState {
-        match key.status() {
-            KeyStatus::Revoked { at } => KeyState::Revoked { at },
-            KeyStatus::Replaced { valid_until } if now >= valid_until => KeyState::Replaced { valid_until },
-            status => match key.expires_at() {
-                Some(at) if now >= at => KeyState::Expired { at },
-                _ => match status {
-                    KeyStatus::Replaced { valid_until } => KeyState::InGrace { valid_until },
-                    _ => KeyState::Active,
-                },
-            },
-        }
-    }
-
-    /// Whether a key in this state passes checks.
-    pub fn is_usable(self) -> bool {
-        matches!(self, KeyState::Active | KeyState::InGrace { .. })
-    }
-}
 
 /// A role as a user holds it: its id and description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +123,7 @@ impl PermissionView {
                             key_id: key.id().clone(),
                             created_at: key.created_at(),
                             expires_at: key.expires_at(),
-                            state: KeyState::of(key, as_of),
+                            state: key.state_at(as_of),
                         })
                         .collect(),
                 }
@@ -218,7 +167,7 @@ fn usable_keys<'a>(state: &'a State, user: &User, now: Timestamp) -> Vec<(&'a Ke
         .flatten()
         .filter_map(|hash| state.key(&hash))
         .filter_map(|key| {
-            let grace_end = match KeyState::of(key, now) {
+            let grace_end = match key.state_at(now) {
                 KeyState::Active => None,
                 KeyState::InGrace { valid_until } => Some(valid_until),
                 _ => return None,

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::Shared;
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
-use super::users::EventAccessView;
+use super::users::{EventAccessView, KeyState};
 use crate::domain::{self, AccessReviewRow, FunctionId, REVIEW_PERIOD_DAYS, Timestamp};
 
 /// The formats the report comes in.
@@ -96,6 +96,9 @@ pub struct AccessReportRow {
     pub event_access: EventAccessView,
     /// The current key's public id; null if the user has no key.
     pub key_id: Option<String>,
+    /// Where the current key stands at `generated_at`, as getUser shows it; null if the
+    /// user has no key.
+    pub key_state: Option<KeyState>,
     /// When the current key was generated.
     pub key_created_at: Option<String>,
     /// Whole days since the current key was generated.
@@ -122,6 +125,7 @@ pub struct AccessReportRow {
         "functions": ["api.attendees.read", "api.attendees.write"],
         "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
         "key_id": "key_0f1e2d3c4b5a6978",
+        "key_state": "active",
         "key_created_at": "2027-01-31T17:00:00.000Z",
         "key_age_days": 89,
         "key_expires_at": null,
@@ -186,6 +190,7 @@ impl From<AccessReviewRow> for AccessReportRow {
             functions: row.functions.iter().map(FunctionId::as_str).collect(),
             event_access: EventAccessView::from(&row.event_access),
             key_id: key.map(|key| key.key_id.to_string()),
+            key_state: key.map(|key| key.state.into()),
             key_created_at: key.map(|key| key.created_at.to_string()),
             key_age_days: key.map(|key| key.age_days),
             key_expires_at: key.and_then(|key| key.expires_at).map(|at| at.to_string()),
@@ -203,7 +208,7 @@ impl From<AccessReviewRow> for AccessReportRow {
 
 /// The CSV header: one column per field, multi-valued ones joined with `;`, one column
 /// per flag.
-pub const CSV_COLUMNS: [&str; 17] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "user_id",
     "name",
     "enabled",
@@ -212,6 +217,7 @@ pub const CSV_COLUMNS: [&str; 17] = [
     "functions",
     "event_access",
     "key_id",
+    "key_state",
     "key_created_at",
     "key_age_days",
     "key_expires_at",
@@ -240,6 +246,7 @@ impl AccessReportRow {
             self.functions.join(";"),
             event_access,
             optional(&self.key_id),
+            self.key_state.map(|state| state.as_str().to_owned()).unwrap_or_default(),
             optional(&self.key_created_at),
             self.key_age_days.map(|days| days.to_string()).unwrap_or_default(),
             optional(&self.key_expires_at),
@@ -312,7 +319,7 @@ fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
         Guarded,
         (status = 200, description = "The report", content(
             (AccessReport = "application/json"),
-            (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false\r\n"),
+            (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_state,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key,recovered_administrator\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,active,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false,false\r\n"),
         )),
         (status = 400, description = "Unknown format or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
@@ -374,6 +381,23 @@ mod tests {
         assert_eq!(cell("-2+3"), "'-2+3");
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(cell("a=b"), "a=b", "only a leading sign is a formula");
+    }
+
+    #[test]
+    fn every_key_state_has_one_name_in_json_in_csv_and_in_the_domain() {
+        let at = Timestamp::from_unix_millis(0);
+        let states = [
+            domain::KeyState::Active,
+            domain::KeyState::InGrace { valid_until: at },
+            domain::KeyState::Replaced { valid_until: at },
+            domain::KeyState::Expired { at },
+            domain::KeyState::Revoked { at },
+        ];
+        for state in states {
+            let view = KeyState::from(state);
+            assert_eq!(serde_json::to_value(view).ok(), Some(serde_json::Value::from(state.as_str())));
+            assert_eq!(view.as_str(), state.as_str());
+        }
     }
 
     #[test]

@@ -13,11 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
 use super::responses::{Guarded, lacks};
-use super::users::EventAccessView;
+use super::users::{EventAccessView, KeyState};
 use super::{Page, Shared, paginate};
-use crate::domain::{
-    self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, KeyState, PermissionView, Timestamp,
-};
+use crate::domain::{self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, PermissionView, Timestamp};
 use crate::history::{self, At, CausedChange, Replayed};
 
 /// Parses a query string into `T`; called after the admin guard.
@@ -128,30 +126,14 @@ impl From<&domain::HeldRole> for HeldRoleView {
     }
 }
 
-/// Where a key stood at the time of the answer.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStateAtTime {
-    /// The user's current key: it passed checks.
-    Active,
-    /// Replaced, but in its grace period: it passed checks until `valid_until`.
-    InGrace,
-    /// Replaced, and its grace period was over.
-    Replaced,
-    /// Past its expiry time.
-    Expired,
-    /// Revoked.
-    Revoked,
-}
-
 /// A key at the time of the answer. Never its secret.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "in_grace", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": "2027-01-31T18:00:00.000Z", "revoked_at": null}))]
+#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "grace", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": "2027-01-31T18:00:00.000Z", "revoked_at": null}))]
 pub struct KeyAtTimeView {
     /// The key's public id.
     pub key_id: String,
     /// Where the key stood.
-    pub state: KeyStateAtTime,
+    pub state: KeyState,
     /// When the key was generated.
     pub created_at: String,
     /// When the key expires, if it does.
@@ -164,19 +146,16 @@ pub struct KeyAtTimeView {
 
 impl From<&domain::KeyAtTime> for KeyAtTimeView {
     fn from(key: &domain::KeyAtTime) -> Self {
-        let (state, valid_until, revoked_at) = match key.state {
-            KeyState::Active => (KeyStateAtTime::Active, None, None),
-            KeyState::InGrace { valid_until } => (KeyStateAtTime::InGrace, Some(valid_until), None),
-            KeyState::Replaced { valid_until } => (KeyStateAtTime::Replaced, Some(valid_until), None),
-            KeyState::Expired { .. } => (KeyStateAtTime::Expired, None, None),
-            KeyState::Revoked { at } => (KeyStateAtTime::Revoked, None, Some(at)),
+        let revoked_at = match key.state {
+            domain::KeyState::Revoked { at } => Some(at),
+            _ => None,
         };
         KeyAtTimeView {
             key_id: key.key_id.to_string(),
-            state,
+            state: key.state.into(),
             created_at: key.created_at.to_string(),
             expires_at: key.expires_at.map(|at| at.to_string()),
-            valid_until: valid_until.map(|at| at.to_string()),
+            valid_until: key.state.valid_until().map(|at| at.to_string()),
             revoked_at: revoked_at.map(|at| at.to_string()),
         }
     }

@@ -13,9 +13,7 @@ use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
 use super::roles::role_id;
 use super::{Page, Shared, paginate};
-use crate::domain::{
-    self, Command, Email, EventAccess, FunctionId, KeyHash, KeyStatus, Name, Resource, Timestamp, User, UserId,
-};
+use crate::domain::{self, Command, Email, EventAccess, FunctionId, KeyHash, Name, Resource, Timestamp, User, UserId};
 
 /// Which events a user may access.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -40,20 +38,48 @@ impl From<&EventAccess> for EventAccessView {
     }
 }
 
-/// Where a key stands.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+/// Where a key stands at the time a view is of. getUser, getPermissionsAt and
+/// accessReport use these names and judge a key alike, as checkKey does. When several
+/// apply, the first in this order wins: revoked, replaced, expired, grace, active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
-    /// The user's current key.
+    /// The user's current key: it passes checks.
     Active,
-    /// Replaced, but still working until `valid_until`.
+    /// Replaced, but still in its grace period: it passes checks until `valid_until`.
     Grace,
-    /// Replaced, and its grace period is over.
+    /// Replaced, and its grace period is over: it passes no check.
     Replaced,
-    /// Past its expiry time.
+    /// Past its expiry time: it passes no check.
     Expired,
-    /// Revoked.
+    /// Revoked: it passes no check.
     Revoked,
+}
+
+impl KeyState {
+    /// The name clients see, in JSON and in the access report's CSV: the domain's
+    /// (`domain::KeyState::as_str`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Grace => "grace",
+            KeyState::Replaced => "replaced",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+}
+
+impl From<domain::KeyState> for KeyState {
+    fn from(state: domain::KeyState) -> Self {
+        match state {
+            domain::KeyState::Active => KeyState::Active,
+            domain::KeyState::InGrace { .. } => KeyState::Grace,
+            domain::KeyState::Replaced { .. } => KeyState::Replaced,
+            domain::KeyState::Expired { .. } => KeyState::Expired,
+            domain::KeyState::Revoked { .. } => KeyState::Revoked,
+        }
+    }
 }
 
 /// A key, by its public id. Never the secret.
@@ -79,22 +105,13 @@ pub struct KeyView {
 impl KeyView {
     fn of(view: &domain::State, hash: KeyHash, now: Timestamp) -> Option<KeyView> {
         let key = view.key(&hash)?;
-        let expired = key.expires_at().is_some_and(|expiry| now >= expiry);
-        let (state, valid_until) = match key.status() {
-            KeyStatus::Revoked { .. } => (KeyState::Revoked, None),
-            _ if expired => (KeyState::Expired, None),
-            KeyStatus::Active => (KeyState::Active, None),
-            KeyStatus::Replaced { valid_until } if now < valid_until => {
-                (KeyState::Grace, Some(valid_until.to_string()))
-            }
-            KeyStatus::Replaced { valid_until } => (KeyState::Replaced, Some(valid_until.to_string())),
-        };
+        let state = key.state_at(now);
         Some(KeyView {
             key_id: key.id().to_string(),
-            state,
+            state: state.into(),
             created_at: key.created_at().to_string(),
             expires_at: key.expires_at().map(|at| at.to_string()),
-            valid_until,
+            valid_until: state.valid_until().map(|at| at.to_string()),
             last_used_at: key.last_used_at().map(|at| at.to_string()),
         })
     }

@@ -14,6 +14,7 @@ mod event_scope;
 mod helpers;
 mod hygiene;
 mod idempotency;
+mod key_state;
 mod limits;
 mod names;
 mod openapi;

@@ -139,7 +139,7 @@ fn who_can_get_permissions_at_and_diff_permissions_answer_before_and_after_each_
     for point in by_position_and_time(2) {
         let view = permissions(&app, &point);
         let expected =
-            BTreeSet::from([(first_key.clone(), "in_grace".to_owned()), (second_key.clone(), "active".to_owned())]);
+            BTreeSet::from([(first_key.clone(), "grace".to_owned()), (second_key.clone(), "active".to_owned())]);
         assert_eq!(key_states(&view, &user), expected, "{point}");
         let readers = who(&who_can(&app, &format!("function=api.attendees.read&event_id=summit-nyc&{point}")));
         assert_eq!(readers.len(), 1, "{point}");

@@ -105,12 +105,13 @@ fn a_key_stops_working_at_its_expiry_time() {
     assert_eq!(app.check_reason(&key, "api.events.read", None), "expired_key");
 }
 
-fn time_now_millis() -> u128 {
+/// The wall clock, in milliseconds since the epoch.
+pub(crate) fn time_now_millis() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC, without a date library.
-fn rfc3339(seconds: f64) -> String {
+pub(crate) fn rfc3339(seconds: f64) -> String {
     let whole = seconds.floor() as i64;
     let millis = ((seconds - whole as f64) * 1000.0).round() as i64;
     let (days, rest) = (whole.div_euclid(86_400), whole.rem_euclid(86_400));
