@@ -90,6 +90,12 @@ impl KeyHash {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
 
+    /// A hash for examples and tests, the same on every run: blake3 of the byte `n`, the
+    /// hash of no key anyone can present.
+    pub fn example(n: u8) -> KeyHash {
+        KeyHash(*blake3::hash(&[n]).as_bytes())
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
