@@ -476,6 +476,34 @@ mod tests {
     }
 
     #[test]
+    fn every_event_type_round_trips_through_a_record_and_the_verifier() {
+        let mut verifier = ChainVerifier::default();
+        let mut prev = ChainHash::GENESIS;
+        for (event, seq) in Event::examples().into_iter().zip(1..) {
+            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let (stored, hash) = encode(&envelope, &event, prev);
+            let record =
+                verifier.verify_and_decode_next(&stored).unwrap_or_else(|e| panic!("{}: {e}", event.type_name()));
+            assert_eq!(record.event, event);
+            assert_eq!((record.seq, record.prev_hash, record.hash), (seq, prev, hash));
+            prev = hash;
+        }
+        assert_eq!(verifier.size(), Event::TYPE_NAMES.len() as u64);
+    }
+
+    #[test]
+    fn every_event_type_name_is_distinct_and_known_to_the_decoder() {
+        let names: std::collections::BTreeSet<&str> = Event::TYPE_NAMES.into_iter().collect();
+        assert_eq!(names.len(), Event::TYPE_NAMES.len(), "two event types share a name");
+        let data = RawValue::from_string("{}".to_owned()).unwrap();
+        for name in Event::TYPE_NAMES {
+            // An empty `data` is malformed for every type; an unknown type would be refused
+            // before its data is read.
+            assert!(matches!(upcast(1, name, 1, &data), Err(RecordError::Malformed(_))), "{name}");
+        }
+    }
+
+    #[test]
     fn junk_is_malformed_not_a_panic() {
         for junk in [&b""[..], b"{}", b"null", b"{\"seq\":1", &[0xff, 0xfe]] {
             assert!(decode(junk).is_err());
