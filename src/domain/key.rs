@@ -57,7 +57,7 @@ impl fmt::Debug for KeySecret {
 pub struct MalformedKey;
 
 /// The blake3 hash of a key: what the log and the permission view hold.
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct KeyHash([u8; 32]);
 

@@ -335,26 +335,48 @@ impl EventGroups {
 }
 
 /// The whole permission view.
+///
+/// Its maps are serialised in key order (see [`in_key_order`]), so that the same state
+/// always gives the same snapshot bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
+    #[serde(serialize_with = "in_key_order")]
     roles: HashMap<RoleId, Role>,
     role_order: Vec<RoleId>,
     /// The role first described by each lookalike key of a description.
+    #[serde(serialize_with = "in_key_order")]
     role_lookalikes: HashMap<Lookalike, RoleId>,
+    #[serde(serialize_with = "in_key_order")]
     users: HashMap<UserId, User>,
     user_order: Vec<UserId>,
     /// The user first named by each lookalike key of a name.
+    #[serde(serialize_with = "in_key_order")]
     user_lookalikes: HashMap<Lookalike, UserId>,
+    #[serde(serialize_with = "in_key_order")]
     groups: HashMap<GroupId, Group>,
     group_order: Vec<GroupId>,
     /// The groups that contain each event, directly or through a group nested below.
+    #[serde(serialize_with = "in_key_order")]
     groups_of_event: HashMap<EventId, EventGroups>,
     /// Each group's parent, by slot.
     group_parents: Vec<Option<u32>>,
     /// What a check needs of each user, by slot.
     user_checks: Vec<UserCheck>,
+    #[serde(serialize_with = "in_key_order")]
     keys: KeyMap,
     head: u64,
+}
+
+/// Serialises a map as a map, as serde does, but with its entries in key order rather
+/// than in the order of its hash table, which differs from run to run. Only the order of
+/// the entries changes, not the layout, so snapshots read back as before.
+fn in_key_order<K: Ord + Serialize, V: Serialize, H, S: serde::Serializer>(
+    map: &HashMap<K, V, H>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
 }
 
 impl State {
