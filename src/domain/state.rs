@@ -514,13 +514,8 @@ impl State {
     /// parent that is not in an earlier slot (unknown, or the group itself) is none.
     fn index_new_group(&mut self, group_id: &GroupId) {
         let Some(group) = self.groups.get(group_id) else { return };
-        let parent_slot = group
-            .parent
-            .as_ref()
-            .and_then(|id| self.groups.get(id))
-            .map(|parent| parent.slot)
-            .filter(|&slot| slot < group.slot);
-        self.group_parents.push(parent_slot);
+        let parent = group.parent.as_ref().and_then(|id| self.groups.get(id));
+        self.group_parents.push(parent.map(|parent| parent.slot).filter(|&slot| slot < group.slot));
     }
 
     /// Index upkeep of a user: recomputes the user's check entry from the user, their
