@@ -12,8 +12,9 @@
 //! `KLSNAP03` where a user was created by a recovery or, on another branch, the
 //! lookalike-name indexes, `KLSNAP04` the groups each event reaches through nesting,
 //! `KLSNAP05` all of these together), and a snapshot of another layout is refused before
-//! decoding
-//! rather than mis-decoded.
+//! decoding rather than mis-decoded. A test serialises a fixed state and compares its
+//! digest with `LAYOUT_DIGEST_FOR_MAGIC`, so a layout change cannot go in without both
+//! being bumped.
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
 //! function catalogue, and the log's record at its position has the chain hash it names;
@@ -32,6 +33,11 @@ use crate::log::ChainHash;
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
 const MAGIC: &[u8; 8] = b"KLSNAP05";
+/// blake3 of the magic and the body of a snapshot of a fixed state, for the test that
+/// fails when the layout changes: a change to the serialised `State` bumps [`MAGIC`] and
+/// records the new digest here (the test prints it).
+#[cfg(test)]
+const LAYOUT_DIGEST_FOR_MAGIC: &str = "d6f708d365b6ce85dccc3047b1a8f04b5e6165a5e7442b9479e21b179b6a64dc";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many snapshot files to keep; older ones are removed after a new one is written.
@@ -99,6 +105,23 @@ fn seq_of(path: &Path) -> Option<u64> {
     path.file_name()?.to_str()?.strip_prefix("snapshot-")?.strip_suffix(".bin")?.parse().ok()
 }
 
+/// A snapshot as it is serialised: [`Snapshot`] with the state borrowed.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    seq: u64,
+    head_hash: ChainHash,
+    last_at: Timestamp,
+    catalogue: [u8; 32],
+    state: &'a State,
+}
+
+impl SnapshotRef<'_> {
+    /// The body of the snapshot file: the snapshot in postcard.
+    fn body(&self) -> Result<Vec<u8>, SnapshotError> {
+        postcard::to_stdvec(self).map_err(|e| SnapshotError::Io(std::io::Error::other(e)))
+    }
+}
+
 /// Writes a snapshot durably into `dir` and removes all but the newest few.
 pub fn write(
     dir: &Path,
@@ -107,17 +130,8 @@ pub fn write(
     last_at: Timestamp,
     state: &State,
 ) -> Result<PathBuf, SnapshotError> {
-    #[derive(Serialize)]
-    struct SnapshotRef<'a> {
-        seq: u64,
-        head_hash: ChainHash,
-        last_at: Timestamp,
-        catalogue: [u8; 32],
-        state: &'a State,
-    }
     fs::create_dir_all(dir)?;
-    let body = postcard::to_stdvec(&SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state })
-        .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+    let body = SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state }.body()?;
     let path = dir.join(file_name(seq));
     let temporary = dir.join(format!("{}.tmp", file_name(seq)));
     {
@@ -195,7 +209,90 @@ pub fn latest(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Event, Position, UserId};
+    use crate::domain::Event;
+    use crate::domain::{EventAccess, EventId, GroupId, KeyHash, KeyId, KeyStatus, Position, RoleId, UserId};
+
+    /// A state that holds every kind of serialised field: users enabled and recovered,
+    /// with roles, event access by groups and to all events; a role with functions and a
+    /// holder; nested groups with events; keys active, replaced, revoked and used; and the
+    /// name indexes. It is [`Event::examples`] and a few events more, at fixed times.
+    fn state_with_every_kind_of_field() -> State {
+        let (user, group) = (UserId::example(1), GroupId::example(1));
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let more = [
+            Event::EventGroupCreated { group_id: GroupId::example(2), name: "Germany".into(), parent_id: Some(group) },
+            Event::EventAddedToGroup { group_id: GroupId::example(2), event_id: EventId::example(2) },
+            Event::RoleAssigned { user_id: user.clone(), role_id: RoleId::example(1) },
+            Event::KeyGenerated {
+                user_id: user.clone(),
+                key_id: KeyId::example(3),
+                key_hash: KeyHash::example(3),
+                expires_at: None,
+                replaced_key_id: None,
+                replaced_key_valid_until: None,
+            },
+            Event::KeyGenerated {
+                user_id: user.clone(),
+                key_id: KeyId::example(4),
+                key_hash: KeyHash::example(4),
+                expires_at: Some(at.plus_seconds(86_400)),
+                replaced_key_id: Some(KeyId::example(3)),
+                replaced_key_valid_until: Some(at.plus_seconds(3_600)),
+            },
+            Event::KeyUsageRecorded {
+                user_id: user,
+                key_id: KeyId::example(4),
+                allowed: 1,
+                refused: 0,
+                first_used_at: at,
+                last_used_at: at.plus_seconds(10),
+            },
+            Event::EventAccessSet { user_id: UserId::example(2), all_events: true, groups: vec![] },
+        ];
+        let mut state = State::default();
+        for (event, seq) in Event::examples().iter().chain(&more).zip(1..) {
+            state.apply(Position { seq, at: at.plus_seconds(seq) }, event);
+        }
+        state
+    }
+
+    #[test]
+    fn the_snapshot_layout_changes_only_with_a_new_magic() {
+        let state = state_with_every_kind_of_field();
+        let statuses: Vec<KeyStatus> = state.keys().map(|key| key.status()).collect();
+        assert!(statuses.contains(&KeyStatus::Active));
+        assert!(statuses.iter().any(|status| matches!(status, KeyStatus::Replaced { .. })));
+        assert!(statuses.iter().any(|status| matches!(status, KeyStatus::Revoked { .. })));
+        assert!(state.keys().any(|key| key.last_used_at().is_some()));
+        assert!(state.group(&GroupId::example(2)).unwrap().parent().is_some());
+        assert!(state.user(&UserId::example(2)).unwrap().recovered().is_some());
+        assert_eq!(state.user(&UserId::example(2)).unwrap().event_access(), &EventAccess::AllEvents);
+        assert!(state.role(&RoleId::example(1)).unwrap().holders().contains(&UserId::example(1)));
+        assert!(
+            state.role_by_description("api access").is_some() && state.user_named_like("RECOVERED ADMIN").is_some()
+        );
+
+        // The catalogue fingerprint is left out: a new function is not a new layout.
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let snapshot = SnapshotRef {
+            seq: state.head(),
+            head_hash: ChainHash::GENESIS,
+            last_at: at,
+            catalogue: [0; 32],
+            state: &state,
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(MAGIC);
+        hasher.update(&snapshot.body().unwrap());
+        let digest = hasher.finalize().to_hex().to_string();
+        assert!(
+            digest == LAYOUT_DIGEST_FOR_MAGIC,
+            "the serialised State of a fixed history changed: if its layout changed (a field added, removed, \
+             retyped or moved), bump MAGIC (now {}) and set LAYOUT_DIGEST_FOR_MAGIC to \"{digest}\"; if only the \
+             fixed history or the function catalogue's order did, set the digest alone",
+            String::from_utf8_lossy(MAGIC)
+        );
+    }
 
     fn state_with_a_user() -> State {
         let mut state = State::default();

@@ -8,12 +8,57 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventId, FunctionId, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId};
 
-/// Something that happened, as recorded in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum Event {
+/// Declares [`Event`] from one list of its variants, and with it what must stay in step
+/// with that list: [`Event::TYPE_NAMES`], [`Event::type_name`] and [`Event::subject`].
+///
+/// Each variant is written as `Name about field { fields }`, where `field` is the id of
+/// the role, user or group the event is about: its record's `subject`. The type name is
+/// the variant's name, which is also the `type` serde writes, so a record's `type` and
+/// [`Event::type_name`] cannot disagree.
+macro_rules! event_types {
+    ($(
+        $(#[$variant_doc:meta])*
+        $variant:ident about $subject:ident {
+            $( $(#[$field_doc:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    ),* $(,)?) => {
+        /// Something that happened, as recorded in the log.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum Event {
+            $(
+                $(#[$variant_doc])*
+                $variant {
+                    $( $(#[$field_doc])* $field: $ty, )*
+                },
+            )*
+        }
+
+        impl Event {
+            /// Every event type this build knows, as written in records, in the order
+            /// they are declared.
+            pub const TYPE_NAMES: [&'static str; [$(stringify!($variant)),*].len()] = [$(stringify!($variant)),*];
+
+            /// The event's type, as written in the record's `type` field.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $( Event::$variant { .. } => stringify!($variant), )*
+                }
+            }
+
+            /// The id of the role, user or group the event is about.
+            pub fn subject(&self) -> &str {
+                match self {
+                    $( Event::$variant { $subject, .. } => $subject.as_str(), )*
+                }
+            }
+        }
+    };
+}
+
+event_types! {
     /// A user was created, enabled, with no roles, no event access and no key.
-    UserCreated {
+    UserCreated about user_id {
         /// The new user.
         user_id: UserId,
         /// The user's display name.
@@ -22,52 +67,52 @@ pub enum Event {
         email: Option<String>,
     },
     /// A user was disabled: none of their keys passes a check.
-    UserDisabled {
+    UserDisabled about user_id {
         /// The user.
         user_id: UserId,
     },
     /// A disabled user was enabled again.
-    UserEnabled {
+    UserEnabled about user_id {
         /// The user.
         user_id: UserId,
     },
     /// A role was created with no functions.
-    RoleCreated {
+    RoleCreated about role_id {
         /// The new role.
         role_id: RoleId,
         /// The role's description, unique case-insensitively.
         description: String,
     },
     /// A function was activated on a role.
-    FunctionActivated {
+    FunctionActivated about role_id {
         /// The role.
         role_id: RoleId,
         /// The function now active on it.
         function: FunctionId,
     },
     /// A function was deactivated on a role.
-    FunctionDeactivated {
+    FunctionDeactivated about role_id {
         /// The role.
         role_id: RoleId,
         /// The function no longer active on it.
         function: FunctionId,
     },
     /// A role was assigned to a user.
-    RoleAssigned {
+    RoleAssigned about user_id {
         /// The user.
         user_id: UserId,
         /// The role they now hold.
         role_id: RoleId,
     },
     /// A role was taken away from a user.
-    RoleUnassigned {
+    RoleUnassigned about user_id {
         /// The user.
         user_id: UserId,
         /// The role they no longer hold.
         role_id: RoleId,
     },
     /// An event access group was created, empty.
-    EventGroupCreated {
+    EventGroupCreated about group_id {
         /// The new group.
         group_id: GroupId,
         /// The group's name, unique among its siblings.
@@ -76,21 +121,21 @@ pub enum Event {
         parent_id: Option<GroupId>,
     },
     /// An event was added to a group.
-    EventAddedToGroup {
+    EventAddedToGroup about group_id {
         /// The group.
         group_id: GroupId,
         /// The platform event.
         event_id: EventId,
     },
     /// An event was removed from a group.
-    EventRemovedFromGroup {
+    EventRemovedFromGroup about group_id {
         /// The group.
         group_id: GroupId,
         /// The platform event.
         event_id: EventId,
     },
     /// A user's event access was replaced.
-    EventAccessSet {
+    EventAccessSet about user_id {
         /// The user.
         user_id: UserId,
         /// Whether the user may access every event.
@@ -101,7 +146,7 @@ pub enum Event {
     /// A key was generated for a user, replacing their previous key.
     ///
     /// It holds the key's hash, never its secret.
-    KeyGenerated {
+    KeyGenerated about user_id {
         /// The user the key authenticates.
         user_id: UserId,
         /// The key's public id.
@@ -116,7 +161,7 @@ pub enum Event {
         replaced_key_valid_until: Option<Timestamp>,
     },
     /// A key was revoked: it passes no check from now on.
-    KeyRevoked {
+    KeyRevoked about user_id {
         /// The user the key belonged to.
         user_id: UserId,
         /// The revoked key.
@@ -129,7 +174,7 @@ pub enum Event {
     /// key per window; the ones left out are counted in `suppressed` of the next one
     /// recorded for the same key, so the trail shows escalation attempts without letting
     /// a caller flood it.
-    AdminAccessDenied {
+    AdminAccessDenied about user_id {
         /// The user whose key was refused; also the record's actor.
         user_id: UserId,
         /// The key that was refused.
@@ -150,7 +195,7 @@ pub enum Event {
     /// Checks stay in memory; a background task records one of these per key that was
     /// used since the last one. It changes no permission and no version; it sets the key's
     /// last use.
-    KeyUsageRecorded {
+    KeyUsageRecorded about user_id {
         /// The key's user.
         user_id: UserId,
         /// The key.
@@ -171,7 +216,7 @@ pub enum Event {
     /// series of ordinary changes; nothing that existed before is changed.
     ///
     /// Only the system records it (never a user's request).
-    AdministratorRecovered {
+    AdministratorRecovered about user_id {
         /// The new administrator.
         user_id: UserId,
         /// Its display name.
@@ -190,75 +235,97 @@ pub enum Event {
 }
 
 impl Event {
-    /// Every event type this build knows, as written in records.
-    pub const TYPE_NAMES: [&'static str; 17] = [
-        "UserCreated",
-        "UserDisabled",
-        "UserEnabled",
-        "RoleCreated",
-        "FunctionActivated",
-        "FunctionDeactivated",
-        "RoleAssigned",
-        "RoleUnassigned",
-        "EventGroupCreated",
-        "EventAddedToGroup",
-        "EventRemovedFromGroup",
-        "EventAccessSet",
-        "KeyGenerated",
-        "KeyRevoked",
-        "AdminAccessDenied",
-        "KeyUsageRecorded",
-        "AdministratorRecovered",
-    ];
-
-    /// The event's type, as written in the record's `type` field.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::UserCreated { .. } => "UserCreated",
-            Event::UserDisabled { .. } => "UserDisabled",
-            Event::UserEnabled { .. } => "UserEnabled",
-            Event::RoleCreated { .. } => "RoleCreated",
-            Event::FunctionActivated { .. } => "FunctionActivated",
-            Event::FunctionDeactivated { .. } => "FunctionDeactivated",
-            Event::RoleAssigned { .. } => "RoleAssigned",
-            Event::RoleUnassigned { .. } => "RoleUnassigned",
-            Event::EventGroupCreated { .. } => "EventGroupCreated",
-            Event::EventAddedToGroup { .. } => "EventAddedToGroup",
-            Event::EventRemovedFromGroup { .. } => "EventRemovedFromGroup",
-            Event::EventAccessSet { .. } => "EventAccessSet",
-            Event::KeyGenerated { .. } => "KeyGenerated",
-            Event::KeyRevoked { .. } => "KeyRevoked",
-            Event::AdminAccessDenied { .. } => "AdminAccessDenied",
-            Event::KeyUsageRecorded { .. } => "KeyUsageRecorded",
-            Event::AdministratorRecovered { .. } => "AdministratorRecovered",
-        }
-    }
-
     /// The schema version this build writes for the event's type.
     pub fn schema_version(&self) -> u32 {
         1
     }
 
-    /// The id of the role, user or group the event is about.
-    pub fn subject(&self) -> &str {
-        match self {
-            Event::UserCreated { user_id, .. }
-            | Event::UserDisabled { user_id }
-            | Event::UserEnabled { user_id }
-            | Event::RoleAssigned { user_id, .. }
-            | Event::RoleUnassigned { user_id, .. }
-            | Event::EventAccessSet { user_id, .. }
-            | Event::KeyGenerated { user_id, .. }
-            | Event::KeyRevoked { user_id, .. }
-            | Event::AdminAccessDenied { user_id, .. }
-            | Event::KeyUsageRecorded { user_id, .. }
-            | Event::AdministratorRecovered { user_id, .. } => user_id.as_str(),
-            Event::RoleCreated { role_id, .. }
-            | Event::FunctionActivated { role_id, .. }
-            | Event::FunctionDeactivated { role_id, .. } => role_id.as_str(),
-            Event::EventGroupCreated { group_id, .. }
-            | Event::EventAddedToGroup { group_id, .. }
-            | Event::EventRemovedFromGroup { group_id, .. } => group_id.as_str(),
+    /// One example of every event type, in the order of [`Event::TYPE_NAMES`], with the
+    /// same ids and times on every run.
+    ///
+    /// Applied in order to an empty state they are a coherent history: a user disabled
+    /// and enabled again, a role given a function and assigned, a group with an event, a
+    /// key generated, used and revoked, and an administrator recovered. The record
+    /// round-trip test, the fuzz seeds and the snapshot layout test are all made from
+    /// them, so a new event type is covered by all three once it has its example here
+    /// (a test fails until it has).
+    pub fn examples() -> Vec<Event> {
+        let user_id = UserId::example(1);
+        let role_id = RoleId::example(1);
+        let group_id = GroupId::example(1);
+        let key_id = KeyId::example(1);
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        vec![
+            Event::UserCreated {
+                user_id: user_id.clone(),
+                name: "Ticket shop \"EU\" é".to_owned(),
+                email: Some("api@example.com".to_owned()),
+            },
+            Event::UserDisabled { user_id: user_id.clone() },
+            Event::UserEnabled { user_id: user_id.clone() },
+            Event::RoleCreated { role_id: role_id.clone(), description: "API Access".to_owned() },
+            Event::FunctionActivated { role_id: role_id.clone(), function: FunctionId::USERS_READ },
+            Event::FunctionDeactivated { role_id: role_id.clone(), function: FunctionId::ROLES_READ },
+            Event::RoleAssigned { user_id: user_id.clone(), role_id: role_id.clone() },
+            Event::RoleUnassigned { user_id: user_id.clone(), role_id: role_id.clone() },
+            Event::EventGroupCreated { group_id: group_id.clone(), name: "Europe".to_owned(), parent_id: None },
+            Event::EventAddedToGroup { group_id: group_id.clone(), event_id: EventId::example(1) },
+            Event::EventRemovedFromGroup { group_id: group_id.clone(), event_id: EventId::example(1) },
+            Event::EventAccessSet { user_id: user_id.clone(), all_events: false, groups: vec![group_id] },
+            Event::KeyGenerated {
+                user_id: user_id.clone(),
+                key_id: key_id.clone(),
+                key_hash: KeyHash::example(1),
+                expires_at: Some(at.plus_seconds(86_400)),
+                replaced_key_id: None,
+                replaced_key_valid_until: None,
+            },
+            Event::KeyRevoked { user_id: user_id.clone(), key_id: key_id.clone() },
+            Event::AdminAccessDenied {
+                user_id: user_id.clone(),
+                key_id: key_id.clone(),
+                operation: "createRole".to_owned(),
+                function: FunctionId::ROLES_MANAGE,
+                target: Some(RoleId::example(1).to_string()),
+                suppressed: 2,
+            },
+            Event::KeyUsageRecorded {
+                user_id,
+                key_id,
+                allowed: 7,
+                refused: 1,
+                first_used_at: at,
+                last_used_at: at.plus_seconds(60),
+            },
+            Event::AdministratorRecovered {
+                user_id: UserId::example(2),
+                name: "Recovered admin".to_owned(),
+                role_id: RoleId::example(2),
+                role_description: "Recovered administration".to_owned(),
+                key_id: KeyId::example(2),
+                key_hash: KeyHash::example(2),
+                reason: "The last administrator left".to_owned(),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_one_example_in_declaration_order() {
+        let names: Vec<&str> = Event::examples().iter().map(Event::type_name).collect();
+        assert_eq!(names, Event::TYPE_NAMES, "Event::examples() needs one example of each type, in order");
+    }
+
+    #[test]
+    fn every_example_names_its_subject_and_serialises_with_its_type_as_the_tag() {
+        for event in Event::examples() {
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["type"], event.type_name());
+            assert!(json["data"].as_object().unwrap().values().any(|value| value == event.subject()), "{json}");
         }
     }
 }

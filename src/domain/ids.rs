@@ -55,6 +55,12 @@ macro_rules! minted_id {
                 Self(mint($prefix, rng))
             }
 
+            /// A well-formed id for examples and tests: the prefix and `n` as 16
+            /// hexadecimal digits, so that it is the same on every run.
+            pub fn example(n: u64) -> Self {
+                Self(format!("{}{n:016x}", $prefix))
+            }
+
             /// The id as a string slice.
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -121,6 +127,11 @@ impl EventId {
             && value.len() <= Self::MAX_LEN
             && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-'));
         if well_formed { Ok(Self(value.to_owned())) } else { Err(InvalidEventId) }
+    }
+
+    /// A well-formed event id for examples and tests: `event-` and `n`.
+    pub fn example(n: u64) -> Self {
+        Self(format!("event-{n}"))
     }
 
     /// The id as a string slice.

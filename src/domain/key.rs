@@ -57,7 +57,7 @@ impl fmt::Debug for KeySecret {
 pub struct MalformedKey;
 
 /// The blake3 hash of a key: what the log and the permission view hold.
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct KeyHash([u8; 32]);
 
@@ -88,6 +88,12 @@ impl KeyHash {
     /// The hash as 64 lowercase hexadecimal characters.
     pub fn to_hex(self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// A hash for examples and tests, the same on every run: blake3 of the byte `n`, the
+    /// hash of no key anyone can present.
+    pub fn example(n: u8) -> KeyHash {
+        KeyHash(*blake3::hash(&[n]).as_bytes())
     }
 
     /// The raw 32 bytes.

@@ -334,27 +334,64 @@ impl EventGroups {
     }
 }
 
+/// A change of an event's membership of the group in a slot, for the check index.
+#[derive(Debug, Clone, Copy)]
+enum MembershipChange {
+    /// The event was added to the group.
+    Added(u32),
+    /// The event was removed from the group.
+    Removed(u32),
+}
+
+/// Slots sorted, as the check index keeps them for binary search.
+fn sorted_slots(mut slots: Vec<u32>) -> Box<[u32]> {
+    slots.sort_unstable();
+    slots.into_boxed_slice()
+}
+
 /// The whole permission view.
+///
+/// Its maps are serialised in key order (see `in_key_order`), so that the same state
+/// always gives the same snapshot bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
+    #[serde(serialize_with = "in_key_order")]
     roles: HashMap<RoleId, Role>,
     role_order: Vec<RoleId>,
     /// The role first described by each lookalike key of a description.
+    #[serde(serialize_with = "in_key_order")]
     role_lookalikes: HashMap<Lookalike, RoleId>,
+    #[serde(serialize_with = "in_key_order")]
     users: HashMap<UserId, User>,
     user_order: Vec<UserId>,
     /// The user first named by each lookalike key of a name.
+    #[serde(serialize_with = "in_key_order")]
     user_lookalikes: HashMap<Lookalike, UserId>,
+    #[serde(serialize_with = "in_key_order")]
     groups: HashMap<GroupId, Group>,
     group_order: Vec<GroupId>,
     /// The groups that contain each event, directly or through a group nested below.
+    #[serde(serialize_with = "in_key_order")]
     groups_of_event: HashMap<EventId, EventGroups>,
     /// Each group's parent, by slot.
     group_parents: Vec<Option<u32>>,
     /// What a check needs of each user, by slot.
     user_checks: Vec<UserCheck>,
+    #[serde(serialize_with = "in_key_order")]
     keys: KeyMap,
     head: u64,
+}
+
+/// Serialises a map as a map, as serde does, but with its entries in key order rather
+/// than in the order of its hash table, which differs from run to run. Only the order of
+/// the entries changes, not the layout, so snapshots read back as before.
+fn in_key_order<K: Ord + Serialize, V: Serialize, H, S: serde::Serializer>(
+    map: &HashMap<K, V, H>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
 }
 
 impl State {
@@ -450,176 +487,159 @@ impl State {
         few.iter().any(|slot| many.binary_search(slot).is_ok())
     }
 
-    fn refresh_functions(&mut self, user_id: &UserId) {
+    /// Index upkeep of a new user: its check entry, in the next slot, and its name in the
+    /// lookalike index.
+    fn index_new_user(&mut self, user_id: &UserId) {
+        let Some(user) = self.users.get(user_id) else { return };
+        // A log written before names had to look different may hold lookalikes; each key
+        // keeps naming the first of them.
+        for key in Lookalike::keys_of(&user.name) {
+            self.user_lookalikes.entry(key).or_insert_with(|| user_id.clone());
+        }
+        self.reindex_user(user_id);
+    }
+
+    /// Index upkeep of a new role: its description in the lookalike index.
+    fn index_new_role(&mut self, role_id: &RoleId) {
+        let Some(role) = self.roles.get(role_id) else { return };
+        // A log written before descriptions had to look different may hold lookalikes;
+        // each key keeps naming the first of them.
+        for key in Lookalike::keys_of(&role.description) {
+            self.role_lookalikes.entry(key).or_insert_with(|| role_id.clone());
+        }
+    }
+
+    /// Index upkeep of a new group: its parent's slot, in the group's slot. Groups never
+    /// move, so this is set once. A parent is always created before its child, so a
+    /// parent that is not in an earlier slot (unknown, or the group itself) is none.
+    fn index_new_group(&mut self, group_id: &GroupId) {
+        let Some(group) = self.groups.get(group_id) else { return };
+        let parent = group.parent.as_ref().and_then(|id| self.groups.get(id));
+        self.group_parents.push(parent.map(|parent| parent.slot).filter(|&slot| slot < group.slot));
+    }
+
+    /// Index upkeep of a user: recomputes the user's check entry from the user, their
+    /// roles and the groups they were given. A new user's entry is added in its slot.
+    fn reindex_user(&mut self, user_id: &UserId) {
         let Some(user) = self.users.get(user_id) else { return };
         let functions = user
             .roles
             .iter()
             .filter_map(|id| self.roles.get(id))
             .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions));
-        if let Some(check) = self.user_checks.get_mut(user.slot as usize) {
-            check.functions = functions;
+        let groups = match &user.event_access {
+            EventAccess::AllEvents => Vec::new(),
+            EventAccess::Groups(groups) => groups.iter().filter_map(|id| self.groups.get(id)).map(|g| g.slot).collect(),
+        };
+        let check = UserCheck {
+            enabled: user.enabled,
+            functions,
+            all_events: user.event_access == EventAccess::AllEvents,
+            groups: sorted_slots(groups),
+        };
+        match self.user_checks.get_mut(user.slot as usize) {
+            Some(entry) => *entry = check,
+            None => self.user_checks.push(check),
         }
     }
 
-    fn refresh_holders(&mut self, role_id: &RoleId) {
+    /// Index upkeep of a role's functions: every holder's check entry.
+    fn reindex_role_holders(&mut self, role_id: &RoleId) {
         let holders: Vec<UserId> =
             self.roles.get(role_id).map(|role| role.holders.iter().cloned().collect()).unwrap_or_default();
         for holder in &holders {
-            self.refresh_functions(holder);
+            self.reindex_user(holder);
         }
     }
 
-    fn user_check_mut(&mut self, user_id: &UserId) -> Option<&mut UserCheck> {
-        let slot = self.users.get(user_id)?.slot;
-        self.user_checks.get_mut(slot as usize)
+    /// Index upkeep of an event's groups, after it was added to or removed from the group
+    /// in a slot.
+    fn reindex_event(&mut self, event_id: &EventId, change: MembershipChange) {
+        match change {
+            MembershipChange::Added(slot) => {
+                let groups = self.groups_of_event.entry(event_id.clone()).or_default();
+                groups.direct.push(slot);
+                groups.refresh(&self.group_parents);
+            }
+            MembershipChange::Removed(slot) => {
+                let Some(groups) = self.groups_of_event.get_mut(event_id) else { return };
+                groups.direct.retain(|&member| member != slot);
+                if groups.direct.is_empty() {
+                    self.groups_of_event.remove(event_id);
+                } else {
+                    groups.refresh(&self.group_parents);
+                }
+            }
+        }
     }
 
     /// Changes the state by one event. Events come from the log, which only holds events
     /// that `decide` produced, so an event naming something unknown is ignored rather than
     /// trusted: replay never panics on a record.
+    ///
+    /// Each arm changes the entities, then calls the upkeep of the check index (and name
+    /// index) of what it changed: `reindex_user`, `reindex_role_holders`,
+    /// `reindex_event`, or the `index_new_*` of a new user, role or group. It is one arm
+    /// of a few lines per event type, which makes it longer than 80 lines; split, it would
+    /// no longer show in one place what each event changes.
     pub fn apply(&mut self, position: Position, event: &Event) {
         self.head = position.seq;
         match event {
             Event::UserCreated { user_id, name, email } => {
-                if self.users.contains_key(user_id) {
-                    return;
-                }
-                let slot = u32::try_from(self.user_checks.len()).unwrap_or(u32::MAX);
-                self.user_checks.push(UserCheck {
-                    enabled: true,
-                    functions: FunctionSet::EMPTY,
-                    all_events: false,
-                    groups: Box::default(),
-                });
-                let user = User {
-                    id: user_id.clone(),
-                    slot,
-                    name: name.clone(),
-                    email: email.clone(),
-                    enabled: true,
-                    roles: BTreeSet::new(),
-                    event_access: EventAccess::default(),
-                    current_key: None,
-                    grace_key: None,
-                    created: position,
-                    version: position.seq,
-                    recovered: None,
-                };
-                if self.users.insert(user_id.clone(), user).is_none() {
-                    self.user_order.push(user_id.clone());
-                }
-                // A log written before names had to look different may hold lookalikes;
-                // each key keeps naming the first of them.
-                for key in Lookalike::keys_of(name) {
-                    self.user_lookalikes.entry(key).or_insert_with(|| user_id.clone());
+                if !self.users.contains_key(user_id) {
+                    self.create_user(position, user_id, name, email.clone());
+                    self.index_new_user(user_id);
                 }
             }
             Event::UserDisabled { user_id } => {
                 self.touch_user(user_id, position, |user| user.enabled = false);
-                if let Some(check) = self.user_check_mut(user_id) {
-                    check.enabled = false;
-                }
+                self.reindex_user(user_id);
             }
             Event::UserEnabled { user_id } => {
                 self.touch_user(user_id, position, |user| user.enabled = true);
-                if let Some(check) = self.user_check_mut(user_id) {
-                    check.enabled = true;
-                }
+                self.reindex_user(user_id);
             }
             Event::RoleCreated { role_id, description } => {
-                let role = Role {
-                    id: role_id.clone(),
-                    description: description.clone(),
-                    functions: FunctionSet::EMPTY,
-                    holders: BTreeSet::new(),
-                    created: position,
-                    version: position.seq,
-                };
-                if self.roles.insert(role_id.clone(), role).is_none() {
-                    self.role_order.push(role_id.clone());
-                }
-                // A log written before descriptions had to look different may hold
-                // lookalikes; each key keeps naming the first of them.
-                for key in Lookalike::keys_of(description) {
-                    self.role_lookalikes.entry(key).or_insert_with(|| role_id.clone());
-                }
+                self.create_role(position, role_id, description);
+                self.index_new_role(role_id);
             }
             Event::FunctionActivated { role_id, function } => {
                 self.touch_role(role_id, position, |role| role.functions.insert(*function));
-                self.refresh_holders(role_id);
+                self.reindex_role_holders(role_id);
             }
             Event::FunctionDeactivated { role_id, function } => {
                 self.touch_role(role_id, position, |role| role.functions.remove(*function));
-                self.refresh_holders(role_id);
+                self.reindex_role_holders(role_id);
             }
             Event::RoleAssigned { user_id, role_id } => {
-                self.touch_user(user_id, position, |user| {
-                    user.roles.insert(role_id.clone());
-                });
-                self.touch_role(role_id, position, |role| {
-                    role.holders.insert(user_id.clone());
-                });
-                self.refresh_functions(user_id);
+                self.touch_user(user_id, position, |user| user.roles.insert(role_id.clone()));
+                self.touch_role(role_id, position, |role| role.holders.insert(user_id.clone()));
+                self.reindex_user(user_id);
             }
             Event::RoleUnassigned { user_id, role_id } => {
-                self.touch_user(user_id, position, |user| {
-                    user.roles.remove(role_id);
-                });
-                self.touch_role(role_id, position, |role| {
-                    role.holders.remove(user_id);
-                });
-                self.refresh_functions(user_id);
+                self.touch_user(user_id, position, |user| user.roles.remove(role_id));
+                self.touch_role(role_id, position, |role| role.holders.remove(user_id));
+                self.reindex_user(user_id);
             }
             Event::EventGroupCreated { group_id, name, parent_id } => {
-                if self.groups.contains_key(group_id) {
-                    return;
-                }
-                let slot = u32::try_from(self.group_parents.len()).unwrap_or(u32::MAX);
-                let parent_slot = parent_id.as_ref().and_then(|id| self.groups.get(id)).map(|parent| parent.slot);
-                self.group_parents.push(parent_slot);
-                let group = Group {
-                    id: group_id.clone(),
-                    slot,
-                    name: name.clone(),
-                    parent: parent_id.clone(),
-                    children: BTreeSet::new(),
-                    events: BTreeSet::new(),
-                    created: position,
-                    version: position.seq,
-                };
-                if self.groups.insert(group_id.clone(), group).is_none() {
-                    self.group_order.push(group_id.clone());
-                }
-                if let Some(parent) = parent_id {
-                    self.touch_group(parent, position, |parent| {
-                        parent.children.insert(group_id.clone());
-                    });
+                if !self.groups.contains_key(group_id) {
+                    self.create_group(position, group_id, name, parent_id.as_ref());
+                    self.index_new_group(group_id);
                 }
             }
             Event::EventAddedToGroup { group_id, event_id } => {
-                let mut added = None;
-                self.touch_group(group_id, position, |group| {
-                    added = group.events.insert(event_id.clone()).then_some(group.slot);
+                let added = self.touch_group(group_id, position, |group| {
+                    group.events.insert(event_id.clone()).then_some(group.slot)
                 });
-                if let Some(slot) = added {
-                    let groups = self.groups_of_event.entry(event_id.clone()).or_default();
-                    groups.direct.push(slot);
-                    groups.refresh(&self.group_parents);
+                if let Some(slot) = added.flatten() {
+                    self.reindex_event(event_id, MembershipChange::Added(slot));
                 }
             }
             Event::EventRemovedFromGroup { group_id, event_id } => {
-                let mut removed = None;
-                self.touch_group(group_id, position, |group| {
-                    removed = group.events.remove(event_id).then_some(group.slot);
-                });
-                if let Some((slot, groups)) = removed.zip(self.groups_of_event.get_mut(event_id)) {
-                    groups.direct.retain(|&member| member != slot);
-                    if groups.direct.is_empty() {
-                        self.groups_of_event.remove(event_id);
-                    } else {
-                        groups.refresh(&self.group_parents);
-                    }
+                let removed =
+                    self.touch_group(group_id, position, |group| group.events.remove(event_id).then_some(group.slot));
+                if let Some(slot) = removed.flatten() {
+                    self.reindex_event(event_id, MembershipChange::Removed(slot));
                 }
             }
             Event::EventAccessSet { user_id, all_events, groups } => {
@@ -628,18 +648,8 @@ impl State {
                 } else {
                     EventAccess::Groups(groups.iter().cloned().collect())
                 };
-                let mut slots: Vec<u32> = match &access {
-                    EventAccess::AllEvents => Vec::new(),
-                    EventAccess::Groups(groups) => {
-                        groups.iter().filter_map(|id| self.groups.get(id)).map(|g| g.slot).collect()
-                    }
-                };
-                slots.sort_unstable();
-                if let Some(check) = self.user_check_mut(user_id) {
-                    check.all_events = *all_events;
-                    check.groups = slots.into_boxed_slice();
-                }
                 self.touch_user(user_id, position, |user| user.event_access = access);
+                self.reindex_user(user_id);
             }
             Event::KeyGenerated {
                 user_id,
@@ -649,23 +659,7 @@ impl State {
                 replaced_key_id: _,
                 replaced_key_valid_until,
             } => self.apply_key_generated(position, user_id, key_id, *key_hash, *expires_at, *replaced_key_valid_until),
-            Event::KeyRevoked { user_id, key_id } => {
-                let mut revoked = None;
-                if let Some(user) = self.users.get_mut(user_id) {
-                    user.version = position.seq;
-                    for slot in [&mut user.current_key, &mut user.grace_key] {
-                        if let Some(hash) = *slot
-                            && self.keys.get(&hash).is_some_and(|key| key.id == *key_id)
-                        {
-                            *slot = None;
-                            revoked = Some(hash);
-                        }
-                    }
-                }
-                if let Some(key) = revoked.and_then(|hash| self.keys.get_mut(&hash)) {
-                    key.status = KeyStatus::Revoked { at: position.at };
-                }
-            }
+            Event::KeyRevoked { user_id, key_id } => self.apply_key_revoked(position, user_id, key_id),
             // A record of a refusal: it changes no permission and no version.
             Event::AdminAccessDenied { .. } => {}
             Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
@@ -674,6 +668,78 @@ impl State {
             Event::AdministratorRecovered { user_id, name, role_id, role_description, key_id, key_hash, reason: _ } => {
                 self.apply_recovery(position, user_id, name, role_id, role_description, key_id, *key_hash);
             }
+        }
+    }
+
+    fn create_user(&mut self, position: Position, user_id: &UserId, name: &str, email: Option<String>) {
+        let user = User {
+            id: user_id.clone(),
+            slot: u32::try_from(self.user_checks.len()).unwrap_or(u32::MAX),
+            name: name.to_owned(),
+            email,
+            enabled: true,
+            roles: BTreeSet::new(),
+            event_access: EventAccess::default(),
+            current_key: None,
+            grace_key: None,
+            created: position,
+            version: position.seq,
+            recovered: None,
+        };
+        if self.users.insert(user_id.clone(), user).is_none() {
+            self.user_order.push(user_id.clone());
+        }
+    }
+
+    /// A role id that exists already is replaced, keeping its place in the order.
+    fn create_role(&mut self, position: Position, role_id: &RoleId, description: &str) {
+        let role = Role {
+            id: role_id.clone(),
+            description: description.to_owned(),
+            functions: FunctionSet::EMPTY,
+            holders: BTreeSet::new(),
+            created: position,
+            version: position.seq,
+        };
+        if self.roles.insert(role_id.clone(), role).is_none() {
+            self.role_order.push(role_id.clone());
+        }
+    }
+
+    fn create_group(&mut self, position: Position, group_id: &GroupId, name: &str, parent_id: Option<&GroupId>) {
+        let group = Group {
+            id: group_id.clone(),
+            slot: u32::try_from(self.group_parents.len()).unwrap_or(u32::MAX),
+            name: name.to_owned(),
+            parent: parent_id.cloned(),
+            children: BTreeSet::new(),
+            events: BTreeSet::new(),
+            created: position,
+            version: position.seq,
+        };
+        if self.groups.insert(group_id.clone(), group).is_none() {
+            self.group_order.push(group_id.clone());
+        }
+        if let Some(parent) = parent_id {
+            self.touch_group(parent, position, |parent| parent.children.insert(group_id.clone()));
+        }
+    }
+
+    fn apply_key_revoked(&mut self, position: Position, user_id: &UserId, key_id: &KeyId) {
+        let mut revoked = None;
+        if let Some(user) = self.users.get_mut(user_id) {
+            user.version = position.seq;
+            for slot in [&mut user.current_key, &mut user.grace_key] {
+                if let Some(hash) = *slot
+                    && self.keys.get(&hash).is_some_and(|key| key.id == *key_id)
+                {
+                    *slot = None;
+                    revoked = Some(hash);
+                }
+            }
+        }
+        if let Some(key) = revoked.and_then(|hash| self.keys.get_mut(&hash)) {
+            key.status = KeyStatus::Revoked { at: position.at };
         }
     }
 
@@ -778,25 +844,28 @@ impl State {
         self.keys.insert(key_hash, key);
     }
 
-    fn touch_user(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User)) {
-        if let Some(user) = self.users.get_mut(id) {
-            change(user);
-            user.version = position.seq;
-        }
+    /// Changes a user and sets its version; `None` if there is no such user.
+    fn touch_user<R>(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User) -> R) -> Option<R> {
+        let user = self.users.get_mut(id)?;
+        let result = change(user);
+        user.version = position.seq;
+        Some(result)
     }
 
-    fn touch_role(&mut self, id: &RoleId, position: Position, change: impl FnOnce(&mut Role)) {
-        if let Some(role) = self.roles.get_mut(id) {
-            change(role);
-            role.version = position.seq;
-        }
+    /// Changes a role and sets its version; `None` if there is no such role.
+    fn touch_role<R>(&mut self, id: &RoleId, position: Position, change: impl FnOnce(&mut Role) -> R) -> Option<R> {
+        let role = self.roles.get_mut(id)?;
+        let result = change(role);
+        role.version = position.seq;
+        Some(result)
     }
 
-    fn touch_group(&mut self, id: &GroupId, position: Position, change: impl FnOnce(&mut Group)) {
-        if let Some(group) = self.groups.get_mut(id) {
-            change(group);
-            group.version = position.seq;
-        }
+    /// Changes a group and sets its version; `None` if there is no such group.
+    fn touch_group<R>(&mut self, id: &GroupId, position: Position, change: impl FnOnce(&mut Group) -> R) -> Option<R> {
+        let group = self.groups.get_mut(id)?;
+        let result = change(group);
+        group.version = position.seq;
+        Some(result)
     }
 }
 

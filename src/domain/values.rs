@@ -103,7 +103,7 @@ fn is_control_or_format(c: char) -> bool {
 ///
 /// The keys are hashes so that the index of every user's names stays small; a collision
 /// of 128-bit hashes is as unlikely as one of key hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Lookalike([u8; 16]);
 
 impl Lookalike {

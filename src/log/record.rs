@@ -476,6 +476,90 @@ mod tests {
     }
 
     #[test]
+    fn every_event_type_round_trips_through_a_record_and_the_verifier() {
+        let mut verifier = ChainVerifier::default();
+        let mut prev = ChainHash::GENESIS;
+        for (event, seq) in Event::examples().into_iter().zip(1..) {
+            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let (stored, hash) = encode(&envelope, &event, prev);
+            let record =
+                verifier.verify_and_decode_next(&stored).unwrap_or_else(|e| panic!("{}: {e}", event.type_name()));
+            assert_eq!(record.event, event);
+            assert_eq!((record.seq, record.prev_hash, record.hash), (seq, prev, hash));
+            prev = hash;
+        }
+        assert_eq!(verifier.size(), Event::TYPE_NAMES.len() as u64);
+    }
+
+    #[test]
+    fn every_event_type_name_is_distinct_and_known_to_the_decoder() {
+        let names: std::collections::BTreeSet<&str> = Event::TYPE_NAMES.into_iter().collect();
+        assert_eq!(names.len(), Event::TYPE_NAMES.len(), "two event types share a name");
+        let data = RawValue::from_string("{}".to_owned()).unwrap();
+        for name in Event::TYPE_NAMES {
+            // An empty `data` is malformed for every type; an unknown type would be refused
+            // before its data is read.
+            assert!(matches!(upcast(1, name, 1, &data), Err(RecordError::Malformed(_))), "{name}");
+        }
+    }
+
+    /// The record decoder's fuzz seeds: one record of each event type in a file of its
+    /// own, named `NN-Type` after its sequence number, and all of them chained in one log.
+    const RECORD_SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/record_decoder");
+    const SEED_LOG: &str = "log-of-every-event-type";
+
+    /// Fails when the fuzz seeds lack a record of some event type, so that the fuzzer
+    /// starts from every type's decoder. With `KEYLEDGER_UPDATE_SEEDS=1` it writes the
+    /// missing records instead, from [`Event::examples`], chained onto the seed log.
+    #[test]
+    fn the_fuzz_seeds_hold_a_record_of_every_event_type() {
+        let dir = std::path::Path::new(RECORD_SEEDS);
+        let log_text = std::fs::read_to_string(dir.join(SEED_LOG)).unwrap();
+        let mut verifier = ChainVerifier::default();
+        let mut last_at = Timestamp::from_unix_millis(0);
+        for (line, seq) in log_text.split('\n').zip(1..) {
+            let record = verifier.verify_and_decode_next(&StoredRecord { seq, bytes: line.as_bytes().to_vec() });
+            let record = record.unwrap_or_else(|e| panic!("{SEED_LOG} line {seq}: {e}"));
+            let own_file = dir.join(format!("{seq:02}-{}", record.event.type_name()));
+            assert_eq!(
+                std::fs::read_to_string(&own_file).unwrap(),
+                line,
+                "{} differs from the log",
+                own_file.display()
+            );
+            last_at = record.at;
+        }
+        let seeded: std::collections::BTreeSet<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|name| name.split_once('-').map(|(_, kind)| kind.to_owned()))
+            .collect();
+        let missing: Vec<Event> =
+            Event::examples().into_iter().filter(|event| !seeded.contains(event.type_name())).collect();
+        if missing.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = missing.iter().map(Event::type_name).collect();
+        assert!(
+            std::env::var_os("KEYLEDGER_UPDATE_SEEDS").is_some(),
+            "fuzz/seeds/record_decoder has no record of {names:?}: run \
+             `KEYLEDGER_UPDATE_SEEDS=1 cargo test --lib the_fuzz_seeds` and commit the new seeds"
+        );
+        let mut log = log_text;
+        let mut prev = verifier.head_hash();
+        for (event, seq) in missing.iter().zip(verifier.size() + 1..) {
+            last_at = last_at.plus_seconds(1);
+            let (stored, hash) = encode(&Envelope { seq, at: last_at, actor: Actor::System }, event, prev);
+            let text = String::from_utf8(stored.bytes).unwrap();
+            std::fs::write(dir.join(format!("{seq:02}-{}", event.type_name())), &text).unwrap();
+            log.push('\n');
+            log.push_str(&text);
+            prev = hash;
+        }
+        std::fs::write(dir.join(SEED_LOG), log).unwrap();
+    }
+
+    #[test]
     fn junk_is_malformed_not_a_panic() {
         for junk in [&b""[..], b"{}", b"null", b"{\"seq\":1", &[0xff, 0xfe]] {
             assert!(decode(junk).is_err());
