@@ -291,6 +291,35 @@ impl Listeners {
     }
 }
 
+/// Stops the server gracefully (in-flight requests finish) on SIGTERM or SIGINT.
+fn stop_gracefully_on_signals(handle: actix_web::dev::ServerHandle) -> Result<(), StartError> {
+    let signal_error = |source| StartError::Signals { source };
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
+        }
+        handle.stop(true).await;
+    });
+    Ok(())
+}
+
+/// Signs a checkpoint every `interval` (at least 100 ms), if anything was appended since
+/// the last one, until the ledger shuts down.
+fn sign_checkpoints_every(interval: std::time::Duration, state: web::Data<AppState>) {
+    let interval = interval.max(std::time::Duration::from_millis(100));
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            if let Err(SubmitError::ShuttingDown) = state.ledger.checkpoint().await {
+                break;
+            }
+        }
+    });
+}
+
 /// The running service.
 pub struct Application {
     server: Server,
@@ -367,28 +396,8 @@ impl Application {
         // `listening on` is printed, so that a signal sent as soon as the server says it is
         // up is never the default (fatal) one.
         let server = server.disable_signals().run();
-        let handle = server.handle();
-        let signal_error = |source| StartError::Signals { source };
-        let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-        actix_web::rt::spawn(async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then stopping"),
-                _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
-            }
-            handle.stop(true).await;
-        });
-        // Sign a checkpoint every interval, if anything was appended since the last one.
-        let ledger_state = shared.clone();
-        let interval = config.checkpoints.interval.max(std::time::Duration::from_millis(100));
-        actix_web::rt::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                if let Err(SubmitError::ShuttingDown) = ledger_state.ledger.checkpoint().await {
-                    break;
-                }
-            }
-        });
+        stop_gracefully_on_signals(server.handle())?;
+        sign_checkpoints_every(config.checkpoints.interval, shared.clone());
         actix_web::rt::spawn(stop_on_fatal_storage_error(shared.ledger.fatal()));
         let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);
         Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder })
