@@ -148,6 +148,18 @@ fn fail(line: usize, place: impl Into<String>, reason: impl Into<String>) -> Fai
     Failure { line, place: place.into(), reason: reason.into() }
 }
 
+/// The records of a bundle, as stored, in order: every line but the public key and the
+/// checkpoints. It checks nothing; verify the bundle first.
+pub fn records(bundle: &[u8]) -> Vec<StoredRecord> {
+    bundle
+        .split(|&byte| byte == b'\n')
+        .skip(1)
+        .filter(|line| !line.is_empty() && !line.starts_with(br#"{"kind""#))
+        .zip(1..)
+        .map(|(line, seq)| StoredRecord { seq, bytes: line.to_vec() })
+        .collect()
+}
+
 /// Verifies a bundle, stopping at the first failure.
 pub fn verify(reader: impl BufRead, options: &VerifyOptions) -> Result<Summary, Failure> {
     verify_until(reader, options, |_, _| false).map(|(summary, _)| summary)

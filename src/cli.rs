@@ -573,14 +573,7 @@ fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> Outcome {
     }
     // The verified records, in a log of their own, replayed as the service would.
     let log = crate::log::MemoryLog::new();
-    let records: Vec<crate::log::StoredRecord> = bytes
-        .split(|&b| b == b'\n')
-        .skip(1)
-        .filter(|line| !line.is_empty() && !line.starts_with(br#"{"kind""#))
-        .zip(1..)
-        .map(|(line, seq)| crate::log::StoredRecord { seq, bytes: line.to_vec() })
-        .collect();
-    crate::log::EventLog::append(&log, 0, &records)?;
+    crate::log::EventLog::append(&log, 0, &crate::bundle::records(&bytes))?;
     let replayed = crate::history::state_at(&log, at)?;
     let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
     say!("{}", serde_json::to_string_pretty(&view)?);
