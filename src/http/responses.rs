@@ -6,19 +6,24 @@
 //! status replaces the set's, so an operation that adds its own conflicts to 409 lists
 //! that 409 after the set.
 //!
+//! A change to a resource that has a version ([`Versioned`]) lists [`Changed`] or
+//! [`Created`] instead, which add its success answer (and, for a change, its 412) to the
+//! set they wrap:
+//!
 //! ```text
 //! responses(
-//!     HeaderMutation,
-//!     (status = 200, description = "The user after the change", body = UserView),
+//!     Changed<UserView, HeaderMutation>,
 //!     (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+//!     (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
 //! )
 //! ```
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
-use utoipa::{IntoResponses, PartialSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 use crate::domain::FunctionId;
 
@@ -64,6 +69,45 @@ impl IntoResponses for BodyMutation {
     }
 }
 
+/// A resource with a version: its mutations answer with its view and its new version
+/// (`ETag`), and honour `If-Match`. The view is what the spec shows for the resource.
+pub trait Versioned: ToSchema {
+    /// What the spec calls the resource: "user", "role" or "group".
+    const NOUN: &'static str;
+    /// The description of the `If-Match` header of its mutations.
+    const IF_MATCH: &'static str;
+}
+
+/// The set `S`, and the answers of a change to the resource `V`: the resource after the
+/// change (200, with the change's log position and the new `ETag`), or a 412 when it
+/// changed since the `If-Match` version.
+pub struct Changed<V, S>(PhantomData<(V, S)>);
+
+/// The set `S`, and the answer of a creation of the resource `V`: the new resource (201,
+/// with the change's log position, its `ETag` and its `Location`).
+pub struct Created<V, S>(PhantomData<(V, S)>);
+
+impl<V: Versioned, S: IntoResponses> IntoResponses for Changed<V, S> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = S::responses();
+        let after = format!("The {} after the change", V::NOUN);
+        responses.extend([
+            status(200, view_of_change::<V>(&after).build()),
+            status(412, problem(&format!("The {} changed since the If-Match version", V::NOUN))),
+        ]);
+        responses
+    }
+}
+
+impl<V: Versioned, S: IntoResponses> IntoResponses for Created<V, S> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = S::responses();
+        let location = HeaderBuilder::new().schema(Some(String::schema())).build();
+        responses.extend([status(201, view_of_change::<V>("Created").header("Location", location).build())]);
+        responses
+    }
+}
+
 /// The 403 of a read: the key lacks `function`.
 pub fn lacks(function: FunctionId) -> String {
     format!("The key lacks {}", function.as_str())
@@ -88,6 +132,18 @@ fn mutation_responses() -> BTreeMap<String, RefOr<Response>> {
         status(503, problem("Storage unavailable; nothing changed")),
     ]);
     responses
+}
+
+/// A success answer of a mutation of `V`: its view, with the change's log position and
+/// the new `ETag`.
+fn view_of_change<V: ToSchema>(description: &str) -> ResponseBuilder {
+    let position =
+        HeaderBuilder::new().schema(Some(u64::schema())).description(Some("Log position of the change")).build();
+    ResponseBuilder::new()
+        .description(description)
+        .header("Keyledger-Position", position)
+        .header("ETag", HeaderBuilder::new().schema(Some(String::schema())).build())
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(V::name()))).build())
 }
 
 fn status(code: u16, response: Response) -> (String, RefOr<Response>) {

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 
 use super::body::RawJson;
 use super::mutation::{self, Reply};
+use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
+use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
 use super::roles::role_id;
 use super::{Page, Shared, paginate};
 use crate::domain::{
@@ -156,6 +157,11 @@ impl UserView {
     }
 }
 
+impl Versioned for UserView {
+    const NOUN: &'static str = "user";
+    const IF_MATCH: &'static str = "The user's version (its ETag); refused with 412 if the user changed since";
+}
+
 /// A page of users.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
@@ -203,13 +209,9 @@ pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position
     operation_id = "createUser",
     tag = "users",
     request_body = CreateUserRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 201, description = "Created", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        Created<UserView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -264,7 +266,7 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
 #[utoipa::path(
     operation_id = "getUser",
     tag = "users",
-    params(("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a")),
+    params(UserPath),
     responses(
         Guarded,
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
@@ -274,9 +276,13 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users/{user_id}")]
-pub async fn get_user(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(
+    state: Shared,
+    request: HttpRequest,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     let view = state.ledger.view();
     let user =
         view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
@@ -303,19 +309,12 @@ async fn change_user(
 #[utoipa::path(
     operation_id = "disableUser",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot disable yourself, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -323,10 +322,10 @@ async fn change_user(
 pub async fn disable_user(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     change_user(state, request, actor, user_id.clone(), Command::DisableUser { user_id }).await
 }
 
@@ -334,18 +333,11 @@ pub async fn disable_user(
 #[utoipa::path(
     operation_id = "enableUser",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -353,10 +345,10 @@ pub async fn disable_user(
 pub async fn enable_user(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     change_user(state, request, actor, user_id.clone(), Command::EnableUser { user_id }).await
 }
 
@@ -366,20 +358,12 @@ pub async fn enable_user(
 #[utoipa::path(
     operation_id = "assignRole",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -387,10 +371,10 @@ pub async fn enable_user(
 pub async fn assign_role(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserRolePath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
+    let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
     change_user(state, request, actor, user_id.clone(), Command::AssignRole { user_id, role_id }).await
 }
 
@@ -399,20 +383,12 @@ pub async fn assign_role(
 #[utoipa::path(
     operation_id = "unassignRole",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot unassign your own roles, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -420,10 +396,10 @@ pub async fn assign_role(
 pub async fn unassign_role(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserRolePath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
+    let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
     change_user(state, request, actor, user_id.clone(), Command::UnassignRole { user_id, role_id }).await
 }
 
@@ -433,18 +409,11 @@ pub async fn unassign_role(
     operation_id = "setUserEventAccess",
     tag = "event access",
     request_body = EventAccessView,
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -453,11 +422,11 @@ pub async fn unassign_role(
 pub async fn set_user_event_access(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     let input: EventAccessView = body.parse()?;
     let access = if input.all_events {
         if !input.groups.is_empty() {
