@@ -7,8 +7,9 @@ use utoipa::ToSchema;
 
 use super::body::RawJson;
 use super::mutation::{self, Reply};
+use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
+use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
 use super::{Page, Shared, paginate};
 use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
 
@@ -52,6 +53,11 @@ impl From<&Group> for GroupView {
             version: group.version(),
         }
     }
+}
+
+impl Versioned for GroupView {
+    const NOUN: &'static str = "group";
+    const IF_MATCH: &'static str = "The group's version (its ETag); refused with 412 if the group changed since";
 }
 
 /// A page of groups.
@@ -103,13 +109,9 @@ fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position:
     operation_id = "createEventGroup",
     tag = "event access",
     request_body = CreateEventGroupRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 201, description = "Created", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        Created<GroupView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
@@ -160,7 +162,7 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
 #[utoipa::path(
     operation_id = "getEventGroup",
     tag = "event access",
-    params(("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b")),
+    params(GroupPath),
     responses(
         Guarded,
         (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
@@ -173,10 +175,10 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
 pub async fn get_event_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<GroupPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let group_id = group_id(&path)?;
+    let group_id = group_id(&path.group_id)?;
     let view = state.ledger.view();
     let group = view
         .group(&group_id)
@@ -203,19 +205,11 @@ async fn change_group(
 #[utoipa::path(
     operation_id = "addEventToGroup",
     tag = "event access",
-    params(
-        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
-        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The group after the change", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<GroupView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -224,10 +218,10 @@ async fn change_group(
 pub async fn add_event_to_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<GroupEventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
+    let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
     change_group(state, request, actor, group_id.clone(), Command::AddEventToGroup { group_id, event_id }).await
 }
 
@@ -235,19 +229,11 @@ pub async fn add_event_to_group(
 #[utoipa::path(
     operation_id = "removeEventFromGroup",
     tag = "event access",
-    params(
-        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
-        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The group after the change", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<GroupView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -256,10 +242,10 @@ pub async fn add_event_to_group(
 pub async fn remove_event_from_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<GroupEventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
+    let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
     change_group(state, request, actor, group_id.clone(), Command::RemoveEventFromGroup { group_id, event_id }).await
 }
 
