@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
 use super::{Page, Shared, paginate};
-use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
+use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
 /// An event access group.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,10 +94,12 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
     EventId::parse(raw).map_err(|e| ApiError::InvalidValue { field: "event_id", reason: e.to_string() })
 }
 
-fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let group = view.group(group_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+impl Target for GroupId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let group = view.group(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+    }
 }
 
 /// Creates an event access group, optionally inside another. Needs
@@ -125,14 +127,9 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     let input: CreateEventGroupRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
     let parent_id = input.parent_id.as_deref().map(group_id).transpose()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let group_id = GroupId::generate(&mut rand::rng());
-        let command = Command::CreateEventGroup { group_id: group_id.clone(), name, parent_id };
-        let applied = m.submit(command).await?;
-        Ok(group_reply(&m.state, &group_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/event-groups/{group_id}")))
-    })
-    .await
+    let generate = || GroupId::generate(&mut rand::rng());
+    let command = |group_id| Command::CreateEventGroup { group_id, name, parent_id };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/event-groups", generate, command).await
 }
 
 /// Lists event access groups, oldest first. Needs `security.event_access.read`.
@@ -186,20 +183,6 @@ pub async fn get_event_group(
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
 }
 
-async fn change_group(
-    state: Shared,
-    request: HttpRequest,
-    actor: UserId,
-    group_id: GroupId,
-    command: Command,
-) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(command).await?;
-        group_reply(&m.state, &group_id, StatusCode::OK, applied.position)
-    })
-    .await
-}
-
 /// Adds a platform event to a group. Adding an event already there changes nothing.
 /// Needs `security.event_access.manage`.
 #[utoipa::path(
@@ -222,7 +205,8 @@ pub async fn add_event_to_group(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
     let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
-    change_group(state, request, actor, group_id.clone(), Command::AddEventToGroup { group_id, event_id }).await
+    let command = Command::AddEventToGroup { group_id: group_id.clone(), event_id };
+    mutation::change(&state, &request, &actor, b"", group_id, command).await
 }
 
 /// Removes a platform event from a group. Needs `security.event_access.manage`.
@@ -246,7 +230,8 @@ pub async fn remove_event_from_group(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
     let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
-    change_group(state, request, actor, group_id.clone(), Command::RemoveEventFromGroup { group_id, event_id }).await
+    let command = Command::RemoveEventFromGroup { group_id: group_id.clone(), event_id };
+    mutation::change(&state, &request, &actor, b"", group_id, command).await
 }
 
 /// Registers the routes.

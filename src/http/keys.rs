@@ -11,7 +11,7 @@ use super::mutation::{self, Reply};
 use super::params::{IdempotencyKey, IfMatch, UserPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, HeaderMutation, may_not_change};
-use super::users::{UserView, user_id, user_reply};
+use super::users::{UserView, user_id};
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
 /// Options for a new key.
@@ -162,11 +162,7 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path.user_id)?;
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(Command::RevokeKey { user_id: user_id.clone() }).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::RevokeKey { user_id }).await
 }
 
 /// Registers the routes.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
 use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, Created, Guarded, Versioned, lacks, may_not_change};
@@ -115,10 +115,12 @@ pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
     RoleId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Role, id: raw.to_owned() })
 }
 
-fn role_reply(state: &Shared, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let role = view.role(role_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+impl Target for RoleId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let role = view.role(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+    }
 }
 
 /// Creates a role with no functions. Needs `security.roles.manage`.
@@ -144,13 +146,9 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     let input: CreateRoleRequest = body.parse()?;
     let description = Name::parse(&input.description)
         .map_err(|e| ApiError::InvalidValue { field: "description", reason: e.to_string() })?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let role_id = RoleId::generate(&mut rand::rng());
-        let applied = m.submit(Command::CreateRole { role_id: role_id.clone(), description }).await?;
-        Ok(role_reply(&m.state, &role_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/roles/{role_id}")))
-    })
-    .await
+    let generate = || RoleId::generate(&mut rand::rng());
+    let command = |role_id| Command::CreateRole { role_id, description };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/roles", generate, command).await
 }
 
 /// Lists roles, oldest first. Needs `security.roles.read`.
@@ -231,12 +229,8 @@ pub async fn activate_functions(
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let role_id = role_id(&path.role_id)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
-        let applied = m.submit(command).await?;
-        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
+    mutation::change(&state, &request, &actor, body.bytes(), role_id, command).await
 }
 
 /// Deactivates several functions on a role in one change. Functions not active are left
@@ -265,12 +259,8 @@ pub async fn deactivate_functions(
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
     let role_id = role_id(&path.role_id)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
-        let applied = m.submit(command).await?;
-        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
+    mutation::change(&state, &request, &actor, body.bytes(), role_id, command).await
 }
 
 /// Registers the routes.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
@@ -193,11 +193,12 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::User, id: raw.to_owned() })
 }
 
-/// The reply of a mutation of a user: the user as it is after it.
-pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let user = view.user(user_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+impl Target for UserId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let user = view.user(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+    }
 }
 
 /// Creates a user: enabled, with no roles, no event access and no key.
@@ -229,13 +230,9 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
         .map(Email::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidValue { field: "email", reason: e.to_string() })?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let user_id = UserId::generate(&mut rand::rng());
-        let applied = m.submit(Command::CreateUser { user_id: user_id.clone(), name, email }).await?;
-        Ok(user_reply(&m.state, &user_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/users/{user_id}")))
-    })
-    .await
+    let generate = || UserId::generate(&mut rand::rng());
+    let command = |user_id| Command::CreateUser { user_id, name, email };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/users", generate, command).await
 }
 
 /// Lists users, oldest first. Needs `security.users.read`.
@@ -289,21 +286,6 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
 }
 
-/// Runs a bodiless command on a user and answers with the user after it.
-async fn change_user(
-    state: Shared,
-    request: HttpRequest,
-    actor: UserId,
-    user_id: UserId,
-    command: Command,
-) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(command).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
-}
-
 /// Disables a user: none of their keys passes a check until they are enabled again.
 /// You cannot disable yourself. Needs `security.users.manage`.
 #[utoipa::path(
@@ -326,7 +308,7 @@ pub async fn disable_user(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let user_id = user_id(&path.user_id)?;
-    change_user(state, request, actor, user_id.clone(), Command::DisableUser { user_id }).await
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::DisableUser { user_id }).await
 }
 
 /// Enables a disabled user. Needs `security.users.manage`.
@@ -349,7 +331,7 @@ pub async fn enable_user(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let user_id = user_id(&path.user_id)?;
-    change_user(state, request, actor, user_id.clone(), Command::EnableUser { user_id }).await
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::EnableUser { user_id }).await
 }
 
 /// Assigns a role to a user. An API role is standalone: assigning it to a user who holds
@@ -375,7 +357,7 @@ pub async fn assign_role(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
-    change_user(state, request, actor, user_id.clone(), Command::AssignRole { user_id, role_id }).await
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::AssignRole { user_id, role_id }).await
 }
 
 /// Takes a role away from a user. You cannot unassign your own roles.
@@ -400,7 +382,7 @@ pub async fn unassign_role(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
     let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
-    change_user(state, request, actor, user_id.clone(), Command::UnassignRole { user_id, role_id }).await
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::UnassignRole { user_id, role_id }).await
 }
 
 /// Replaces a user's event access: all events, or the events of a list of groups (and of
@@ -440,11 +422,8 @@ pub async fn set_user_event_access(
         let groups = input.groups.iter().map(|raw| super::groups::group_id(raw)).collect::<Result<BTreeSet<_>, _>>()?;
         EventAccess::Groups(groups)
     };
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let applied = m.submit(Command::SetUserEventAccess { user_id: user_id.clone(), access }).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::SetUserEventAccess { user_id: user_id.clone(), access };
+    mutation::change(&state, &request, &actor, body.bytes(), user_id, command).await
 }
 
 /// Registers the routes.
