@@ -9,7 +9,9 @@ use super::body::RawJson;
 use super::mutation::{self, Reply, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
+use super::responses::{
+    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+};
 use super::{Page, Shared, paginate};
 use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
@@ -138,9 +140,8 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     tag = "event access",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of groups", body = GroupList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

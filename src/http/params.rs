@@ -142,20 +142,16 @@ fn string_path_id(name: &str, description: &str, example: &str) -> Parameter {
 
 /// A path parameter, without its schema yet.
 fn path_id(name: &str, description: &str) -> ParameterBuilder {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Path)
-        .description(Some(description))
-        .required(Required::True)
+    parameter(name, ParameterIn::Path, description).required(Required::True)
 }
 
 /// A header a client may leave out, without its schema yet.
 fn optional_header(name: &str, description: &str) -> ParameterBuilder {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Header)
-        .description(Some(description))
-        .required(Required::False)
+    parameter(name, ParameterIn::Header, description).required(Required::False)
+}
+
+fn parameter(name: &str, parameter_in: ParameterIn, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new().name(name).parameter_in(parameter_in).description(Some(description))
 }
 
 /// The schema utoipa gives an `Option<String>` header: a string or null.

@@ -34,6 +34,9 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// keys from the client's address (429). Every admin operation can give both.
 pub struct Guarded;
 
+/// [`Guarded`], and the answer of every list to paging parameters it cannot take (400).
+pub struct Paged;
+
 /// [`Guarded`], and the answers of every mutation without a body: a malformed
 /// `If-Match` or `Idempotency-Key` (400), an `Idempotency-Key` in progress (409) or used
 /// for a different request (422), and storage that could not take the change (503).
@@ -46,6 +49,14 @@ pub struct BodyMutation;
 impl IntoResponses for Guarded {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         BTreeMap::from([status(401, problem("No valid key")), status(429, too_many_failed_checks())])
+    }
+}
+
+impl IntoResponses for Paged {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = Guarded::responses();
+        responses.extend([status(400, problem("Bad paging parameters"))]);
+        responses
     }
 }
 

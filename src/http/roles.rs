@@ -11,7 +11,7 @@ use super::body::RawJson;
 use super::mutation::{self, Reply, Target};
 use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, Versioned, lacks, may_not_change};
+use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, Versioned, lacks, may_not_change};
 use super::{Page, Shared, paginate};
 use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
 
@@ -157,9 +157,8 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "roles",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of roles", body = RoleList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

@@ -11,7 +11,9 @@ use super::body::RawJson;
 use super::mutation::{self, Reply, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, HeaderMutation, Versioned, lacks, may_not_change};
+use super::responses::{
+    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+};
 use super::roles::role_id;
 use super::{Page, Shared, paginate};
 use crate::domain::{
@@ -241,9 +243,8 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "users",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of users", body = UserList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
