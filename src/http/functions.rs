@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{Paged, lacks};
 use super::{Page, Shared, paginate};
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
@@ -91,9 +91,8 @@ pub struct FunctionList {
     tag = "functions",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "The catalogue", body = FunctionList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::FUNCTIONS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

@@ -6,11 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
+use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
+use super::responses::{
+    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+};
 use super::{Page, Shared, paginate};
-use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource, UserId};
+use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
 /// An event access group.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,6 +57,11 @@ impl From<&Group> for GroupView {
     }
 }
 
+impl Versioned for GroupView {
+    const NOUN: &'static str = "group";
+    const IF_MATCH: &'static str = "The group's version (its ETag); refused with 412 if the group changed since";
+}
+
 /// A page of groups.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
@@ -88,10 +96,12 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
     EventId::parse(raw).map_err(|e| ApiError::InvalidValue { field: "event_id", reason: e.to_string() })
 }
 
-fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let group = view.group(group_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+impl Target for GroupId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let group = view.group(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+    }
 }
 
 /// Creates an event access group, optionally inside another. Needs
@@ -103,13 +113,9 @@ fn group_reply(state: &Shared, group_id: &GroupId, status: StatusCode, position:
     operation_id = "createEventGroup",
     tag = "event access",
     request_body = CreateEventGroupRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 201, description = "Created", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        Created<GroupView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
@@ -123,14 +129,9 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     let input: CreateEventGroupRequest = body.parse()?;
     let name = Name::parse(&input.name).map_err(|e| ApiError::InvalidValue { field: "name", reason: e.to_string() })?;
     let parent_id = input.parent_id.as_deref().map(group_id).transpose()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let group_id = GroupId::generate(&mut rand::rng());
-        let command = Command::CreateEventGroup { group_id: group_id.clone(), name, parent_id };
-        let applied = m.submit(command).await?;
-        Ok(group_reply(&m.state, &group_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/event-groups/{group_id}")))
-    })
-    .await
+    let generate = || GroupId::generate(&mut rand::rng());
+    let command = |group_id| Command::CreateEventGroup { group_id, name, parent_id };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/event-groups", generate, command).await
 }
 
 /// Lists event access groups, oldest first. Needs `security.event_access.read`.
@@ -139,9 +140,8 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     tag = "event access",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of groups", body = GroupList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -160,7 +160,7 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
 #[utoipa::path(
     operation_id = "getEventGroup",
     tag = "event access",
-    params(("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b")),
+    params(GroupPath),
     responses(
         Guarded,
         (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
@@ -173,10 +173,10 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
 pub async fn get_event_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<GroupPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let group_id = group_id(&path)?;
+    let group_id = group_id(&path.group_id)?;
     let view = state.ledger.view();
     let group = view
         .group(&group_id)
@@ -184,38 +184,16 @@ pub async fn get_event_group(
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
 }
 
-async fn change_group(
-    state: Shared,
-    request: HttpRequest,
-    actor: UserId,
-    group_id: GroupId,
-    command: Command,
-) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(command).await?;
-        group_reply(&m.state, &group_id, StatusCode::OK, applied.position)
-    })
-    .await
-}
-
 /// Adds a platform event to a group. Adding an event already there changes nothing.
 /// Needs `security.event_access.manage`.
 #[utoipa::path(
     operation_id = "addEventToGroup",
     tag = "event access",
-    params(
-        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
-        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The group after the change", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<GroupView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -224,30 +202,23 @@ async fn change_group(
 pub async fn add_event_to_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<GroupEventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
-    change_group(state, request, actor, group_id.clone(), Command::AddEventToGroup { group_id, event_id }).await
+    let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
+    let command = Command::AddEventToGroup { group_id: group_id.clone(), event_id };
+    mutation::change(&state, &request, &actor, b"", group_id, command).await
 }
 
 /// Removes a platform event from a group. Needs `security.event_access.manage`.
 #[utoipa::path(
     operation_id = "removeEventFromGroup",
     tag = "event access",
-    params(
-        ("group_id" = String, Path, description = "The group's id", example = "grp_1a2b3c4d5e6f7a8b"),
-        ("event_id" = String, Path, description = "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -", example = "summit-2027-nyc", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~:-]+$"),
-        ("If-Match" = Option<String>, Header, description = "The group's version (its ETag); refused with 412 if the group changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The group after the change", body = GroupView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<GroupView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The group changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -256,11 +227,12 @@ pub async fn add_event_to_group(
 pub async fn remove_event_from_group(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<GroupEventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let (group_id, event_id) = (group_id(&path.0)?, event_id(&path.1)?);
-    change_group(state, request, actor, group_id.clone(), Command::RemoveEventFromGroup { group_id, event_id }).await
+    let (group_id, event_id) = (group_id(&path.group_id)?, event_id(&path.event_id)?);
+    let command = Command::RemoveEventFromGroup { group_id: group_id.clone(), event_id };
+    mutation::change(&state, &request, &actor, b"", group_id, command).await
 }
 
 /// Registers the routes.

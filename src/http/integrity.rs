@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{Guarded, Paged, lacks};
 use super::{Page, Shared};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
@@ -239,9 +239,8 @@ pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpR
     tag = "audit",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of checkpoints", body = CheckpointList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),

@@ -8,9 +8,10 @@ use utoipa::ToSchema;
 use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
+use super::params::{IdempotencyKey, IfMatch, UserPath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, HeaderMutation, may_not_change};
-use super::users::{user_id, user_reply};
+use super::responses::{BodyMutation, Changed, HeaderMutation, may_not_change};
+use super::users::{UserView, user_id};
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
 /// Options for a new key.
@@ -67,8 +68,8 @@ pub struct GeneratedKey {
     tag = "keys",
     request_body(content = GenerateKeyRequest, description = "Optional; an empty body means no expiry and no grace period"),
     params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
+        UserPath,
+        IfMatch<UserView>,
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret", min_length = 1, max_length = 255),
     ),
     responses(
@@ -87,11 +88,11 @@ pub struct GeneratedKey {
 pub async fn generate_key(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     let input: GenerateKeyRequest = body.parse()?;
     let expires_at = input
         .expires_at
@@ -144,19 +145,12 @@ pub async fn generate_key(
 #[utoipa::path(
     operation_id = "revokeKey",
     tag = "keys",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = super::users::UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::KEYS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user, or the user has no working key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot revoke your own key, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -164,15 +158,11 @@ pub async fn generate_key(
 pub async fn revoke_key(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
-    let user_id = user_id(&path)?;
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(Command::RevokeKey { user_id: user_id.clone() }).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let user_id = user_id(&path.user_id)?;
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::RevokeKey { user_id }).await
 }
 
 /// Registers the routes.

@@ -17,6 +17,7 @@ pub mod integrity;
 pub mod keys;
 pub mod mutation;
 pub mod openapi;
+pub mod params;
 pub mod problem;
 pub mod report;
 pub mod responses;

@@ -10,6 +10,7 @@
 //! a corrected retry with the same key runs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use crate::domain::UserId;
+use crate::domain::{Command, UserId};
 
 /// The response header carrying the log position of a mutation's last event.
 pub const POSITION_HEADER: &str = "Keyledger-Position";
@@ -315,7 +316,7 @@ pub struct Mutation {
 
 impl Mutation {
     /// Submits a command on behalf of the actor, honouring `If-Match`.
-    pub async fn submit(&self, command: crate::domain::Command) -> Result<crate::ledger::Applied, ApiError> {
+    pub async fn submit(&self, command: Command) -> Result<crate::ledger::Applied, ApiError> {
         self.state.submit(command, &self.request, &self.actor).await
     }
 }
@@ -387,4 +388,50 @@ where
     });
     let outcome = task.await.map_err(|_| ApiError::Internal)?;
     outcome.map(|reply| reply.into_response(false))
+}
+
+/// A resource a mutation changes, named by its id: the mutation answers with the resource
+/// as it is after the change.
+pub trait Target: Clone + 'static {
+    /// The reply: the resource as it is now, with the change's log `position` and the
+    /// resource's new version as its `ETag`.
+    fn reply(&self, state: &super::Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError>;
+}
+
+/// Runs a mutation that is one command on `target`, and answers with `target` after it
+/// (200). `body` is the request's body, which the `Idempotency-Key` fingerprint covers
+/// (empty for a mutation without one).
+pub async fn change(
+    state: &super::Shared,
+    request: &HttpRequest,
+    actor: &UserId,
+    body: &[u8],
+    target: impl Target,
+    command: Command,
+) -> Result<HttpResponse, ApiError> {
+    run(state, request, actor, body, move |m| async move {
+        let applied = m.submit(command).await?;
+        target.reply(&m.state, StatusCode::OK, applied.position)
+    })
+    .await
+}
+
+/// Runs a mutation that creates a resource: `command` for the id `generate` mints (on the
+/// mutation's task, so a replay mints none). Answers 201 with the new resource and its
+/// `Location`, `{collection}/{id}`.
+pub async fn create<T: Target + Display>(
+    state: &super::Shared,
+    request: &HttpRequest,
+    actor: &UserId,
+    body: &[u8],
+    collection: &'static str,
+    generate: impl FnOnce() -> T + 'static,
+    command: impl FnOnce(T) -> Command + 'static,
+) -> Result<HttpResponse, ApiError> {
+    run(state, request, actor, body, move |m| async move {
+        let id = generate();
+        let applied = m.submit(command(id.clone())).await?;
+        Ok(id.reply(&m.state, StatusCode::CREATED, applied.position)?.with_location(format!("{collection}/{id}")))
+    })
+    .await
 }

@@ -6,19 +6,24 @@
 //! status replaces the set's, so an operation that adds its own conflicts to 409 lists
 //! that 409 after the set.
 //!
+//! A change to a resource that has a version ([`Versioned`]) lists [`Changed`] or
+//! [`Created`] instead, which add its success answer (and, for a change, its 412) to the
+//! set they wrap:
+//!
 //! ```text
 //! responses(
-//!     HeaderMutation,
-//!     (status = 200, description = "The user after the change", body = UserView),
+//!     Changed<UserView, HeaderMutation>,
 //!     (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+//!     (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
 //! )
 //! ```
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
-use utoipa::{IntoResponses, PartialSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 use crate::domain::FunctionId;
 
@@ -28,6 +33,9 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// The answers of the admin guard: no valid key (401), or too many checks with wrong
 /// keys from the client's address (429). Every admin operation can give both.
 pub struct Guarded;
+
+/// [`Guarded`], and the answer of every list to paging parameters it cannot take (400).
+pub struct Paged;
 
 /// [`Guarded`], and the answers of every mutation without a body: a malformed
 /// `If-Match` or `Idempotency-Key` (400), an `Idempotency-Key` in progress (409) or used
@@ -41,6 +49,14 @@ pub struct BodyMutation;
 impl IntoResponses for Guarded {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         BTreeMap::from([status(401, problem("No valid key")), status(429, too_many_failed_checks())])
+    }
+}
+
+impl IntoResponses for Paged {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = Guarded::responses();
+        responses.extend([status(400, problem("Bad paging parameters"))]);
+        responses
     }
 }
 
@@ -60,6 +76,45 @@ impl IntoResponses for BodyMutation {
             status(413, problem("Body too large")),
             status(415, problem("Body is not JSON")),
         ]);
+        responses
+    }
+}
+
+/// A resource with a version: its mutations answer with its view and its new version
+/// (`ETag`), and honour `If-Match`. The view is what the spec shows for the resource.
+pub trait Versioned: ToSchema {
+    /// What the spec calls the resource: "user", "role" or "group".
+    const NOUN: &'static str;
+    /// The description of the `If-Match` header of its mutations.
+    const IF_MATCH: &'static str;
+}
+
+/// The set `S`, and the answers of a change to the resource `V`: the resource after the
+/// change (200, with the change's log position and the new `ETag`), or a 412 when it
+/// changed since the `If-Match` version.
+pub struct Changed<V, S>(PhantomData<(V, S)>);
+
+/// The set `S`, and the answer of a creation of the resource `V`: the new resource (201,
+/// with the change's log position, its `ETag` and its `Location`).
+pub struct Created<V, S>(PhantomData<(V, S)>);
+
+impl<V: Versioned, S: IntoResponses> IntoResponses for Changed<V, S> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = S::responses();
+        let after = format!("The {} after the change", V::NOUN);
+        responses.extend([
+            status(200, view_of_change::<V>(&after).build()),
+            status(412, problem(&format!("The {} changed since the If-Match version", V::NOUN))),
+        ]);
+        responses
+    }
+}
+
+impl<V: Versioned, S: IntoResponses> IntoResponses for Created<V, S> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = S::responses();
+        let location = HeaderBuilder::new().schema(Some(String::schema())).build();
+        responses.extend([status(201, view_of_change::<V>("Created").header("Location", location).build())]);
         responses
     }
 }
@@ -88,6 +143,18 @@ fn mutation_responses() -> BTreeMap<String, RefOr<Response>> {
         status(503, problem("Storage unavailable; nothing changed")),
     ]);
     responses
+}
+
+/// A success answer of a mutation of `V`: its view, with the change's log position and
+/// the new `ETag`.
+fn view_of_change<V: ToSchema>(description: &str) -> ResponseBuilder {
+    let position =
+        HeaderBuilder::new().schema(Some(u64::schema())).description(Some("Log position of the change")).build();
+    ResponseBuilder::new()
+        .description(description)
+        .header("Keyledger-Position", position)
+        .header("ETag", HeaderBuilder::new().schema(Some(String::schema())).build())
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(V::name()))).build())
 }
 
 fn status(code: u16, response: Response) -> (String, RefOr<Response>) {

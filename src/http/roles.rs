@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
+use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Guarded, lacks, may_not_change};
+use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, Versioned, lacks, may_not_change};
 use super::{Page, Shared, paginate};
 use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
 
@@ -54,6 +55,12 @@ impl From<&Role> for RoleView {
             version: role.version(),
         }
     }
+}
+
+impl Versioned for RoleView {
+    const NOUN: &'static str = "role";
+    const IF_MATCH: &'static str =
+        "The role's version (its ETag); the change is refused with 412 if the role changed since";
 }
 
 /// A page of roles.
@@ -108,10 +115,12 @@ pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
     RoleId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::Role, id: raw.to_owned() })
 }
 
-fn role_reply(state: &Shared, role_id: &RoleId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let role = view.role(role_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+impl Target for RoleId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let role = view.role(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+    }
 }
 
 /// Creates a role with no functions. Needs `security.roles.manage`.
@@ -122,13 +131,9 @@ fn role_reply(state: &Shared, role_id: &RoleId, status: StatusCode, position: u6
     operation_id = "createRole",
     tag = "roles",
     request_body = CreateRoleRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 201, description = "Created", body = RoleView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        Created<RoleView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description (such as one holding a control or format character, named by its code point), or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
@@ -141,13 +146,9 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     let input: CreateRoleRequest = body.parse()?;
     let description = Name::parse(&input.description)
         .map_err(|e| ApiError::InvalidValue { field: "description", reason: e.to_string() })?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let role_id = RoleId::generate(&mut rand::rng());
-        let applied = m.submit(Command::CreateRole { role_id: role_id.clone(), description }).await?;
-        Ok(role_reply(&m.state, &role_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/roles/{role_id}")))
-    })
-    .await
+    let generate = || RoleId::generate(&mut rand::rng());
+    let command = |role_id| Command::CreateRole { role_id, description };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/roles", generate, command).await
 }
 
 /// Lists roles, oldest first. Needs `security.roles.read`.
@@ -156,9 +157,8 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "roles",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of roles", body = RoleList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -177,7 +177,7 @@ pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpRespo
 #[utoipa::path(
     operation_id = "getRole",
     tag = "roles",
-    params(("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e")),
+    params(RolePath),
     responses(
         Guarded,
         (status = 200, description = "The role", body = RoleView, headers(("ETag" = String, description = "The role's version"))),
@@ -187,9 +187,13 @@ pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpRespo
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/roles/{role_id}")]
-pub async fn get_role(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_role(
+    state: Shared,
+    request: HttpRequest,
+    path: web::Path<RolePath>,
+) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
-    let role_id = role_id(&path)?;
+    let role_id = role_id(&path.role_id)?;
     let view = state.ledger.view();
     let role =
         view.role(&role_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Role, id: role_id.to_string() })?;
@@ -204,19 +208,12 @@ pub async fn get_role(state: Shared, request: HttpRequest, path: web::Path<Strin
     operation_id = "activateFunctions",
     tag = "roles",
     request_body = FunctionsRequest,
-    params(
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 200, description = "The role after the change", body = RoleView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<RoleView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -225,18 +222,14 @@ pub async fn get_role(state: Shared, request: HttpRequest, path: web::Path<Strin
 pub async fn activate_functions(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<RolePath>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
-    let role_id = role_id(&path)?;
+    let role_id = role_id(&path.role_id)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
-        let applied = m.submit(command).await?;
-        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::ActivateFunctions { role_id: role_id.clone(), functions };
+    mutation::change(&state, &request, &actor, body.bytes(), role_id, command).await
 }
 
 /// Deactivates several functions on a role in one change. Functions not active are left
@@ -245,19 +238,12 @@ pub async fn activate_functions(
     operation_id = "deactivateFunctions",
     tag = "roles",
     request_body = FunctionsRequest,
-    params(
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The role's version (its ETag); the change is refused with 412 if the role changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 200, description = "The role after the change", body = RoleView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<RoleView, BodyMutation>,
         (status = 409, description = "You cannot deactivate admin functions on a role you hold, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The role changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -266,18 +252,14 @@ pub async fn activate_functions(
 pub async fn deactivate_functions(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<RolePath>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::ROLES_MANAGE)?;
-    let role_id = role_id(&path)?;
+    let role_id = role_id(&path.role_id)?;
     let functions = body.parse::<FunctionsRequest>()?.parse()?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
-        let applied = m.submit(command).await?;
-        role_reply(&m.state, &role_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::DeactivateFunctions { role_id: role_id.clone(), functions };
+    mutation::change(&state, &request, &actor, body.bytes(), role_id, command).await
 }
 
 /// Registers the routes.

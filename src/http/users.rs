@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply};
+use super::mutation::{self, Reply, Target};
+use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Guarded, HeaderMutation, lacks, may_not_change};
+use super::responses::{
+    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+};
 use super::roles::role_id;
 use super::{Page, Shared, paginate};
 use crate::domain::{self, Command, Email, EventAccess, FunctionId, KeyHash, Name, Resource, Timestamp, User, UserId};
@@ -173,6 +176,11 @@ impl UserView {
     }
 }
 
+impl Versioned for UserView {
+    const NOUN: &'static str = "user";
+    const IF_MATCH: &'static str = "The user's version (its ETag); refused with 412 if the user changed since";
+}
+
 /// A page of users.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
@@ -204,11 +212,12 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ApiError::NotFound { resource: Resource::User, id: raw.to_owned() })
 }
 
-/// The reply of a mutation of a user: the user as it is after it.
-pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-    let view = state.ledger.view();
-    let user = view.user(user_id).ok_or(ApiError::Internal)?;
-    Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+impl Target for UserId {
+    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let view = state.ledger.view();
+        let user = view.user(self).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+    }
 }
 
 /// Creates a user: enabled, with no roles, no event access and no key.
@@ -220,13 +229,9 @@ pub fn user_reply(state: &Shared, user_id: &UserId, status: StatusCode, position
     operation_id = "createUser",
     tag = "users",
     request_body = CreateUserRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 201, description = "Created", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String), ("Location" = String))),
+        Created<UserView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -244,13 +249,9 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
         .map(Email::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidValue { field: "email", reason: e.to_string() })?;
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let user_id = UserId::generate(&mut rand::rng());
-        let applied = m.submit(Command::CreateUser { user_id: user_id.clone(), name, email }).await?;
-        Ok(user_reply(&m.state, &user_id, StatusCode::CREATED, applied.position)?
-            .with_location(format!("/v1/users/{user_id}")))
-    })
-    .await
+    let generate = || UserId::generate(&mut rand::rng());
+    let command = |user_id| Command::CreateUser { user_id, name, email };
+    mutation::create(&state, &request, &actor, body.bytes(), "/v1/users", generate, command).await
 }
 
 /// Lists users, oldest first. Needs `security.users.read`.
@@ -259,9 +260,8 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "users",
     params(Page),
     responses(
-        Guarded,
+        Paged,
         (status = 200, description = "A page of users", body = UserList),
-        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -281,7 +281,7 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
 #[utoipa::path(
     operation_id = "getUser",
     tag = "users",
-    params(("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a")),
+    params(UserPath),
     responses(
         Guarded,
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
@@ -291,28 +291,17 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
     security(("bearer" = []), ("basic" = []))
 )]
 #[get("/v1/users/{user_id}")]
-pub async fn get_user(state: Shared, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(
+    state: Shared,
+    request: HttpRequest,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     let view = state.ledger.view();
     let user =
         view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
-}
-
-/// Runs a bodiless command on a user and answers with the user after it.
-async fn change_user(
-    state: Shared,
-    request: HttpRequest,
-    actor: UserId,
-    user_id: UserId,
-    command: Command,
-) -> Result<HttpResponse, ApiError> {
-    mutation::run(&state, &request, &actor, b"", move |m| async move {
-        let applied = m.submit(command).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
 }
 
 /// Disables a user: none of their keys passes a check until they are enabled again.
@@ -320,19 +309,12 @@ async fn change_user(
 #[utoipa::path(
     operation_id = "disableUser",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot disable yourself, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -340,29 +322,22 @@ async fn change_user(
 pub async fn disable_user(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let user_id = user_id(&path)?;
-    change_user(state, request, actor, user_id.clone(), Command::DisableUser { user_id }).await
+    let user_id = user_id(&path.user_id)?;
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::DisableUser { user_id }).await
 }
 
 /// Enables a disabled user. Needs `security.users.manage`.
 #[utoipa::path(
     operation_id = "enableUser",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -370,11 +345,11 @@ pub async fn disable_user(
 pub async fn enable_user(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let user_id = user_id(&path)?;
-    change_user(state, request, actor, user_id.clone(), Command::EnableUser { user_id }).await
+    let user_id = user_id(&path.user_id)?;
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::EnableUser { user_id }).await
 }
 
 /// Assigns a role to a user. An API role is standalone: assigning it to a user who holds
@@ -383,20 +358,12 @@ pub async fn enable_user(
 #[utoipa::path(
     operation_id = "assignRole",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -404,11 +371,11 @@ pub async fn enable_user(
 pub async fn assign_role(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserRolePath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
-    change_user(state, request, actor, user_id.clone(), Command::AssignRole { user_id, role_id }).await
+    let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::AssignRole { user_id, role_id }).await
 }
 
 /// Takes a role away from a user. You cannot unassign your own roles.
@@ -416,20 +383,12 @@ pub async fn assign_role(
 #[utoipa::path(
     operation_id = "unassignRole",
     tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("role_id" = String, Path, description = "The role's id", example = "role_9d8e7f6a5b4c3d2e"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        HeaderMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, HeaderMutation>,
         (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot unassign your own roles, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -437,11 +396,11 @@ pub async fn assign_role(
 pub async fn unassign_role(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserRolePath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::USERS_MANAGE)?;
-    let (user_id, role_id) = (user_id(&path.0)?, role_id(&path.1)?);
-    change_user(state, request, actor, user_id.clone(), Command::UnassignRole { user_id, role_id }).await
+    let (user_id, role_id) = (user_id(&path.user_id)?, role_id(&path.role_id)?);
+    mutation::change(&state, &request, &actor, b"", user_id.clone(), Command::UnassignRole { user_id, role_id }).await
 }
 
 /// Replaces a user's event access: all events, or the events of a list of groups (and of
@@ -450,18 +409,11 @@ pub async fn unassign_role(
     operation_id = "setUserEventAccess",
     tag = "event access",
     request_body = EventAccessView,
-    params(
-        ("user_id" = String, Path, description = "The user's id", example = "usr_5f0c2a9e1b7d4c3a"),
-        ("If-Match" = Option<String>, Header, description = "The user's version (its ETag); refused with 412 if the user changed since"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first answer and changes nothing", min_length = 1, max_length = 255),
-    ),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        BodyMutation,
-        (status = 200, description = "The user after the change", body = UserView,
-            headers(("Keyledger-Position" = u64, description = "Log position of the change"), ("ETag" = String))),
+        Changed<UserView, BodyMutation>,
         (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -470,11 +422,11 @@ pub async fn unassign_role(
 pub async fn set_user_event_access(
     state: Shared,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserPath>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::EVENT_ACCESS_MANAGE)?;
-    let user_id = user_id(&path)?;
+    let user_id = user_id(&path.user_id)?;
     let input: EventAccessView = body.parse()?;
     let access = if input.all_events {
         if !input.groups.is_empty() {
@@ -488,11 +440,8 @@ pub async fn set_user_event_access(
         let groups = input.groups.iter().map(|raw| super::groups::group_id(raw)).collect::<Result<BTreeSet<_>, _>>()?;
         EventAccess::Groups(groups)
     };
-    mutation::run(&state, &request, &actor, body.bytes(), move |m| async move {
-        let applied = m.submit(Command::SetUserEventAccess { user_id: user_id.clone(), access }).await?;
-        user_reply(&m.state, &user_id, StatusCode::OK, applied.position)
-    })
-    .await
+    let command = Command::SetUserEventAccess { user_id: user_id.clone(), access };
+    mutation::change(&state, &request, &actor, body.bytes(), user_id, command).await
 }
 
 /// Registers the routes.

@@ -1,0 +1,160 @@
+//! The parameters admin operations share, as `IntoParams` types for `#[utoipa::path]`.
+//!
+//! A path type is also what the handler extracts (`web::Path<UserPath>`): utoipa then
+//! documents the path's ids from the type alone, as the route names them. The headers of
+//! a mutation follow the path, `If-Match` first:
+//!
+//! ```text
+//! params(UserPath, IfMatch<UserView>, IdempotencyKey),
+//! ```
+
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
+use super::responses::Versioned;
+
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The path of an operation on one user.
+#[derive(Debug, Deserialize)]
+pub struct UserPath {
+    /// The user's id, unparsed.
+    pub user_id: String,
+}
+
+/// The path of an operation on one role.
+#[derive(Debug, Deserialize)]
+pub struct RolePath {
+    /// The role's id, unparsed.
+    pub role_id: String,
+}
+
+/// The path of an operation on one group.
+#[derive(Debug, Deserialize)]
+pub struct GroupPath {
+    /// The group's id, unparsed.
+    pub group_id: String,
+}
+
+/// The path of an operation on a user's role.
+#[derive(Debug, Deserialize)]
+pub struct UserRolePath {
+    /// The user's id, unparsed.
+    pub user_id: String,
+    /// The role's id, unparsed.
+    pub role_id: String,
+}
+
+/// The path of an operation on an event in a group.
+#[derive(Debug, Deserialize)]
+pub struct GroupEventPath {
+    /// The group's id, unparsed.
+    pub group_id: String,
+    /// The platform event's id, unparsed.
+    pub event_id: String,
+}
+
+/// The `If-Match` header of a mutation of the resource `V`.
+pub struct IfMatch<V>(PhantomData<V>);
+
+/// The `Idempotency-Key` header, as most mutations describe it.
+pub struct IdempotencyKey;
+
+impl IntoParams for UserPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![user_id()]
+    }
+}
+
+impl IntoParams for RolePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![role_id()]
+    }
+}
+
+impl IntoParams for GroupPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![group_id()]
+    }
+}
+
+impl IntoParams for UserRolePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![user_id(), role_id()]
+    }
+}
+
+impl IntoParams for GroupEventPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let event_id = path_id("event_id", "The platform event: 1 to 128 characters from A-Z a-z 0-9 . _ ~ : -")
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(128))
+                    .pattern(Some("^[A-Za-z0-9._~:-]+$")),
+            ))
+            .example(Some("summit-2027-nyc".into()))
+            .build();
+        vec![group_id(), event_id]
+    }
+}
+
+impl<V: Versioned> IntoParams for IfMatch<V> {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![optional_header("If-Match", V::IF_MATCH).schema(Some(nullable_string())).build()]
+    }
+}
+
+impl IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = nullable_string().min_length(Some(1)).max_length(Some(MAX_IDEMPOTENCY_KEY_LEN));
+        let description = "Retrying with the same key returns the first answer and changes nothing";
+        vec![optional_header("Idempotency-Key", description).schema(Some(schema)).build()]
+    }
+}
+
+fn user_id() -> Parameter {
+    string_path_id("user_id", "The user's id", "usr_5f0c2a9e1b7d4c3a")
+}
+
+fn role_id() -> Parameter {
+    string_path_id("role_id", "The role's id", "role_9d8e7f6a5b4c3d2e")
+}
+
+fn group_id() -> Parameter {
+    string_path_id("group_id", "The group's id", "grp_1a2b3c4d5e6f7a8b")
+}
+
+/// A path parameter that is any string, with an example.
+fn string_path_id(name: &str, description: &str, example: &str) -> Parameter {
+    path_id(name, description)
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .example(Some(example.into()))
+        .build()
+}
+
+/// A path parameter, without its schema yet.
+fn path_id(name: &str, description: &str) -> ParameterBuilder {
+    parameter(name, ParameterIn::Path, description).required(Required::True)
+}
+
+/// A header a client may leave out, without its schema yet.
+fn optional_header(name: &str, description: &str) -> ParameterBuilder {
+    parameter(name, ParameterIn::Header, description).required(Required::False)
+}
+
+fn parameter(name: &str, parameter_in: ParameterIn, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new().name(name).parameter_in(parameter_in).description(Some(description))
+}
+
+/// The schema utoipa gives an `Option<String>` header: a string or null.
+fn nullable_string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
