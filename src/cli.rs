@@ -12,10 +12,10 @@ use std::time::Duration;
 use crate::app::{self, Application, CheckpointConfig, Config, Limits};
 use crate::domain::Timestamp;
 use crate::http::denials::DEFAULT_WINDOW;
-use crate::http::report::{AccessReport, ReportFormat};
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
+use crate::wire::report::{AccessReport, ReportFormat};
 
 /// Prints a line to standard output. A reader that went away (`keyledger … | head`) ends
 /// the command quietly and successfully, as for other command-line tools, rather than in
@@ -575,7 +575,7 @@ fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> Outcome {
     let log = crate::log::MemoryLog::new();
     crate::log::EventLog::append(&log, 0, &crate::bundle::records(&bytes))?;
     let replayed = crate::history::state_at(&log, at)?;
-    let view = crate::http::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
+    let view = crate::wire::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
     say!("{}", serde_json::to_string_pretty(&view)?);
     Ok(ExitCode::SUCCESS)
 }

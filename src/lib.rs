@@ -19,3 +19,4 @@ pub mod log;
 pub mod merkle;
 pub mod snapshot;
 pub mod telemetry;
+pub mod wire;

@@ -34,6 +34,7 @@ use utoipa::IntoParams;
 use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
 use crate::ledger::{Applied, Ledger, Request, SubmitError};
 use crate::log::FjallLog;
+pub use crate::wire::paginate;
 use problem::ApiError;
 
 /// What every handler shares.
@@ -180,26 +181,6 @@ impl Page {
     pub fn after(&self) -> u64 {
         self.after.unwrap_or(0)
     }
-}
-
-/// Takes up to `limit` items, converted, and the `next` cursor: the cursor of the last
-/// item taken, or `None` when nothing follows it.
-pub fn paginate<T, D>(
-    items: impl Iterator<Item = T>,
-    limit: usize,
-    cursor: impl Fn(&T) -> u64,
-    convert: impl Fn(T) -> D,
-) -> (Vec<D>, Option<u64>) {
-    let mut items = items.peekable();
-    let mut page = Vec::with_capacity(limit.min(1024));
-    let mut last = None;
-    while page.len() < limit {
-        let Some(item) = items.next() else { break };
-        last = Some(cursor(&item));
-        page.push(convert(item));
-    }
-    let next = if items.peek().is_some() { last } else { None };
-    (page, next)
 }
 
 /// Registers every route. actix tries routes in this order, and a route with a path
