@@ -3,8 +3,9 @@
 //! of replaced (in its grace period or past it), expired, revoked and disabled.
 //!
 //! Each combination is a user of its own, set up through the API. Expiry and the end of a
-//! grace period need real time: the keys that expire do so two seconds after they are
-//! generated, the grace periods that end last one second, and the test waits once for all
+//! grace period need real time: the keys that expire do so three seconds after they are
+//! generated, the grace periods that end last two seconds (room for a slow revocation
+//! right after the rotation on a loaded machine), and the test waits once for all
 //! of them.
 
 use std::time::Duration;
@@ -21,7 +22,7 @@ enum Replaced {
     No,
     /// A new key replaced it with an hour of grace.
     InGrace,
-    /// A new key replaced it with one second of grace, which is over when asked.
+    /// A new key replaced it with two seconds of grace, which are over when asked.
     PastGrace,
 }
 
@@ -92,7 +93,7 @@ fn set_up(app: &TestApp, role: &str, replaced: Replaced, expired: bool, revoked:
     let user = app.create_user(&format!("App {}", combination.label()));
     app.assign(&user, role);
     let options =
-        if expired { json!({ "expires_at": rfc3339((time_now_millis() + 2000) as f64 / 1000.0) }) } else { json!({}) };
+        if expired { json!({ "expires_at": rfc3339((time_now_millis() + 3000) as f64 / 1000.0) }) } else { json!({}) };
     let reply = app.post(&format!("/v1/users/{user}/key"), &options);
     reply.expect(201);
     combination.secret = reply.json()["key"].as_str().expect("key").to_owned();
@@ -100,7 +101,7 @@ fn set_up(app: &TestApp, role: &str, replaced: Replaced, expired: bool, revoked:
     let grace = match replaced {
         Replaced::No => None,
         Replaced::InGrace => Some(3600),
-        Replaced::PastGrace => Some(1),
+        Replaced::PastGrace => Some(2),
     };
     if let Some(grace_seconds) = grace {
         app.post(&format!("/v1/users/{user}/key"), &json!({ "grace_seconds": grace_seconds })).expect(201);
@@ -170,9 +171,9 @@ fn get_user_permissions_at_the_access_report_and_check_key_agree_on_every_key_st
             }
         }
     }
-    // Every expiry was two seconds after its key was generated, and every short grace
-    // period one second after its rotation: wait until all of them have passed.
-    std::thread::sleep(Duration::from_millis(2300));
+    // Every expiry was three seconds after its key was generated, and every short grace
+    // period two seconds after its rotation: wait until all of them have passed.
+    std::thread::sleep(Duration::from_millis(3300));
 
     let view = app.get("/v1/audit/permissions?limit=1000");
     view.expect(200);
