@@ -24,5 +24,6 @@ mod review;
 mod snapshots;
 mod storage;
 mod throttle;
+mod upgrade;
 mod usage;
 mod walkthrough;

@@ -1,0 +1,60 @@
+//! Upgrades lose nothing: a data directory written by an earlier build on main opens,
+//! verifies and answers the same. `tests/data/d4b4472-data` was written at d4b4472, before
+//! issue #9 (its snapshot is `KLSNAP02`, refused now, so the whole log is replayed);
+//! `tests/data/d4b4472-data.md` says how it was made and holds its test keys.
+
+use std::path::Path;
+
+use crate::helpers::spawn_app_in;
+
+const ADMIN_KEY: &str = "kl_gv8dLwa0mHfbTQVuybw6g4yTgHhxMX01vXVz";
+const APP_KEY: &str = "kl_HCyI0oQouO9bbF39S2NFthuikEyS7h1geqWV";
+const APP_USER: &str = "usr_73d6cc286fd5a5b2";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}
+
+#[test]
+fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/d4b4472-data"), dir.path());
+    // git keeps no file modes but the executable bit; the service wants its key private.
+    let mut permissions = std::fs::metadata(dir.path().join("signing-key")).expect("signing key").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+    std::fs::set_permissions(dir.path().join("signing-key"), permissions).expect("chmod signing key");
+
+    let mut app = spawn_app_in(dir.path());
+    app.admin_key = ADMIN_KEY.to_owned();
+
+    let verification = app.get("/v1/audit/verify").json();
+    assert_eq!(verification["valid"], true, "{verification}");
+    assert_eq!(verification["size"], 24, "{verification}");
+
+    // The app's checks answer as they did when the directory was written.
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
+    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+    // The one answer issue #9 changed on purpose: an event-scoped function needs an event.
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", None), "event_required");
+
+    // The administrator still administers, and the user is as it was left.
+    let user = app.get(&format!("/v1/users/{APP_USER}"));
+    user.expect(200);
+    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
+    app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
+
+    // And it restarts from what it wrote itself.
+    let app = app.restart();
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+}
