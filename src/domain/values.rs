@@ -141,6 +141,18 @@ impl Lookalike {
     }
 }
 
+/// `value` without surrounding white space, if that is 1 to `max` characters long.
+fn trimmed_within(value: &str, max: usize) -> Result<&str, InvalidText> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidText::Empty);
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidText::TooLong { max });
+    }
+    Ok(trimmed)
+}
+
 /// An email address: one `@` with text on both sides, a dot in the domain, no spaces.
 ///
 /// keyledger does not send email; the address is a contact detail, so the check only
@@ -154,13 +166,7 @@ impl Email {
 
     /// Parses an email address, trimming surrounding white space.
     pub fn parse(value: &str) -> Result<Self, InvalidText> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidText::Empty);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidText::TooLong { max: Self::MAX_CHARS });
-        }
+        let trimmed = trimmed_within(value, Self::MAX_CHARS)?;
         let well_formed = match trimmed.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -191,13 +197,7 @@ impl RecoveryReason {
 
     /// Parses a reason, trimming surrounding white space.
     pub fn parse(value: &str) -> Result<Self, InvalidText> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidText::Empty);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidText::TooLong { max: Self::MAX_CHARS });
-        }
+        let trimmed = trimmed_within(value, Self::MAX_CHARS)?;
         if let Some(code_point) = trimmed.chars().find(|c| c.is_control()) {
             return Err(InvalidText::ControlCharacter { code_point });
         }
