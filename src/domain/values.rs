@@ -130,22 +130,15 @@ impl Lookalike {
     }
 
     fn of_form(form: &str) -> Lookalike {
-        let mut hasher = blake3::Hasher::new();
+        // One hash of the whole skeleton: blake3 costs per call far more than per byte
+        // at these lengths.
+        let mut skeleton = String::with_capacity(form.len() + 8);
         match ascii_skeleton_parts(form) {
-            Some(parts) => {
-                for part in parts {
-                    hasher.update(part.as_bytes());
-                }
-            }
-            None => {
-                let mut buffer = [0; 4];
-                for c in unicode_security::skeleton(form) {
-                    hasher.update(c.encode_utf8(&mut buffer).as_bytes());
-                }
-            }
+            Some(parts) => parts.for_each(|part| skeleton.push_str(part)),
+            None => skeleton.extend(unicode_security::skeleton(form)),
         }
         let mut key = [0; 16];
-        key.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        key.copy_from_slice(&blake3::hash(skeleton.as_bytes()).as_bytes()[..16]);
         Lookalike(key)
     }
 }
