@@ -74,14 +74,9 @@ impl From<FunctionId> for FunctionView {
     }
 }
 
-/// A page of functions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FunctionList {
-    /// The functions, in catalogue order.
-    pub items: Vec<FunctionView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of functions.
+    FunctionList of FunctionView, "The functions, in catalogue order."
 }
 
 /// Lists the function catalogue: the API functions apps are checked against and the admin
@@ -99,13 +94,10 @@ pub struct FunctionList {
 )]
 #[get("/v1/functions")]
 pub async fn list_functions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let after = page.after();
-    let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
-    let (items, next) = paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f));
-    Ok(HttpResponse::Ok().json(FunctionList { items, next }))
+    super::list::<FunctionList>(&state, &request, FunctionId::FUNCTIONS_READ, |_, after, limit| {
+        let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
+        paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f))
+    })
 }
 
 /// Registers the route.

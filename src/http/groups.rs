@@ -1,19 +1,18 @@
 //! Event access groups: nested groups of platform events.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply, Target};
+use super::mutation::{self, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
 use super::responses::{
     BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
 };
 use super::{Page, Shared, paginate};
-use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource};
+use crate::domain::{self, Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
 /// An event access group.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,14 +61,9 @@ impl Versioned for GroupView {
     const IF_MATCH: &'static str = "The group's version (its ETag); refused with 412 if the group changed since";
 }
 
-/// A page of groups.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupList {
-    /// The groups, oldest first.
-    pub items: Vec<GroupView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of groups.
+    GroupList of GroupView, "The groups, oldest first."
 }
 
 /// A new group.
@@ -97,10 +91,11 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
 }
 
 impl Target for GroupId {
-    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let view = state.ledger.view();
-        let group = view.group(self).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+    type View = GroupView;
+    const RESOURCE: Resource = Resource::Group;
+
+    fn show(&self, view: &domain::State) -> Option<(GroupView, u64)> {
+        view.group(self).map(|group| (GroupView::from(group), group.version()))
     }
 }
 
@@ -148,12 +143,9 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
 )]
 #[get("/v1/event-groups")]
 pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let view = state.ledger.view();
-    let (items, next) = paginate(view.groups_after(page.after()), limit, |group| group.created().seq, GroupView::from);
-    Ok(HttpResponse::Ok().json(GroupList { items, next }))
+    super::list::<GroupList>(&state, &request, FunctionId::EVENT_ACCESS_READ, |view, after, limit| {
+        paginate(view.groups_after(after), limit, |group| group.created().seq, GroupView::from)
+    })
 }
 
 /// Reads an event access group. Needs `security.event_access.read`.
@@ -176,12 +168,7 @@ pub async fn get_event_group(
     path: web::Path<GroupPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let group_id = group_id(&path.group_id)?;
-    let view = state.ledger.view();
-    let group = view
-        .group(&group_id)
-        .ok_or_else(|| ApiError::NotFound { resource: Resource::Group, id: group_id.to_string() })?;
-    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
+    super::get(&state, group_id(&path.group_id)?)
 }
 
 /// Adds a platform event to a group. Adding an event already there changes nothing.

@@ -5,6 +5,31 @@
 //! and checks its admin function first, then parses its query and body, then submits a
 //! command.
 
+/// Defines the page type of a list: `items`, described by `$items`, and the cursor of the
+/// next page. Every list of resources answers this shape; only the item type and the
+/// description of `items` tell them apart in the spec.
+macro_rules! list_page {
+    ($(#[$doc:meta])* $name:ident of $item:ty, $items:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            #[doc = $items]
+            pub items: Vec<$item>,
+            /// The `after` value for the next page; absent on the last page.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub next: Option<u64>,
+        }
+
+        impl $crate::http::ListPage for $name {
+            type Item = $item;
+
+            fn new(items: Vec<$item>, next: Option<u64>) -> Self {
+                $name { items, next }
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -27,8 +52,8 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 
-use actix_web::{HttpMessage, HttpRequest, web};
-use serde::Deserialize;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
@@ -181,6 +206,38 @@ impl Page {
     pub fn after(&self) -> u64 {
         self.after.unwrap_or(0)
     }
+}
+
+/// The page type of a list, as `list_page!` defines it.
+pub trait ListPage: Serialize {
+    /// What the list holds.
+    type Item;
+    /// A page of `items`, with the `after` value of the next page if there is one.
+    fn new(items: Vec<Self::Item>, next: Option<u64>) -> Self;
+}
+
+/// Answers a list operation: the admin guard for `function`, the paging parameters, then
+/// the page `paged` makes of the permission view from the cursor and the page size.
+pub fn list<L: ListPage>(
+    state: &Shared,
+    request: &HttpRequest,
+    function: FunctionId,
+    paged: impl FnOnce(&domain::State, u64, usize) -> (Vec<L::Item>, Option<u64>),
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(request, function)?;
+    let page = Page::of(request)?;
+    let limit = page.limit()?;
+    let (items, next) = paged(&state.ledger.view(), page.after(), limit);
+    Ok(HttpResponse::Ok().json(L::new(items, next)))
+}
+
+/// Answers the read of one resource (`getUser`, `getRole`, `getEventGroup`): its view, with
+/// its version as the `ETag`, or 404. The caller has passed the admin guard.
+pub fn get<T: mutation::Target>(state: &Shared, id: T) -> Result<HttpResponse, ApiError> {
+    let view = state.ledger.view();
+    let (shown, version) =
+        id.show(&view).ok_or_else(|| ApiError::NotFound { resource: T::RESOURCE, id: id.to_string() })?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{version}\""))).json(shown))
 }
 
 /// Registers every route. actix tries routes in this order, and a route with a path

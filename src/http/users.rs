@@ -2,13 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply, Target};
+use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
@@ -115,14 +114,9 @@ impl Versioned for UserView {
     const IF_MATCH: &'static str = "The user's version (its ETag); refused with 412 if the user changed since";
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    /// The users, oldest first.
-    pub items: Vec<UserView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of users.
+    UserList of UserView, "The users, oldest first."
 }
 
 /// A new user.
@@ -147,10 +141,11 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 impl Target for UserId {
-    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let view = state.ledger.view();
-        let user = view.user(self).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+    type View = UserView;
+    const RESOURCE: Resource = Resource::User;
+
+    fn show(&self, view: &domain::State) -> Option<(UserView, u64)> {
+        view.user(self).map(|user| (UserView::of(view, user), user.version()))
     }
 }
 
@@ -202,13 +197,9 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
 )]
 #[get("/v1/users")]
 pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::USERS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let view = state.ledger.view();
-    let (items, next) =
-        paginate(view.users_after(page.after()), limit, |user| user.created().seq, |user| UserView::of(&view, user));
-    Ok(HttpResponse::Ok().json(UserList { items, next }))
+    super::list::<UserList>(&state, &request, FunctionId::USERS_READ, |view, after, limit| {
+        paginate(view.users_after(after), limit, |user| user.created().seq, |user| UserView::of(view, user))
+    })
 }
 
 /// Reads a user, with their roles, event access and key ids. Needs `security.users.read`.
@@ -231,11 +222,7 @@ pub async fn get_user(
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
-    let user_id = user_id(&path.user_id)?;
-    let view = state.ledger.view();
-    let user =
-        view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
-    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
+    super::get(&state, user_id(&path.user_id)?)
 }
 
 /// Disables a user: none of their keys passes a check until they are enabled again.
