@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{AuditRead, Guarded};
 use super::{Page, Shared};
 use crate::domain::{Actor, Event, FunctionId, Timestamp};
 use crate::log::{EventLog, StoredRecord};
@@ -260,10 +260,9 @@ fn read_page(
     tag = "audit",
     params(AuditQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "A page of records", body = AuditRecordList),
         (status = 400, description = "Bad paging or filter parameters; an unknown event type is `unknown_event_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`to` is before `from` (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -313,9 +312,8 @@ pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<Ht
     operation_id = "verifyAuditLog",
     tag = "audit",
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The result; `valid` is false if anything failed", body = AuditVerification),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

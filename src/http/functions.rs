@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problem::{ApiError, Problem};
-use super::responses::{Paged, lacks};
+use super::problem::ApiError;
+use super::responses::{FunctionsRead, Paged};
 use super::{Page, Shared, paginate};
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
@@ -86,9 +86,8 @@ list_page! {
     tag = "functions",
     params(Page),
     responses(
-        Paged,
+        Paged<FunctionsRead>,
         (status = 200, description = "The catalogue", body = FunctionList),
-        (status = 403, description = lacks(FunctionId::FUNCTIONS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]

@@ -9,7 +9,7 @@ use super::mutation::{self, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+    BodyMutation, Changed, Created, EventAccessManage, EventAccessRead, Guarded, HeaderMutation, Paged, Versioned,
 };
 use super::{Page, Shared, paginate};
 use crate::domain::{self, Command, EventId, FunctionId, Group, GroupId, Name, Resource};
@@ -110,8 +110,7 @@ impl Target for GroupId {
     request_body = CreateEventGroupRequest,
     params(IdempotencyKey),
     responses(
-        Created<GroupView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<GroupView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point), or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -135,9 +134,8 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     tag = "event access",
     params(Page),
     responses(
-        Paged,
+        Paged<EventAccessRead>,
         (status = 200, description = "A page of groups", body = GroupList),
-        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -154,9 +152,8 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
     tag = "event access",
     params(GroupPath),
     responses(
-        Guarded,
+        Guarded<EventAccessRead>,
         (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
-        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -178,8 +175,7 @@ pub async fn get_event_group(
     tag = "event access",
     params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        Changed<GroupView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
@@ -203,8 +199,7 @@ pub async fn add_event_to_group(
     tag = "event access",
     params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        Changed<GroupView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),

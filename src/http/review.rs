@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{AuditRead, Guarded};
 use super::{Page, Shared, paginate};
 use crate::domain::{self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, Timestamp};
 use crate::history::{self, At, CausedChange, Replayed};
@@ -125,10 +125,9 @@ pub struct PermissionsQuery {
     tag = "audit",
     params(PermissionsQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The view", body = PermissionsAt),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -267,10 +266,9 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
     tag = "audit",
     params(WhoCanQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The users who could", body = WhoCanAnswer),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A function not in the catalogue (`unknown_function`), a position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -506,10 +504,9 @@ pub struct PermissionDiff {
     tag = "audit",
     params(DiffQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The changes", body = PermissionDiff),
         (status = 400, description = "Malformed query, no start, or both a position and a time for one end (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`), or an end before the start (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),

@@ -10,7 +10,7 @@ use super::body::RawJson;
 use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, Versioned, lacks, may_not_change};
+use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, RolesManage, RolesRead, Versioned};
 use super::{Page, Shared, paginate};
 use crate::domain::{self, Command, FunctionId, Name, Resource, Role, RoleId};
 
@@ -128,8 +128,7 @@ impl Target for RoleId {
     request_body = CreateRoleRequest,
     params(IdempotencyKey),
     responses(
-        Created<RoleView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description (such as one holding a control or format character, named by its code point), or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
     ),
@@ -152,9 +151,8 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "roles",
     params(Page),
     responses(
-        Paged,
+        Paged<RolesRead>,
         (status = 200, description = "A page of roles", body = RoleList),
-        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -171,9 +169,8 @@ pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpRespo
     tag = "roles",
     params(RolePath),
     responses(
-        Guarded,
+        Guarded<RolesRead>,
         (status = 200, description = "The role", body = RoleView, headers(("ETag" = String, description = "The role's version"))),
-        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -198,8 +195,7 @@ pub async fn get_role(
     request_body = FunctionsRequest,
     params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        Changed<RoleView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -228,9 +224,8 @@ pub async fn activate_functions(
     request_body = FunctionsRequest,
     params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        Changed<RoleView, BodyMutation>,
+        Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "You cannot deactivate admin functions on a role you hold, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),

@@ -11,7 +11,8 @@ use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+    BodyMutation, Changed, Created, EventAccessManage, Guarded, HeaderMutation, Paged, UsersManage, UsersRead,
+    Versioned,
 };
 use super::roles::role_id;
 use super::{Page, Shared, paginate};
@@ -160,8 +161,7 @@ impl Target for UserId {
     request_body = CreateUserRequest,
     params(IdempotencyKey),
     responses(
-        Created<UserView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<UserView, BodyMutation<UsersManage>>,
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
@@ -189,9 +189,8 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
     tag = "users",
     params(Page),
     responses(
-        Paged,
+        Paged<UsersRead>,
         (status = 200, description = "A page of users", body = UserList),
-        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -208,9 +207,8 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
     tag = "users",
     params(UserPath),
     responses(
-        Guarded,
+        Guarded<UsersRead>,
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
-        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -232,8 +230,7 @@ pub async fn get_user(
     tag = "users",
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot disable yourself, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -256,8 +253,7 @@ pub async fn disable_user(
     tag = "users",
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -281,8 +277,7 @@ pub async fn enable_user(
     tag = "users",
     params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -306,8 +301,7 @@ pub async fn assign_role(
     tag = "users",
     params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot unassign your own roles, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -332,8 +326,7 @@ pub async fn unassign_role(
     request_body = EventAccessView,
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
