@@ -271,14 +271,8 @@ fn read_page(
 #[get("/v1/audit/events")]
 pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<AuditQuery>::from_query(request.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
-    let page = Page { limit: query.limit, after: query.after };
-    // The spec says int64, as every client language can hold.
-    if page.after.is_some_and(|after| after > i64::MAX as u64) {
-        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
-    }
+    let query: AuditQuery = super::query(&request)?;
+    let page = Page::new(query.limit, query.after)?;
     let limit = page.limit()?;
     let filter = AuditFilter::of(&query)?;
     let after = page.after();

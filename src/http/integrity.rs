@@ -222,8 +222,7 @@ fn tree_size(state: &Shared, size: Option<u64>, name: &str) -> Result<u64, ApiEr
 #[get("/v1/audit/checkpoint")]
 pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<CheckpointQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: CheckpointQuery = super::query(&request)?;
     let Some(size) = query.size else {
         return Ok(checkpoint_body(&state.ledger.checkpoint().await?));
     };
@@ -275,8 +274,7 @@ pub async fn list_checkpoints(state: Shared, request: HttpRequest) -> Result<Htt
 #[get("/v1/audit/proofs/inclusion")]
 pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<InclusionQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: InclusionQuery = super::query(&request)?;
     let size = tree_size(&state, query.size, "size")?;
     let seq = query.seq;
     if seq == 0 || seq > size {
@@ -323,8 +321,7 @@ pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<
 #[get("/v1/audit/proofs/consistency")]
 pub async fn get_consistency_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<ConsistencyQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: ConsistencyQuery = super::query(&request)?;
     let to = tree_size(&state, query.to, "to")?;
     let from = query.from;
     let reader = state.clone();

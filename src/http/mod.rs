@@ -53,6 +53,7 @@ pub mod usage;
 pub mod users;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
@@ -175,18 +176,29 @@ pub struct Page {
     pub after: Option<u64>,
 }
 
+/// Parses the query string into `T`. Called after the admin guard, so an anonymous caller
+/// learns nothing from a bad query.
+pub fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::InvalidQuery(error.to_string()))
+}
+
 impl Page {
-    /// Reads the paging parameters from the query string. Called after the admin guard,
-    /// so an anonymous caller learns nothing from a bad query.
+    /// Reads the paging parameters from the query string, after the admin guard.
     pub fn of(request: &HttpRequest) -> Result<Page, ApiError> {
-        let page = web::Query::<Page>::from_query(request.query_string())
-            .map(web::Query::into_inner)
-            .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+        let page: Page = query(request)?;
+        Page::new(page.limit, page.after)
+    }
+
+    /// Paging parameters, as a query with other parameters too reads them, checked as
+    /// every list checks them.
+    pub fn new(limit: Option<u32>, after: Option<u64>) -> Result<Page, ApiError> {
         // The spec says int64, as every client language can hold.
-        if page.after.is_some_and(|after| after > i64::MAX as u64) {
+        if after.is_some_and(|after| after > i64::MAX as u64) {
             return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
         }
-        Ok(page)
+        Ok(Page { limit, after })
     }
 
     /// The default page size.

@@ -35,8 +35,7 @@ pub struct ReportQuery {
 /// Which format a request asks for: `format` if given, else CSV when `Accept` names
 /// `text/csv`, else JSON.
 fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
-    let query = web::Query::<ReportQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: ReportQuery = super::query(request)?;
     if let Some(format) = query.format {
         return Ok(format);
     }

@@ -7,26 +7,18 @@
 //! the record at the given `position`, or now.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
-use super::{Page, Shared, paginate};
+use super::{Page, Shared, paginate, query};
 use crate::domain::{self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, Timestamp};
 use crate::history::{self, At, CausedChange, Replayed};
 use crate::wire::review::strings;
 pub use crate::wire::review::{
     GroupAtTimeView, HeldRoleView, KeyAtTimeView, PermissionsAt, RoleAtTimeView, UserPermissionsView,
 };
-
-/// Parses a query string into `T`; called after the admin guard.
-fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(request.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))
-}
 
 /// Turns a `position` / time pair of query parameters into a point of the history.
 /// Neither means the head of the log; both is refused.
@@ -59,10 +51,7 @@ fn point(
 /// Validates the paging parameters as every list does: `limit` 1 to 1000 (default 100),
 /// `after` a cursor from a previous page's `next`.
 fn page(limit: Option<u32>, after: Option<u64>) -> Result<(usize, u64), ApiError> {
-    if after.is_some_and(|after| after > i64::MAX as u64) {
-        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
-    }
-    let page = Page { limit, after };
+    let page = Page::new(limit, after)?;
     Ok((page.limit()?, page.after()))
 }
 
