@@ -1,12 +1,11 @@
 //! The function catalogue.
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problem::ApiError;
-use super::responses::{FunctionsRead, Paged};
-use super::{Page, Shared, paginate};
+use super::paginate;
+use super::responses::FunctionsRead;
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
 /// Whether a function reads, writes or administers.
@@ -79,24 +78,15 @@ list_page! {
     FunctionList of FunctionView, "The functions, in catalogue order."
 }
 
-/// Lists the function catalogue: the API functions apps are checked against and the admin
-/// functions that guard this API. Needs `security.functions.read`.
-#[utoipa::path(
-    operation_id = "listFunctions",
-    tag = "functions",
-    params(Page),
-    responses(
-        Paged<FunctionsRead>,
-        (status = 200, description = "The catalogue", body = FunctionList),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/functions")]
-pub async fn list_functions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    super::list::<FunctionList>(&state, &request, FunctionId::FUNCTIONS_READ, |_, after, limit| {
+list_operation! {
+    /// Lists the function catalogue: the API functions apps are checked against and the admin
+    /// functions that guard this API. Needs `security.functions.read`.
+    fn list_functions, path = "/v1/functions", operation_id = "listFunctions", tag = "functions",
+    needs = FunctionsRead, page = FunctionList, description = "The catalogue",
+    paged = |_, after, limit| {
         let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
         paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f))
-    })
+    },
 }
 
 /// Registers the route.

@@ -9,9 +9,9 @@ use super::mutation::{self, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, EventAccessManage, EventAccessRead, Guarded, HeaderMutation, Paged, Versioned,
+    BodyMutation, Changed, Created, EventAccessManage, EventAccessRead, Guarded, HeaderMutation, Versioned,
 };
-use super::{Page, Shared, paginate};
+use super::{Shared, paginate};
 use crate::domain::{self, Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
 /// An event access group.
@@ -128,22 +128,13 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/event-groups", generate, command).await
 }
 
-/// Lists event access groups, oldest first. Needs `security.event_access.read`.
-#[utoipa::path(
-    operation_id = "listEventGroups",
-    tag = "event access",
-    params(Page),
-    responses(
-        Paged<EventAccessRead>,
-        (status = 200, description = "A page of groups", body = GroupList),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/event-groups")]
-pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    super::list::<GroupList>(&state, &request, FunctionId::EVENT_ACCESS_READ, |view, after, limit| {
+list_operation! {
+    /// Lists event access groups, oldest first. Needs `security.event_access.read`.
+    fn list_event_groups, path = "/v1/event-groups", operation_id = "listEventGroups", tag = "event access",
+    needs = EventAccessRead, page = GroupList, description = "A page of groups",
+    paged = |view, after, limit| {
         paginate(view.groups_after(after), limit, |group| group.created().seq, GroupView::from)
-    })
+    },
 }
 
 /// Reads an event access group. Needs `security.event_access.read`.

@@ -30,6 +30,41 @@ macro_rules! list_page {
     };
 }
 
+/// Defines a list operation: its `#[utoipa::path]` and its handler, which answers through
+/// [`list`] with the page `paged` makes of the permission view. The guard checks the
+/// function `needs` names, and the spec's 403 names the same one. Every list of the view
+/// is this operation over another page type; only the documentation tells them apart.
+macro_rules! list_operation {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident, path = $path:literal, operation_id = $operation_id:literal, tag = $tag:literal,
+        needs = $needs:ident, page = $page:ident, description = $description:literal,
+        paged = $paged:expr $(,)?
+    ) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            get,
+            path = $path,
+            operation_id = $operation_id,
+            tag = $tag,
+            params($crate::http::Page),
+            responses(
+                $crate::http::responses::Paged<$needs>,
+                (status = 200, description = $description, body = $page),
+            ),
+            security(("bearer" = []), ("basic" = []))
+        )]
+        #[actix_web::get($path)]
+        pub async fn $name(
+            state: $crate::http::Shared,
+            request: actix_web::HttpRequest,
+        ) -> Result<actix_web::HttpResponse, $crate::http::problem::ApiError> {
+            use $crate::http::responses::Needs as _;
+            $crate::http::list::<$page>(&state, &request, $needs::FUNCTION, $paged)
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod body;

@@ -10,8 +10,8 @@ use super::body::RawJson;
 use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, RolesManage, RolesRead, Versioned};
-use super::{Page, Shared, paginate};
+use super::responses::{BodyMutation, Changed, Created, Guarded, RolesManage, RolesRead, Versioned};
+use super::{Shared, paginate};
 use crate::domain::{self, Command, FunctionId, Name, Resource, Role, RoleId};
 
 /// A role.
@@ -145,22 +145,11 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/roles", generate, command).await
 }
 
-/// Lists roles, oldest first. Needs `security.roles.read`.
-#[utoipa::path(
-    operation_id = "listRoles",
-    tag = "roles",
-    params(Page),
-    responses(
-        Paged<RolesRead>,
-        (status = 200, description = "A page of roles", body = RoleList),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/roles")]
-pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    super::list::<RoleList>(&state, &request, FunctionId::ROLES_READ, |view, after, limit| {
-        paginate(view.roles_after(after), limit, |role| role.created().seq, RoleView::from)
-    })
+list_operation! {
+    /// Lists roles, oldest first. Needs `security.roles.read`.
+    fn list_roles, path = "/v1/roles", operation_id = "listRoles", tag = "roles",
+    needs = RolesRead, page = RoleList, description = "A page of roles",
+    paged = |view, after, limit| paginate(view.roles_after(after), limit, |role| role.created().seq, RoleView::from),
 }
 
 /// Reads a role. Needs `security.roles.read`.

@@ -11,11 +11,10 @@ use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, EventAccessManage, Guarded, HeaderMutation, Paged, UsersManage, UsersRead,
-    Versioned,
+    BodyMutation, Changed, Created, EventAccessManage, Guarded, HeaderMutation, UsersManage, UsersRead, Versioned,
 };
 use super::roles::role_id;
-use super::{Page, Shared, paginate};
+use super::{Shared, paginate};
 use crate::domain::{self, Command, Email, EventAccess, FunctionId, KeyHash, Name, Resource, Timestamp, User, UserId};
 pub use crate::wire::{EventAccessView, KeyState};
 
@@ -183,22 +182,13 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/users", generate, command).await
 }
 
-/// Lists users, oldest first. Needs `security.users.read`.
-#[utoipa::path(
-    operation_id = "listUsers",
-    tag = "users",
-    params(Page),
-    responses(
-        Paged<UsersRead>,
-        (status = 200, description = "A page of users", body = UserList),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/users")]
-pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    super::list::<UserList>(&state, &request, FunctionId::USERS_READ, |view, after, limit| {
+list_operation! {
+    /// Lists users, oldest first. Needs `security.users.read`.
+    fn list_users, path = "/v1/users", operation_id = "listUsers", tag = "users",
+    needs = UsersRead, page = UserList, description = "A page of users",
+    paged = |view, after, limit| {
         paginate(view.users_after(after), limit, |user| user.created().seq, |user| UserView::of(view, user))
-    })
+    },
 }
 
 /// Reads a user, with their roles, event access and key ids. Needs `security.users.read`.
