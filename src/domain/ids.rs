@@ -166,7 +166,24 @@ impl EventId {
     }
 }
 
-text_form!(EventId, InvalidEventId);
+impl TryFrom<String> for EventId {
+    type Error = InvalidEventId;
+    fn try_from(value: String) -> Result<Self, InvalidEventId> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 impl std::borrow::Borrow<str> for EventId {
     fn borrow(&self) -> &str {
