@@ -34,20 +34,42 @@ fn walkthrough() -> Fixture {
     Fixture { bundle, key, checkpoints }
 }
 
+/// A bootstrapped ledger over a memory log that signs a checkpoint every `every` records,
+/// and the request of its administrator. The signing key lives in `dir`.
+struct SignedLedger {
+    ledger: Ledger<MemoryLog>,
+    key: PublicKey,
+    key_path: std::path::PathBuf,
+    admin: UserId,
+    by_admin: Request,
+    dir: tempfile::TempDir,
+}
+
+fn signed_ledger(every: u64) -> SignedLedger {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("signing-key");
+    let signer = Signer::load_or_create(&key_path).unwrap();
+    let key = signer.public_key();
+    let store = CheckpointStore::new(dir.path().join("checkpoints.jsonl"));
+    let policies = Policies { snapshots: None, checkpoints: Some(CheckpointPolicy { store, signer, every }) };
+    let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
+    let admin_secret = ledger.bootstrap().unwrap().unwrap();
+    let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
+    let by_admin = Request { actor: Actor::User(admin.clone()), expected_version: None, credential: None };
+    SignedLedger { ledger, key, key_path, admin, by_admin, dir }
+}
+
+/// A command generating a new key, with no expiry, for `user`.
+fn new_key(rng: &mut StdRng, user: &UserId, grace_seconds: Option<u64>) -> Command {
+    let (key_id, key_hash) = (KeyId::generate(rng), KeySecret::generate(rng).hash());
+    Command::GenerateKey { user_id: user.clone(), key_id, key_hash, expires_at: None, grace_seconds }
+}
+
 /// A ledger that ran a walkthrough like an admin's (roles, functions, users, event groups,
 /// event access, keys, a rotation, a revocation), checkpointed every 7 records, exported.
 fn fixture() -> Fixture {
-    let signer_dir = tempfile::tempdir().unwrap();
-    let key_path = signer_dir.path().join("signing-key");
-    let signer = Signer::load_or_create(&key_path).unwrap();
-    let key = signer.public_key();
-    let store = CheckpointStore::new(signer_dir.path().join("checkpoints.jsonl"));
-    let policies = Policies { snapshots: None, checkpoints: Some(CheckpointPolicy { store, signer, every: 7 }) };
-    let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
+    let SignedLedger { ledger, key, by_admin, dir, .. } = signed_ledger(7);
     let mut rng = StdRng::seed_from_u64(7);
-    let admin_secret = ledger.bootstrap().unwrap().unwrap();
-    let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
-    let by_admin = Request { actor: Actor::User(admin), expected_version: None, credential: None };
     let role = RoleId::generate(&mut rng);
     let app = UserId::generate(&mut rng);
     let group = GroupId::generate(&mut rng);
@@ -65,20 +87,8 @@ fn fixture() -> Fixture {
             user_id: app.clone(),
             access: crate::domain::EventAccess::Groups([group].into()),
         },
-        Command::GenerateKey {
-            user_id: app.clone(),
-            key_id: KeyId::generate(&mut rng),
-            key_hash: KeySecret::generate(&mut rng).hash(),
-            expires_at: None,
-            grace_seconds: None,
-        },
-        Command::GenerateKey {
-            user_id: app.clone(),
-            key_id: KeyId::generate(&mut rng),
-            key_hash: KeySecret::generate(&mut rng).hash(),
-            expires_at: None,
-            grace_seconds: Some(3600),
-        },
+        new_key(&mut rng, &app, None),
+        new_key(&mut rng, &app, Some(3600)),
         Command::ActivateFunctions {
             role_id: role.clone(),
             functions: [FunctionId::parse("api.invoices.write").unwrap()].into(),
@@ -93,7 +103,7 @@ fn fixture() -> Fixture {
     let checkpoints = ledger.checkpoints().unwrap();
     let mut bundle = Vec::new();
     export(ledger.log(), &key, &checkpoints, &last, &mut bundle).unwrap();
-    drop(signer_dir);
+    drop(dir);
     Fixture { bundle, key, checkpoints }
 }
 
@@ -306,17 +316,8 @@ fn a_history_re_signed_with_another_key_fails_against_the_real_key() {
 /// intact and chained, every checkpoint signed by the service's own key, yet not legitimate.
 #[test]
 fn a_forged_record_whose_actor_lacked_the_authority_is_named_even_when_signed_by_the_real_key() {
-    let signer_dir = tempfile::tempdir().unwrap();
-    let key_path = signer_dir.path().join("signing-key");
-    let signer = Signer::load_or_create(&key_path).unwrap();
-    let key = signer.public_key();
-    let store = CheckpointStore::new(signer_dir.path().join("checkpoints.jsonl"));
-    let policies = Policies { snapshots: None, checkpoints: Some(CheckpointPolicy { store, signer, every: 1000 }) };
-    let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
-    let admin_secret = ledger.bootstrap().unwrap().unwrap();
-    let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
+    let SignedLedger { ledger, key, key_path, admin, by_admin, dir: _dir } = signed_ledger(1000);
     let admin_role = ledger.view().user(&admin).unwrap().roles().iter().next().unwrap().clone();
-    let by_admin = Request { actor: Actor::User(admin), expected_version: None, credential: None };
     let mut rng = StdRng::seed_from_u64(9);
     let (deputy, role) = (UserId::generate(&mut rng), RoleId::generate(&mut rng));
     let commands = [
@@ -324,13 +325,7 @@ fn a_forged_record_whose_actor_lacked_the_authority_is_named_even_when_signed_by
         Command::ActivateFunctions { role_id: role.clone(), functions: [FunctionId::USERS_MANAGE].into() },
         Command::CreateUser { user_id: deputy.clone(), name: Name::parse("Deputy").unwrap(), email: None },
         Command::AssignRole { user_id: deputy.clone(), role_id: role },
-        Command::GenerateKey {
-            user_id: deputy.clone(),
-            key_id: KeyId::generate(&mut rng),
-            key_hash: KeySecret::generate(&mut rng).hash(),
-            expires_at: None,
-            grace_seconds: None,
-        },
+        new_key(&mut rng, &deputy, None),
     ];
     for command in commands {
         ledger.submit_blocking(command, by_admin.clone()).unwrap();

@@ -202,19 +202,9 @@ pub enum Command {
     Verify {
         /// The bundle.
         bundle: PathBuf,
-        /// The service's public key (64 hex digits, or a file holding them), from
-        /// `getSigningKey` or `keyledger signing-key`, saved when you were onboarded.
-        #[arg(long, value_name = "KEY")]
-        public_key: Option<String>,
-        /// A checkpoint you kept from earlier or got from elsewhere (a file holding one
-        /// checkpoint line, as `getCheckpoint` returns it): the bundle must extend it, and
-        /// its signature pins the signer.
-        #[arg(long, value_name = "FILE")]
-        trusted_checkpoint: Option<PathBuf>,
-        /// Accept the key carried inside the bundle as the signer, without a pin. The
-        /// verdict then says so: it proves the bundle is intact, not who signed it.
-        #[arg(long)]
-        trust_bundle_key: bool,
+        /// How the signer is pinned.
+        #[command(flatten)]
+        pin: Pin,
     },
     /// Print the permission view at a position or a time from a bundle alone, after
     /// verifying the bundle as `verify` does (the signer pinned the same way).
@@ -228,18 +218,9 @@ pub enum Command {
         /// time. Default: after the last record, with key states judged now.
         #[arg(long, value_name = "POSITION|TIME")]
         at: Option<String>,
-        /// The service's public key (64 hex digits, or a file holding them), from
-        /// `getSigningKey` or `keyledger signing-key`.
-        #[arg(long, value_name = "KEY")]
-        public_key: Option<String>,
-        /// A checkpoint you kept (a file holding one checkpoint line): the bundle must
-        /// extend it, and its signature pins the signer.
-        #[arg(long, value_name = "FILE")]
-        trusted_checkpoint: Option<PathBuf>,
-        /// Accept the key carried inside the bundle as the signer, without a pin (said on
-        /// standard error).
-        #[arg(long)]
-        trust_bundle_key: bool,
+        /// How the signer is pinned.
+        #[command(flatten)]
+        pin: Pin,
     },
     /// Recover administration of a stopped service's data directory, when no working
     /// administrator key is left: append one `AdministratorRecovered` record (actor
@@ -347,22 +328,8 @@ fn run(command: Command) -> Outcome {
         }
         Command::VerifyLog { data_dir } => verify(data_dir),
         Command::Export { data_dir, out, signing_key } => export(&data_dir, &out, signing_key),
-        Command::Verify { bundle, public_key, trusted_checkpoint, trust_bundle_key } => {
-            let pin = Pin {
-                public_key: public_key.as_deref(),
-                trusted_checkpoint: trusted_checkpoint.as_deref(),
-                trust_bundle_key,
-            };
-            verify_bundle(&bundle, &pin)
-        }
-        Command::Replay { bundle, at, public_key, trusted_checkpoint, trust_bundle_key } => {
-            let pin = Pin {
-                public_key: public_key.as_deref(),
-                trusted_checkpoint: trusted_checkpoint.as_deref(),
-                trust_bundle_key,
-            };
-            replay(&bundle, at.as_deref(), &pin)
-        }
+        Command::Verify { bundle, pin } => verify_bundle(&bundle, &pin),
+        Command::Replay { bundle, at, pin } => replay(&bundle, at.as_deref(), &pin),
         Command::RecoverAdmin { data_dir, reason, signing_key } => {
             recover_admin(&data_dir, &reason, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
@@ -418,9 +385,7 @@ fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> Outcome {
     say!("initialised {}", data_dir.display());
     say!("admin user: {admin}");
     say!("signing key (ed25519, public): {}", public_key.to_hex());
-    say!("store the key below now: it is not shown again");
-    say!("{}", secret.expose());
-    Ok(ExitCode::SUCCESS)
+    show_once(&secret)
 }
 
 fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> Outcome {
@@ -430,6 +395,12 @@ fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -
     say!("recovered administration of {}", data_dir.display());
     say!("admin user: {admin} (Recovered administrator, holding every admin function)");
     say!("reason: {}", reason.as_str());
+    show_once(&secret)
+}
+
+/// Prints a new administrator key, alone on the last line of standard output: the only
+/// time it is shown.
+fn show_once(secret: &crate::domain::KeySecret) -> Outcome {
     say!("store the key below now: it is not shown again");
     say!("{}", secret.expose());
     Ok(ExitCode::SUCCESS)
@@ -471,14 +442,25 @@ fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> Outcome 
 /// pinned.
 const EXIT_UNPINNED: u8 = 3;
 
-/// How a reviewer pins the signer of a bundle, as given on the command line.
-struct Pin<'a> {
-    public_key: Option<&'a str>,
-    trusted_checkpoint: Option<&'a Path>,
+/// How a reviewer pins the signer of a bundle, as `verify` and `replay` take it.
+#[derive(Debug, clap::Args)]
+pub struct Pin {
+    /// The service's public key (64 hex digits, or a file holding them), from
+    /// `getSigningKey` or `keyledger signing-key`, saved when you were onboarded.
+    #[arg(long, value_name = "KEY")]
+    public_key: Option<String>,
+    /// A checkpoint you kept from earlier or got from elsewhere (a file holding one
+    /// checkpoint line, as `getCheckpoint` returns it): the bundle must extend it, and
+    /// its signature pins the signer.
+    #[arg(long, value_name = "FILE")]
+    trusted_checkpoint: Option<PathBuf>,
+    /// Accept the key carried inside the bundle as the signer, without a pin. The
+    /// verdict then says so: it proves the bundle is intact, not who signed it.
+    #[arg(long)]
     trust_bundle_key: bool,
 }
 
-impl Pin<'_> {
+impl Pin {
     /// Whether the signer is pinned by something the reviewer brought.
     fn is_pinned(&self) -> bool {
         self.public_key.is_some() || self.trusted_checkpoint.is_some()
@@ -486,8 +468,8 @@ impl Pin<'_> {
 
     /// The options to verify with.
     fn options(&self) -> Result<crate::bundle::VerifyOptions, String> {
-        let public_key = self.public_key.map(read_public_key).transpose()?;
-        let trusted = self.trusted_checkpoint.map(read_checkpoint).transpose()?;
+        let public_key = self.public_key.as_deref().map(read_public_key).transpose()?;
+        let trusted = self.trusted_checkpoint.as_deref().map(read_checkpoint).transpose()?;
         Ok(crate::bundle::VerifyOptions { public_key, trusted })
     }
 }
@@ -502,7 +484,7 @@ const UNPINNED: &str = "the signer was not pinned: the bundle carries its own pu
 const TRUSTED_BUNDLE_KEY: &str = "signer NOT pinned: taken from the bundle itself (--trust-bundle-key); this proves \
      the bundle is intact, not who signed it";
 
-fn verify_bundle(bundle: &Path, pin: &Pin<'_>) -> Outcome {
+fn verify_bundle(bundle: &Path, pin: &Pin) -> Outcome {
     let options = pin.options()?;
     let file = std::fs::File::open(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
     let verdict = match crate::bundle::verify(std::io::BufReader::new(file), &options) {
@@ -559,7 +541,7 @@ fn parse_at(at: Option<&str>) -> Result<crate::history::At, String> {
     }
 }
 
-fn replay(bundle: &Path, at: Option<&str>, pin: &Pin<'_>) -> Outcome {
+fn replay(bundle: &Path, at: Option<&str>, pin: &Pin) -> Outcome {
     let at = parse_at(at)?;
     let options = pin.options()?;
     let bytes = std::fs::read(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;

@@ -46,6 +46,17 @@ fn cannot_act(actor: UserId, shortfall: Shortfall) -> DomainError {
     DomainError::InsufficientAuthority { actor: Actor::User(actor), shortfall }
 }
 
+/// Alice's refusal for a change that needs the administrator's functions: the first she
+/// lacks is `security.functions.read`.
+fn alice_lacks_root(because: Because) -> DomainError {
+    lacks(alice(), "security.functions.read", because)
+}
+
+/// The command rule 1's scenarios send: any admin command would do.
+fn create_reporting() -> Command {
+    Command::CreateRole { role_id: reporting(), description: name("Reporting") }
+}
+
 // ---------------------------------------------------------------------------------------
 // Rule 1: the actor can act, and holds the command's function.
 // ---------------------------------------------------------------------------------------
@@ -59,29 +70,21 @@ fn a_command_needs_its_admin_function_even_when_it_would_change_nothing() {
 
 #[test]
 fn a_disabled_actor_is_refused_even_if_its_request_arrived_before_it_was_disabled() {
-    let mut history = the_administrator();
-    history.extend(alice_the_full_administrator());
+    let mut history = two_administrators();
     history.push(user_disabled(alice()));
-    by_alice(&history)
-        .when(Command::CreateRole { role_id: reporting(), description: name("Reporting") })
-        .then_error(cannot_act(alice(), Shortfall::Disabled));
+    by_alice(&history).when(create_reporting()).then_error(cannot_act(alice(), Shortfall::Disabled));
 }
 
 #[test]
 fn an_actor_whose_presented_key_was_replaced_is_refused_though_its_new_key_works() {
-    let mut history = the_administrator();
-    history.extend(alice_the_full_administrator());
+    let mut history = two_administrators();
     history.push(key_replaced(alice(), second_key(), key_hash(2), key_id("key_00000000000000a1"), None));
     let mut scenario = by_alice(&history);
     scenario.context.credential = Some(key_hash(0xa1));
-    scenario
-        .when(Command::CreateRole { role_id: reporting(), description: name("Reporting") })
-        .then_error(cannot_act(alice(), Shortfall::NoWorkingKey));
+    scenario.when(create_reporting()).then_error(cannot_act(alice(), Shortfall::NoWorkingKey));
     let mut scenario = by_alice(&history);
     scenario.context.credential = Some(key_hash(2));
-    scenario
-        .when(Command::CreateRole { role_id: reporting(), description: name("Reporting") })
-        .then(&[role_created(reporting(), "Reporting")]);
+    scenario.when(create_reporting()).then(&[role_created(reporting(), "Reporting")]);
 }
 
 #[test]
@@ -90,15 +93,12 @@ fn an_actor_whose_only_key_expired_is_refused() {
     history.push(key_generated(alice(), first_key(), key_hash(3), Some(seconds_after(RECORDED_AT, 60))));
     let mut history_with_root = the_administrator();
     history_with_root.extend(history);
-    by_alice(&history_with_root)
-        .when(Command::CreateRole { role_id: reporting(), description: name("Reporting") })
-        .then_error(cannot_act(alice(), Shortfall::NoWorkingKey));
+    by_alice(&history_with_root).when(create_reporting()).then_error(cannot_act(alice(), Shortfall::NoWorkingKey));
 }
 
 #[test]
 fn of_two_administrators_disabling_each_other_the_second_command_is_refused() {
-    let mut history = the_administrator();
-    history.extend(alice_the_full_administrator());
+    let history = two_administrators();
     let mut state = given(&history).state;
     let context =
         |actor: UserId| Context { actor: Actor::User(actor), now: NOW, expected_version: None, credential: None };
@@ -157,7 +157,7 @@ fn a_role_manager_cannot_take_an_admin_function_it_does_not_hold_away_from_anoth
 fn a_user_manager_cannot_assign_itself_the_administrator_role() {
     by_alice(&alice_the_user_manager())
         .when(Command::AssignRole { user_id: alice(), role_id: root() })
-        .then_error(lacks(alice(), "security.functions.read", Because::RoleCarries(root())));
+        .then_error(alice_lacks_root(Because::RoleCarries(root())));
 }
 
 #[test]
@@ -165,11 +165,9 @@ fn a_user_manager_cannot_unassign_a_role_carrying_functions_it_lacks() {
     let mut history = the_administrator();
     history.extend(alice_the_user_manager());
     history.extend([user_created(bob(), "Bob"), assigned(bob(), root())]);
-    by_alice(&history).when(Command::UnassignRole { user_id: bob(), role_id: root() }).then_error(lacks(
-        alice(),
-        "security.functions.read",
-        Because::RoleCarries(root()),
-    ));
+    by_alice(&history)
+        .when(Command::UnassignRole { user_id: bob(), role_id: root() })
+        .then_error(alice_lacks_root(Because::RoleCarries(root())));
 }
 
 #[test]
@@ -188,11 +186,9 @@ fn a_user_manager_may_assign_an_api_role_to_an_api_user() {
 
 #[test]
 fn a_user_manager_cannot_disable_or_strip_the_administrator() {
-    by_alice(&alice_the_user_manager()).when(Command::DisableUser { user_id: admin() }).then_error(lacks(
-        alice(),
-        "security.functions.read",
-        Because::TargetHolds(admin()),
-    ));
+    by_alice(&alice_the_user_manager())
+        .when(Command::DisableUser { user_id: admin() })
+        .then_error(alice_lacks_root(Because::TargetHolds(admin())));
 }
 
 #[test]
@@ -205,12 +201,10 @@ fn a_key_manager_cannot_generate_or_revoke_the_administrators_key() {
             expires_at: None,
             grace_seconds: None,
         })
-        .then_error(lacks(alice(), "security.functions.read", Because::TargetHolds(admin())));
-    by_alice(&alice_the_key_manager()).when(Command::RevokeKey { user_id: admin() }).then_error(lacks(
-        alice(),
-        "security.functions.read",
-        Because::TargetHolds(admin()),
-    ));
+        .then_error(alice_lacks_root(Because::TargetHolds(admin())));
+    by_alice(&alice_the_key_manager())
+        .when(Command::RevokeKey { user_id: admin() })
+        .then_error(alice_lacks_root(Because::TargetHolds(admin())));
 }
 
 #[test]
@@ -218,11 +212,9 @@ fn a_disabled_administrator_still_counts_as_holding_its_functions() {
     let mut history = the_administrator();
     history.extend(alice_the_user_manager());
     history.extend([user_created(bob(), "Bob"), assigned(bob(), root()), user_disabled(bob())]);
-    by_alice(&history).when(Command::EnableUser { user_id: bob() }).then_error(lacks(
-        alice(),
-        "security.functions.read",
-        Because::TargetHolds(bob()),
-    ));
+    by_alice(&history)
+        .when(Command::EnableUser { user_id: bob() })
+        .then_error(alice_lacks_root(Because::TargetHolds(bob())));
 }
 
 #[test]
@@ -230,7 +222,7 @@ fn an_event_access_manager_cannot_change_the_event_access_of_an_administrator() 
     let history = holding(alice(), "Alice", editors(), &["security.event_access.manage"], 0xa1);
     by_alice(&history)
         .when(Command::SetUserEventAccess { user_id: admin(), access: EventAccess::AllEvents })
-        .then_error(lacks(alice(), "security.functions.read", Because::TargetHolds(admin())));
+        .then_error(alice_lacks_root(Because::TargetHolds(admin())));
 }
 
 #[test]
@@ -316,8 +308,7 @@ fn the_last_standing_administrator_cannot_give_itself_a_key_that_expires() {
 
 #[test]
 fn an_administrator_may_be_disabled_while_another_stands() {
-    let mut history = the_administrator();
-    history.extend(alice_the_full_administrator());
+    let history = two_administrators();
     by_alice(&history)
         .when(Command::RevokeKey { user_id: admin() })
         .then(&[key_revoked(admin(), key_id("key_00000000000000ad"))]);

@@ -21,8 +21,6 @@
 //!   are account-wide.
 //! * Admin functions (`security.*`) administer keyledger itself and are account-wide.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 /// What a function lets its holder do, so that clients can follow least privilege.
@@ -223,24 +221,7 @@ impl FunctionId {
     }
 }
 
-impl TryFrom<String> for FunctionId {
-    type Error = UnknownFunction;
-    fn try_from(value: String) -> Result<Self, UnknownFunction> {
-        Self::parse(&value)
-    }
-}
-
-impl From<FunctionId> for String {
-    fn from(id: FunctionId) -> String {
-        id.as_str().to_owned()
-    }
-}
-
-impl fmt::Display for FunctionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+super::ids::text_form!(FunctionId, UnknownFunction);
 
 /// A set of functions, as a bit mask over the catalogue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -30,6 +30,32 @@ fn mint<R: Rng + ?Sized>(prefix: &str, rng: &mut R) -> String {
     format!("{prefix}{random:016x}")
 }
 
+/// The text form of a type that has `parse` and `as_str`: what serde reads
+/// (`try_from = "String"`) and writes (`into = "String"`), and what it displays.
+macro_rules! text_form {
+    ($name:ty, $error:ty) => {
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(value: String) -> Result<Self, $error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_owned()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(super) use text_form;
+
 macro_rules! minted_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
@@ -153,15 +179,15 @@ impl From<EventId> for String {
     }
 }
 
-impl std::borrow::Borrow<str> for EventId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for EventId {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -178,6 +204,11 @@ pub enum Actor {
 impl Actor {
     const SYSTEM: &'static str = "system";
 
+    /// Parses an actor as it is written in records: `system` or a user id.
+    pub fn parse(value: &str) -> Result<Self, InvalidId> {
+        if value == Self::SYSTEM { Ok(Actor::System) } else { UserId::parse(value).map(Actor::User) }
+    }
+
     /// The actor as it is written in records: `system` or a user id.
     pub fn as_str(&self) -> &str {
         match self {
@@ -187,24 +218,7 @@ impl Actor {
     }
 }
 
-impl TryFrom<String> for Actor {
-    type Error = InvalidId;
-    fn try_from(value: String) -> Result<Self, InvalidId> {
-        if value == Self::SYSTEM { Ok(Actor::System) } else { UserId::parse(&value).map(Actor::User) }
-    }
-}
-
-impl From<Actor> for String {
-    fn from(actor: Actor) -> String {
-        actor.as_str().to_owned()
-    }
-}
-
-impl fmt::Display for Actor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_form!(Actor, InvalidId);
 
 #[cfg(test)]
 mod tests {

@@ -322,13 +322,16 @@ fn alice_the_editor() -> Vec<Event> {
     ]
 }
 
-/// Alice, a second full administrator: she also holds Root, with a key that does not expire.
-fn alice_the_full_administrator() -> Vec<Event> {
-    vec![
+/// The administrator, then Alice, a second full administrator: she also holds Root, with a
+/// key that does not expire.
+fn two_administrators() -> Vec<Event> {
+    let mut history = the_administrator();
+    history.extend([
         user_created(alice(), "Alice"),
         assigned(alice(), root()),
         key_generated(alice(), key_id("key_00000000000000a1"), key_hash(0xa1), None),
-    ]
+    ]);
+    history
 }
 
 /// The booking app, holding the API Access role (attendees and events read), with no
@@ -671,8 +674,7 @@ fn an_administrator_cannot_unassign_their_own_role() {
 
 #[test]
 fn another_administrator_may_disable_an_administrator() {
-    let mut history = the_administrator();
-    history.extend(alice_the_full_administrator());
+    let history = two_administrators();
     given(&history)
         .by(Actor::User(alice()))
         .when(Command::DisableUser { user_id: admin() })
@@ -1744,6 +1746,24 @@ fn opening_commands(rng: &mut StdRng, secrets: &mut Vec<KeySecret>) -> Vec<Comma
     commands
 }
 
+/// Step `step` of a random sequence, at `now`: a random context, and the opening's command
+/// while it lasts, then a random one (`None` when there is none to make).
+fn random_step(
+    rng: &mut StdRng,
+    state: &State,
+    now: Timestamp,
+    step: usize,
+    opening: &[Command],
+    secrets: &mut Vec<KeySecret>,
+) -> Option<(Context, Command)> {
+    let context = random_context(rng, state, now, step < opening.len());
+    let command = match opening.get(step) {
+        Some(command) => command.clone(),
+        None => random_command(rng, state, now, secrets)?,
+    };
+    Some((context, command))
+}
+
 /// Who asks (sometimes keyledger itself), and now and then an `If-Match` version, which
 /// is mostly stale. The opening commands are the bootstrap, by keyledger itself, and the
 /// administrator's first users and roles.
@@ -1952,13 +1972,8 @@ fn random_command_sequences_keep_the_rules_and_replaying_their_events_gives_the_
         let mut fingerprints = FingerprintCache::default();
         for step in 0..STEPS_PER_SEED {
             now = seconds_after(now, rng.random_range(0..900));
-            let context = random_context(&mut rng, &live, now, step < opening.len());
-            let command = match opening.get(step) {
-                Some(command) => command.clone(),
-                None => match random_command(&mut rng, &live, now, &mut secrets) {
-                    Some(command) => command,
-                    None => continue,
-                },
+            let Some((context, command)) = random_step(&mut rng, &live, now, step, &opening, &mut secrets) else {
+                continue;
             };
             let Ok(events) = decide(&live, &context, command) else {
                 continue;

@@ -61,11 +61,18 @@ fn the_view_lists_users_roles_and_groups_in_creation_order_with_their_permission
     assert_eq!(groups, [(&americas(), None, &[event_id(LIMA)][..]), (&usa(), Some(&americas()), &[event_id(NYC)][..])]);
 }
 
-#[test]
-fn the_view_judges_key_states_at_its_time() {
+/// The booking app after a rotation of its key that keeps the first key working until
+/// `valid_until`, 600 seconds after [`NOW`].
+fn booking_app_mid_rotation() -> (Vec<Event>, Timestamp) {
     let valid_until = seconds_after(NOW, 600);
     let mut history = booking_app_with_key(key_hash(1));
     history.push(key_replaced(booking_app(), second_key(), key_hash(2), first_key(), Some(valid_until)));
+    (history, valid_until)
+}
+
+#[test]
+fn the_view_judges_key_states_at_its_time() {
+    let (history, valid_until) = booking_app_mid_rotation();
     let state = given(&history).state;
     let states = |at| -> Vec<(KeyId, KeyState)> {
         PermissionView::of(&state, at).users[0].keys.iter().map(|key| (key.key_id.clone(), key.state)).collect()
@@ -131,9 +138,7 @@ fn who_can_leaves_out_users_without_the_function_the_event_a_working_key_or_enab
 
 #[test]
 fn who_can_lists_a_key_in_its_grace_period_until_the_period_ends() {
-    let valid_until = seconds_after(NOW, 600);
-    let mut history = booking_app_with_key(key_hash(1));
-    history.push(key_replaced(booking_app(), second_key(), key_hash(2), first_key(), Some(valid_until)));
+    let (history, valid_until) = booking_app_mid_rotation();
     let state = given(&history).state;
     let keys = |at| who_can(&state, function("api.events.read"), None, at)[0].key_ids.clone();
     assert_eq!(keys(NOW), [second_key(), first_key()]);
@@ -287,13 +292,8 @@ fn random_histories(seeds: u64, mut visit: impl FnMut(u64, &State, Position, &Ev
         let opening = opening_commands(&mut rng, &mut secrets);
         for step in 0..STEPS_PER_SEED {
             now = seconds_after(now, rng.random_range(0..900));
-            let context = random_context(&mut rng, &state, now, step < opening.len());
-            let command = match opening.get(step) {
-                Some(command) => command.clone(),
-                None => match random_command(&mut rng, &state, now, &mut secrets) {
-                    Some(command) => command,
-                    None => continue,
-                },
+            let Some((context, command)) = random_step(&mut rng, &state, now, step, &opening, &mut secrets) else {
+                continue;
             };
             let Ok(events) = decide(&state, &context, command) else { continue };
             for event in events {

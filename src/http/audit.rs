@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{AuditRead, Guarded};
 use super::{Page, Shared};
 use crate::domain::{Actor, Event, FunctionId, Timestamp};
 use crate::log::{EventLog, StoredRecord};
@@ -260,10 +260,9 @@ fn read_page(
     tag = "audit",
     params(AuditQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "A page of records", body = AuditRecordList),
         (status = 400, description = "Bad paging or filter parameters; an unknown event type is `unknown_event_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`to` is before `from` (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -272,14 +271,8 @@ fn read_page(
 #[get("/v1/audit/events")]
 pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<AuditQuery>::from_query(request.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
-    let page = Page { limit: query.limit, after: query.after };
-    // The spec says int64, as every client language can hold.
-    if page.after.is_some_and(|after| after > i64::MAX as u64) {
-        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
-    }
+    let query: AuditQuery = super::query(&request)?;
+    let page = Page::new(query.limit, query.after)?;
     let limit = page.limit()?;
     let filter = AuditFilter::of(&query)?;
     let after = page.after();
@@ -313,9 +306,8 @@ pub async fn list_audit_events(state: Shared, request: HttpRequest) -> Result<Ht
     operation_id = "verifyAuditLog",
     tag = "audit",
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The result; `valid` is false if anything failed", body = AuditVerification),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

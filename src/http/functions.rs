@@ -1,12 +1,11 @@
 //! The function catalogue.
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problem::{ApiError, Problem};
-use super::responses::{Paged, lacks};
-use super::{Page, Shared, paginate};
+use super::paginate;
+use super::responses::FunctionsRead;
 use crate::domain::{FunctionId, FunctionKind, FunctionScope};
 
 /// Whether a function reads, writes or administers.
@@ -74,38 +73,20 @@ impl From<FunctionId> for FunctionView {
     }
 }
 
-/// A page of functions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FunctionList {
-    /// The functions, in catalogue order.
-    pub items: Vec<FunctionView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of functions.
+    FunctionList of FunctionView, "The functions, in catalogue order."
 }
 
-/// Lists the function catalogue: the API functions apps are checked against and the admin
-/// functions that guard this API. Needs `security.functions.read`.
-#[utoipa::path(
-    operation_id = "listFunctions",
-    tag = "functions",
-    params(Page),
-    responses(
-        Paged,
-        (status = 200, description = "The catalogue", body = FunctionList),
-        (status = 403, description = lacks(FunctionId::FUNCTIONS_READ), body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/functions")]
-pub async fn list_functions(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::FUNCTIONS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let after = page.after();
-    let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
-    let (items, next) = paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f));
-    Ok(HttpResponse::Ok().json(FunctionList { items, next }))
+list_operation! {
+    /// Lists the function catalogue: the API functions apps are checked against and the admin
+    /// functions that guard this API. Needs `security.functions.read`.
+    fn list_functions, path = "/v1/functions", operation_id = "listFunctions", tag = "functions",
+    needs = FunctionsRead, page = FunctionList, description = "The catalogue",
+    paged = |_, after, limit| {
+        let numbered = FunctionId::all().zip(1u64..).skip_while(|(_, n)| *n <= after);
+        paginate(numbered, limit, |(_, n)| *n, |(f, _)| FunctionView::from(f))
+    },
 }
 
 /// Registers the route.

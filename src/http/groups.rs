@@ -1,19 +1,18 @@
 //! Event access groups: nested groups of platform events.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply, Target};
+use super::mutation::{self, Target};
 use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+    BodyMutation, Changed, Created, EventAccessManage, EventAccessRead, Guarded, HeaderMutation, Versioned,
 };
-use super::{Page, Shared, paginate};
-use crate::domain::{Command, EventId, FunctionId, Group, GroupId, Name, Resource};
+use super::{Shared, paginate};
+use crate::domain::{self, Command, EventId, FunctionId, Group, GroupId, Name, Resource};
 
 /// An event access group.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,14 +61,9 @@ impl Versioned for GroupView {
     const IF_MATCH: &'static str = "The group's version (its ETag); refused with 412 if the group changed since";
 }
 
-/// A page of groups.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupList {
-    /// The groups, oldest first.
-    pub items: Vec<GroupView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of groups.
+    GroupList of GroupView, "The groups, oldest first."
 }
 
 /// A new group.
@@ -97,10 +91,11 @@ fn event_id(raw: &str) -> Result<EventId, ApiError> {
 }
 
 impl Target for GroupId {
-    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let view = state.ledger.view();
-        let group = view.group(self).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &GroupView::from(group), position).with_etag(group.version()))
+    type View = GroupView;
+    const RESOURCE: Resource = Resource::Group;
+
+    fn show(&self, view: &domain::State) -> Option<(GroupView, u64)> {
+        view.group(self).map(|group| (GroupView::from(group), group.version()))
     }
 }
 
@@ -115,8 +110,7 @@ impl Target for GroupId {
     request_body = CreateEventGroupRequest,
     params(IdempotencyKey),
     responses(
-        Created<GroupView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<GroupView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A sibling has this name (`duplicate_group_name`) or one that looks like it (`lookalike_name`), the parent is already 32 levels deep (`group_too_deep`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point), or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -134,26 +128,13 @@ pub async fn create_event_group(state: Shared, request: HttpRequest, body: RawJs
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/event-groups", generate, command).await
 }
 
-/// Lists event access groups, oldest first. Needs `security.event_access.read`.
-#[utoipa::path(
-    operation_id = "listEventGroups",
-    tag = "event access",
-    params(Page),
-    responses(
-        Paged,
-        (status = 200, description = "A page of groups", body = GroupList),
-        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/event-groups")]
-pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let view = state.ledger.view();
-    let (items, next) = paginate(view.groups_after(page.after()), limit, |group| group.created().seq, GroupView::from);
-    Ok(HttpResponse::Ok().json(GroupList { items, next }))
+list_operation! {
+    /// Lists event access groups, oldest first. Needs `security.event_access.read`.
+    fn list_event_groups, path = "/v1/event-groups", operation_id = "listEventGroups", tag = "event access",
+    needs = EventAccessRead, page = GroupList, description = "A page of groups",
+    paged = |view, after, limit| {
+        paginate(view.groups_after(after), limit, |group| group.created().seq, GroupView::from)
+    },
 }
 
 /// Reads an event access group. Needs `security.event_access.read`.
@@ -162,9 +143,8 @@ pub async fn list_event_groups(state: Shared, request: HttpRequest) -> Result<Ht
     tag = "event access",
     params(GroupPath),
     responses(
-        Guarded,
+        Guarded<EventAccessRead>,
         (status = 200, description = "The group", body = GroupView, headers(("ETag" = String, description = "The group's version"))),
-        (status = 403, description = lacks(FunctionId::EVENT_ACCESS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -176,12 +156,7 @@ pub async fn get_event_group(
     path: web::Path<GroupPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::EVENT_ACCESS_READ)?;
-    let group_id = group_id(&path.group_id)?;
-    let view = state.ledger.view();
-    let group = view
-        .group(&group_id)
-        .ok_or_else(|| ApiError::NotFound { resource: Resource::Group, id: group_id.to_string() })?;
-    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", group.version()))).json(GroupView::from(group)))
+    super::get(&state, group_id(&path.group_id)?)
 }
 
 /// Adds a platform event to a group. Adding an event already there changes nothing.
@@ -191,8 +166,7 @@ pub async fn get_event_group(
     tag = "event access",
     params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        Changed<GroupView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
@@ -216,8 +190,7 @@ pub async fn add_event_to_group(
     tag = "event access",
     params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
     responses(
-        Changed<GroupView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),

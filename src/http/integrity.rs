@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, Paged, lacks};
+use super::responses::{AuditRead, Guarded, Paged};
 use super::{Page, Shared};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
@@ -211,10 +211,9 @@ fn tree_size(state: &Shared, size: Option<u64>, name: &str) -> Result<u64, ApiEr
     tag = "audit",
     params(CheckpointQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The checkpoint, byte for byte as stored", body = CheckpointBody),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No checkpoint was written at that size", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The checkpoint could not be read or written", body = Problem, content_type = "application/problem+json"),
     ),
@@ -223,8 +222,7 @@ fn tree_size(state: &Shared, size: Option<u64>, name: &str) -> Result<u64, ApiEr
 #[get("/v1/audit/checkpoint")]
 pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<CheckpointQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: CheckpointQuery = super::query(&request)?;
     let Some(size) = query.size else {
         return Ok(checkpoint_body(&state.ledger.checkpoint().await?));
     };
@@ -239,9 +237,8 @@ pub async fn get_checkpoint(state: Shared, request: HttpRequest) -> Result<HttpR
     tag = "audit",
     params(Page),
     responses(
-        Paged,
+        Paged<AuditRead>,
         (status = 200, description = "A page of checkpoints", body = CheckpointList),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -266,10 +263,9 @@ pub async fn list_checkpoints(state: Shared, request: HttpRequest) -> Result<Htt
     tag = "audit",
     params(InclusionQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The proof", body = InclusionProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record in a tree of that size, or no tree of that size yet", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -278,8 +274,7 @@ pub async fn list_checkpoints(state: Shared, request: HttpRequest) -> Result<Htt
 #[get("/v1/audit/proofs/inclusion")]
 pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<InclusionQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: InclusionQuery = super::query(&request)?;
     let size = tree_size(&state, query.size, "size")?;
     let seq = query.seq;
     if seq == 0 || seq > size {
@@ -315,10 +310,9 @@ pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<
     tag = "audit",
     params(ConsistencyQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A size is 0, past the log, or `from` is past `to`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The tree could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -327,8 +321,7 @@ pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<
 #[get("/v1/audit/proofs/consistency")]
 pub async fn get_consistency_proof(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let query = web::Query::<ConsistencyQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: ConsistencyQuery = super::query(&request)?;
     let to = tree_size(&state, query.to, "to")?;
     let from = query.from;
     let reader = state.clone();
@@ -376,9 +369,8 @@ pub async fn get_signing_key(state: Shared) -> Result<HttpResponse, ApiError> {
     operation_id = "exportAuditBundle",
     tag = "audit",
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The bundle (JSON lines)", content_type = "application/x-ndjson", body = String),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log or the checkpoints could not be read", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))

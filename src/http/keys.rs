@@ -10,7 +10,7 @@ use super::body::RawJson;
 use super::mutation::{self, Reply};
 use super::params::{IdempotencyKey, IfMatch, UserPath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, HeaderMutation, may_not_change};
+use super::responses::{BodyMutation, Changed, HeaderMutation, KeysManage};
 use super::users::{UserView, user_id};
 use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 
@@ -73,10 +73,9 @@ pub struct GeneratedKey {
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret", min_length = 1, max_length = 255),
     ),
     responses(
-        BodyMutation,
+        BodyMutation<KeysManage>,
         (status = 201, description = "Generated; the secret is in `key`", body = GeneratedKey,
             headers(("Keyledger-Position" = u64, description = "Log position of the change"))),
-        (status = 403, description = may_not_change(FunctionId::KEYS_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The change would leave no standing administrator (`last_administrator`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
@@ -147,8 +146,7 @@ pub async fn generate_key(
     tag = "keys",
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::KEYS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<KeysManage>>,
         (status = 404, description = "No such user, or the user has no working key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot revoke your own key, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),

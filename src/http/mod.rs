@@ -5,6 +5,66 @@
 //! and checks its admin function first, then parses its query and body, then submits a
 //! command.
 
+/// Defines the page type of a list: `items`, described by `$items`, and the cursor of the
+/// next page. Every list of resources answers this shape; only the item type and the
+/// description of `items` tell them apart in the spec.
+macro_rules! list_page {
+    ($(#[$doc:meta])* $name:ident of $item:ty, $items:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            #[doc = $items]
+            pub items: Vec<$item>,
+            /// The `after` value for the next page; absent on the last page.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub next: Option<u64>,
+        }
+
+        impl $crate::http::ListPage for $name {
+            type Item = $item;
+
+            fn new(items: Vec<$item>, next: Option<u64>) -> Self {
+                $name { items, next }
+            }
+        }
+    };
+}
+
+/// Defines a list operation: its `#[utoipa::path]` and its handler, which answers through
+/// [`list`] with the page `paged` makes of the permission view. The guard checks the
+/// function `needs` names, and the spec's 403 names the same one. Every list of the view
+/// is this operation over another page type; only the documentation tells them apart.
+macro_rules! list_operation {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident, path = $path:literal, operation_id = $operation_id:literal, tag = $tag:literal,
+        needs = $needs:ident, page = $page:ident, description = $description:literal,
+        paged = $paged:expr $(,)?
+    ) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            get,
+            path = $path,
+            operation_id = $operation_id,
+            tag = $tag,
+            params($crate::http::Page),
+            responses(
+                $crate::http::responses::Paged<$needs>,
+                (status = 200, description = $description, body = $page),
+            ),
+            security(("bearer" = []), ("basic" = []))
+        )]
+        #[actix_web::get($path)]
+        pub async fn $name(
+            state: $crate::http::Shared,
+            request: actix_web::HttpRequest,
+        ) -> Result<actix_web::HttpResponse, $crate::http::problem::ApiError> {
+            use $crate::http::responses::Needs as _;
+            $crate::http::list::<$page>(&state, &request, $needs::FUNCTION, $paged)
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -27,8 +87,9 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 
-use actix_web::{HttpMessage, HttpRequest, web};
-use serde::Deserialize;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
@@ -150,18 +211,29 @@ pub struct Page {
     pub after: Option<u64>,
 }
 
+/// Parses the query string into `T`. Called after the admin guard, so an anonymous caller
+/// learns nothing from a bad query.
+pub fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::InvalidQuery(error.to_string()))
+}
+
 impl Page {
-    /// Reads the paging parameters from the query string. Called after the admin guard,
-    /// so an anonymous caller learns nothing from a bad query.
+    /// Reads the paging parameters from the query string, after the admin guard.
     pub fn of(request: &HttpRequest) -> Result<Page, ApiError> {
-        let page = web::Query::<Page>::from_query(request.query_string())
-            .map(web::Query::into_inner)
-            .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+        let page: Page = query(request)?;
+        Page::new(page.limit, page.after)
+    }
+
+    /// Paging parameters, as a query with other parameters too reads them, checked as
+    /// every list checks them.
+    pub fn new(limit: Option<u32>, after: Option<u64>) -> Result<Page, ApiError> {
         // The spec says int64, as every client language can hold.
-        if page.after.is_some_and(|after| after > i64::MAX as u64) {
+        if after.is_some_and(|after| after > i64::MAX as u64) {
             return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
         }
-        Ok(page)
+        Ok(Page { limit, after })
     }
 
     /// The default page size.
@@ -181,6 +253,38 @@ impl Page {
     pub fn after(&self) -> u64 {
         self.after.unwrap_or(0)
     }
+}
+
+/// The page type of a list, as `list_page!` defines it.
+pub trait ListPage: Serialize {
+    /// What the list holds.
+    type Item;
+    /// A page of `items`, with the `after` value of the next page if there is one.
+    fn new(items: Vec<Self::Item>, next: Option<u64>) -> Self;
+}
+
+/// Answers a list operation: the admin guard for `function`, the paging parameters, then
+/// the page `paged` makes of the permission view from the cursor and the page size.
+pub fn list<L: ListPage>(
+    state: &Shared,
+    request: &HttpRequest,
+    function: FunctionId,
+    paged: impl FnOnce(&domain::State, u64, usize) -> (Vec<L::Item>, Option<u64>),
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(request, function)?;
+    let page = Page::of(request)?;
+    let limit = page.limit()?;
+    let (items, next) = paged(&state.ledger.view(), page.after(), limit);
+    Ok(HttpResponse::Ok().json(L::new(items, next)))
+}
+
+/// Answers the read of one resource (`getUser`, `getRole`, `getEventGroup`): its view, with
+/// its version as the `ETag`, or 404. The caller has passed the admin guard.
+pub fn get<T: mutation::Target>(state: &Shared, id: T) -> Result<HttpResponse, ApiError> {
+    let view = state.ledger.view();
+    let (shown, version) =
+        id.show(&view).ok_or_else(|| ApiError::NotFound { resource: T::RESOURCE, id: id.to_string() })?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{version}\""))).json(shown))
 }
 
 /// Registers every route. actix tries routes in this order, and a route with a path

@@ -21,7 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use crate::domain::{Command, UserId};
+use crate::domain::{self, Command, Resource, UserId};
 
 /// The response header carrying the log position of a mutation's last event.
 pub const POSITION_HEADER: &str = "Keyledger-Position";
@@ -390,12 +390,23 @@ where
     outcome.map(|reply| reply.into_response(false))
 }
 
-/// A resource a mutation changes, named by its id: the mutation answers with the resource
-/// as it is after the change.
-pub trait Target: Clone + 'static {
+/// A resource that admin operations read and change, named by its id: a read answers with
+/// its view, and so does a mutation, as the resource is after the change.
+pub trait Target: Clone + Display + 'static {
+    /// What the spec shows for the resource.
+    type View: Serialize;
+    /// What a 404 calls it.
+    const RESOURCE: Resource;
+
+    /// The resource's view and its version, if `view` holds it.
+    fn show(&self, view: &domain::State) -> Option<(Self::View, u64)>;
+
     /// The reply: the resource as it is now, with the change's log `position` and the
     /// resource's new version as its `ETag`.
-    fn reply(&self, state: &super::Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError>;
+    fn reply(&self, state: &super::Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
+        let (shown, version) = self.show(&state.ledger.view()).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &shown, position).with_etag(version))
+    }
 }
 
 /// Runs a mutation that is one command on `target`, and answers with `target` after it

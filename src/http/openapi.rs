@@ -72,23 +72,14 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key: `Authorization: Bearer kl_…`"))
-                    .build(),
-            ),
-        );
+        let key_as = |scheme, description| {
+            SecurityScheme::Http(Http::builder().scheme(scheme).description(Some(description)).build())
+        };
+        components
+            .add_security_scheme("bearer", key_as(HttpAuthScheme::Bearer, "An API key: `Authorization: Bearer kl_…`"));
         components.add_security_scheme(
             "basic",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Basic)
-                    .description(Some("An API key as the password, with an empty user name"))
-                    .build(),
-            ),
+            key_as(HttpAuthScheme::Basic, "An API key as the password, with an empty user name"),
         );
     }
 }

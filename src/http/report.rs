@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 
 use super::Shared;
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
+use super::responses::{AuditRead, Guarded};
 use crate::domain::{FunctionId, Timestamp};
 pub use crate::wire::report::{AccessReport, AccessReportRow, ReportFlags, ReportFormat, ReportRole};
 
@@ -35,8 +35,7 @@ pub struct ReportQuery {
 /// Which format a request asks for: `format` if given, else CSV when `Accept` names
 /// `text/csv`, else JSON.
 fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
-    let query = web::Query::<ReportQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))?;
+    let query: ReportQuery = super::query(request)?;
     if let Some(format) = query.format {
         return Ok(format);
     }
@@ -59,13 +58,12 @@ fn requested_format(request: &HttpRequest) -> Result<ReportFormat, ApiError> {
     tag = "audit",
     params(ReportQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The report", content(
             (AccessReport = "application/json"),
             (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_state,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key,recovered_administrator\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,active,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false,false\r\n"),
         )),
         (status = 400, description = "Unknown format or query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]

@@ -1,10 +1,10 @@
 //! The error answers admin operations share, as `IntoResponses` sets for `#[utoipa::path]`.
 //!
-//! A handler lists one set first, then its own answers: the operation's success, its 403
-//! (from [`lacks`] or [`may_not_change`], which name the function the guard checks), and
-//! any status whose description it must make more precise. A later entry with the same
-//! status replaces the set's, so an operation that adds its own conflicts to 409 lists
-//! that 409 after the set.
+//! A handler lists one set first, then its own answers: the operation's success, and any
+//! status whose description it must make more precise. A set is named for the admin
+//! function the operation's guard checks ([`Needs`], such as [`UsersManage`]), and holds the
+//! 403 that names it. A later entry with the same status replaces the set's, so an
+//! operation that adds its own conflicts to 409 lists that 409 after the set.
 //!
 //! A change to a resource that has a version ([`Versioned`]) lists [`Changed`] or
 //! [`Created`] instead, which add its success answer (and, for a change, its 412) to the
@@ -12,8 +12,7 @@
 //!
 //! ```text
 //! responses(
-//!     Changed<UserView, HeaderMutation>,
-//!     (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+//!     Changed<UserView, HeaderMutation<UsersManage>>,
 //!     (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
 //! )
 //! ```
@@ -30,47 +29,81 @@ use crate::domain::FunctionId;
 /// The media type of every error body.
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The answers of the admin guard: no valid key (401), or too many checks with wrong
-/// keys from the client's address (429). Every admin operation can give both.
-pub struct Guarded;
+/// The admin function an operation needs, as a type, so that a set can name it in its 403.
+pub trait Needs {
+    /// The function the operation's guard checks.
+    const FUNCTION: FunctionId;
+}
+
+/// Declares the types of the admin functions, for [`Needs`].
+macro_rules! needs {
+    ($($function:ident = $id:literal, $marker:ident;)*) => {$(
+        #[doc = concat!("Needs `", $id, "`.")]
+        pub struct $marker;
+
+        impl Needs for $marker {
+            const FUNCTION: FunctionId = FunctionId::$function;
+        }
+    )*};
+}
+
+needs! {
+    FUNCTIONS_READ = "security.functions.read", FunctionsRead;
+    ROLES_READ = "security.roles.read", RolesRead;
+    ROLES_MANAGE = "security.roles.manage", RolesManage;
+    USERS_READ = "security.users.read", UsersRead;
+    USERS_MANAGE = "security.users.manage", UsersManage;
+    KEYS_MANAGE = "security.keys.manage", KeysManage;
+    EVENT_ACCESS_READ = "security.event_access.read", EventAccessRead;
+    EVENT_ACCESS_MANAGE = "security.event_access.manage", EventAccessManage;
+    AUDIT_READ = "security.audit.read", AuditRead;
+}
+
+/// The answers of the admin guard of a read that needs `F`: no valid key (401), a key
+/// that lacks `F` (403), or too many checks with wrong keys from the client's address
+/// (429).
+pub struct Guarded<F>(PhantomData<F>);
 
 /// [`Guarded`], and the answer of every list to paging parameters it cannot take (400).
-pub struct Paged;
+pub struct Paged<F>(PhantomData<F>);
 
-/// [`Guarded`], and the answers of every mutation without a body: a malformed
+/// The answers of every mutation without a body that needs `F`: those of the admin guard
+/// (401, 429), a key that lacks `F` or a change its user may not make (403), a malformed
 /// `If-Match` or `Idempotency-Key` (400), an `Idempotency-Key` in progress (409) or used
 /// for a different request (422), and storage that could not take the change (503).
-pub struct HeaderMutation;
+pub struct HeaderMutation<F>(PhantomData<F>);
 
 /// [`HeaderMutation`], for a mutation with a JSON body: a malformed body (400), a body
 /// too large (413) or not JSON (415).
-pub struct BodyMutation;
+pub struct BodyMutation<F>(PhantomData<F>);
 
-impl IntoResponses for Guarded {
+impl<F: Needs> IntoResponses for Guarded<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        BTreeMap::from([status(401, problem("No valid key")), status(429, too_many_failed_checks())])
+        let mut responses = guard_responses();
+        responses.extend([status(403, problem(&lacks(F::FUNCTION)))]);
+        responses
     }
 }
 
-impl IntoResponses for Paged {
+impl<F: Needs> IntoResponses for Paged<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = Guarded::responses();
+        let mut responses = Guarded::<F>::responses();
         responses.extend([status(400, problem("Bad paging parameters"))]);
         responses
     }
 }
 
-impl IntoResponses for HeaderMutation {
+impl<F: Needs> IntoResponses for HeaderMutation<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = mutation_responses();
+        let mut responses = mutation_responses::<F>();
         responses.extend([status(400, problem("Malformed header"))]);
         responses
     }
 }
 
-impl IntoResponses for BodyMutation {
+impl<F: Needs> IntoResponses for BodyMutation<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = mutation_responses();
+        let mut responses = mutation_responses::<F>();
         responses.extend([
             status(400, problem("Malformed body")),
             status(413, problem("Body too large")),
@@ -120,13 +153,13 @@ impl<V: Versioned, S: IntoResponses> IntoResponses for Created<V, S> {
 }
 
 /// The 403 of a read: the key lacks `function`.
-pub fn lacks(function: FunctionId) -> String {
+fn lacks(function: FunctionId) -> String {
     format!("The key lacks {}", function.as_str())
 }
 
 /// The 403 of a mutation: the key lacks `function`, or the writer found, when it applied
 /// the change, that the actor may not make it (see ARCHITECTURE.md, "Authority").
-pub fn may_not_change(function: FunctionId) -> String {
+fn may_not_change(function: FunctionId) -> String {
     format!(
         "The key lacks {}, or its user may not make this change (`insufficient_authority`): an actor that \
 is no longer an enabled user with a working key, or that would hand out or act on more admin functions than it holds",
@@ -134,10 +167,17 @@ is no longer an enabled user with a working key, or that would hand out or act o
     )
 }
 
-/// What every mutation shares, whatever its body.
-fn mutation_responses() -> BTreeMap<String, RefOr<Response>> {
-    let mut responses = Guarded::responses();
+/// The answers of the admin guard that do not depend on the function: no valid key (401),
+/// or too many checks with wrong keys from the client's address (429).
+fn guard_responses() -> BTreeMap<String, RefOr<Response>> {
+    BTreeMap::from([status(401, problem("No valid key")), status(429, too_many_failed_checks())])
+}
+
+/// What every mutation that needs `F` shares, whatever its body.
+fn mutation_responses<F: Needs>() -> BTreeMap<String, RefOr<Response>> {
+    let mut responses = guard_responses();
     responses.extend([
+        status(403, problem(&may_not_change(F::FUNCTION))),
         status(409, problem("A request with the same Idempotency-Key is in progress")),
         status(422, problem("The Idempotency-Key was used for a different request")),
         status(503, problem("Storage unavailable; nothing changed")),

@@ -7,26 +7,18 @@
 //! the record at the given `position`, or now.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
-use super::responses::{Guarded, lacks};
-use super::{Page, Shared, paginate};
+use super::responses::{AuditRead, Guarded};
+use super::{Page, Shared, paginate, query};
 use crate::domain::{self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, Timestamp};
 use crate::history::{self, At, CausedChange, Replayed};
 use crate::wire::review::strings;
 pub use crate::wire::review::{
     GroupAtTimeView, HeldRoleView, KeyAtTimeView, PermissionsAt, RoleAtTimeView, UserPermissionsView,
 };
-
-/// Parses a query string into `T`; called after the admin guard.
-fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(request.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|error| ApiError::InvalidQuery(error.to_string()))
-}
 
 /// Turns a `position` / time pair of query parameters into a point of the history.
 /// Neither means the head of the log; both is refused.
@@ -59,10 +51,7 @@ fn point(
 /// Validates the paging parameters as every list does: `limit` 1 to 1000 (default 100),
 /// `after` a cursor from a previous page's `next`.
 fn page(limit: Option<u32>, after: Option<u64>) -> Result<(usize, u64), ApiError> {
-    if after.is_some_and(|after| after > i64::MAX as u64) {
-        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
-    }
-    let page = Page { limit, after };
+    let page = Page::new(limit, after)?;
     Ok((page.limit()?, page.after()))
 }
 
@@ -125,10 +114,9 @@ pub struct PermissionsQuery {
     tag = "audit",
     params(PermissionsQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The view", body = PermissionsAt),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -267,10 +255,9 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
     tag = "audit",
     params(WhoCanQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The users who could", body = WhoCanAnswer),
         (status = 400, description = "Malformed query or paging parameters, or both `position` and `at` (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A function not in the catalogue (`unknown_function`), a position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),
@@ -506,10 +493,9 @@ pub struct PermissionDiff {
     tag = "audit",
     params(DiffQuery),
     responses(
-        Guarded,
+        Guarded<AuditRead>,
         (status = 200, description = "The changes", body = PermissionDiff),
         (status = 400, description = "Malformed query, no start, or both a position and a time for one end (`conflicting_parameters`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = lacks(FunctionId::AUDIT_READ), body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A position past the head (`position_beyond_head`), a time before the first record (`before_first_record`) or in the future (`time_in_the_future`), or an end before the start (`reversed_range`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
     ),

@@ -2,18 +2,17 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply, Target};
+use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, RolePath};
 use super::problem::{ApiError, Problem};
-use super::responses::{BodyMutation, Changed, Created, Guarded, Paged, Versioned, lacks, may_not_change};
-use super::{Page, Shared, paginate};
-use crate::domain::{Command, FunctionId, Name, Resource, Role, RoleId};
+use super::responses::{BodyMutation, Changed, Created, Guarded, RolesManage, RolesRead, Versioned};
+use super::{Shared, paginate};
+use crate::domain::{self, Command, FunctionId, Name, Resource, Role, RoleId};
 
 /// A role.
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,14 +62,9 @@ impl Versioned for RoleView {
         "The role's version (its ETag); the change is refused with 412 if the role changed since";
 }
 
-/// A page of roles.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoleList {
-    /// The roles, oldest first.
-    pub items: Vec<RoleView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of roles.
+    RoleList of RoleView, "The roles, oldest first."
 }
 
 /// A new role.
@@ -116,10 +110,11 @@ pub fn role_id(raw: &str) -> Result<RoleId, ApiError> {
 }
 
 impl Target for RoleId {
-    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let view = state.ledger.view();
-        let role = view.role(self).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &RoleView::from(role), position).with_etag(role.version()))
+    type View = RoleView;
+    const RESOURCE: Resource = Resource::Role;
+
+    fn show(&self, view: &domain::State) -> Option<(RoleView, u64)> {
+        view.role(self).map(|role| (RoleView::from(role), role.version()))
     }
 }
 
@@ -133,8 +128,7 @@ impl Target for RoleId {
     request_body = CreateRoleRequest,
     params(IdempotencyKey),
     responses(
-        Created<RoleView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description (such as one holding a control or format character, named by its code point), or Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
     ),
@@ -151,26 +145,11 @@ pub async fn create_role(state: Shared, request: HttpRequest, body: RawJson) -> 
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/roles", generate, command).await
 }
 
-/// Lists roles, oldest first. Needs `security.roles.read`.
-#[utoipa::path(
-    operation_id = "listRoles",
-    tag = "roles",
-    params(Page),
-    responses(
-        Paged,
-        (status = 200, description = "A page of roles", body = RoleList),
-        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/roles")]
-pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::ROLES_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let view = state.ledger.view();
-    let (items, next) = paginate(view.roles_after(page.after()), limit, |role| role.created().seq, RoleView::from);
-    Ok(HttpResponse::Ok().json(RoleList { items, next }))
+list_operation! {
+    /// Lists roles, oldest first. Needs `security.roles.read`.
+    fn list_roles, path = "/v1/roles", operation_id = "listRoles", tag = "roles",
+    needs = RolesRead, page = RoleList, description = "A page of roles",
+    paged = |view, after, limit| paginate(view.roles_after(after), limit, |role| role.created().seq, RoleView::from),
 }
 
 /// Reads a role. Needs `security.roles.read`.
@@ -179,9 +158,8 @@ pub async fn list_roles(state: Shared, request: HttpRequest) -> Result<HttpRespo
     tag = "roles",
     params(RolePath),
     responses(
-        Guarded,
+        Guarded<RolesRead>,
         (status = 200, description = "The role", body = RoleView, headers(("ETag" = String, description = "The role's version"))),
-        (status = 403, description = lacks(FunctionId::ROLES_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -193,11 +171,7 @@ pub async fn get_role(
     path: web::Path<RolePath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::ROLES_READ)?;
-    let role_id = role_id(&path.role_id)?;
-    let view = state.ledger.view();
-    let role =
-        view.role(&role_id).ok_or_else(|| ApiError::NotFound { resource: Resource::Role, id: role_id.to_string() })?;
-    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", role.version()))).json(RoleView::from(role)))
+    super::get(&state, role_id(&path.role_id)?)
 }
 
 /// Activates several functions on a role in one change. Functions already active are
@@ -210,8 +184,7 @@ pub async fn get_role(
     request_body = FunctionsRequest,
     params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        Changed<RoleView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -240,9 +213,8 @@ pub async fn activate_functions(
     request_body = FunctionsRequest,
     params(RolePath, IfMatch<RoleView>, IdempotencyKey),
     responses(
-        Changed<RoleView, BodyMutation>,
+        Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "You cannot deactivate admin functions on a role you hold, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = may_not_change(FunctionId::ROLES_MANAGE), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),

@@ -2,20 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::RawJson;
-use super::mutation::{self, Reply, Target};
+use super::mutation::{self, Target};
 use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    BodyMutation, Changed, Created, Guarded, HeaderMutation, Paged, Versioned, lacks, may_not_change,
+    BodyMutation, Changed, Created, EventAccessManage, Guarded, HeaderMutation, UsersManage, UsersRead, Versioned,
 };
 use super::roles::role_id;
-use super::{Page, Shared, paginate};
+use super::{Shared, paginate};
 use crate::domain::{self, Command, Email, EventAccess, FunctionId, KeyHash, Name, Resource, Timestamp, User, UserId};
 pub use crate::wire::{EventAccessView, KeyState};
 
@@ -115,14 +114,9 @@ impl Versioned for UserView {
     const IF_MATCH: &'static str = "The user's version (its ETag); refused with 412 if the user changed since";
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    /// The users, oldest first.
-    pub items: Vec<UserView>,
-    /// The `after` value for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+list_page! {
+    /// A page of users.
+    UserList of UserView, "The users, oldest first."
 }
 
 /// A new user.
@@ -147,10 +141,11 @@ pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 impl Target for UserId {
-    fn reply(&self, state: &Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let view = state.ledger.view();
-        let user = view.user(self).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &UserView::of(&view, user), position).with_etag(user.version()))
+    type View = UserView;
+    const RESOURCE: Resource = Resource::User;
+
+    fn show(&self, view: &domain::State) -> Option<(UserView, u64)> {
+        view.user(self).map(|user| (UserView::of(view, user), user.version()))
     }
 }
 
@@ -165,8 +160,7 @@ impl Target for UserId {
     request_body = CreateUserRequest,
     params(IdempotencyKey),
     responses(
-        Created<UserView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Created<UserView, BodyMutation<UsersManage>>,
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name (such as one holding a control or format character, named by its code point) or email, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),
@@ -188,27 +182,13 @@ pub async fn create_user(state: Shared, request: HttpRequest, body: RawJson) -> 
     mutation::create(&state, &request, &actor, body.bytes(), "/v1/users", generate, command).await
 }
 
-/// Lists users, oldest first. Needs `security.users.read`.
-#[utoipa::path(
-    operation_id = "listUsers",
-    tag = "users",
-    params(Page),
-    responses(
-        Paged,
-        (status = 200, description = "A page of users", body = UserList),
-        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-#[get("/v1/users")]
-pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    state.authorize(&request, FunctionId::USERS_READ)?;
-    let page = Page::of(&request)?;
-    let limit = page.limit()?;
-    let view = state.ledger.view();
-    let (items, next) =
-        paginate(view.users_after(page.after()), limit, |user| user.created().seq, |user| UserView::of(&view, user));
-    Ok(HttpResponse::Ok().json(UserList { items, next }))
+list_operation! {
+    /// Lists users, oldest first. Needs `security.users.read`.
+    fn list_users, path = "/v1/users", operation_id = "listUsers", tag = "users",
+    needs = UsersRead, page = UserList, description = "A page of users",
+    paged = |view, after, limit| {
+        paginate(view.users_after(after), limit, |user| user.created().seq, |user| UserView::of(view, user))
+    },
 }
 
 /// Reads a user, with their roles, event access and key ids. Needs `security.users.read`.
@@ -217,9 +197,8 @@ pub async fn list_users(state: Shared, request: HttpRequest) -> Result<HttpRespo
     tag = "users",
     params(UserPath),
     responses(
-        Guarded,
+        Guarded<UsersRead>,
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "The user's version"))),
-        (status = 403, description = lacks(FunctionId::USERS_READ), body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -231,11 +210,7 @@ pub async fn get_user(
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::USERS_READ)?;
-    let user_id = user_id(&path.user_id)?;
-    let view = state.ledger.view();
-    let user =
-        view.user(&user_id).ok_or_else(|| ApiError::NotFound { resource: Resource::User, id: user_id.to_string() })?;
-    Ok(HttpResponse::Ok().insert_header(("ETag", format!("\"{}\"", user.version()))).json(UserView::of(&view, user)))
+    super::get(&state, user_id(&path.user_id)?)
 }
 
 /// Disables a user: none of their keys passes a check until they are enabled again.
@@ -245,8 +220,7 @@ pub async fn get_user(
     tag = "users",
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot disable yourself, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -269,8 +243,7 @@ pub async fn disable_user(
     tag = "users",
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
@@ -294,8 +267,7 @@ pub async fn enable_user(
     tag = "users",
     params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The API role would not be standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -319,8 +291,7 @@ pub async fn assign_role(
     tag = "users",
     params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, HeaderMutation>,
-        (status = 403, description = may_not_change(FunctionId::USERS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "You cannot unassign your own roles, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
     ),
@@ -345,8 +316,7 @@ pub async fn unassign_role(
     request_body = EventAccessView,
     params(UserPath, IfMatch<UserView>, IdempotencyKey),
     responses(
-        Changed<UserView, BodyMutation>,
-        (status = 403, description = may_not_change(FunctionId::EVENT_ACCESS_MANAGE), body = Problem, content_type = "application/problem+json"),
+        Changed<UserView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
     ),

@@ -1,7 +1,7 @@
 //! Deciding the commands on event groups: creating them and adding or removing events.
 
 use super::super::{DomainError, Event, EventId, Group, GroupId, Lookalike, Name, Resource, State, values};
-use super::find_group;
+use super::{find_group, lookalike};
 
 /// Creates an event group, unless a sibling's name looks like its name or it would nest too
 /// deep.
@@ -19,12 +19,7 @@ pub(super) fn create(
     let looks_alike = |name: &str| Lookalike::keys_of(name).iter().any(|key| keys.contains(key));
     if let Some(existing) = siblings.into_iter().filter_map(|id| state.group(id)).find(|g| looks_alike(g.name())) {
         if values::fold(existing.name()) != name.folded() {
-            return Err(DomainError::LookalikeName {
-                resource: Resource::Group,
-                name: name.as_str().to_owned(),
-                existing: existing.id().to_string(),
-                existing_name: existing.name().to_owned(),
-            });
+            return Err(lookalike(Resource::Group, &name, existing.id(), existing.name()));
         }
         return Err(DomainError::DuplicateGroupName {
             name: name.as_str().to_owned(),

@@ -320,6 +320,22 @@ pub(super) fn refuse_self(context: &Context, target: &UserId, action: &'static s
     }
 }
 
+/// The refusal of `name` for looking like `existing_name`, the name of the `resource`
+/// `existing`.
+pub(super) fn lookalike(
+    resource: Resource,
+    name: &Name,
+    existing: &impl std::fmt::Display,
+    existing_name: &str,
+) -> DomainError {
+    DomainError::LookalikeName {
+        resource,
+        name: name.as_str().to_owned(),
+        existing: existing.to_string(),
+        existing_name: existing_name.to_owned(),
+    }
+}
+
 pub(super) fn find_role<'a>(state: &'a State, id: &RoleId) -> Result<&'a super::Role, DomainError> {
     state.role(id).ok_or_else(|| DomainError::NotFound { resource: Resource::Role, id: id.to_string() })
 }

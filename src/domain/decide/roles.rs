@@ -4,18 +4,13 @@
 use std::collections::BTreeSet;
 
 use super::super::{Actor, DomainError, Event, FunctionId, FunctionSet, Name, Resource, RoleId, State, values};
-use super::{Context, find_role};
+use super::{Context, find_role, lookalike};
 
 /// Creates a role, unless its description looks like an existing role's.
 pub(super) fn create(state: &State, role_id: RoleId, description: Name) -> Result<Vec<Event>, DomainError> {
     if let Some(existing) = state.role_by_description(description.as_str()) {
         if values::fold(existing.description()) != description.folded() {
-            return Err(DomainError::LookalikeName {
-                resource: Resource::Role,
-                name: description.as_str().to_owned(),
-                existing: existing.id().to_string(),
-                existing_name: existing.description().to_owned(),
-            });
+            return Err(lookalike(Resource::Role, &description, existing.id(), existing.description()));
         }
         return Err(DomainError::DuplicateRoleDescription {
             description: description.as_str().to_owned(),

@@ -2,7 +2,7 @@
 //! their event access.
 
 use super::super::{DomainError, Email, Event, EventAccess, Name, Resource, RoleId, State, UserId};
-use super::{Context, find_group, find_role, find_user, refuse_self};
+use super::{Context, find_group, find_role, find_user, lookalike, refuse_self};
 
 /// Creates a user, unless its name looks like an existing user's.
 pub(super) fn create(
@@ -14,12 +14,7 @@ pub(super) fn create(
     // User names are unique by look, like role descriptions: the access review
     // names users, and two that read the same cannot be told apart there.
     if let Some(existing) = state.user_named_like(name.as_str()) {
-        return Err(DomainError::LookalikeName {
-            resource: Resource::User,
-            name: name.as_str().to_owned(),
-            existing: existing.id().to_string(),
-            existing_name: existing.name().to_owned(),
-        });
+        return Err(lookalike(Resource::User, &name, existing.id(), existing.name()));
     }
     Ok(vec![Event::UserCreated {
         user_id,
