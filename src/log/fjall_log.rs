@@ -1,6 +1,12 @@
 //! The log users run: records in a fjall keyspace, keyed by big-endian sequence number,
 //! and the Merkle tree's complete subtrees in another, keyed by level and index; each
 //! append is one atomic batch of both, synced to disk before it returns.
+//!
+//! The sync is `fdatasync` ([`DURABLE`]): fjall sets each journal file's length ahead
+//! of its writes, and `fdatasync` flushes the written bytes and all metadata needed to
+//! read them back (the blocks they were given, the length). It skips only what reading
+//! does not need, such as the modification time, which `fsync` would also write on every
+//! batch.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -27,6 +33,9 @@ pub enum FjallLogError {
     #[error("corrupt log: {0}")]
     CorruptTree(String),
 }
+
+/// How an append is made durable before it returns: `fdatasync` of the journal.
+const DURABLE: PersistMode = PersistMode::SyncData;
 
 /// The fjall-backed log.
 pub struct FjallLog {
@@ -89,7 +98,7 @@ impl FjallLog {
             if chunk.is_empty() {
                 return Err(FjallLogError::CorruptTree(format!("record {} is missing", frontier.size() + 1)));
             }
-            let mut batch = self.database.batch().durability(Some(PersistMode::SyncAll));
+            let mut batch = self.database.batch().durability(Some(DURABLE));
             for (id, hash) in grow(&mut frontier, &chunk) {
                 batch.insert(&self.tree, id.to_key(), hash.as_bytes());
             }
@@ -120,7 +129,7 @@ impl EventLog for FjallLog {
             return Ok(());
         };
         let mut frontier = tip.frontier.clone();
-        let mut batch = self.database.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.database.batch().durability(Some(DURABLE));
         for record in new {
             batch.insert(&self.records, record.seq.to_be_bytes(), record.bytes.as_slice());
         }
