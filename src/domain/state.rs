@@ -665,6 +665,11 @@ impl State {
             Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
             }
+            Event::KeyUsageIntervalRecorded { from, to: _, keys } => {
+                for used in keys {
+                    self.apply_key_usage(&used.user_id, &used.key_id, used.last_used_at(*from));
+                }
+            }
             Event::AdministratorRecovered { user_id, name, role_id, role_description, key_id, key_hash, reason: _ } => {
                 self.apply_recovery(position, user_id, name, role_id, role_description, key_id, *key_hash);
             }
