@@ -15,9 +15,8 @@
 //! - `merkle/inclusion_proof_1M`: an audit path in the tree of a million records, from
 //!   its stored complete subtrees (held in a hash map here, in fjall in the service).
 //! - `fingerprint/250k_users`: the view's fingerprint, which every checkpoint signs, at
-//!   the state the million records build; `250k_users_cached`: the same with every
-//!   entity's digest cached, as the writer's next checkpoint finds them when little
-//!   changed.
+//!   the state the million records build, from scratch; `250k_users_cached`: the same
+//!   from a cache that saw this very state (nothing changed since).
 //! - `fingerprint_incremental/250k_users_one_change`: one user disabled or enabled, then
 //!   the cached fingerprint, as a checkpoint right after that write computes it;
 //!   `250k_users_one_new_role`: the same after a new role, which moves every user's digest
