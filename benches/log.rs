@@ -15,9 +15,12 @@
 //! - `merkle/inclusion_proof_1M`: an audit path in the tree of a million records, from
 //!   its stored complete subtrees (held in a hash map here, in fjall in the service).
 //! - `fingerprint/250k_users`: the view's fingerprint, which every checkpoint signs, at
-//!   the state the million records build; `250k_users_cached`: the same with every
-//!   entity's digest cached, as the writer's next checkpoint finds them when little
-//!   changed.
+//!   the state the million records build, from scratch; `250k_users_cached`: the same
+//!   from a cache that saw this very state (nothing changed since).
+//! - `fingerprint_incremental/250k_users_one_change`: one user disabled or enabled, then
+//!   the cached fingerprint, as a checkpoint right after that write computes it;
+//!   `250k_users_one_new_role`: the same after a new role, which moves every user's digest
+//!   in the hashed message (see `domain::fingerprint`).
 //! - `verify_bundle/1M_records`: `bundle::verify` of an export of the million records
 //!   with a checkpoint at the end: chain, Merkle tree, replay, fingerprint, signature.
 //!
@@ -33,7 +36,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use keyledger::bundle::{self, VerifyOptions};
 use keyledger::checkpoint::Signer;
-use keyledger::domain::{Actor, FingerprintCache, Timestamp, UserId};
+use keyledger::domain::{Actor, Event, FingerprintCache, Position, RoleId, State, Timestamp, UserId};
 use keyledger::ledger::Ledger;
 use keyledger::log::record::{self, Envelope};
 use keyledger::log::{ChainHash, ChainVerifier, EventLog, MemoryLog, StoredRecord};
@@ -55,6 +58,19 @@ fn encoded_log() -> Vec<StoredRecord> {
         records.push(stored);
     });
     records
+}
+
+/// A copy of `view` with its fingerprint cached, and a step that applies one more event
+/// (made from its position) and takes the cached fingerprint.
+fn changing(view: &State, mut new_event: impl FnMut(u64) -> Event) -> impl FnMut() -> [u8; 32] {
+    let mut view = view.clone();
+    let mut cache = FingerprintCache::default();
+    view.fingerprint_cached(&mut cache);
+    move || {
+        let seq = view.head() + 1;
+        view.apply(Position { seq, at: common::at(seq) }, &new_event(seq));
+        view.fingerprint_cached(&mut cache)
+    }
 }
 
 fn memory_log(records: &[StoredRecord]) -> MemoryLog {
@@ -163,6 +179,27 @@ fn log(c: &mut Criterion) {
         let mut cache = FingerprintCache::default();
         view.fingerprint_cached(&mut cache);
         b.iter(|| view.fingerprint_cached(&mut cache));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("fingerprint_incremental");
+    group.throughput(Throughput::Elements(1)).sample_size(50).measurement_time(Duration::from_secs(5));
+    group.bench_function("250k_users_one_change", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        let ledger = state.get_or_init(|| Ledger::open(memory_log(records)).expect("the log verifies"));
+        let user_id = ledger.view().users_after(0).nth(1_000).expect("users").id().clone();
+        b.iter(changing(&ledger.view(), |seq| match seq % 2 {
+            0 => Event::UserDisabled { user_id: user_id.clone() },
+            _ => Event::UserEnabled { user_id: user_id.clone() },
+        }));
+    });
+    group.bench_function("250k_users_one_new_role", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        let ledger = state.get_or_init(|| Ledger::open(memory_log(records)).expect("the log verifies"));
+        b.iter(changing(&ledger.view(), |seq| Event::RoleCreated {
+            role_id: RoleId::parse(&format!("role_{seq:016x}")).expect("a role id"),
+            description: format!("Role {seq}"),
+        }));
     });
     group.finish();
 

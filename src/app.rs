@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::checkpoint::{CHECKPOINTS_FILE, CheckpointStore, PublicKey, SIGNING_KEY_FILE, Signer};
-use crate::domain::{Actor, Command, KeySecret};
+use crate::domain::{Actor, Command, KeySecret, MAX_KEYS_PER_USAGE_RECORD};
 use crate::http::body::{BodyTimeout, MAX_BODY_BYTES};
 use crate::http::denials::{DenialLimiter, OperationIds};
 use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
@@ -62,9 +62,10 @@ pub struct Config {
 /// last use.
 pub const DEFAULT_KEY_USAGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// The most keys one `RecordKeyUsage` command holds, so that a flush of many keys is
-/// several moderate batches rather than one huge one.
-const USAGE_PER_COMMAND: usize = 1000;
+/// The most keys one `RecordKeyUsage` command holds: one record's worth, so that a flush
+/// of many keys is several bounded records, each appended (or, on a failure, put back for
+/// the next attempt) on its own.
+const USAGE_PER_COMMAND: usize = MAX_KEYS_PER_USAGE_RECORD;
 
 /// Bounds on what one client can make the server hold.
 #[derive(Debug, Clone)]
@@ -480,8 +481,8 @@ impl UsageRecorder {
     }
 }
 
-/// Records the key usage counted since the last record: one `KeyUsageRecorded` per key.
-/// Counts that cannot be recorded (storage unavailable) are put back for the next attempt;
+/// Records the key usage counted since the last record: one `KeyUsageIntervalRecorded` per
+/// [`MAX_KEYS_PER_USAGE_RECORD`] keys used (one for fewer). Counts that cannot be recorded (storage unavailable) are put back for the next attempt;
 /// at shutdown they are logged, since there is no next attempt.
 async fn record_key_usage(state: &AppState) {
     let usage = state.usage.take();
@@ -492,7 +493,7 @@ async fn record_key_usage(state: &AppState) {
             .submit(command, Request { actor: Actor::System, expected_version: None, credential: None })
             .await
         {
-            Ok(applied) => tracing::debug!(keys = applied.events.len(), "recorded key usage"),
+            Ok(applied) => tracing::debug!(keys = chunk.len(), records = applied.events.len(), "recorded key usage"),
             Err(error) => {
                 let checks: u64 = chunk.iter().map(|usage| usage.allowed.saturating_add(usage.refused)).sum();
                 tracing::warn!(%error, keys = chunk.len(), checks, "recording key usage failed; keeping the counts for the next attempt");

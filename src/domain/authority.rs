@@ -267,7 +267,7 @@ fn demand_of(state: &State, event: &Event) -> Demand {
             vec![command(FunctionId::KEYS_MANAGE), target(user_id)]
         }
         Event::AdminAccessDenied { user_id, .. } => return Demand::OwnRecord(user_id.clone()),
-        Event::KeyUsageRecorded { .. } => return Demand::Record,
+        Event::KeyUsageRecorded { .. } | Event::KeyUsageIntervalRecorded { .. } => return Demand::Record,
         Event::AdministratorRecovered { .. } => return Demand::SystemOnly,
     };
     Demand::Functions(functions)

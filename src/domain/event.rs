@@ -12,13 +12,14 @@ use super::{EventId, FunctionId, GroupId, KeyHash, KeyId, RoleId, Timestamp, Use
 /// with that list: [`Event::TYPE_NAMES`], [`Event::type_name`] and [`Event::subject`].
 ///
 /// Each variant is written as `Name about field { fields }`, where `field` is the id of
-/// the role, user or group the event is about: its record's `subject`. The type name is
-/// the variant's name, which is also the `type` serde writes, so a record's `type` and
-/// [`Event::type_name`] cannot disagree.
+/// the role, user or group the event is about: its record's `subject`; a record about no
+/// single role, user or group names a fixed subject instead, as `Name about "text"`. The
+/// type name is the variant's name, which is also the `type` serde writes, so a record's
+/// `type` and [`Event::type_name`] cannot disagree.
 macro_rules! event_types {
     ($(
         $(#[$variant_doc:meta])*
-        $variant:ident about $subject:ident {
+        $variant:ident about $subject:tt {
             $( $(#[$field_doc:meta])* $field:ident : $ty:ty ),* $(,)?
         }
     ),* $(,)?) => {
@@ -46,14 +47,95 @@ macro_rules! event_types {
                 }
             }
 
-            /// The id of the role, user or group the event is about.
+            /// The id of the role, user or group the event is about (`system` for a record
+            /// about many).
             pub fn subject(&self) -> &str {
                 match self {
-                    $( Event::$variant { $subject, .. } => $subject.as_str(), )*
+                    $( subject_pattern!($variant, $subject) => subject_value!($subject), )*
                 }
             }
         }
     };
+}
+
+/// The pattern of [`Event::subject`]'s arm for one variant: binding its subject field, or
+/// nothing when the subject is fixed.
+macro_rules! subject_pattern {
+    ($variant:ident, $field:ident) => {
+        Event::$variant { $field, .. }
+    };
+    ($variant:ident, $fixed:literal) => {
+        Event::$variant { .. }
+    };
+}
+
+/// The value of [`Event::subject`]'s arm for one variant.
+macro_rules! subject_value {
+    ($field:ident) => {
+        $field.as_str()
+    };
+    ($fixed:literal) => {
+        $fixed
+    };
+}
+
+/// The most keys one `KeyUsageIntervalRecorded` holds. An interval in which more keys were
+/// used is recorded as several, each of at most this many keys, so that a record stays
+/// under about half a MiB even with the largest counts (a key's entry is at most about
+/// 130 bytes; 70 for a typical one), and an audit page, an export line or a replay step
+/// stays bounded whatever the number of keys.
+pub const MAX_KEYS_PER_USAGE_RECORD: usize = 4096;
+
+/// One key's checks in a `KeyUsageIntervalRecorded`. It is written as the JSON array
+/// `[user_id, key_id, allowed, refused, first, last]`, `first` and `last` in milliseconds
+/// after the record's `from`: a fifth of the bytes of a record per key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "KeyUseRow", into = "KeyUseRow")]
+pub struct KeyUse {
+    /// The key's user.
+    pub user_id: UserId,
+    /// The key.
+    pub key_id: KeyId,
+    /// Checks the key passed.
+    pub allowed: u64,
+    /// Checks the key failed while it was known.
+    pub refused: u64,
+    /// The first of those checks, in milliseconds after the record's `from`.
+    pub first_after: u64,
+    /// The last of those checks, in milliseconds after the record's `from`.
+    pub last_after: u64,
+}
+
+/// How a [`KeyUse`] is written.
+type KeyUseRow = (UserId, KeyId, u64, u64, u64, u64);
+
+impl From<KeyUseRow> for KeyUse {
+    fn from((user_id, key_id, allowed, refused, first_after, last_after): KeyUseRow) -> Self {
+        KeyUse { user_id, key_id, allowed, refused, first_after, last_after }
+    }
+}
+
+impl From<KeyUse> for KeyUseRow {
+    fn from(used: KeyUse) -> Self {
+        (used.user_id, used.key_id, used.allowed, used.refused, used.first_after, used.last_after)
+    }
+}
+
+impl KeyUse {
+    /// The first check, given the record's `from`.
+    pub fn first_used_at(&self, from: Timestamp) -> Timestamp {
+        after(from, self.first_after)
+    }
+
+    /// The last check, given the record's `from`.
+    pub fn last_used_at(&self, from: Timestamp) -> Timestamp {
+        after(from, self.last_after)
+    }
+}
+
+/// `millis` after `from`, saturating: a record's numbers are never trusted not to overflow.
+fn after(from: Timestamp, millis: u64) -> Timestamp {
+    Timestamp::from_unix_millis(from.unix_millis().saturating_add(i64::try_from(millis).unwrap_or(i64::MAX)))
 }
 
 event_types! {
@@ -192,9 +274,9 @@ event_types! {
     },
     /// A key was used during an interval: how many checks it passed and failed.
     ///
-    /// Checks stay in memory; a background task records one of these per key that was
-    /// used since the last one. It changes no permission and no version; it sets the key's
-    /// last use.
+    /// Written by builds before `KeyUsageIntervalRecorded`, one per key used in each
+    /// interval, and read forever. It changes no permission and no version; it sets the
+    /// key's last use.
     KeyUsageRecorded about user_id {
         /// The key's user.
         user_id: UserId,
@@ -209,6 +291,22 @@ event_types! {
         first_used_at: Timestamp,
         /// The last of those checks.
         last_used_at: Timestamp,
+    },
+    /// The keys used during an interval: for each, how many checks it passed and failed,
+    /// and when the first and last were made.
+    ///
+    /// Checks stay in memory; a background task records what was counted since the last
+    /// record in one of these (several when more than [`MAX_KEYS_PER_USAGE_RECORD`] keys
+    /// were used), so the log grows by a bounded number of records per interval whatever
+    /// the number of keys. It is about no single user, so its subject is `system`. It
+    /// changes no permission and no version; it sets each key's last use.
+    KeyUsageIntervalRecorded about "system" {
+        /// The first check counted in the record.
+        from: Timestamp,
+        /// The last check counted in the record.
+        to: Timestamp,
+        /// Each key used, sorted by user and key id.
+        keys: Vec<KeyUse>,
     },
     /// An operator recovered administration of the ledger with `keyledger recover-admin`
     /// on the stopped service: a new user was created with a new role holding every admin
@@ -290,12 +388,24 @@ impl Event {
                 suppressed: 2,
             },
             Event::KeyUsageRecorded {
-                user_id,
-                key_id,
+                user_id: user_id.clone(),
+                key_id: key_id.clone(),
                 allowed: 7,
                 refused: 1,
                 first_used_at: at,
                 last_used_at: at.plus_seconds(60),
+            },
+            Event::KeyUsageIntervalRecorded {
+                from: at,
+                to: at.plus_seconds(120),
+                keys: vec![KeyUse {
+                    user_id,
+                    key_id,
+                    allowed: 3,
+                    refused: 0,
+                    first_after: 60_000,
+                    last_after: 120_000,
+                }],
             },
             Event::AdministratorRecovered {
                 user_id: UserId::example(2),
@@ -325,7 +435,8 @@ mod tests {
         for event in Event::examples() {
             let json = serde_json::to_value(&event).unwrap();
             assert_eq!(json["type"], event.type_name());
-            assert!(json["data"].as_object().unwrap().values().any(|value| value == event.subject()), "{json}");
+            let names_it = json["data"].as_object().unwrap().values().any(|value| value == event.subject());
+            assert!(names_it || event.subject() == "system", "{json}");
         }
     }
 }

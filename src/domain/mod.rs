@@ -33,7 +33,7 @@ pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionS
 pub use check::{CheckRequest, Decision, Reason, check};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
-pub use event::Event;
+pub use event::{Event, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
 pub use fingerprint::FingerprintCache;
 pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};

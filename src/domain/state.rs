@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::fingerprint::ChangeLog;
 use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
@@ -380,6 +381,9 @@ pub struct State {
     #[serde(serialize_with = "in_key_order")]
     keys: KeyMap,
     head: u64,
+    /// The entities `apply` changed lately, for the fingerprint; not in snapshots.
+    #[serde(skip)]
+    changes: ChangeLog,
 }
 
 /// Serialises a map as a map, as serde does, but with its entries in key order rather
@@ -665,6 +669,11 @@ impl State {
             Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
             }
+            Event::KeyUsageIntervalRecorded { from, to: _, keys } => {
+                for used in keys {
+                    self.apply_key_usage(&used.user_id, &used.key_id, used.last_used_at(*from));
+                }
+            }
             Event::AdministratorRecovered { user_id, name, role_id, role_description, key_id, key_hash, reason: _ } => {
                 self.apply_recovery(position, user_id, name, role_id, role_description, key_id, *key_hash);
             }
@@ -689,6 +698,7 @@ impl State {
         if self.users.insert(user_id.clone(), user).is_none() {
             self.user_order.push(user_id.clone());
         }
+        self.changes.user(position.seq);
     }
 
     /// A role id that exists already is replaced, keeping its place in the order.
@@ -704,6 +714,7 @@ impl State {
         if self.roles.insert(role_id.clone(), role).is_none() {
             self.role_order.push(role_id.clone());
         }
+        self.changes.role(position.seq);
     }
 
     fn create_group(&mut self, position: Position, group_id: &GroupId, name: &str, parent_id: Option<&GroupId>) {
@@ -720,6 +731,7 @@ impl State {
         if self.groups.insert(group_id.clone(), group).is_none() {
             self.group_order.push(group_id.clone());
         }
+        self.changes.group(position.seq);
         if let Some(parent) = parent_id {
             self.touch_group(parent, position, |parent| parent.children.insert(group_id.clone()));
         }
@@ -729,6 +741,7 @@ impl State {
         let mut revoked = None;
         if let Some(user) = self.users.get_mut(user_id) {
             user.version = position.seq;
+            self.changes.user(user.created.seq);
             for slot in [&mut user.current_key, &mut user.grace_key] {
                 if let Some(hash) = *slot
                     && self.keys.get(&hash).is_some_and(|key| key.id == *key_id)
@@ -814,6 +827,7 @@ impl State {
             return;
         };
         user.version = position.seq;
+        self.changes.user(user.created.seq);
         // Only the most recent replaced key gets a grace period; an older one is gone.
         if let Some(old_grace) = user.grace_key.take() {
             self.keys.remove(&old_grace);
@@ -849,6 +863,7 @@ impl State {
         let user = self.users.get_mut(id)?;
         let result = change(user);
         user.version = position.seq;
+        self.changes.user(user.created.seq);
         Some(result)
     }
 
@@ -857,6 +872,7 @@ impl State {
         let role = self.roles.get_mut(id)?;
         let result = change(role);
         role.version = position.seq;
+        self.changes.role(role.created.seq);
         Some(result)
     }
 
@@ -865,7 +881,32 @@ impl State {
         let group = self.groups.get_mut(id)?;
         let result = change(group);
         group.version = position.seq;
+        self.changes.group(group.created.seq);
         Some(result)
+    }
+}
+
+/// Access by creation order, and to what `apply` changed, for `domain::fingerprint`.
+impl State {
+    /// How many roles, groups and users there are.
+    pub(super) fn entity_counts(&self) -> (usize, usize, usize) {
+        (self.role_order.len(), self.group_order.len(), self.user_order.len())
+    }
+    /// The role created `index`-th.
+    pub(super) fn role_at(&self, index: usize) -> Option<&Role> {
+        self.role_order.get(index).and_then(|id| self.roles.get(id))
+    }
+    /// The group created `index`-th.
+    pub(super) fn group_at(&self, index: usize) -> Option<&Group> {
+        self.group_order.get(index).and_then(|id| self.groups.get(id))
+    }
+    /// The user created `index`-th.
+    pub(super) fn user_at(&self, index: usize) -> Option<&User> {
+        self.user_order.get(index).and_then(|id| self.users.get(id))
+    }
+    /// The entities `apply` changed lately.
+    pub(super) fn changes(&self) -> &ChangeLog {
+        &self.changes
     }
 }
 

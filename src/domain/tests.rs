@@ -1386,6 +1386,26 @@ fn usage_recorded(
     Event::KeyUsageRecorded { user_id, key_id, allowed, refused, first_used_at: first, last_used_at: last }
 }
 
+/// The `KeyUsageIntervalRecorded` of these keys' usage, each as (user, key, allowed,
+/// refused, first, last), in the order given.
+fn interval_recorded(keys: &[(UserId, KeyId, u64, u64, Timestamp, Timestamp)]) -> Event {
+    let from = keys.iter().map(|used| used.4).min().expect("some keys");
+    let to = keys.iter().map(|used| used.5).max().expect("some keys");
+    let after = |at: Timestamp| u64::try_from(at.unix_millis() - from.unix_millis()).expect("not before from");
+    let keys = keys
+        .iter()
+        .map(|(user_id, key_id, allowed, refused, first, last)| KeyUse {
+            user_id: user_id.clone(),
+            key_id: key_id.clone(),
+            allowed: *allowed,
+            refused: *refused,
+            first_after: after(*first),
+            last_after: after(*last),
+        })
+        .collect();
+    Event::KeyUsageIntervalRecorded { from, to, keys }
+}
+
 #[test]
 fn a_refused_admin_request_is_recorded_with_the_keys_user_and_key_the_operation_and_the_target() {
     given(&booking_app_with_key(key_hash(1)))
@@ -1428,10 +1448,64 @@ fn key_usage_is_recorded_per_known_key_skipping_unknown_keys_and_empty_counts() 
                 usage(key_hash(2), 0, 3, last, last),
             ],
         })
-        .then(&[
-            usage_recorded(booking_app(), first_key(), 40, 2, first, last),
-            usage_recorded(alice(), second_key(), 0, 3, last, last),
-        ]);
+        .then(&[interval_recorded(&[
+            (alice(), second_key(), 0, 3, last, last),
+            (booking_app(), first_key(), 40, 2, first, last),
+        ])]);
+}
+
+/// Issue #11: the log grows by a number of usage records that does not depend on how many
+/// keys were used, up to `MAX_KEYS_PER_USAGE_RECORD` keys per record.
+#[test]
+fn any_number_of_keys_used_up_to_the_bound_is_one_record_and_more_are_split_into_bounded_records() {
+    let users = 2 * MAX_KEYS_PER_USAGE_RECORD + 1;
+    let hash_of = |n: usize| KeyHash::try_from(format!("{:064x}", n + 1)).expect("a key hash");
+    let mut history = Vec::new();
+    for n in 0..users {
+        let user = user_id(&format!("usr_{:016x}", n + 1));
+        history.push(user_created(user.clone(), &format!("App {n}")));
+        history.push(key_generated(user, key_id(&format!("key_{:016x}", n + 1)), hash_of(n), None));
+    }
+    let ledger = given(&history).by(Actor::System);
+    let record_sizes = |keys: usize| -> Vec<usize> {
+        let usage = (0..keys).map(|n| usage(hash_of(n), 1, 0, NOW, NOW)).collect();
+        let events = Scenario { state: ledger.state.clone(), context: ledger.context.clone() }
+            .when(Command::RecordKeyUsage { usage })
+            .events();
+        events
+            .iter()
+            .map(|event| match event {
+                Event::KeyUsageIntervalRecorded { keys, .. } => keys.len(),
+                other => panic!("only usage records: {other:?}"),
+            })
+            .collect()
+    };
+    for keys in [1, 2, 100, MAX_KEYS_PER_USAGE_RECORD] {
+        assert_eq!(record_sizes(keys), [keys], "{keys} keys are one record");
+    }
+    let bound = MAX_KEYS_PER_USAGE_RECORD;
+    assert_eq!(record_sizes(bound + 1), [bound, 1]);
+    assert_eq!(record_sizes(2 * bound + 1), [bound, bound, 1]);
+}
+
+#[test]
+fn an_interval_record_sets_each_keys_last_use_and_moves_no_version() {
+    let mut history = booking_app_with_key(key_hash(1));
+    history.extend(alice_the_editor());
+    history.push(key_generated(alice(), second_key(), key_hash(2), None));
+    let before = given(&history);
+    let (first, last) = (seconds_after(RECORDED_AT, 10), seconds_after(RECORDED_AT, 20));
+    history.push(interval_recorded(&[
+        (alice(), second_key(), 0, 3, first, first),
+        (booking_app(), first_key(), 40, 2, first, last),
+    ]));
+    let after = given(&history);
+    assert_eq!(after.state.key(&key_hash(1)).and_then(Key::last_used_at), Some(last));
+    assert_eq!(after.state.key(&key_hash(2)).and_then(Key::last_used_at), Some(first));
+    for user in [alice(), booking_app()] {
+        assert_eq!(after.state.user(&user).map(User::version), before.state.user(&user).map(User::version));
+    }
+    assert_eq!(after.state.fingerprint(), before.state.fingerprint(), "usage grants nothing");
 }
 
 #[test]
@@ -1441,7 +1515,7 @@ fn a_revoked_key_still_tried_is_recorded_so_the_trail_shows_it() {
     given(&history)
         .by(Actor::System)
         .when(Command::RecordKeyUsage { usage: vec![usage(key_hash(1), 0, 4, NOW, NOW)] })
-        .then(&[usage_recorded(booking_app(), first_key(), 0, 4, NOW, NOW)]);
+        .then(&[interval_recorded(&[(booking_app(), first_key(), 0, 4, NOW, NOW)])]);
 }
 
 #[test]
@@ -1451,7 +1525,7 @@ fn usage_and_refusal_records_ignore_if_match_because_they_change_no_resource() {
         .by(Actor::System)
         .if_match(1)
         .when(Command::RecordKeyUsage { usage: vec![usage(key_hash(1), 1, 0, NOW, NOW)] })
-        .then(&[usage_recorded(booking_app(), first_key(), 1, 0, NOW, NOW)]);
+        .then(&[interval_recorded(&[(booking_app(), first_key(), 1, 0, NOW, NOW)])]);
     given(&history).by(Actor::User(booking_app())).if_match(1).when(denial(key_hash(1), None, 0)).then(&[denied(
         booking_app(),
         first_key(),

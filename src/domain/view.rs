@@ -390,7 +390,10 @@ pub fn affected_users(state: &State, event: &Event) -> BTreeSet<UserId> {
             parent_id.as_ref().map(|parent| users_reaching(state, parent)).unwrap_or_default()
         }
         // Events that change nobody's permissions. New events of that kind go here.
-        Event::RoleCreated { .. } | Event::AdminAccessDenied { .. } | Event::KeyUsageRecorded { .. } => BTreeSet::new(),
+        Event::RoleCreated { .. }
+        | Event::AdminAccessDenied { .. }
+        | Event::KeyUsageRecorded { .. }
+        | Event::KeyUsageIntervalRecorded { .. } => BTreeSet::new(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! request the key authenticates, whether it passes or fails. Keys that are not known
 //! (malformed, never issued, or replaced past their grace period) have no id to count
 //! against and are left to the brute-force limiter. The counts stay here until the
-//! background task in `crate::app` takes them and records one `KeyUsageRecorded` per key.
+//! background task in `crate::app` takes them and records them in one
+//! `KeyUsageIntervalRecorded` per interval (one per `MAX_KEYS_PER_USAGE_RECORD` keys).
 //!
 //! Counting costs one uncontended lock of one of [`SHARDS`] small maps, chosen by the
 //! key's hash, and a hash-map update: no allocation once a key was counted in the current

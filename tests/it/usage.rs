@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use keyledger::domain::Timestamp;
 use serde_json::{Value, json};
 
 use crate::helpers::{BINARY, TestApp, spawn_app, spawn_app_with};
@@ -18,17 +19,47 @@ fn key_id_of(app: &TestApp, user: &str) -> String {
     app.get(&format!("/v1/users/{user}")).json()["key"]["key_id"].as_str().expect("a key").to_owned()
 }
 
-/// (allowed, refused) summed over the `KeyUsageRecorded` records of one key.
+/// One key's entry in a `KeyUsageIntervalRecorded`, with its times made absolute.
+#[derive(Debug)]
+struct KeyUse {
+    user_id: String,
+    key_id: String,
+    allowed: u64,
+    refused: u64,
+    first_used_at: Timestamp,
+    last_used_at: Timestamp,
+}
+
+/// Every key's entry in the usage records, in log order. An entry is the array
+/// `[user_id, key_id, allowed, refused, first, last]`, `first` and `last` in milliseconds
+/// after the record's `from`.
+fn key_uses(records: &[Value]) -> Vec<KeyUse> {
+    let mut uses = Vec::new();
+    for record in of_type(records, "KeyUsageIntervalRecorded") {
+        let from = Timestamp::parse(record["data"]["from"].as_str().expect("from")).expect("an RFC 3339 time");
+        let after = |millis: &Value| {
+            Timestamp::from_unix_millis(from.unix_millis() + i64::try_from(millis.as_u64().expect("ms")).unwrap())
+        };
+        for entry in record["data"]["keys"].as_array().expect("keys") {
+            uses.push(KeyUse {
+                user_id: entry[0].as_str().expect("a user id").to_owned(),
+                key_id: entry[1].as_str().expect("a key id").to_owned(),
+                allowed: entry[2].as_u64().expect("allowed"),
+                refused: entry[3].as_u64().expect("refused"),
+                first_used_at: after(&entry[4]),
+                last_used_at: after(&entry[5]),
+            });
+        }
+    }
+    uses
+}
+
+/// (allowed, refused) summed over the usage records of one key.
 fn usage_of(records: &[Value], key_id: &str) -> (u64, u64) {
-    of_type(records, "KeyUsageRecorded").into_iter().filter(|record| record["data"]["key_id"] == key_id).fold(
-        (0, 0),
-        |(allowed, refused), record| {
-            (
-                allowed + record["data"]["allowed"].as_u64().unwrap(),
-                refused + record["data"]["refused"].as_u64().unwrap(),
-            )
-        },
-    )
+    key_uses(records)
+        .into_iter()
+        .filter(|used| used.key_id == key_id)
+        .fold((0, 0), |(allowed, refused), used| (allowed + used.allowed, refused + used.refused))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -146,22 +177,76 @@ fn checks_are_recorded_as_key_usage_every_interval_and_get_user_shows_the_last_u
 
     let records = app.wait_for_records(before, |records| usage_of(records, &key_id) == (3, 3));
     assert_eq!(usage_of(&records, &key_id), (3, 3), "{records:?}");
-    let recorded =
-        of_type(&records, "KeyUsageRecorded").into_iter().find(|r| r["data"]["key_id"] == key_id.as_str()).unwrap();
-    assert_eq!(recorded["actor"], "system");
-    assert_eq!(recorded["subject"], user.as_str());
-    assert!(recorded["data"]["first_used_at"].as_str() <= recorded["data"]["last_used_at"].as_str());
+    let recorded = of_type(&records, "KeyUsageIntervalRecorded");
+    assert!(recorded.iter().all(|record| record["actor"] == "system" && record["subject"] == "system"), "{records:?}");
+    let uses: Vec<KeyUse> = key_uses(&records).into_iter().filter(|used| used.key_id == key_id).collect();
+    assert!(uses.iter().all(|used| used.user_id == user && used.first_used_at <= used.last_used_at), "{uses:?}");
 
     let after_user = app.get(&format!("/v1/users/{user}"));
-    let last_recorded = of_type(&records, "KeyUsageRecorded")
-        .into_iter()
-        .filter(|record| record["data"]["key_id"] == key_id.as_str())
-        .filter_map(|record| record["data"]["last_used_at"].as_str())
-        .max();
-    assert!(last_recorded.is_some());
-    assert_eq!(after_user.json()["key"]["last_used_at"].as_str(), last_recorded);
+    let last_recorded = uses.iter().map(|used| used.last_used_at).max().expect("a use");
+    assert_eq!(after_user.json()["key"]["last_used_at"].as_str(), Some(last_recorded.to_string().as_str()));
     assert_eq!(after_user.header("etag"), before_user.header("etag"), "using a key does not change its user's version");
     assert_eq!(after_user.json()["version"], before_user.json()["version"]);
+}
+
+/// Issue #11: however many keys were used in an interval, it adds one usage record to the
+/// log (up to `MAX_KEYS_PER_USAGE_RECORD` keys, 4096, which the domain's tests cover).
+#[test]
+fn the_keys_used_in_one_interval_are_recorded_in_one_record_whatever_their_number() {
+    let mut app = spawn_app();
+    let apps: Vec<(String, String)> =
+        (0..6).map(|n| app.user_with_functions(&format!("App {n}"), &["api.events.read"])).collect();
+    for used in [1, 6] {
+        let before = app.audit_size();
+        for (_, key) in &apps[..used] {
+            app.check(key, "api.events.read", None);
+            app.check(key, "api.people.read", None);
+        }
+        // The default interval is 15 minutes: the graceful stop records this interval.
+        app = app.restart();
+        let records = app.records_after(before);
+        assert_eq!(records.len(), 1, "{used} keys used, one record: {records:?}");
+        // The administrator's key, which the test's own requests use, has an entry too.
+        let uses: Vec<KeyUse> = key_uses(&records)
+            .into_iter()
+            .filter(|entry| apps.iter().any(|(user, _)| *user == entry.user_id))
+            .collect();
+        assert_eq!(uses.len(), used, "{uses:?}");
+        for (user, _) in &apps[..used] {
+            let used = uses.iter().find(|used| used.user_id == *user).expect("each key used has an entry");
+            assert_eq!((used.allowed, used.refused), (1, 1));
+        }
+    }
+}
+
+#[test]
+fn last_use_and_the_access_report_are_the_same_after_the_usage_records_are_replayed() {
+    let app = spawn_app_with(&["--key-usage-interval-secs", "1"]);
+    let (reader, key) = app.user_with_functions("Reader app", &["api.events.read"]);
+    let (writer, other_key) = app.user_with_functions("Writer app", &["api.invoices.write"]);
+    let before = app.audit_size();
+    app.check(&key, "api.events.read", None);
+    app.check(&other_key, "api.invoices.write", None);
+    let apps_used = |records: &[Value]| {
+        key_uses(records).into_iter().filter(|used| [&reader, &writer].contains(&&used.user_id)).count()
+    };
+    let records = app.wait_for_records(before, |records| apps_used(records) >= 2);
+    assert_eq!(apps_used(&records), 2, "{records:?}");
+    let last_use =
+        |app: &TestApp, user: &str| app.get(&format!("/v1/users/{user}")).json()["key"]["last_used_at"].clone();
+    let seen = [last_use(&app, &reader), last_use(&app, &writer)];
+    assert!(seen.iter().all(Value::is_string), "{seen:?}");
+    let report = app.get("/v1/audit/access-report").json();
+
+    // Killed, it keeps no snapshot of this: the restart replays the usage records.
+    let app = app.crash_and_restart();
+
+    assert_eq!([last_use(&app, &reader), last_use(&app, &writer)], seen);
+    let replayed = app.get("/v1/audit/access-report").json();
+    for user in [&reader, &writer] {
+        assert_eq!(row(&replayed, user)["key_last_used_at"], row(&report, user)["key_last_used_at"], "{user}");
+    }
+    assert_eq!(app.verified_audit_size(), app.audit_size());
 }
 
 #[test]
