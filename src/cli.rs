@@ -114,8 +114,9 @@ pub struct ServeArgs {
     /// When to sign checkpoints, and with which key.
     #[command(flatten)]
     checkpoints: CheckpointArgs,
-    /// Seconds between records of key usage (one KeyUsageRecorded per key used since
-    /// the last record); pending usage is also recorded at a graceful stop.
+    /// Seconds between records of key usage (one KeyUsageIntervalRecorded holding every
+    /// key used since the last, split every 4,096 keys); pending usage is also recorded
+    /// at a graceful stop.
     #[arg(long, default_value_t = app::DEFAULT_KEY_USAGE_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     key_usage_interval_secs: u64,
     /// Seconds of a key's window for recording refused admin requests: at most 3 are

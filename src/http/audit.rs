@@ -42,7 +42,7 @@ pub struct AuditRecord {
     pub at: String,
     /// The user whose key made the change, or `system` for bootstrap.
     pub actor: String,
-    /// The role, user or group it is about.
+    /// The role, user or group it is about; `system` for records about many (key usage).
     pub subject: String,
     /// The event's fields.
     pub data: serde_json::Value,
@@ -98,7 +98,7 @@ pub struct AuditQuery {
     /// Only records made by this actor: a user id, or `system`.
     #[param(example = "usr_00aa11bb22cc33dd")]
     pub actor: Option<String>,
-    /// Only records about this role, user or group id.
+    /// Only records about this role, user or group id (or `system`).
     #[param(example = "usr_5f0c2a9e1b7d4c3a")]
     pub subject: Option<String>,
     /// Only records written at or after this time (RFC 3339; inclusive).

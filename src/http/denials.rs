@@ -6,7 +6,8 @@
 //! window closed and lasts `--denial-window-secs` (60 by default). Refusals past the limit
 //! are only counted; the count goes into the `suppressed` field of the key's next recorded
 //! refusal, which is the first one after the window closes. Nothing is lost in aggregate
-//! either: every refusal also counts as a refused use in the key's `KeyUsageRecorded`.
+//! either: every refusal also counts as a refused use in the key's entry of the interval's
+//! `KeyUsageIntervalRecorded`.
 //!
 //! Refusals for a bad or unknown key (401) are not recorded here: the brute-force limiter
 //! handles those, and they name no key to attribute them to.
