@@ -4,7 +4,6 @@
 
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::domain::{State, Timestamp};
-use crate::log::record;
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 use crate::merkle::{self, Frontier};
 use crate::snapshot;
@@ -134,27 +133,34 @@ fn check_log_against<L: EventLog>(
     Ok(())
 }
 
-/// Loads the newest snapshot and checks it against the log: the record at its position must
-/// exist and have the chain hash it names. `None` (and a warning) when it cannot be used.
+/// Loads the newest snapshot that matches the log: the record at its position must exist
+/// and have the chain hash it names. A snapshot that does not (written past a head that a
+/// restore from backup cut back, say) is skipped for an older one. `None` (and a warning)
+/// when none can be used. Each candidate costs one record read, whatever the log's size.
 fn restore<L: EventLog>(log: &L, policy: &SnapshotPolicy) -> Option<(State, ChainHash, Timestamp)> {
-    let snapshot = match snapshot::latest(&policy.dir) {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => return None,
+    let found = snapshot::newest_where(&policy.dir, |header| {
+        let matches = snapshot::matches_log(log, header.seq, header.head_hash);
+        if !matches {
+            tracing::warn!(seq = header.seq, "a snapshot does not match the log; trying an older one");
+        }
+        matches
+    });
+    match found {
+        // The header was read before the checksum was checked: check what was read.
+        Ok(Some(snapshot))
+            if snapshot.state.head() == snapshot.seq
+                && snapshot::matches_log(log, snapshot.seq, snapshot.head_hash) =>
+        {
+            Some((snapshot.state, snapshot.head_hash, snapshot.last_at))
+        }
+        Ok(Some(snapshot)) => {
+            tracing::warn!(seq = snapshot.seq, "the snapshot does not match the log; replaying the whole log");
+            None
+        }
+        Ok(None) => None,
         Err(error) => {
             tracing::warn!(%error, "cannot read snapshots; replaying the whole log");
-            return None;
+            None
         }
-    };
-    let matches_log = log
-        .read(snapshot.seq, 1)
-        .ok()
-        .and_then(|records| records.into_iter().next())
-        .filter(|stored| stored.seq == snapshot.seq)
-        .and_then(|stored| record::decode(&stored.bytes).ok())
-        .is_some_and(|record| record.hash == snapshot.head_hash && snapshot.state.head() == snapshot.seq);
-    if !matches_log {
-        tracing::warn!(seq = snapshot.seq, "the newest snapshot does not match the log; replaying the whole log");
-        return None;
     }
-    Some((snapshot.state, snapshot.head_hash, snapshot.last_at))
 }

@@ -22,8 +22,12 @@ use crate::snapshot;
 
 use super::{Applied, FatalStorageError, Job, MAX_BATCH, Request, Shared, SnapshotPolicy, SubmitError};
 
+/// Saves a snapshot, then thins the retained ones ([`snapshot::retained`]), spaced by the
+/// snapshot interval.
 fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) {
-    match snapshot::write(&policy.dir, seq, head_hash, last_at, state) {
+    let saved = snapshot::write(&policy.dir, seq, head_hash, last_at, state)
+        .and_then(|path| snapshot::prune(&policy.dir, policy.every).map(|()| path));
+    match saved {
         Ok(path) => tracing::info!(seq, path = %path.display(), "saved a snapshot"),
         Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
     }
