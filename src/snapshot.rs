@@ -37,7 +37,7 @@
 //! snapshot written is kept).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -146,6 +146,25 @@ struct SnapshotRef<'a> {
     state: &'a State,
 }
 
+/// A writer that hashes what goes through it.
+struct Hashing<W> {
+    hasher: blake3::Hasher,
+    inner: W,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
 impl SnapshotRef<'_> {
     /// The body of the snapshot file: the snapshot in postcard.
     fn body(&self) -> Result<Vec<u8>, SnapshotError> {
@@ -162,14 +181,23 @@ pub fn write(
     state: &State,
 ) -> Result<PathBuf, SnapshotError> {
     fs::create_dir_all(dir)?;
-    let body = SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state }.body()?;
+    let snapshot = SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state };
     let path = dir.join(file_name(seq));
     let temporary = dir.join(format!("{}.tmp", file_name(seq)));
     {
+        // The body is streamed into the file and hashed on the way, so that no copy of it
+        // is held in memory (it is hundreds of bytes per user); the checksum goes in its
+        // place once the body is written.
         let mut file = fs::File::create(&temporary)?;
         file.write_all(MAGIC)?;
-        file.write_all(blake3::hash(&body).as_bytes())?;
-        file.write_all(&body)?;
+        file.write_all(&[0; 32])?;
+        let mut body = Hashing { hasher: blake3::Hasher::new(), inner: std::io::BufWriter::new(&mut file) };
+        postcard::to_io(&snapshot, &mut body).map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        let checksum = body.hasher.finalize();
+        body.inner.flush()?;
+        drop(body);
+        file.seek(std::io::SeekFrom::Start(MAGIC.len() as u64))?;
+        file.write_all(checksum.as_bytes())?;
         file.sync_all()?;
     }
     fs::rename(&temporary, &path)?;
@@ -410,6 +438,18 @@ mod tests {
         write(dir.path(), 1, ChainHash::GENESIS, at, &state).unwrap();
         let snapshot = latest(dir.path()).unwrap().unwrap();
         assert_eq!(snapshot.seq, 1);
+        // The streamed file is the magic, the checksum and the body the layout test hashes.
+        let body = SnapshotRef {
+            seq: 1,
+            head_hash: ChainHash::GENESIS,
+            last_at: at,
+            catalogue: catalogue_fingerprint(),
+            state: &state,
+        }
+        .body()
+        .unwrap();
+        let file = fs::read(dir.path().join(file_name(1))).unwrap();
+        assert_eq!(file, [&MAGIC[..], blake3::hash(&body).as_bytes(), &body].concat());
         assert_eq!(snapshot.state.head(), 1);
         assert_eq!(snapshot.state.user(&UserId::parse("usr_00000000000000aa").unwrap()).unwrap().name(), "Ann");
     }
