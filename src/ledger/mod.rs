@@ -210,7 +210,6 @@ impl<L: EventLog> Ledger<L> {
             Some(CheckpointPolicy { store, signer, every }) => (Some(signer), every.max(1), Some(store)),
             None => (None, u64::MAX, None),
         };
-        let writer_state = opened.state.clone();
         let public_key = signer.as_ref().map(Signer::public_key);
         let shared = Arc::new(Shared {
             log,
@@ -223,7 +222,9 @@ impl<L: EventLog> Ledger<L> {
         let (fatal_sender, fatal) = watch::channel(None);
         let writer = writer::Writer {
             shared: Arc::clone(&shared),
-            state: writer_state,
+            // The writer takes its own copy of the view on its thread (`Writer::run`), so
+            // opening does not wait for the clone.
+            state: State::default(),
             prev_hash: opened.head_hash,
             last_at: opened.last_at,
             last_snapshot: opened.from_snapshot,
