@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Start-up time with and without a projection snapshot, and resident memory, at several
-# log sizes (issue #4, items 5 and 6).
+# log sizes (issue #4, items 5 and 6), then point-in-time questions from retained
+# snapshots (issue #11).
 #
 # Usage: scripts/bench-startup.sh
-#   STARTUP_USERS   users per start-up case (default "2500 25000 250000": about 10k, 100k
-#                   and 1M records, four records per user)
+#   STARTUP_USERS   users per start-up case (default "2500 25000 250000 1000000": about
+#                   10k, 100k, 1M and 4M records, four records per user)
 #   MEMORY_USERS    users per memory case (default "1000 100000 1000000")
 #   RUNS            start-ups per case, median reported (default 3)
+#   HISTORY_USERS   users per point-in-time case (default 250000: about 1M records)
+#   HISTORY_EVERY   the snapshot interval for those (default 100000, the server's default)
 #   FRESH=1         rebuild the cached data directories under target/bench-data/
 #
 # Each data directory is filled once by `cargo run --release --example populate` and kept
@@ -14,7 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STARTUP_USERS=${STARTUP_USERS:-"2500 25000 250000"}
+STARTUP_USERS=${STARTUP_USERS:-"2500 25000 250000 1000000"}
+HISTORY_USERS=${HISTORY_USERS:-250000}
+HISTORY_EVERY=${HISTORY_EVERY:-100000}
 MEMORY_USERS=${MEMORY_USERS:-"1000 100000 1000000"}
 RUNS=${RUNS:-3}
 root=target/bench-data
@@ -22,7 +27,7 @@ root=target/bench-data
 echo "# keyledger start-up and memory benchmark"
 echo "# $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo none)  $(nproc) cores  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  kernel $(uname -r)"
 
-cargo build --release --quiet --bin keyledger --example populate
+cargo build --release --quiet --bin keyledger --example populate --example history
 bin=target/release/keyledger
 
 populated() {
@@ -68,7 +73,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 echo
 echo "## Start-up (seconds from exec to 'listening on', median of $RUNS)"
-printf '%-10s %-10s %-14s %-14s %-8s\n' users records no_snapshot with_snapshot ratio
+printf '%-10s %-10s %-14s %-14s %-8s %-16s\n' users records no_snapshot with_snapshot ratio snapshot_B/user
 for users in $STARTUP_USERS; do
   dir=$(populated "$users")
   records=$((users * 4 + 20))
@@ -76,7 +81,9 @@ for users in $STARTUP_USERS; do
   # The last graceful stop above saved a snapshot at the head; start from it.
   with=$(for _ in $(seq "$RUNS"); do start_once "$dir" | cut -d' ' -f1; done | median)
   ratio=$(awk -v a="$with" -v b="$without" 'BEGIN {printf "%.3f", a / b}')
-  printf '%-10s %-10s %-14s %-14s %-8s\n' "$users" "$records" "$without" "$with" "$ratio"
+  bytes=$(stat -c %s "$(ls "$dir"/snapshots/snapshot-*.bin | tail -1)")
+  per_user=$(awk -v b="$bytes" -v u="$users" 'BEGIN {printf "%.0f", b / u}')
+  printf '%-10s %-10s %-14s %-14s %-8s %-16s\n' "$users" "$records" "$without" "$with" "$ratio" "$per_user"
 done
 echo "target: start-up with a snapshot at 1M records <= 0.10 x without"
 
@@ -91,3 +98,12 @@ for users in $MEMORY_USERS; do
   printf '%-10s %-12s %-14s\n' "$users" "$rss" "$per_user"
 done
 echo "target: <= 1024 bytes per user with a key at 1M users"
+
+echo
+echo "## Point in time (getPermissionsAt without HTTP) from retained snapshots, one every $HISTORY_EVERY records"
+for users in $HISTORY_USERS; do
+  dir=$(populated "$users")
+  # A populated log has no snapshots of its past: the first run saves them (once).
+  taskset -c 0 target/release/examples/history --data-dir "$dir" --every "$HISTORY_EVERY" --questions 20
+done
+echo "target: <= 100 ms at any position of a 1M-record log"

@@ -1,19 +1,35 @@
 //! The permission view at any point of the log's history, and what changed between two
 //! points.
 //!
-//! Both replay the log from its first record through the ledger's [`VerifiedReplay`],
-//! verifying the chain as they go, as start-up does (and, like start-up, taking each intact
-//! record as written, without judging it against the authority rules: `verify-log`
-//! reports those). That costs time in proportion to the log's size on every question: acceptable
-//! while logs are small, and the place to start from snapshots once they are not
-//! (ARCHITECTURE.md lists it among the known costs). The head needs no replay:
-//! [`current`] answers from the view the service holds. The records are read in chunks, so
-//! memory stays in proportion to the state, not to the log.
+//! Both start from the nearest retained snapshot at or before the point asked
+//! ([`crate::snapshot`] keeps them at spaced positions) and replay the records after it
+//! through the ledger's [`VerifiedReplay`], verifying the chain as they go, as start-up
+//! does (and, like start-up, taking each intact record as written, without judging it
+//! against the authority rules: `verify-log` reports those). With no snapshot before the
+//! point (or none kept, as for a bundle's records), they replay from the first record. The
+//! head needs no replay: [`current`] answers from the view the service holds. The records
+//! are read in chunks, so memory stays in proportion to the state, not to the log.
+//!
+//! What an answer from a snapshot verifies, and what it does not: the snapshot file's
+//! checksum and function catalogue, that the log's record at its position has the chain
+//! hash it names (so the snapshot is of this log's prefix), and every record after it up to
+//! the point, linked to that hash. It does not re-verify the records before the snapshot,
+//! nor recompute the snapshot's state from them: that was done when the snapshot was
+//! written (from a view itself built by a verified replay), and the full checks stay with
+//! `verify-log` and `GET /v1/audit/verify`, which always read the whole log.
+//!
+//! A time is found through the snapshots' own times: record times never go backwards (the
+//! writer stamps each record no earlier than the one before), so the snapshot written last
+//! at or before a time holds only records at or before it.
+
+use std::path::Path;
 
 use crate::domain::{Actor, Change, State, Timestamp};
 use crate::ledger::VerifiedReplay;
 use crate::log::record::Record;
-use crate::log::{ChainError, EventLog, StoredRecord};
+use crate::log::{ChainError, EventLog, StoredRecord, Tree};
+use crate::merkle::Frontier;
+use crate::snapshot;
 
 /// How many records a replay reads at a time.
 const CHUNK: usize = 4096;
@@ -122,8 +138,76 @@ pub struct Diff {
     pub changes: Vec<CausedChange>,
 }
 
-/// Reads records in order from the first, verifying the chain, one record ahead, and
-/// applies those within a point of the history.
+/// Where the history is read: the log, and the directory of retained snapshots a question
+/// may start from, if there is one. A plain log (`&log`) converts into a source without
+/// snapshots.
+#[derive(Debug)]
+pub struct Source<'a, L> {
+    log: &'a L,
+    snapshots: Option<&'a Path>,
+}
+
+impl<L> Clone for Source<'_, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L> Copy for Source<'_, L> {}
+
+impl<'a, L> Source<'a, L> {
+    /// The history of `log`, starting from the snapshots in `snapshots` where it can.
+    pub fn new(log: &'a L, snapshots: Option<&'a Path>) -> Self {
+        Self { log, snapshots }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &'a L {
+        self.log
+    }
+}
+
+impl<'a, L> From<&'a L> for Source<'a, L> {
+    fn from(log: &'a L) -> Self {
+        Self { log, snapshots: None }
+    }
+}
+
+impl<L: EventLog> Source<'_, L> {
+    /// The newest retained snapshot within `at` that matches the log, ready to replay
+    /// from: its state, and a replay resumed at its position. `None` when there is none,
+    /// or it cannot be used (which is logged): the replay then starts from the first record.
+    fn snapshot_within(&self, at: At) -> Option<(VerifiedReplay, (u64, Timestamp))> {
+        let dir = self.snapshots?;
+        let found = snapshot::newest_where(dir, |header| match at {
+            At::Position(position) => header.seq <= position,
+            At::Time(time) => header.last_at <= time,
+            At::Head => true,
+        } && snapshot::matches_log(self.log, header.seq, header.head_hash));
+        let snapshot = match found {
+            Ok(Some(snapshot)) if snapshot.state.head() == snapshot.seq => snapshot,
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the snapshots; replaying from the first record");
+                return None;
+            }
+        };
+        // The tree's right edge at the snapshot: O(log n) stored nodes, checked at the end
+        // of every start-up and by `verify`.
+        let frontier = match Frontier::load(&Tree(self.log), snapshot.seq) {
+            Ok(frontier) => frontier,
+            Err(error) => {
+                tracing::warn!(%error, seq = snapshot.seq, "cannot resume at a snapshot; replaying from the first record");
+                return None;
+            }
+        };
+        let last = (snapshot.seq, snapshot.last_at);
+        Some((VerifiedReplay::resume(snapshot.state, snapshot.head_hash, frontier), last))
+    }
+}
+
+/// Reads records in order from the nearest snapshot or the first record, verifying the
+/// chain, one record ahead, and applies those within a point of the history.
 struct Replay<'a, L> {
     log: &'a L,
     replay: VerifiedReplay,
@@ -136,15 +220,13 @@ struct Replay<'a, L> {
 }
 
 impl<'a, L: EventLog> Replay<'a, L> {
-    fn new(log: &'a L) -> Self {
-        Replay {
-            log,
-            replay: VerifiedReplay::new(),
-            chunk: Vec::new().into_iter(),
-            next: None,
-            done: false,
-            last: None,
-        }
+    /// A replay ready to run to `at` (or further), from the newest snapshot within it.
+    fn towards(source: Source<'a, L>, at: At) -> Self {
+        let (replay, last) = match source.snapshot_within(at) {
+            Some((replay, last)) => (replay, Some(last)),
+            None => (VerifiedReplay::new(), None),
+        };
+        Replay { log: source.log, replay, chunk: Vec::new().into_iter(), next: None, done: false, last }
     }
 
     /// The next record, without taking it; `None` at the end of the log.
@@ -217,9 +299,10 @@ impl<'a, L: EventLog> Replay<'a, L> {
 }
 
 /// The permission view just after `at`. An empty log has state 0; a time before the first
-/// record, or a position past the last, is an error.
-pub fn state_at<L: EventLog>(log: &L, at: At) -> Result<Replayed, HistoryError> {
-    let mut replay = Replay::new(log);
+/// record, or a position past the last, is an error. `source` is a log, or a log and its
+/// snapshots ([`crate::ledger::Ledger::history`]).
+pub fn state_at<'a, L: EventLog + 'a>(source: impl Into<Source<'a, L>>, at: At) -> Result<Replayed, HistoryError> {
+    let mut replay = Replay::towards(source.into(), at);
     replay.run_to(at, |replay, record| replay.apply(&record))?;
     let (position, recorded_at) = (replay.position(), replay.recorded_at());
     Ok(Replayed { state: replay.replay.into_state(), position, recorded_at })
@@ -246,8 +329,8 @@ pub fn current<L: EventLog>(view: State, log: &L) -> Result<Replayed, HistoryErr
 
 /// What changed from just after `from` to just after `to`: every permission an event in
 /// between gave or took away, with the record that did it, in log order.
-pub fn diff<L: EventLog>(log: &L, from: At, to: At) -> Result<Diff, HistoryError> {
-    let mut replay = Replay::new(log);
+pub fn diff<'a, L: EventLog + 'a>(source: impl Into<Source<'a, L>>, from: At, to: At) -> Result<Diff, HistoryError> {
+    let mut replay = Replay::towards(source.into(), from);
     replay.run_to(from, |replay, record| replay.apply(&record))?;
     let start = replay.last;
     let reversed = match (from, to) {

@@ -18,18 +18,32 @@
 //!
 //! It is trusted only if its checksum matches, it was written by a build with the same
 //! function catalogue, and the log's record at its position has the chain hash it names;
-//! otherwise keyledger ignores it and replays the whole log. Files are written to a
-//! temporary name, fsynced and renamed, so a crash never leaves a half-written snapshot
-//! under a real name. A snapshot holds key hashes and ids, never a secret.
+//! otherwise keyledger ignores it and starts from an older one, or replays the whole log.
+//! Files are written to a temporary name, fsynced and renamed (and the directory fsynced),
+//! so a crash never leaves a half-written snapshot under a real name; a temporary file a
+//! crash left behind is never read and is removed by the next prune. A snapshot holds key
+//! hashes and ids, never a secret.
+//!
+//! # Retention
+//!
+//! Snapshots are kept at spaced positions, not only the newest: the view at any point of
+//! the history ([`crate::history`]) starts from the nearest retained snapshot at or before
+//! it and replays only what follows. [`retained`] keeps the newest [`RECENT`] (start-up,
+//! and a fallback should the newest be unreadable) and, of the others, the last one in
+//! each interval of `spacing` records (the snapshot interval), doubling the spacing
+//! whenever more than [`SPACED`] intervals would be kept. So the directory holds at most
+//! `RECENT + SPACED` files whatever the log's size, and a point-in-time question replays
+//! at most two spacings (one while the log has fewer than `SPACED` intervals, when every
+//! snapshot written is kept).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CATALOGUE, State, Timestamp};
-use crate::log::ChainHash;
+use crate::log::{ChainHash, EventLog};
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
 const MAGIC: &[u8; 8] = b"KLSNAP05";
@@ -40,8 +54,13 @@ const MAGIC: &[u8; 8] = b"KLSNAP05";
 const LAYOUT_DIGEST_FOR_MAGIC: &str = "a2222811fdddf647a81445386c4f0f026032fa4a1028ae6a7c299007b47dce14";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
-/// How many snapshot files to keep; older ones are removed after a new one is written.
-const KEEP: usize = 2;
+/// How many of the newest snapshot files are always kept.
+pub const RECENT: usize = 2;
+/// The most spaced intervals whose last snapshot is kept; the spacing doubles beyond.
+pub const SPACED: u64 = 16;
+/// How many bytes of a file are read to learn its position and time ([`header`]): the
+/// magic, the checksum and the fields before the state, with room to spare.
+const HEADER_BYTES: usize = 512;
 
 /// The view at a position of the log.
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +76,18 @@ pub struct Snapshot {
     pub catalogue: [u8; 32],
     /// The permission view.
     pub state: State,
+}
+
+/// What a snapshot says of itself before its state: where in the log it stands. Read
+/// without the checksum ([`header`]), so only good for choosing which snapshot to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Header {
+    /// The sequence number of the last record the state includes.
+    pub seq: u64,
+    /// That record's chain hash.
+    pub head_hash: ChainHash,
+    /// That record's time.
+    pub last_at: Timestamp,
 }
 
 /// Why a snapshot was not used.
@@ -115,6 +146,25 @@ struct SnapshotRef<'a> {
     state: &'a State,
 }
 
+/// A writer that hashes what goes through it.
+struct Hashing<W> {
+    hasher: blake3::Hasher,
+    inner: W,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
 impl SnapshotRef<'_> {
     /// The body of the snapshot file: the snapshot in postcard.
     fn body(&self) -> Result<Vec<u8>, SnapshotError> {
@@ -122,7 +172,7 @@ impl SnapshotRef<'_> {
     }
 }
 
-/// Writes a snapshot durably into `dir` and removes all but the newest few.
+/// Writes a snapshot durably into `dir`. [`prune`] thins the directory afterwards.
 pub fn write(
     dir: &Path,
     seq: u64,
@@ -131,19 +181,27 @@ pub fn write(
     state: &State,
 ) -> Result<PathBuf, SnapshotError> {
     fs::create_dir_all(dir)?;
-    let body = SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state }.body()?;
+    let snapshot = SnapshotRef { seq, head_hash, last_at, catalogue: catalogue_fingerprint(), state };
     let path = dir.join(file_name(seq));
     let temporary = dir.join(format!("{}.tmp", file_name(seq)));
     {
+        // The body is streamed into the file and hashed on the way, so that no copy of it
+        // is held in memory (it is hundreds of bytes per user); the checksum goes in its
+        // place once the body is written.
         let mut file = fs::File::create(&temporary)?;
         file.write_all(MAGIC)?;
-        file.write_all(blake3::hash(&body).as_bytes())?;
-        file.write_all(&body)?;
+        file.write_all(&[0; 32])?;
+        let mut body = Hashing { hasher: blake3::Hasher::new(), inner: std::io::BufWriter::new(&mut file) };
+        postcard::to_io(&snapshot, &mut body).map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        let checksum = body.hasher.finalize();
+        body.inner.flush()?;
+        drop(body);
+        file.seek(std::io::SeekFrom::Start(MAGIC.len() as u64))?;
+        file.write_all(checksum.as_bytes())?;
         file.sync_all()?;
     }
     fs::rename(&temporary, &path)?;
     fs::File::open(dir)?.sync_all()?;
-    prune(dir)?;
     Ok(path)
 }
 
@@ -165,11 +223,55 @@ fn snapshots_newest_first(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotErr
     Ok(found)
 }
 
-fn prune(dir: &Path) -> Result<(), SnapshotError> {
-    for (_, path) in snapshots_newest_first(dir)?.into_iter().skip(KEEP) {
-        fs::remove_file(path)?;
+/// The positions of `seqs` (snapshot positions, newest first) that retention keeps: the
+/// newest [`RECENT`], and the last one in each interval of `spacing` records, the spacing
+/// doubled until at most [`SPACED`] intervals reach the newest.
+pub fn retained(seqs_newest_first: &[u64], spacing: u64) -> std::collections::BTreeSet<u64> {
+    let mut kept: std::collections::BTreeSet<u64> = seqs_newest_first.iter().take(RECENT).copied().collect();
+    let Some(&newest) = seqs_newest_first.first() else { return kept };
+    let mut spacing = spacing.max(1);
+    while newest / spacing >= SPACED {
+        spacing = spacing.saturating_mul(2);
+    }
+    let mut interval = None;
+    for &seq in seqs_newest_first {
+        // Newest first: the first seen of each interval is its last.
+        if interval != Some(seq / spacing) {
+            interval = Some(seq / spacing);
+            kept.insert(seq);
+        }
+    }
+    kept
+}
+
+/// Removes the snapshots [`retained`] does not keep, and any temporary file left by a
+/// write that a crash interrupted. Only the writer writes and prunes, one at a time.
+pub fn prune(dir: &Path, spacing: u64) -> Result<(), SnapshotError> {
+    let found = snapshots_newest_first(dir)?;
+    let seqs: Vec<u64> = found.iter().map(|(seq, _)| *seq).collect();
+    let kept = retained(&seqs, spacing);
+    for (seq, path) in found {
+        if !kept.contains(&seq) {
+            fs::remove_file(path)?;
+        }
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|extension| extension == "tmp") {
+            fs::remove_file(path)?;
+        }
     }
     Ok(())
+}
+
+/// Reads where a snapshot file stands in the log from its first bytes, without reading
+/// its state or checking its checksum. `None` when it is not a snapshot of this layout.
+pub fn header(path: &Path) -> Option<Header> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(HEADER_BYTES);
+    fs::File::open(path).ok()?.take(HEADER_BYTES as u64).read_to_end(&mut bytes).ok()?;
+    let body = bytes.strip_prefix(MAGIC)?.get(32..)?;
+    postcard::take_from_bytes::<Header>(body).ok().map(|(header, _)| header)
 }
 
 /// Reads one snapshot file, checking its checksum and catalogue.
@@ -194,10 +296,36 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     Ok(snapshot)
 }
 
+/// Whether the log's record at `seq` exists and has the chain hash `hash`: what makes a
+/// snapshot at `seq` the view of this log's first `seq` records, given that the chain up
+/// to it verified when those records were first replayed.
+pub fn matches_log<L: EventLog>(log: &L, seq: u64, hash: ChainHash) -> bool {
+    log.read(seq, 1)
+        .ok()
+        .and_then(|records| records.into_iter().next())
+        .filter(|stored| stored.seq == seq)
+        .and_then(|stored| crate::log::record::decode(&stored.bytes).ok())
+        .is_some_and(|record| record.hash == hash)
+}
+
 /// The newest snapshot in `dir` that reads back intact, skipping (and reporting) any that
 /// do not. `None` when there is none.
 pub fn latest(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+    newest_where(dir, |_| true)
+}
+
+/// The newest snapshot in `dir` that reads back intact and whose [`Header`] `wanted`
+/// accepts, skipping (and reporting) any that do not read back. `None` when there is none.
+/// A file removed by a prune while this looks is skipped like an unreadable one.
+pub fn newest_where(dir: &Path, mut wanted: impl FnMut(&Header) -> bool) -> Result<Option<Snapshot>, SnapshotError> {
     for (_, path) in snapshots_newest_first(dir)? {
+        let Some(header) = header(&path) else {
+            tracing::warn!(path = %path.display(), "ignoring a snapshot that is not of this build's layout");
+            continue;
+        };
+        if !wanted(&header) {
+            continue;
+        }
         match read(&path) {
             Ok(snapshot) => return Ok(Some(snapshot)),
             Err(error) => tracing::warn!(%error, "ignoring a snapshot"),
@@ -310,6 +438,18 @@ mod tests {
         write(dir.path(), 1, ChainHash::GENESIS, at, &state).unwrap();
         let snapshot = latest(dir.path()).unwrap().unwrap();
         assert_eq!(snapshot.seq, 1);
+        // The streamed file is the magic, the checksum and the body the layout test hashes.
+        let body = SnapshotRef {
+            seq: 1,
+            head_hash: ChainHash::GENESIS,
+            last_at: at,
+            catalogue: catalogue_fingerprint(),
+            state: &state,
+        }
+        .body()
+        .unwrap();
+        let file = fs::read(dir.path().join(file_name(1))).unwrap();
+        assert_eq!(file, [&MAGIC[..], blake3::hash(&body).as_bytes(), &body].concat());
         assert_eq!(snapshot.state.head(), 1);
         assert_eq!(snapshot.state.user(&UserId::parse("usr_00000000000000aa").unwrap()).unwrap().name(), "Ann");
     }
@@ -349,14 +489,58 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_snapshots_are_kept() {
+    fn pruning_keeps_the_newest_and_the_last_of_each_interval_and_removes_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::default();
         let at = Timestamp::from_unix_millis(0);
-        for seq in 1..=5 {
+        for seq in [3, 9, 12, 18, 21, 27, 30] {
             write(dir.path(), seq, ChainHash::GENESIS, at, &state).unwrap();
+            prune(dir.path(), 10).unwrap();
         }
+        fs::write(dir.path().join(format!("{}.tmp", file_name(31))), b"torn").unwrap();
+        prune(dir.path(), 10).unwrap();
         let kept: Vec<u64> = snapshots_newest_first(dir.path()).unwrap().into_iter().map(|(seq, _)| seq).collect();
-        assert_eq!(kept, vec![5, 4]);
+        // The newest two, and the last of 0..10, 10..20 and 20..30.
+        assert_eq!(kept, vec![30, 27, 18, 9]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4, "the temporary file is gone");
+    }
+
+    #[test]
+    fn retention_keeps_a_bounded_number_of_snapshots_at_most_two_spacings_apart() {
+        let spacing = 100;
+        // A snapshot every `spacing` records and a few more, as a writer with batches writes them.
+        let mut written: Vec<u64> = Vec::new();
+        let mut seq = 0;
+        while seq < 100_000 {
+            seq += spacing + seq % 7;
+            written.insert(0, seq);
+            let kept = retained(&written, spacing);
+            written.retain(|seq| kept.contains(seq));
+            assert!(written.len() as u64 <= SPACED + RECENT as u64, "{} kept at {seq}", written.len());
+        }
+        let newest = written[0];
+        let mut spacing_now = spacing;
+        while newest / spacing_now >= SPACED {
+            spacing_now *= 2;
+        }
+        for position in (0..=newest).step_by(37) {
+            let start = written.iter().copied().find(|seq| *seq <= position).unwrap_or(0);
+            assert!(position - start < spacing_now + spacing + 7, "position {position} starts at {start}");
+        }
+        assert_eq!(retained(&[], spacing), Default::default());
+    }
+
+    #[test]
+    fn a_header_says_where_a_snapshot_stands_without_reading_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
+        assert_eq!(header(&path), Some(Header { seq: 1, head_hash: ChainHash::GENESIS, last_at: at }));
+        let other = dir.path().join("other.bin");
+        fs::write(&other, b"KLSNAP04 and something else").unwrap();
+        assert_eq!(header(&other), None);
+        let found = newest_where(dir.path(), |header| header.last_at <= at).unwrap().unwrap();
+        assert_eq!(found.seq, 1);
+        assert!(newest_where(dir.path(), |header| header.last_at < at).unwrap().is_none());
     }
 }

@@ -70,7 +70,7 @@ async fn replay_then<T: Send + 'static>(
                 let view = reader.ledger.view().clone();
                 history::current(view, reader.ledger.log())
             }
-            at => history::state_at(reader.ledger.log(), at),
+            at => history::state_at(reader.ledger.history(), at),
         };
         replayed.map(answer)
     })
@@ -512,8 +512,9 @@ pub async fn diff_permissions(state: Shared, request: HttpRequest) -> Result<Htt
     let from = point(query.from_position, query.from.as_deref(), ("from_position", "from"), now, At::Position(0))?;
     let to = point(query.to_position, query.to.as_deref(), ("to_position", "to"), now, At::Head)?;
     let reader = state.clone();
-    let diff =
-        web::block(move || history::diff(reader.ledger.log(), from, to)).await.map_err(|_| ApiError::Internal)??;
+    let diff = web::block(move || history::diff(reader.ledger.history(), from, to))
+        .await
+        .map_err(|_| ApiError::Internal)??;
     let point = |position, recorded_at: Option<Timestamp>| LogPoint {
         position,
         recorded_at: recorded_at.map(|at| at.to_string()),

@@ -36,13 +36,15 @@ const QUEUE_DEPTH: usize = 4096;
 const REPLAY_CHUNK: usize = 4096;
 
 /// Where and how often the ledger saves snapshots of the view, so that start-up replays
-/// only the records after the newest one.
+/// only the records after the newest one, and a question about a past point of the
+/// history only the records after the nearest retained one ([`crate::history`]).
 #[derive(Debug, Clone)]
 pub struct SnapshotPolicy {
     /// The directory holding the snapshot files.
     pub dir: PathBuf,
     /// Save a snapshot once this many records were appended since the last one (and at
-    /// shutdown, if any were).
+    /// shutdown, if any were). Also the spacing of the snapshots retained for history
+    /// ([`crate::snapshot::retained`]).
     pub every: u64,
 }
 
@@ -168,6 +170,8 @@ struct Shared<L> {
     public_key: Option<PublicKey>,
     /// The checkpoint file, when checkpoints are kept.
     checkpoints: Option<CheckpointStore>,
+    /// The snapshot directory, when snapshots are kept: history starts from them.
+    snapshots: Option<PathBuf>,
 }
 
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
@@ -206,14 +210,21 @@ impl<L: EventLog> Ledger<L> {
             Some(CheckpointPolicy { store, signer, every }) => (Some(signer), every.max(1), Some(store)),
             None => (None, u64::MAX, None),
         };
-        let writer_state = opened.state.clone();
         let public_key = signer.as_ref().map(Signer::public_key);
-        let shared = Arc::new(Shared { log, view: RwLock::new(opened.state), public_key, checkpoints: store });
+        let shared = Arc::new(Shared {
+            log,
+            view: RwLock::new(opened.state),
+            public_key,
+            checkpoints: store,
+            snapshots: snapshots.as_ref().map(|policy| policy.dir.clone()),
+        });
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let (fatal_sender, fatal) = watch::channel(None);
         let writer = writer::Writer {
             shared: Arc::clone(&shared),
-            state: writer_state,
+            // The writer takes its own copy of the view on its thread (`Writer::run`), so
+            // opening does not wait for the clone.
+            state: State::default(),
             prev_hash: opened.head_hash,
             last_at: opened.last_at,
             last_snapshot: opened.from_snapshot,
@@ -241,6 +252,12 @@ impl<L: EventLog> Ledger<L> {
     /// The log underneath, for reading records.
     pub fn log(&self) -> &L {
         &self.shared.log
+    }
+
+    /// The log's history, for the view at a past point ([`crate::history::state_at`]):
+    /// the log, and the retained snapshots a question may start from.
+    pub fn history(&self) -> crate::history::Source<'_, L> {
+        crate::history::Source::new(&self.shared.log, self.shared.snapshots.as_deref())
     }
 
     /// Submits a command and waits until its events are durable (or it is refused).

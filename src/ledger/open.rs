@@ -4,7 +4,6 @@
 
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::domain::{State, Timestamp};
-use crate::log::record;
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 use crate::merkle::{self, Frontier};
 use crate::snapshot;
@@ -44,7 +43,9 @@ pub(super) fn replay_and_check<L: EventLog>(
     signed: Option<&Signed<'_>>,
 ) -> Result<Opened, OpenError> {
     let storage = |e: L::Error| OpenError::Storage(Box::new(e));
+    let started = std::time::Instant::now();
     let restored = snapshots.and_then(|policy| restore(log, policy));
+    let restore_ms = started.elapsed().as_millis();
     let from_snapshot = restored.as_ref().map_or(0, |(state, _, _)| state.head());
     let (state, head_hash, mut last_at) =
         restored.unwrap_or_else(|| (State::default(), ChainHash::GENESIS, Timestamp::from_unix_millis(0)));
@@ -67,7 +68,7 @@ pub(super) fn replay_and_check<L: EventLog>(
             }
         }
     }
-    tracing::info!(records = replay.size(), from_snapshot, replayed = replay.size() - from_snapshot, "opened the log");
+    let replay_ms = started.elapsed().as_millis() - restore_ms;
     let head = log.head().map_err(storage)?;
     if head != replay.size() {
         return Err(OpenError::Corrupt(ChainError::Gap { expected: replay.size() + 1, found: head }));
@@ -88,6 +89,18 @@ pub(super) fn replay_and_check<L: EventLog>(
             });
         }
     }
+    // Where start-up time goes: loading the snapshot, replaying the tail, then the checks
+    // of the tree and the checkpoint (which recomputes the view's fingerprint when the
+    // checkpoint is at the head).
+    tracing::info!(
+        records = replay.size(),
+        from_snapshot,
+        replayed = replay.size() - from_snapshot,
+        restore_ms,
+        replay_ms,
+        checks_ms = started.elapsed().as_millis() - restore_ms - replay_ms,
+        "opened the log"
+    );
     let head_hash = replay.head_hash();
     Ok(Opened { state: replay.into_state(), head_hash, last_at, from_snapshot })
 }
@@ -134,27 +147,34 @@ fn check_log_against<L: EventLog>(
     Ok(())
 }
 
-/// Loads the newest snapshot and checks it against the log: the record at its position must
-/// exist and have the chain hash it names. `None` (and a warning) when it cannot be used.
+/// Loads the newest snapshot that matches the log: the record at its position must exist
+/// and have the chain hash it names. A snapshot that does not (written past a head that a
+/// restore from backup cut back, say) is skipped for an older one. `None` (and a warning)
+/// when none can be used. Each candidate costs one record read, whatever the log's size.
 fn restore<L: EventLog>(log: &L, policy: &SnapshotPolicy) -> Option<(State, ChainHash, Timestamp)> {
-    let snapshot = match snapshot::latest(&policy.dir) {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => return None,
+    let found = snapshot::newest_where(&policy.dir, |header| {
+        let matches = snapshot::matches_log(log, header.seq, header.head_hash);
+        if !matches {
+            tracing::warn!(seq = header.seq, "a snapshot does not match the log; trying an older one");
+        }
+        matches
+    });
+    match found {
+        // The header was read before the checksum was checked: check what was read.
+        Ok(Some(snapshot))
+            if snapshot.state.head() == snapshot.seq
+                && snapshot::matches_log(log, snapshot.seq, snapshot.head_hash) =>
+        {
+            Some((snapshot.state, snapshot.head_hash, snapshot.last_at))
+        }
+        Ok(Some(snapshot)) => {
+            tracing::warn!(seq = snapshot.seq, "the snapshot does not match the log; replaying the whole log");
+            None
+        }
+        Ok(None) => None,
         Err(error) => {
             tracing::warn!(%error, "cannot read snapshots; replaying the whole log");
-            return None;
+            None
         }
-    };
-    let matches_log = log
-        .read(snapshot.seq, 1)
-        .ok()
-        .and_then(|records| records.into_iter().next())
-        .filter(|stored| stored.seq == snapshot.seq)
-        .and_then(|stored| record::decode(&stored.bytes).ok())
-        .is_some_and(|record| record.hash == snapshot.head_hash && snapshot.state.head() == snapshot.seq);
-    if !matches_log {
-        tracing::warn!(seq = snapshot.seq, "the newest snapshot does not match the log; replaying the whole log");
-        return None;
     }
-    Some((snapshot.state, snapshot.head_hash, snapshot.last_at))
 }

@@ -1047,3 +1047,150 @@ mod checkpoints {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The history from retained snapshots.
+// ---------------------------------------------------------------------------------------
+
+mod history_from_snapshots {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+    use crate::history::{self, At};
+    use crate::ledger::Policies;
+    use crate::snapshot;
+
+    const SEEDS: std::ops::Range<u64> = 0..4;
+
+    fn user_id(n: usize) -> UserId {
+        UserId::parse(&format!("usr_00000000000000{n:02x}")).unwrap()
+    }
+
+    fn role_id(n: usize) -> RoleId {
+        RoleId::parse(&format!("role_00000000000000{n:02x}")).unwrap()
+    }
+
+    /// A random command over six users and four roles; many are refused, which appends
+    /// nothing and is part of what is exercised.
+    fn random_command(rng: &mut StdRng) -> Command {
+        let (n, r) = (rng.random_range(0..6), rng.random_range(0..4));
+        let functions = ["api.attendees.read", "api.invoices.write", "api.events.read"];
+        let some_functions = &functions[..rng.random_range(1..=functions.len())];
+        match rng.random_range(0..9) {
+            0 => create_user(&user_id(n), &format!("User {n}")),
+            1 => create_role(&role_id(r), &format!("Role {r}")),
+            2 | 3 => assign(&user_id(n), &role_id(r)),
+            4 => Command::UnassignRole { user_id: user_id(n), role_id: role_id(r) },
+            5 => activate(&role_id(r), some_functions),
+            6 => Command::DeactivateFunctions {
+                role_id: role_id(r),
+                functions: some_functions.iter().map(|id| function(id)).collect(),
+            },
+            7 if rng.random_bool(0.5) => Command::DisableUser { user_id: user_id(n) },
+            7 => Command::EnableUser { user_id: user_id(n) },
+            _ => generate_key(&user_id(n), &KeySecret::generate(rng)),
+        }
+    }
+
+    /// What a point-in-time answer shows: the point reached and everything in the view.
+    fn answer(replayed: &history::Replayed) -> (u64, Option<Timestamp>, String, [u8; 32]) {
+        (replayed.position, replayed.recorded_at, snapshot(&replayed.state), replayed.state.fingerprint())
+    }
+
+    fn files_in(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+    }
+
+    /// The property: the view at a random point, and the changes between two, are
+    /// the same from the retained snapshots as from a full replay of the log; also after the
+    /// newest snapshots were corrupted, which makes the history start from older ones.
+    #[test]
+    fn point_in_time_answers_from_retained_snapshots_equal_a_full_replay_at_random_points() {
+        for seed in SEEDS {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let every = rng.random_range(2..8);
+            let policy = SnapshotPolicy { dir: dir.path().to_owned(), every };
+            let log = memory();
+            let open = || {
+                let policies = Policies { snapshots: Some(policy.clone()), checkpoints: None };
+                Ledger::open_with(log(), policies).unwrap()
+            };
+            // The writer saves snapshots on a thread of its own, skipping one due while the
+            // last is being written; closing the ledger saves one at the head, so the
+            // history is written in stretches, each ended by a restart (from the newest).
+            for _ in 0..rng.random_range(20..40) {
+                let ledger = open();
+                ledger.bootstrap().unwrap();
+                for _ in 0..rng.random_range(1..3 * every) {
+                    let _ = ledger.submit_blocking(random_command(&mut rng), as_administrator(&ledger));
+                }
+            }
+            let ledger = open();
+            let head = head_of(&ledger);
+            let times: Vec<Timestamp> = records_of(ledger.log()).iter().map(|record| record.at).collect();
+            let kept = files_in(dir.path());
+            assert!(kept > snapshot::RECENT, "seed {seed}: spaced snapshots are retained ({kept} files)");
+            assert!(kept <= snapshot::RECENT + snapshot::SPACED as usize + 1, "seed {seed}: {kept} files");
+
+            let compare = |rng: &mut StdRng, round: &str| {
+                for _ in 0..40 {
+                    let (a, b) = (rng.random_range(0..=head), rng.random_range(0..=head));
+                    let (from, to) = (a.min(b), a.max(b));
+                    let from_snapshots = history::state_at(ledger.history(), At::Position(to)).unwrap();
+                    let full = history::state_at(ledger.log(), At::Position(to)).unwrap();
+                    assert_eq!(answer(&from_snapshots), answer(&full), "seed {seed}, {round}: position {to}");
+
+                    let time = times[rng.random_range(0..times.len())];
+                    let from_snapshots = history::state_at(ledger.history(), At::Time(time)).unwrap();
+                    let full = history::state_at(ledger.log(), At::Time(time)).unwrap();
+                    assert_eq!(answer(&from_snapshots), answer(&full), "seed {seed}, {round}: time {time}");
+
+                    let (from, to) = (At::Position(from), At::Position(to));
+                    let from_snapshots = history::diff(ledger.history(), from, to).unwrap();
+                    let full = history::diff(ledger.log(), from, to).unwrap();
+                    assert_eq!(
+                        (from_snapshots.from, from_snapshots.to, &from_snapshots.changes),
+                        (full.from, full.to, &full.changes),
+                        "seed {seed}, {round}: diff {from:?}..{to:?}"
+                    );
+                }
+                let head_answer = history::state_at(ledger.history(), At::Head).unwrap();
+                assert_eq!(answer(&head_answer), answer(&history::state_at(ledger.log(), At::Head).unwrap()));
+            };
+            compare(&mut rng, "intact");
+
+            // Corrupt the newest half of the snapshots: each is skipped for an older one.
+            let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+            files.sort();
+            for path in files.iter().skip(files.len() / 2) {
+                let mut bytes = std::fs::read(path).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x55;
+                std::fs::write(path, bytes).unwrap();
+            }
+            compare(&mut rng, "newest snapshots corrupt");
+        }
+    }
+
+    /// A snapshot that is intact but not of this log (the record at its position has
+    /// another hash) is never started from.
+    #[test]
+    fn a_snapshot_of_another_log_is_not_used_for_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open_ledger(memory()());
+        ledger.bootstrap().unwrap();
+        create_api_user(&ledger);
+        let head = head_of(&ledger);
+        // A state that claims to be this log's at its head, over another chain.
+        let empty_at_head = history::state_at(ledger.log(), At::Position(1)).unwrap().state;
+        let forged_head = ChainHash::GENESIS;
+        let at = records_of(ledger.log()).last().unwrap().at;
+        snapshot::write(dir.path(), 1, forged_head, at, &empty_at_head).unwrap();
+        let source = history::Source::new(ledger.log(), Some(dir.path()));
+        let from_snapshot = history::state_at(source, At::Position(head)).unwrap();
+        let full = history::state_at(ledger.log(), At::Position(head)).unwrap();
+        assert_eq!(answer(&from_snapshot), answer(&full));
+    }
+}

@@ -22,8 +22,12 @@ use crate::snapshot;
 
 use super::{Applied, FatalStorageError, Job, MAX_BATCH, Request, Shared, SnapshotPolicy, SubmitError};
 
+/// Saves a snapshot, then thins the retained ones ([`snapshot::retained`]), spaced by the
+/// snapshot interval.
 fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_at: Timestamp, state: &State) {
-    match snapshot::write(&policy.dir, seq, head_hash, last_at, state) {
+    let saved = snapshot::write(&policy.dir, seq, head_hash, last_at, state)
+        .and_then(|path| snapshot::prune(&policy.dir, policy.every).map(|()| path));
+    match saved {
         Ok(path) => tracing::info!(seq, path = %path.display(), "saved a snapshot"),
         Err(error) => tracing::warn!(%error, "saving a snapshot failed"),
     }
@@ -42,7 +46,7 @@ pub(super) struct Writer<L> {
     /// The position of the newest snapshot saved or loaded.
     pub(super) last_snapshot: u64,
     /// The writer's own copy of the state: the view plus whatever the current batch has
-    /// decided. It equals the view between batches.
+    /// decided. It equals the view between batches. Empty until [`Writer::run`] copies it.
     pub(super) state: State,
     pub(super) prev_hash: ChainHash,
     pub(super) last_at: Timestamp,
@@ -64,6 +68,9 @@ impl<L: EventLog> Writer<L> {
     /// Serves the queue until it is closed and drained, then signs a last checkpoint and
     /// saves a last snapshot (unless a storage failure stopped the writer).
     pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        // The writer's own copy of the state, taken here rather than while the ledger
+        // opens: the service answers reads meanwhile, and commands wait in the queue.
+        self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
         while let Some(first) = jobs.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {

@@ -217,6 +217,13 @@ impl TestApp {
         self.start_again()
     }
 
+    /// Kills the server and starts a new one on the same data directory with extra `serve`
+    /// arguments.
+    pub fn crash_and_restart_with(mut self, extra_args: &[&str]) -> TestApp {
+        self.kill();
+        self.start_again_with(extra_args)
+    }
+
     /// Stops the server gracefully and starts a new one on the same data directory with
     /// extra `serve` arguments.
     pub fn restart_with(mut self, extra_args: &[&str]) -> TestApp {
