@@ -2,7 +2,8 @@
 //! position or time (`getPermissionsAt`), who could do a function (`whoCan`), and what
 //! changed between two points (`diffPermissions`).
 //!
-//! Each answer replays the log from its first record (see `crate::history`), off the event
+//! Each answer replays the log from the nearest retained snapshot at or before the point
+//! asked, or from the first record when there is none (see `crate::history`), off the event
 //! loop. Key states are judged at the time the answer is for: the given `at`, the time of
 //! the record at the given `position`, or now.
 
@@ -104,8 +105,9 @@ pub struct PermissionsQuery {
 
 /// The whole permission view as it was at a log position or a time: users, their roles,
 /// functions, event access, keys and key states; roles; event groups. Without `position`
-/// or `at`, the view now. A position or a time replays the log from its start, so it takes
-/// time in proportion to the log's size; now is answered from the live view. Paged: up to
+/// or `at`, the view now. A position or a time replays the log from the nearest retained
+/// snapshot before it (at most two snapshot intervals of records), or from its start when
+/// none is kept; now is answered from the live view. Paged: up to
 /// `limit` users, roles and groups together, in creation order; follow `next` with `after`
 /// at the first page's `position`.
 /// Needs `security.audit.read`.
@@ -246,8 +248,9 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
 /// Which users and keys could do a function (on an event) at a log position or a time
 /// (default now), each with its explanation: the roles that carried the function and the
 /// chain of groups that gave access to the event. A key is listed exactly when `checkKey`
-/// would have allowed it then. A position or a time replays the log from its start; now is
-/// answered from the live view. Paged: follow `next` with `after` at the first page's
+/// would have allowed it then. A position or a time replays the log from the nearest
+/// retained snapshot before it, or from its start when none is kept; now is answered from
+/// the live view. Paged: follow `next` with `after` at the first page's
 /// `position`.
 /// Needs `security.audit.read`.
 #[utoipa::path(
@@ -486,7 +489,7 @@ pub struct PermissionDiff {
 /// permissions (being enabled, functions, event access, events reached, keys), each with
 /// the record that caused it. A key rotation is a grant of the new key and a revocation of
 /// the old one, with `until` when the old key keeps a grace period. Replays the log from
-/// its start.
+/// the nearest retained snapshot before `from`, or from its start when none is kept.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "diffPermissions",
