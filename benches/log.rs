@@ -6,9 +6,16 @@
 //!   chunks, decode, verify the chain and apply every event to the state, then start the
 //!   writer. Filling the log before each run and dropping the ledger after it are not
 //!   timed.
+//! - `replay/1M_events_on_all_cores`: what `Ledger::open` does, driven by hand through
+//!   `VerifiedReplay` over chunks of 4096 records: each chunk decoded and hashed ahead on
+//!   every core (`Prepared::chunk`), then linked and applied in turn on one.
 //! - `verify_chain/1M_records`: `ChainVerifier::verify_next` over the records: parse what
 //!   the chain needs, recompute each hash and check the links, sequence and unique ids, on
 //!   one thread.
+//! - `verify_chain/1M_records_and_leaves`: the same plus every record's Merkle leaf into
+//!   the tree's frontier: what `verify-log` checks of the bytes, before decoding events.
+//! - `verify_chain/1M_records_on_all_cores`: `ChainVerifier::verify_chunk` over chunks of
+//!   4096 records, parsing and hashing on every core.
 //!
 //! - `merkle/append_1M_leaves`: hash every record as a Merkle leaf and grow the tree from
 //!   its frontier, collecting every complete subtree it creates, as each append does.
@@ -35,11 +42,16 @@ use keyledger::bundle::{self, VerifyOptions};
 use keyledger::checkpoint::Signer;
 use keyledger::domain::{Actor, FingerprintCache, Timestamp, UserId};
 use keyledger::ledger::Ledger;
+use keyledger::ledger::VerifiedReplay;
+use keyledger::ledger::replay::Prepared;
 use keyledger::log::record::{self, Envelope};
 use keyledger::log::{ChainHash, ChainVerifier, EventLog, MemoryLog, StoredRecord};
 use keyledger::merkle::{self, Frontier, NodeId, TreeHash};
 
 const RECORDS: usize = 1_000_000;
+
+/// How many records the chunked benchmarks hand over at once, as the ledger reads them.
+const CHUNK: usize = 4096;
 
 /// The chained records of a log that creates `(RECORDS - SETUP_EVENTS) / 4` users.
 fn encoded_log() -> Vec<StoredRecord> {
@@ -92,6 +104,22 @@ fn log(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    group.bench_function("1M_events_on_all_cores", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            VerifiedReplay::new,
+            |mut replay| {
+                for chunk in records.chunks(CHUNK) {
+                    for (stored, prepared) in chunk.iter().zip(Prepared::chunk(black_box(chunk))) {
+                        replay.push_prepared_trusting_authority(stored.seq, prepared).expect("the log verifies");
+                    }
+                }
+                assert_eq!(replay.size(), records.len() as u64);
+                replay
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 
     let mut group = c.benchmark_group("verify_chain");
@@ -103,6 +131,35 @@ fn log(c: &mut Criterion) {
             |mut verifier| {
                 for stored in records {
                     verifier.verify_next(black_box(stored)).expect("the chain is intact");
+                }
+                assert_eq!(verifier.size(), records.len() as u64);
+                verifier
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("1M_records_and_leaves", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            || (ChainVerifier::default(), Frontier::default()),
+            |(mut verifier, mut frontier)| {
+                for stored in records {
+                    verifier.verify_next(black_box(stored)).expect("the chain is intact");
+                    frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+                }
+                assert_eq!(verifier.size(), records.len() as u64);
+                (verifier, frontier.root())
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("1M_records_on_all_cores", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            ChainVerifier::default,
+            |mut verifier| {
+                for chunk in records.chunks(CHUNK) {
+                    verifier.verify_chunk(black_box(chunk)).expect("the chain is intact");
                 }
                 assert_eq!(verifier.size(), records.len() as u64);
                 verifier
