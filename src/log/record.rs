@@ -65,21 +65,26 @@ impl ChainHash {
     /// Parses 64 lowercase hexadecimal characters, as the record's own deserialiser does
     /// (through [`crate::merkle::TreeHash::from_hex`]), without its checks' second pass.
     fn from_hex_bytes(hex: &[u8]) -> Option<Self> {
-        fn nibble(digit: u8) -> Option<u8> {
-            match digit {
-                b'0'..=b'9' => Some(digit - b'0'),
-                b'a'..=b'f' => Some(digit - b'a' + 10),
-                _ => None,
+        /// Each byte's value as a lowercase hexadecimal digit; 0xff for every other byte.
+        const NIBBLE: [u8; 256] = {
+            let mut table = [0xff; 256];
+            let mut digit = 0;
+            while digit < 16 {
+                table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+                digit += 1;
             }
-        }
-        if hex.len() != 64 {
-            return None;
-        }
+            table
+        };
+        let hex: &[u8; 64] = hex.try_into().ok()?;
         let mut bytes = [0; 32];
+        // Every pair is decoded, then the invalid digits found at once: no branch per digit.
+        let mut invalid = 0;
         for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+            let (high, low) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            invalid |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
         }
-        Some(ChainHash(bytes))
+        (invalid & 0xf0 == 0).then_some(ChainHash(bytes))
     }
 }
 
