@@ -6,9 +6,16 @@
 //!   chunks, decode, verify the chain and apply every event to the state, then start the
 //!   writer. Filling the log before each run and dropping the ledger after it are not
 //!   timed.
+//! - `replay/1M_events_on_all_cores`: what `Ledger::open` does, driven by hand through
+//!   `VerifiedReplay` over chunks of 4096 records: each chunk decoded and hashed ahead on
+//!   every core (`Prepared::chunk`), then linked and applied in turn on one.
 //! - `verify_chain/1M_records`: `ChainVerifier::verify_next` over the records: parse what
 //!   the chain needs, recompute each hash and check the links, sequence and unique ids, on
 //!   one thread.
+//! - `verify_chain/1M_records_and_leaves`: the same plus every record's Merkle leaf into
+//!   the tree's frontier: what `verify-log` checks of the bytes, before decoding events.
+//! - `verify_chain/1M_records_on_all_cores`: `ChainVerifier::verify_chunk` over chunks of
+//!   4096 records, parsing and hashing on every core.
 //!
 //! - `merkle/append_1M_leaves`: hash every record as a Merkle leaf and grow the tree from
 //!   its frontier, collecting every complete subtree it creates, as each append does.
@@ -22,7 +29,9 @@
 //!   `250k_users_one_new_role`: the same after a new role, which moves every user's digest
 //!   in the hashed message (see `domain::fingerprint`).
 //! - `verify_bundle/1M_records`: `bundle::verify` of an export of the million records
-//!   with a checkpoint at the end: chain, Merkle tree, replay, fingerprint, signature.
+//!   with a checkpoint at the end: chain, Merkle tree, replay, authority rules,
+//!   fingerprint, signature. Its records are made by the system, which the authority
+//!   rules allow in a log without an administrator.
 //!
 //! All report records (or users) per second, proofs per second for the proof. Run with
 //! `cargo bench --bench log`, or one of them with `cargo bench --bench log -- replay`.
@@ -38,16 +47,26 @@ use keyledger::bundle::{self, VerifyOptions};
 use keyledger::checkpoint::Signer;
 use keyledger::domain::{Actor, Event, FingerprintCache, Position, RoleId, State, Timestamp, UserId};
 use keyledger::ledger::Ledger;
+use keyledger::ledger::VerifiedReplay;
+use keyledger::ledger::replay::Prepared;
 use keyledger::log::record::{self, Envelope};
 use keyledger::log::{ChainHash, ChainVerifier, EventLog, MemoryLog, StoredRecord};
 use keyledger::merkle::{self, Frontier, NodeId, TreeHash};
 
 const RECORDS: usize = 1_000_000;
 
-/// The chained records of a log that creates `(RECORDS - SETUP_EVENTS) / 4` users.
+/// How many records the chunked benchmarks hand over at once, as the ledger reads them.
+const CHUNK: usize = 4096;
+
+/// The chained records of a log that creates `(RECORDS - SETUP_EVENTS) / 4` users, all
+/// made by one user that is not in the log.
 fn encoded_log() -> Vec<StoredRecord> {
+    encoded_log_by(Actor::User(UserId::generate(&mut common::rng(0))))
+}
+
+/// The same log made by `actor`.
+fn encoded_log_by(actor: Actor) -> Vec<StoredRecord> {
     let users = (RECORDS - common::SETUP_EVENTS) / common::EVENTS_PER_USER;
-    let actor = Actor::User(UserId::generate(&mut common::rng(0)));
     let mut records = Vec::with_capacity(RECORDS);
     let mut prev_hash = ChainHash::GENESIS;
     common::population(users, 0, |event| {
@@ -108,6 +127,22 @@ fn log(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    group.bench_function("1M_events_on_all_cores", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            VerifiedReplay::new,
+            |mut replay| {
+                for chunk in records.chunks(CHUNK) {
+                    for (stored, prepared) in chunk.iter().zip(Prepared::chunk(black_box(chunk))) {
+                        replay.push_prepared_trusting_authority(stored.seq, prepared).expect("the log verifies");
+                    }
+                }
+                assert_eq!(replay.size(), records.len() as u64);
+                replay
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 
     let mut group = c.benchmark_group("verify_chain");
@@ -119,6 +154,35 @@ fn log(c: &mut Criterion) {
             |mut verifier| {
                 for stored in records {
                     verifier.verify_next(black_box(stored)).expect("the chain is intact");
+                }
+                assert_eq!(verifier.size(), records.len() as u64);
+                verifier
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("1M_records_and_leaves", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            || (ChainVerifier::default(), Frontier::default()),
+            |(mut verifier, mut frontier)| {
+                for stored in records {
+                    verifier.verify_next(black_box(stored)).expect("the chain is intact");
+                    frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+                }
+                assert_eq!(verifier.size(), records.len() as u64);
+                (verifier, frontier.root())
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("1M_records_on_all_cores", |b| {
+        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
+        b.iter_batched(
+            ChainVerifier::default,
+            |mut verifier| {
+                for chunk in records.chunks(CHUNK) {
+                    verifier.verify_chunk(black_box(chunk)).expect("the chain is intact");
                 }
                 assert_eq!(verifier.size(), records.len() as u64);
                 verifier
@@ -206,8 +270,12 @@ fn log(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify_bundle");
     configure_long(&mut group, RECORDS);
     group.bench_function("1M_records", |b| {
-        let records: &Vec<StoredRecord> = records.get_or_init(encoded_log);
-        let ledger = state.get_or_init(|| Ledger::open(memory_log(records)).expect("the log verifies"));
+        // Bundle verification checks the authority rules, which refuse changes by a user
+        // that is not in the log; the system may make them all while the log holds no
+        // administrator.
+        let records = encoded_log_by(Actor::System);
+        let ledger = Ledger::open(memory_log(&records)).expect("the log verifies");
+        drop(records);
         let signer = Signer::generate();
         let root = merkle::root(&keyledger::log::Tree(ledger.log()), RECORDS as u64).expect("the tree is whole");
         let view = TreeHash::from_bytes(ledger.view().fingerprint());

@@ -23,6 +23,7 @@ use std::io::{BufRead, Write};
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::domain::{Event, FingerprintCache, Position, State, Timestamp, UserId};
 use crate::ledger::VerifiedReplay;
+use crate::ledger::replay::Prepared;
 use crate::log::{EventLog, StoredRecord};
 use crate::merkle::{self, TreeHash};
 
@@ -170,82 +171,147 @@ pub fn verify(reader: impl BufRead, options: &VerifyOptions) -> Result<Summary, 
 pub fn verify_until(
     mut reader: impl BufRead,
     options: &VerifyOptions,
-    mut past: impl FnMut(Position, &State) -> bool,
+    past: impl FnMut(Position, &State) -> bool,
 ) -> Result<(Summary, State), Failure> {
     let mut line = Vec::new();
     let mut number = 0;
     // The chain, the authority rules, the Merkle frontier and the view, record by record.
-    let mut replay = VerifiedReplay::new();
+    let mut records = RecordRun {
+        replay: VerifiedReplay::new(),
+        past,
+        at_point: None,
+        recoveries: Vec::new(),
+        trusted: options.trusted.as_ref(),
+        pending: Vec::new(),
+        lines: Vec::new(),
+    };
     let mut fingerprints = FingerprintCache::default();
-    let mut at_point: Option<State> = None;
     let mut public_key: Option<PublicKey> = None;
     let mut last: Option<Checkpoint> = None;
     let mut checkpoints = 0;
-    let mut recoveries = Vec::new();
-    let trusted = options.trusted.as_ref();
 
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(|e| fail(number + 1, "line", e.to_string()))?;
+        let read = reader.read_until(b'\n', &mut line);
+        // The records read ahead are verified before whatever follows them is looked at,
+        // so the first failure in the bundle is the one named.
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                records.verify_pending()?;
+                return Err(fail(number + 1, "line", error.to_string()));
+            }
+        };
         if read == 0 {
             break;
         }
         number += 1;
         let Some(content) = line.strip_suffix(b"\n") else {
+            records.verify_pending()?;
             return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
         };
         let Some(key) = public_key else {
             public_key = Some(read_public_key(number, content, options)?);
             continue;
         };
-        if content.starts_with(br#"{"kind":"checkpoint""#) {
-            let size = replay.size();
-            let place = format!("checkpoint after record {size}");
-            let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
-            let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
-            let place = format!("checkpoint at size {}", checkpoint.size);
-            let view = TreeHash::from_bytes(replay.state().fingerprint_cached(&mut fingerprints));
-            check_checkpoint(&checkpoint, &key, last.as_ref(), &replay, &view).map_err(|r| fail(number, &place, r))?;
-            last = Some(checkpoint);
-            checkpoints += 1;
+        if !content.starts_with(br#"{"kind":"#) {
+            records.read_ahead(number, content)?;
             continue;
         }
-        if content.starts_with(br#"{"kind":"#) {
+        records.verify_pending()?;
+        if !content.starts_with(br#"{"kind":"checkpoint""#) {
             return Err(fail(number, "line", "only the first line may be a public key"));
         }
-        let seq = replay.size() + 1;
-        let place = format!("record {seq}");
-        let stored = StoredRecord { seq, bytes: content.to_vec() };
-        let record = replay.verify(&stored).map_err(|e| fail(number, &place, e.to_string()))?;
-        let position = Position { seq, at: record.at };
-        if at_point.is_none() && past(position, replay.state()) {
-            at_point = Some(replay.state().clone());
-        }
-        replay.apply(&record);
-        if let Event::AdministratorRecovered { user_id, reason, .. } = &record.event {
-            recoveries.push(Recovery { seq, at: record.at, user_id: user_id.clone(), reason: reason.clone() });
-        }
-        if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
-            && replay.root() != trusted.root
-        {
-            return Err(fail(
-                number,
-                &place,
-                format!(
-                    "the bundle's tree at size {seq} is not the one the trusted checkpoint signs: the history was rewritten"
-                ),
-            ));
-        }
+        let replay = &records.replay;
+        let size = replay.size();
+        let place = format!("checkpoint after record {size}");
+        let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
+        let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
+        let place = format!("checkpoint at size {}", checkpoint.size);
+        let view = TreeHash::from_bytes(replay.state().fingerprint_cached(&mut fingerprints));
+        check_checkpoint(&checkpoint, &key, last.as_ref(), replay, &view).map_err(|r| fail(number, &place, r))?;
+        last = Some(checkpoint);
+        checkpoints += 1;
     }
+    records.verify_pending()?;
 
     let end = |reason: String| fail(number + 1, "end", reason);
     let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
+    let RecordRun { replay, at_point, recoveries, trusted, .. } = records;
     let records = replay.size();
     let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
     check_end(records, &last, trusted).map_err(end)?;
     let state = replay.into_state();
     let at_point = at_point.unwrap_or_else(|| state.clone());
     Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+}
+
+/// How many record lines are read ahead and decoded together, on every core.
+const READ_AHEAD: usize = 4096;
+
+/// The records of a bundle being verified: the replay, what the caller asked to keep, and
+/// the record lines read ahead but not yet verified.
+struct RecordRun<'a, P> {
+    replay: VerifiedReplay,
+    past: P,
+    at_point: Option<State>,
+    recoveries: Vec<Recovery>,
+    trusted: Option<&'a Checkpoint>,
+    /// The record lines read ahead, one after another, without their newlines.
+    pending: Vec<u8>,
+    /// Each line read ahead: its number in the bundle and where it ends in `pending`.
+    lines: Vec<(usize, usize)>,
+}
+
+impl<P: FnMut(Position, &State) -> bool> RecordRun<'_, P> {
+    /// Keeps a record line (line `number` of the bundle) to verify with those around it.
+    fn read_ahead(&mut self, number: usize, content: &[u8]) -> Result<(), Failure> {
+        self.pending.extend_from_slice(content);
+        self.lines.push((number, self.pending.len()));
+        if self.lines.len() >= READ_AHEAD { self.verify_pending() } else { Ok(()) }
+    }
+
+    /// Verifies and applies the record lines read ahead, in order: each decoded and hashed
+    /// on every core, then checked in turn, so the first failing line is the one named.
+    fn verify_pending(&mut self) -> Result<(), Failure> {
+        let RecordRun { replay, past, at_point, recoveries, trusted, pending, lines } = self;
+        let mut start = 0;
+        let contents: Vec<&[u8]> = lines
+            .iter()
+            .map(|&(_, end)| {
+                let content = &pending[start..end];
+                start = end;
+                content
+            })
+            .collect();
+        for (&(number, _), prepared) in lines.iter().zip(Prepared::chunk(&contents)) {
+            let seq = replay.size() + 1;
+            let place = || format!("record {seq}");
+            let record = replay.verify_prepared(seq, prepared).map_err(|e| fail(number, place(), e.to_string()))?;
+            let position = Position { seq, at: record.at };
+            if at_point.is_none() && past(position, replay.state()) {
+                *at_point = Some(replay.state().clone());
+            }
+            replay.apply(&record);
+            if let Event::AdministratorRecovered { user_id, reason, .. } = &record.event {
+                recoveries.push(Recovery { seq, at: record.at, user_id: user_id.clone(), reason: reason.clone() });
+            }
+            if let Some(trusted) = trusted.filter(|trusted| trusted.size == seq)
+                && replay.root() != trusted.root
+            {
+                return Err(fail(
+                    number,
+                    place(),
+                    format!(
+                        "the bundle's tree at size {seq} is not the one the trusted checkpoint signs: the history was rewritten"
+                    ),
+                ));
+            }
+        }
+        pending.clear();
+        lines.clear();
+        Ok(())
+    }
 }
 
 /// Reads the bundle's first line, its public key, and checks it against what the reviewer

@@ -12,6 +12,8 @@
 //!    appended when it has none). A mutated record almost never carries the hash of its
 //!    new contents, so without this the fuzzer would stop at the hash check and never
 //!    reach the event upcaster behind it.
+//! 4. As a log verified in one chunk on every core ([`ChainVerifier::verify_chunk`]), which
+//!    must name the same first failure as the light verifier one record at a time.
 
 #![no_main]
 
@@ -23,16 +25,24 @@ fuzz_target!(|data: &[u8]| {
 
     let mut light = ChainVerifier::default();
     let mut decoding = ChainVerifier::default();
+    let mut log = Vec::new();
+    let mut light_outcome = Ok(());
     for (line, seq) in data.split(|&b| b == b'\n').zip(1..) {
         let stored = StoredRecord { seq, bytes: line.to_vec() };
         let linked = light.verify_next(&stored);
         if decoding.verify_and_decode_next(&stored).is_ok() {
             assert_eq!(linked, Ok(()), "record {seq} replays but fails the light verifier");
         }
+        if light_outcome.is_ok() {
+            light_outcome = linked;
+        }
         if let Some(resealed) = reseal(line) {
             let _ = record::decode(&resealed);
         }
+        log.push(stored);
     }
+    // The chunk verifier spreads the work over threads but names the same first failure.
+    assert_eq!(ChainVerifier::default().verify_chunk(&log), light_outcome, "the chunk verifier disagrees");
 });
 
 /// The record member that holds the hash, up to its value, as records write it.

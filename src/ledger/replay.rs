@@ -20,7 +20,7 @@
 //!   `verify-log` is where an operator learns of it.
 
 use crate::domain::{self, Actor, Change, Position, Shortfall, State};
-use crate::log::record::Record;
+use crate::log::record::{self, Record, RecordError};
 use crate::log::{ChainError, ChainHash, ChainVerifier, StoredRecord};
 use crate::merkle::{self, Frontier, NodeId, Nodes, ProofError, TreeHash};
 
@@ -116,12 +116,38 @@ impl<E> TreeCheckError<E> {
     }
 }
 
+/// A stored record read ahead of its turn in a replay: decoded, its own hash checked, its
+/// Merkle leaf hashed. What each record needs alone, and so what [`Prepared::chunk`] does on
+/// every core; its place in the chain and its authority are checked in turn, by
+/// [`VerifiedReplay::verify_prepared`].
+#[derive(Debug)]
+pub struct Prepared {
+    decoded: Result<Record, RecordError>,
+    leaf: TreeHash,
+}
+
+impl Prepared {
+    /// Reads one record's bytes ahead.
+    pub fn of(bytes: &[u8]) -> Self {
+        Prepared { decoded: record::decode(bytes), leaf: merkle::leaf_hash(bytes) }
+    }
+
+    /// Reads a chunk of records ahead, on every core, in order.
+    pub fn chunk<B: AsRef<[u8]> + Sync>(records: &[B]) -> Vec<Self> {
+        record::map_on_all_cores(records, |bytes| Prepared::of(bytes.as_ref()))
+    }
+}
+
 /// Replays stored records one at a time, verifying each before it changes the state.
 ///
 /// [`VerifiedReplay::push`] verifies and applies a record; a caller that must look at a
 /// verified record before applying it (to stop at a time, or to capture the state just
 /// before it) calls [`VerifiedReplay::verify`] and then [`VerifiedReplay::apply`] (or
 /// [`VerifiedReplay::apply_tracking_changes`]), before verifying the next.
+///
+/// A caller holding a chunk of records reads them ahead on every core with
+/// [`Prepared::chunk`] and hands each to [`VerifiedReplay::verify_prepared`] (or
+/// [`VerifiedReplay::push_prepared`]) in turn: the same checks, the same first error.
 #[derive(Debug)]
 pub struct VerifiedReplay {
     chain: ChainVerifier,
@@ -157,7 +183,12 @@ impl VerifiedReplay {
     /// frontier by its leaf. The record is not applied: call [`VerifiedReplay::apply`]
     /// before verifying the next one. After an error the replay is done with.
     pub fn verify(&mut self, stored: &StoredRecord) -> Result<Record, ReplayError> {
-        let record = self.decode_next(stored)?;
+        self.verify_prepared(stored.seq, Prepared::of(&stored.bytes))
+    }
+
+    /// [`VerifiedReplay::verify`] of the record stored at `stored_seq`, read ahead.
+    pub fn verify_prepared(&mut self, stored_seq: u64, prepared: Prepared) -> Result<Record, ReplayError> {
+        let record = self.link_next(stored_seq, prepared.decoded)?;
         // The record is legitimate, not only intact: its actor held what the authority
         // rules demand, in the state just before it.
         domain::authorise(&self.state, &record.actor, record.at, &record.event).map_err(|shortfall| Unauthorised {
@@ -166,25 +197,35 @@ impl VerifiedReplay {
             actor: record.actor.clone(),
             shortfall,
         })?;
-        self.accept(stored, &record);
+        self.accept(prepared.leaf, &record);
         Ok(record)
     }
 
     /// [`VerifiedReplay::verify`] without the authority rules: the record need only be
     /// intact. For replays that serve what the log says (see the module's documentation).
     pub fn verify_trusting_authority(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
-        let record = self.decode_next(stored)?;
-        self.accept(stored, &record);
+        self.verify_prepared_trusting_authority(stored.seq, Prepared::of(&stored.bytes))
+    }
+
+    /// [`VerifiedReplay::verify_trusting_authority`] of the record stored at `stored_seq`,
+    /// read ahead.
+    pub fn verify_prepared_trusting_authority(
+        &mut self,
+        stored_seq: u64,
+        prepared: Prepared,
+    ) -> Result<Record, ChainError> {
+        let record = self.link_next(stored_seq, prepared.decoded)?;
+        self.accept(prepared.leaf, &record);
         Ok(record)
     }
 
-    fn decode_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
+    fn link_next(&mut self, stored_seq: u64, decoded: Result<Record, RecordError>) -> Result<Record, ChainError> {
         debug_assert_eq!(self.state.head(), self.frontier.size(), "every record verified was applied");
-        self.chain.verify_and_decode_next(stored)
+        self.chain.link_decoded(stored_seq, decoded)
     }
 
-    fn accept(&mut self, stored: &StoredRecord, record: &Record) {
-        self.frontier.push(merkle::leaf_hash(&stored.bytes), |_, _| {});
+    fn accept(&mut self, leaf: TreeHash, record: &Record) {
+        self.frontier.push(leaf, |_, _| {});
         self.head_hash = record.hash;
     }
 
@@ -202,6 +243,26 @@ impl VerifiedReplay {
     /// Verifies the next record ([`VerifiedReplay::verify`]) and applies it.
     pub fn push(&mut self, stored: &StoredRecord) -> Result<Record, ReplayError> {
         let record = self.verify(stored)?;
+        self.apply(&record);
+        Ok(record)
+    }
+
+    /// Verifies the next record, read ahead ([`VerifiedReplay::verify_prepared`]), and
+    /// applies it.
+    pub fn push_prepared(&mut self, stored_seq: u64, prepared: Prepared) -> Result<Record, ReplayError> {
+        let record = self.verify_prepared(stored_seq, prepared)?;
+        self.apply(&record);
+        Ok(record)
+    }
+
+    /// Verifies the next record, read ahead, without the authority rules
+    /// ([`VerifiedReplay::verify_prepared_trusting_authority`]), and applies it.
+    pub fn push_prepared_trusting_authority(
+        &mut self,
+        stored_seq: u64,
+        prepared: Prepared,
+    ) -> Result<Record, ChainError> {
+        let record = self.verify_prepared_trusting_authority(stored_seq, prepared)?;
         self.apply(&record);
         Ok(record)
     }

@@ -5,7 +5,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 
 use super::REPLAY_CHUNK;
-use super::replay::{ReplayError, Unauthorised, VerifiedReplay};
+use super::replay::{Prepared, ReplayError, Unauthorised, VerifiedReplay};
 
 /// The outcome of verifying a log: its chain, its Merkle tree and its checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +98,13 @@ pub fn verify_log<L: EventLog>(
             let error = ChainError::Gap { expected: replay.size() + 1, found: head };
             return Ok(outcome(&replay, checked.matched, Some(error.into())));
         }
-        for stored in &chunk {
+        // Each record is decoded and hashed ahead on every core, then checked in turn.
+        for (stored, prepared) in chunk.iter().zip(Prepared::chunk(&chunk)) {
             // Every checkpoint at the size reached is checked before going on.
-            let accepted =
-                replay.push(stored).map_err(VerifyError::from).and_then(|_| checked.check_up_to(&replay, key));
+            let accepted = replay
+                .push_prepared(stored.seq, prepared)
+                .map_err(VerifyError::from)
+                .and_then(|_| checked.check_up_to(&replay, key));
             if let Err(error) = accepted {
                 return Ok(outcome(&replay, checked.matched, Some(error)));
             }

@@ -15,6 +15,13 @@
 //!
 //! Stored bytes are never rewritten. An event whose shape changes gets a new schema
 //! version `v`, and [`decode`] upcasts old versions when it reads them.
+//!
+//! Reading is fast for the records [`encode`] writes: [`Layout`] finds the members at
+//! their known places (the two hashes at fixed offsets from the end) without allocating,
+//! and checks that the bytes are exactly such a record. Anything else (other spacing,
+//! escapes, another member order, junk) is read by the general JSON path, so every
+//! malformed record is refused with the same error either way; the fast path only ever
+//! accepts what the general path accepts, with the same result.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -53,6 +60,31 @@ impl ChainHash {
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// Parses 64 lowercase hexadecimal characters, as the record's own deserialiser does
+    /// (through [`crate::merkle::TreeHash::from_hex`]), without its checks' second pass.
+    fn from_hex_bytes(hex: &[u8]) -> Option<Self> {
+        /// Each byte's value as a lowercase hexadecimal digit; 0xff for every other byte.
+        const NIBBLE: [u8; 256] = {
+            let mut table = [0xff; 256];
+            let mut digit = 0;
+            while digit < 16 {
+                table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+                digit += 1;
+            }
+            table
+        };
+        let hex: &[u8; 64] = hex.try_into().ok()?;
+        let mut bytes = [0; 32];
+        // Every pair is decoded, then the invalid digits found at once: no branch per digit.
+        let mut invalid = 0;
+        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            let (high, low) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            invalid |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        (invalid & 0xf0 == 0).then_some(ChainHash(bytes))
     }
 }
 
@@ -112,6 +144,12 @@ pub struct StoredRecord {
     pub seq: u64,
     /// The record exactly as written: one compact JSON object, no newline.
     pub bytes: Vec<u8>,
+}
+
+impl AsRef<[u8]> for StoredRecord {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// What a record says, once decoded and verified.
@@ -191,6 +229,205 @@ struct Link<'a> {
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
 const HASH_SUFFIX_LEN: usize = HASH_MEMBER.len() + 64 + 2;
 
+/// Where `prev_hash` starts in a record laid out as [`encode`] writes it, counted back from
+/// the end: `,"prev_hash":"<64 hex>"` then the `hash` member and the closing brace.
+const PREV_HASH_MEMBER: &[u8] = b",\"prev_hash\":\"";
+const CHAIN_SUFFIX_LEN: usize = PREV_HASH_MEMBER.len() + 64 + 1 + HASH_SUFFIX_LEN;
+
+/// How deeply `data` may nest (counting every `[` and `{`, quoted ones included) and still
+/// take the fast path: well inside serde_json's recursion limit, which the general path
+/// meets one level deeper than the fast one would.
+const FAST_PATH_MAX_NESTING: usize = 64;
+
+/// A record's members, found at the places [`encode`] writes them and borrowed from its
+/// bytes. A `Layout` exists only for bytes that are a JSON object with exactly the record's
+/// members, in order, whose strings have no escapes: the general path reads such bytes to
+/// the same values. `data` is checked to be one JSON value by whoever reads it.
+struct Layout<'a> {
+    seq: u64,
+    kind: &'a str,
+    v: u32,
+    id: &'a str,
+    at: &'a str,
+    actor: &'a str,
+    subject: &'a str,
+    data: &'a str,
+    prev_hash: ChainHash,
+    hash: ChainHash,
+}
+
+impl<'a> Layout<'a> {
+    /// Finds the members of a record written by [`encode`]; `None` for anything else.
+    fn find(bytes: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let suffix_start = text.len().checked_sub(CHAIN_SUFFIX_LEN)?;
+        let suffix = &bytes[suffix_start..];
+        let hash_at = PREV_HASH_MEMBER.len() + 64 + 1;
+        if !suffix.starts_with(PREV_HASH_MEMBER)
+            || suffix[hash_at - 1] != b'"'
+            || !suffix[hash_at..].starts_with(HASH_MEMBER)
+            || !suffix.ends_with(b"\"}")
+        {
+            return None;
+        }
+        let prev_hash = ChainHash::from_hex_bytes(&suffix[PREV_HASH_MEMBER.len()..hash_at - 1])?;
+        let hash = ChainHash::from_hex_bytes(&suffix[hash_at + HASH_MEMBER.len()..suffix.len() - 2])?;
+
+        let mut cursor = Cursor { text: text.get(..suffix_start)?, at: 0 };
+        cursor.literal("{\"seq\":")?;
+        let seq = cursor.number()?;
+        cursor.literal(",\"type\":")?;
+        let kind = cursor.string()?;
+        cursor.literal(",\"v\":")?;
+        let v = u32::try_from(cursor.number()?).ok()?;
+        cursor.literal(",\"id\":")?;
+        let id = cursor.string()?;
+        cursor.literal(",\"at\":")?;
+        let at = cursor.string()?;
+        cursor.literal(",\"actor\":")?;
+        let actor = cursor.string()?;
+        cursor.literal(",\"subject\":")?;
+        let subject = cursor.string()?;
+        cursor.literal(",\"data\":")?;
+        let data = cursor.rest();
+        let nesting = data.bytes().filter(|&b| b == b'{' || b == b'[').count();
+        if data.is_empty() || nesting > FAST_PATH_MAX_NESTING {
+            return None;
+        }
+        Some(Layout { seq, kind, v, id, at, actor, subject, data, prev_hash, hash })
+    }
+}
+
+/// Reads the fixed parts of a record left to right.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn literal(&mut self, literal: &str) -> Option<()> {
+        self.text[self.at..].starts_with(literal).then(|| self.at += literal.len())
+    }
+
+    /// A JSON number as serde_json reads a `u64` from it: digits, no leading zero, no
+    /// fraction or exponent (the caller expects a `,` next), no overflow.
+    fn number(&mut self) -> Option<u64> {
+        let digits = self.text[self.at..].bytes().take_while(u8::is_ascii_digit).count();
+        let text = &self.text[self.at..self.at + digits];
+        if digits == 0 || (digits > 1 && text.starts_with('0')) {
+            return None;
+        }
+        self.at += digits;
+        text.bytes().try_fold(0u64, |n, digit| n.checked_mul(10)?.checked_add(u64::from(digit - b'0')))
+    }
+
+    /// A JSON string with no escapes and no control characters, without its quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.literal("\"")?;
+        let length = self.text[self.at..].bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let text = &self.text[self.at..self.at + length];
+        self.at += length;
+        self.literal("\"")?;
+        Some(text)
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.at..]
+    }
+}
+
+/// Deserialises an [`Event`] from its type name and its `data` as stored, as if from
+/// `{"type":…,"data":…}` but without building that text, and refuses anything after the
+/// one value in `data`.
+fn event_from_parts(kind: &str, data: &str) -> Result<Event, serde_json::Error> {
+    let mut content = serde_json::Deserializer::from_str(data);
+    let event = Event::deserialize(Tagged { kind, content: &mut content })?;
+    content.end()?;
+    Ok(event)
+}
+
+/// An adjacently tagged event: the `type` member, then `data` read from its own text.
+struct Tagged<'a, 'de> {
+    kind: &'de str,
+    content: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TaggedMembers { tagged: self, members_read: 0 })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+struct TaggedMembers<'a, 'de> {
+    tagged: Tagged<'a, 'de>,
+    members_read: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for TaggedMembers<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        let key = match self.members_read {
+            0 => "type",
+            1 => "data",
+            _ => return Ok(None),
+        };
+        seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(key)).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        self.members_read += 1;
+        if self.members_read == 1 {
+            seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(self.tagged.kind))
+        } else {
+            seed.deserialize(&mut *self.tagged.content)
+        }
+    }
+}
+
+/// What chain verification needs of a record, borrowed from its bytes.
+struct LinkFields<'a> {
+    seq: u64,
+    id: Cow<'a, str>,
+    prev_hash: ChainHash,
+    hash: ChainHash,
+}
+
+/// Reads what chain verification needs of a record and checks its own hash.
+fn link_fields(bytes: &[u8]) -> Result<LinkFields<'_>, RecordError> {
+    link_fields_fast(bytes).map_or_else(|| link_fields_general(bytes), Ok)
+}
+
+/// [`link_fields`] for a record laid out as [`encode`] writes it; `None` for any other
+/// bytes, or any failure, which the general path then names.
+fn link_fields_fast(bytes: &[u8]) -> Option<LinkFields<'_>> {
+    let layout = Layout::find(bytes)?;
+    // The general path reads the whole object, so `data` must be one JSON value.
+    serde_json::from_str::<serde::de::IgnoredAny>(layout.data).ok()?;
+    (body_hash(bytes)? == layout.hash).then_some(LinkFields {
+        seq: layout.seq,
+        id: Cow::Borrowed(layout.id),
+        prev_hash: layout.prev_hash,
+        hash: layout.hash,
+    })
+}
+
+fn link_fields_general(bytes: &[u8]) -> Result<LinkFields<'_>, RecordError> {
+    let link: Link<'_> = serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    if body_hash(bytes) != Some(link.hash) {
+        return Err(RecordError::HashMismatch { seq: link.seq });
+    }
+    Ok(LinkFields { seq: link.seq, id: link.id, prev_hash: link.prev_hash, hash: link.hash })
+}
+
 /// Encodes an event as a new record chained to `prev_hash`, returning it and its hash.
 pub fn encode(envelope: &Envelope, event: &Event, prev_hash: ChainHash) -> (StoredRecord, ChainHash) {
     let id = uuid::Uuid::new_v4().to_string();
@@ -238,6 +475,34 @@ fn body_hash(bytes: &[u8]) -> Option<ChainHash> {
 
 /// Decodes a record, verifying its own hash and upcasting its event.
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    decode_fast(bytes).map_or_else(|| decode_general(bytes), Ok)
+}
+
+/// [`decode`] for a record laid out as [`encode`] writes it: no JSON parse of the envelope
+/// and no copy of `data`. `None` for any other bytes, or any failure, which the general
+/// path then names.
+fn decode_fast(bytes: &[u8]) -> Option<Record> {
+    let layout = Layout::find(bytes)?;
+    // An unknown type fails to deserialise below, and the general path names it.
+    if body_hash(bytes)? != layout.hash || layout.v != 1 {
+        return None;
+    }
+    let at = Timestamp::parse(layout.at).ok()?;
+    let actor = Actor::try_from(layout.actor.to_owned()).ok()?;
+    let event = event_from_parts(layout.kind, layout.data).ok()?;
+    (event.subject() == layout.subject).then(|| Record {
+        seq: layout.seq,
+        id: layout.id.to_owned(),
+        at,
+        actor,
+        event,
+        prev_hash: layout.prev_hash,
+        hash: layout.hash,
+    })
+}
+
+/// [`decode`] for any bytes, through serde_json: names what is wrong with a record.
+fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
     let raw: Raw<'_> = serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
     if body_hash(bytes) != Some(raw.hash) {
         return Err(RecordError::HashMismatch { seq: raw.seq });
@@ -274,6 +539,35 @@ fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, 
     tagged.push_str(data);
     tagged.push('}');
     serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))
+}
+
+/// The fewest items worth a thread of their own in [`map_on_all_cores`]: below this,
+/// starting the thread costs more than the work it takes over.
+const MIN_ITEMS_PER_THREAD: usize = 64;
+
+/// `items.iter().map(work).collect()`, with the items split into one contiguous run per
+/// core and each run mapped on its own thread (the caller's thread takes the first). The
+/// results are in the order of the items.
+pub(crate) fn map_on_all_cores<'a, T: Sync, R: Send>(items: &'a [T], work: impl Fn(&'a T) -> R + Sync) -> Vec<R> {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let threads = cores.min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(work).collect();
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let (first, rest) = items.split_at(per_thread);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let others: Vec<_> =
+            rest.chunks(per_thread).map(|run| scope.spawn(move || run.iter().map(work).collect::<Vec<R>>())).collect();
+        let mut results = Vec::with_capacity(items.len());
+        results.extend(first.iter().map(work));
+        for other in others {
+            results.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        results
+    })
 }
 
 /// Why a sequence of records is not an intact chain.
@@ -331,18 +625,38 @@ impl ChainVerifier {
 
     /// Checks the next record's place in the chain, without decoding its event.
     pub fn verify_next(&mut self, stored: &StoredRecord) -> Result<(), ChainError> {
-        let link: Link<'_> =
-            serde_json::from_slice(&stored.bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
-        if body_hash(&stored.bytes) != Some(link.hash) {
-            return Err(RecordError::HashMismatch { seq: link.seq }.into());
-        }
+        let link = link_fields(&stored.bytes)?;
         self.link(stored.seq, link.seq, &link.id, link.prev_hash, link.hash)
+    }
+
+    /// Checks the next records' places in the chain, as [`ChainVerifier::verify_next`] on
+    /// each in order would, with the work each record needs alone (parsing, its hash) spread
+    /// over the machine's cores. The error names the first failing record in the chunk,
+    /// whatever the order in which the threads met failures.
+    pub fn verify_chunk(&mut self, chunk: &[StoredRecord]) -> Result<(), ChainError> {
+        let links = map_on_all_cores(chunk, |stored| link_fields(&stored.bytes));
+        for (stored, link) in chunk.iter().zip(links) {
+            let link = link?;
+            self.link(stored.seq, link.seq, &link.id, link.prev_hash, link.hash)?;
+        }
+        Ok(())
     }
 
     /// Checks the next record's place in the chain and decodes it, for replay.
     pub fn verify_and_decode_next(&mut self, stored: &StoredRecord) -> Result<Record, ChainError> {
-        let record = decode(&stored.bytes)?;
-        self.link(stored.seq, record.seq, &record.id, record.prev_hash, record.hash)?;
+        self.link_decoded(stored.seq, decode(&stored.bytes))
+    }
+
+    /// Checks the place in the chain of the next record, stored at `stored_seq`, which
+    /// [`decode`] has already read (perhaps on another thread): the second half of
+    /// [`ChainVerifier::verify_and_decode_next`].
+    pub fn link_decoded(
+        &mut self,
+        stored_seq: u64,
+        decoded: Result<Record, RecordError>,
+    ) -> Result<Record, ChainError> {
+        let record = decoded?;
+        self.link(stored_seq, record.seq, &record.id, record.prev_hash, record.hash)?;
         Ok(record)
     }
 
@@ -557,6 +871,160 @@ mod tests {
             prev = hash;
         }
         std::fs::write(dir.join(SEED_LOG), log).unwrap();
+    }
+
+    /// `text` with its `hash` member replaced by the true hash of its body, so that an edit
+    /// reaches the checks behind the hash; unchanged when it has no `hash` member.
+    fn reseal(text: &[u8]) -> Vec<u8> {
+        let Some(body_end) = text.len().checked_sub(HASH_SUFFIX_LEN) else { return text.to_vec() };
+        if !text[body_end..].starts_with(HASH_MEMBER) {
+            return text.to_vec();
+        }
+        let mut body = text[..body_end].to_vec();
+        body.push(b'}');
+        let hash = blake3::hash(&body);
+        body.pop();
+        body.extend_from_slice(HASH_MEMBER);
+        body.extend_from_slice(hash.to_hex().as_bytes());
+        body.extend_from_slice(b"\"}");
+        body
+    }
+
+    /// Holds the fast paths to their promise: whatever they accept, the general path
+    /// accepts too, with the same result; whatever they do not, the general path names.
+    fn assert_fast_paths_agree(bytes: &[u8]) {
+        if let Some(fast) = decode_fast(bytes) {
+            assert_eq!(Ok(fast), decode_general(bytes), "{}", String::from_utf8_lossy(bytes));
+        }
+        if let Some(fast) = link_fields_fast(bytes) {
+            let general =
+                link_fields_general(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)));
+            assert_eq!(
+                (fast.seq, fast.id, fast.prev_hash, fast.hash),
+                (general.seq, general.id, general.prev_hash, general.hash)
+            );
+        }
+        assert_eq!(decode(bytes), decode_general(bytes));
+    }
+
+    fn examples() -> Vec<StoredRecord> {
+        let mut prev = ChainHash::GENESIS;
+        Event::examples()
+            .into_iter()
+            .zip(1..)
+            .map(|(event, seq)| {
+                let envelope =
+                    Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+                let (stored, hash) = encode(&envelope, &event, prev);
+                prev = hash;
+                stored
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_record_encode_writes_takes_the_fast_path() {
+        for stored in examples().iter().chain(&chain(3)) {
+            let text = String::from_utf8_lossy(&stored.bytes);
+            let fast = decode_fast(&stored.bytes).unwrap_or_else(|| panic!("the fast path refused {text}"));
+            assert_eq!(Ok(fast), decode_general(&stored.bytes));
+            assert!(link_fields_fast(&stored.bytes).is_some(), "the light fast path refused {text}");
+        }
+    }
+
+    #[test]
+    fn the_fast_paths_accept_only_what_the_general_path_accepts_and_read_it_the_same() {
+        let records = examples();
+        // Every byte of a few records replaced, deleted or doubled, then resealed.
+        for stored in records.iter().step_by(5) {
+            let bytes = &stored.bytes;
+            for at in 0..bytes.len() {
+                for replacement in [b'"', b'\\', b'{', b'}', b',', b' ', b'0', b'9', b'A'] {
+                    let mut edited = bytes.clone();
+                    edited[at] = replacement;
+                    assert_fast_paths_agree(&reseal(&edited));
+                }
+                let mut deleted = bytes.clone();
+                deleted.remove(at);
+                assert_fast_paths_agree(&reseal(&deleted));
+                let mut doubled = bytes.clone();
+                doubled.insert(at, bytes[at]);
+                assert_fast_paths_agree(&reseal(&doubled));
+            }
+        }
+        // Edits that keep the layout's landmarks in place.
+        let text = String::from_utf8(records[0].bytes.clone()).unwrap();
+        let data_start = text.find(",\"data\":").unwrap() + ",\"data\":".len();
+        let data_end = text.find(",\"prev_hash\":").unwrap();
+        let data = &text[data_start..data_end];
+        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+        let edits = [
+            format!("{data},\"extra\":{{}}"),
+            format!("{data},\"data\":{data}"),
+            format!("{data} "),
+            format!(" {data}"),
+            format!("{data}{data}"),
+            format!("{},\"deep\":{deep}}}", &data[..data.len() - 1]),
+            format!("{},\"escaped\":\"\\u0041\"}}", &data[..data.len() - 1]),
+            "null".to_owned(),
+            String::new(),
+        ];
+        for edit in edits {
+            let edited = format!("{}{edit}{}", &text[..data_start], &text[data_end..]);
+            assert_fast_paths_agree(&reseal(edited.as_bytes()));
+        }
+        for (from, to) in [
+            ("{\"seq\":1,", "{\"seq\":01,"),
+            ("{\"seq\":1,", "{\"seq\":1.0,"),
+            ("{\"seq\":1,", "{\"seq\":18446744073709551616,"),
+            ("\"v\":1,", "\"v\":4294967297,"),
+            ("\"actor\":\"system\"", "\"actor\":\"sys\\u0074em\""),
+            ("{\"seq\":1,", "{\"seq\":1 ,"),
+        ] {
+            assert_fast_paths_agree(&reseal(text.replacen(from, to, 1).as_bytes()));
+        }
+    }
+
+    #[test]
+    fn the_fast_hash_reader_reads_exactly_what_the_deserialiser_reads() {
+        let hash = sample(1, ChainHash::GENESIS).1.to_hex();
+        let mut spellings = vec![hash.clone(), hash.to_uppercase(), hash[1..].to_owned(), format!("{hash}0")];
+        for digit in ['g', 'F', ' ', '/', ':', '`', 'é'] {
+            spellings.push(format!("{digit}{}", &hash[digit.len_utf8()..]));
+        }
+        for text in spellings {
+            let general = serde_json::from_value::<ChainHash>(serde_json::Value::String(text.clone())).ok();
+            assert_eq!(ChainHash::from_hex_bytes(text.as_bytes()), general, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_verified_on_all_cores_names_its_first_failing_record() {
+        let intact = chain(1000);
+        let mut verifier = ChainVerifier::default();
+        assert_eq!(verifier.verify_chunk(&intact), Ok(()));
+        assert_eq!((verifier.size(), verifier.head_hash()), (1000, decode(&intact[999].bytes).unwrap().hash));
+
+        // A failure early in the chunk is named even though the threads also meet a later one.
+        let mut records = intact.clone();
+        for broken in [900, 500] {
+            let text = String::from_utf8(records[broken - 1].bytes.clone()).unwrap();
+            records[broken - 1].bytes = text.replace(&format!("Role {broken}\""), "Role X\"").into_bytes();
+        }
+        let mut verifier = ChainVerifier::default();
+        assert_eq!(verifier.verify_chunk(&records), Err(ChainError::Record(RecordError::HashMismatch { seq: 500 })));
+        assert_eq!(verifier.size(), 499);
+
+        // The same error as one record at a time, for every kind of failure.
+        let mut records = intact;
+        records.remove(700);
+        records[300].bytes = b"{\"seq\":301}".to_vec();
+        let one_at_a_time = verify(&records).unwrap_err();
+        assert_eq!(ChainVerifier::default().verify_chunk(&records), Err(one_at_a_time));
+        // And it carries on from where the last chunk ended.
+        let mut verifier = ChainVerifier::default();
+        verifier.verify_chunk(&records[..150]).unwrap();
+        assert_eq!(verifier.verify_chunk(&records[150..]), Err(verify(&records).unwrap_err()));
     }
 
     #[test]
