@@ -26,8 +26,9 @@ use std::path::Path;
 
 use crate::domain::{Actor, Change, State, Timestamp};
 use crate::ledger::VerifiedReplay;
+use crate::ledger::replay::Prepared;
 use crate::log::record::Record;
-use crate::log::{ChainError, EventLog, StoredRecord, Tree};
+use crate::log::{ChainError, EventLog, Tree};
 use crate::merkle::Frontier;
 use crate::snapshot;
 
@@ -211,7 +212,8 @@ impl<L: EventLog> Source<'_, L> {
 struct Replay<'a, L> {
     log: &'a L,
     replay: VerifiedReplay,
-    chunk: std::vec::IntoIter<StoredRecord>,
+    /// Records read but not yet verified, each read ahead ([`Prepared`]).
+    chunk: std::vec::IntoIter<(u64, Prepared)>,
     /// The next record, verified but not applied.
     next: Option<Record>,
     done: bool,
@@ -237,12 +239,15 @@ impl<'a, L: EventLog> Replay<'a, L> {
                 None => {
                     let from = self.replay.size() + 1;
                     let chunk = self.log.read(from, CHUNK).map_err(|e| HistoryError::Storage(Box::new(e)))?;
-                    self.chunk = chunk.into_iter();
+                    let prepared = Prepared::chunk(&chunk);
+                    self.chunk = chunk.iter().map(|stored| stored.seq).zip(prepared).collect::<Vec<_>>().into_iter();
                     self.chunk.next()
                 }
             };
             match stored {
-                Some(stored) => self.next = Some(self.replay.verify_trusting_authority(&stored)?),
+                Some((seq, prepared)) => {
+                    self.next = Some(self.replay.verify_prepared_trusting_authority(seq, prepared)?);
+                }
                 None => self.done = true,
             }
         }

@@ -8,7 +8,7 @@ use crate::log::{ChainError, ChainHash, EventLog, Tree};
 use crate::merkle::{self, Frontier};
 use crate::snapshot;
 
-use super::replay::{TreeCheckError, TreeError, VerifiedReplay};
+use super::replay::{Prepared, TreeCheckError, TreeError, VerifiedReplay};
 use super::{OpenError, REPLAY_CHUNK, SnapshotPolicy};
 
 /// What the checks at open leave the ledger with: the view at the log's head, and what the
@@ -59,8 +59,10 @@ pub(super) fn replay_and_check<L: EventLog>(
         if chunk.is_empty() {
             break;
         }
-        for stored in &chunk {
-            let record = replay.push_trusting_authority(stored)?;
+        // Each record is decoded and hashed ahead on every core, then linked and applied
+        // in order: the same checks and the same first error as one at a time.
+        for (stored, prepared) in chunk.iter().zip(Prepared::chunk(&chunk)) {
+            let record = replay.push_prepared_trusting_authority(stored.seq, prepared)?;
             last_at = record.at;
             if let Some(checkpoint) = latest.filter(|checkpoint| checkpoint.size == record.seq) {
                 check_replay_against(checkpoint, &replay)?;
