@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
-use crate::domain::{self, Actor, Command, DomainError, Event, FingerprintCache, KeyHash, KeySecret, State};
+use crate::domain::{self, Actor, Command, DomainError, Event, KeyHash, KeySecret, State};
 use crate::log::{ChainError, EventLog};
 
 pub use replay::{ReplayError, TreeError, Unauthorised, VerifiedReplay};
@@ -233,7 +233,7 @@ impl<L: EventLog> Ledger<L> {
             signer,
             checkpoint_every: every,
             last_checkpoint: latest,
-            fingerprints: FingerprintCache::default(),
+            fingerprints: opened.fingerprints,
             fatal: fatal_sender,
             stopped: None,
         };

@@ -3,7 +3,7 @@
 //! latest signed checkpoint.
 
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::domain::{State, Timestamp};
+use crate::domain::{FingerprintCache, State, Timestamp};
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 use crate::merkle::{self, Frontier};
 use crate::snapshot;
@@ -23,6 +23,11 @@ pub(super) struct Opened {
     /// The position of the snapshot replay started from; 0 when it started from the first
     /// record.
     pub from_snapshot: u64,
+    /// The view's fingerprint as the checks at open computed it, kept so that the
+    /// writer's first checkpoint re-encodes only what changed since (empty when no check
+    /// needed it): at 1M users a fingerprint from nothing takes seconds, and the writer
+    /// would pause admin writes for it.
+    pub fingerprints: FingerprintCache,
 }
 
 /// The signed checkpoint a log must still match, and the key it must be signed by.
@@ -53,6 +58,7 @@ pub(super) fn replay_and_check<L: EventLog>(
     let frontier = Frontier::load(&Tree(log), from_snapshot).map_err(|e| tree_error(from_snapshot, e))?;
     let mut replay = VerifiedReplay::resume(state, head_hash, frontier);
     let latest = signed.map(|signed| signed.checkpoint);
+    let mut fingerprints = FingerprintCache::default();
     let mut signed_view_checked = false;
     loop {
         let chunk = log.read(replay.size() + 1, REPLAY_CHUNK).map_err(storage)?;
@@ -65,7 +71,7 @@ pub(super) fn replay_and_check<L: EventLog>(
             let record = replay.push_prepared_trusting_authority(stored.seq, prepared)?;
             last_at = record.at;
             if let Some(checkpoint) = latest.filter(|checkpoint| checkpoint.size == record.seq) {
-                check_replay_against(checkpoint, &replay)?;
+                check_replay_against(checkpoint, &replay, &mut fingerprints)?;
                 signed_view_checked = true;
             }
         }
@@ -83,7 +89,7 @@ pub(super) fn replay_and_check<L: EventLog>(
         check_log_against(log, checkpoint, key, head)?;
         if !signed_view_checked
             && checkpoint.size == replay.size()
-            && checkpoint.view.as_bytes() != &replay.state().fingerprint()
+            && checkpoint.view.as_bytes() != &replay.state().fingerprint_cached(&mut fingerprints)
         {
             return Err(OpenError::CheckpointMismatch {
                 size: checkpoint.size,
@@ -104,7 +110,7 @@ pub(super) fn replay_and_check<L: EventLog>(
         "opened the log"
     );
     let head_hash = replay.head_hash();
-    Ok(Opened { state: replay.into_state(), head_hash, last_at, from_snapshot })
+    Ok(Opened { state: replay.into_state(), head_hash, last_at, from_snapshot, fingerprints })
 }
 
 fn tree_error<E: std::error::Error + Send + Sync + 'static>(size: u64, error: merkle::ProofError<E>) -> OpenError {
@@ -116,12 +122,16 @@ fn tree_error<E: std::error::Error + Send + Sync + 'static>(size: u64, error: me
 
 /// Checks a replay that has just applied record `checkpoint.size` against the checkpoint:
 /// the root recomputed from the records' bytes, and the view they produced.
-fn check_replay_against(checkpoint: &Checkpoint, replay: &VerifiedReplay) -> Result<(), OpenError> {
+fn check_replay_against(
+    checkpoint: &Checkpoint,
+    replay: &VerifiedReplay,
+    fingerprints: &mut FingerprintCache,
+) -> Result<(), OpenError> {
     let mismatch = |reason: &str| OpenError::CheckpointMismatch { size: checkpoint.size, reason: reason.to_owned() };
     if replay.root() != checkpoint.root {
         return Err(mismatch("the Merkle root of the records is not the one signed"));
     }
-    if checkpoint.view.as_bytes() != &replay.state().fingerprint() {
+    if checkpoint.view.as_bytes() != &replay.state().fingerprint_cached(fingerprints) {
         return Err(mismatch("replaying the records does not give the permission view signed"));
     }
     Ok(())

@@ -963,6 +963,28 @@ mod checkpoints {
         assert_eq!(checkpoints[3].view.as_bytes(), &reopened.view().fingerprint());
     }
 
+    /// The fingerprint computed by the checks at open is handed to the writer, whose first
+    /// checkpoint then re-encodes only what changed since: it must still sign the view.
+    #[test]
+    fn the_first_checkpoint_after_a_restart_signs_the_view() {
+        for (checkpoint_every, tail) in [(5, 0), (5, 3)] {
+            let keeper = Keeper::new();
+            let log = memory();
+            let ledger = Ledger::open_with(log(), keeper.policies(checkpoint_every)).unwrap();
+            populate(&ledger, 10 + tail);
+            drop(ledger);
+            // Open checks the checkpoint at the head (signed at shutdown).
+            let reopened = Ledger::open_with(log(), keeper.policies(checkpoint_every)).unwrap();
+            populate(&reopened, 2);
+            let user_id = new_user_id();
+            submit(&reopened, create_user(&user_id, "After the restart"));
+            submit(&reopened, Command::DisableUser { user_id });
+            let checkpoint = reopened.checkpoint_blocking().unwrap();
+            assert_eq!(checkpoint.size, head_of(&reopened));
+            assert_eq!(checkpoint.view.as_bytes(), &reopened.view().fingerprint(), "tail {tail}");
+        }
+    }
+
     #[test]
     fn verification_checks_the_records_against_every_signed_checkpoint() {
         let keeper = Keeper::new();
