@@ -57,11 +57,22 @@ try:
     else:
         sys.exit("the server exited before listening")
     elapsed = time.perf_counter() - started
-    rss = 0
-    with open(f"/proc/{server.pid}/status") as status:
-        for field in status:
-            if field.startswith("VmRSS:"):
-                rss = int(field.split()[1])
+    def rss_kib():
+        with open(f"/proc/{server.pid}/status") as status:
+            for field in status:
+                if field.startswith("VmRSS:"):
+                    return int(field.split()[1])
+        return 0
+    # The writer copies the view on its own thread after 'listening on' (checks are
+    # served meanwhile), so resident memory is read once it has settled: unchanged for a
+    # second (at most 60 s).
+    rss, deadline = rss_kib(), time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        time.sleep(1.0)
+        now = rss_kib()
+        if now == rss:
+            break
+        rss = now
     print(f"{elapsed:.4f} {rss}")
 finally:
     server.send_signal(signal.SIGTERM)

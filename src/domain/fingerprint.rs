@@ -199,9 +199,12 @@ pub struct ChangeLog {
 }
 
 impl ChangeLog {
-    /// How many changes are kept: 512 KiB at most, and more than the records between two
-    /// checkpoints usually make (a record changes one to three entities).
-    pub const CAPACITY: usize = 1 << 16;
+    /// How many changes are kept: 4 MiB at most, and more than the records between two
+    /// checkpoints make at the default cadence (a checkpoint every 100,000 records, each
+    /// record changing one to three entities). With 65,536, a sustained stream of writes
+    /// overflowed it between two checkpoints and every checkpoint walked every entity
+    /// again, pausing admin writes (the p99 of `bench-writes.sh`).
+    pub const CAPACITY: usize = 1 << 19;
 
     fn note(&mut self, changed: Changed) {
         if self.recent.len() == Self::CAPACITY {
@@ -468,6 +471,12 @@ pub struct FingerprintCache {
 }
 
 impl FingerprintCache {
+    /// Whether no fingerprint was computed through this cache yet: the next one walks
+    /// every entity.
+    pub fn is_empty(&self) -> bool {
+        self.noted.is_none()
+    }
+
     fn layout(&self) -> Layout {
         Layout { roles: self.roles.len(), groups: self.groups.len(), users: self.users.len() }
     }

@@ -71,6 +71,12 @@ impl<L: EventLog> Writer<L> {
         // The writer's own copy of the state, taken here rather than while the ledger
         // opens: the service answers reads meanwhile, and commands wait in the queue.
         self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // The first checkpoint re-encodes only what changed since this fingerprint, so the
+        // walk over every entity is paid here, while commands wait as they do for the copy,
+        // rather than in the middle of a stream of writes. Open usually computed it already.
+        if self.signer.is_some() && self.fingerprints.is_empty() {
+            let _ = self.state.fingerprint_cached(&mut self.fingerprints);
+        }
         while let Some(first) = jobs.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
