@@ -105,7 +105,8 @@ free_port() {
 # worker on a free loopback port; sets KL_PID, KL_URL and KL_ADMIN.
 start_keyledger() {
   local data=$1 log=$2 out=$1.stdout _
-  taskset -c "$SERVER_CPU" "$KEYLEDGER_BIN" serve --workers 1 --data-dir "$data" --listen 127.0.0.1:0 >"$out" 2>"$log" &
+  # shellcheck disable=SC2086 # SERVE_ARGS: extra flags for serve, split on spaces.
+  taskset -c "$SERVER_CPU" "$KEYLEDGER_BIN" serve --workers 1 --data-dir "$data" --listen 127.0.0.1:0 ${SERVE_ARGS:-} >"$out" 2>"$log" &
   KL_PID=$!
   on_exit "stop_pid $KL_PID"
   for _ in $(seq 1 300); do

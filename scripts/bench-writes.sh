@@ -22,6 +22,9 @@
 #   OUT=target/bench-writes/latest.tsv   results, TSV
 #   KEYLEDGER_BIN        use this binary instead of building target/release/keyledger
 #   SERVER_CPU=0 CLIENT_CPU=1
+#   SERVE_ARGS           extra flags for keyledger serve, e.g. to push snapshots and
+#                        checkpoints out of the run:
+#                        SERVE_ARGS="--snapshot-every 100000000 --checkpoint-every 100000000"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
