@@ -1,11 +1,12 @@
 //! Upgrades lose nothing: a data directory written by an earlier build on main opens,
 //! verifies and answers the same. `tests/data/d4b4472-data` was written at d4b4472, before
 //! issue #9 (its snapshot is `KLSNAP02`, refused now, so the whole log is replayed);
-//! `tests/data/d4b4472-data.md` says how it was made and holds its test keys.
+//! `tests/data/85c86d6-data` at 85c86d6, before issue #11 (one `KeyUsageRecorded` per key,
+//! a `KLSNAP05` snapshot). Each fixture's `.md` says how it was made and holds its keys.
 
 use std::path::Path;
 
-use crate::helpers::spawn_app_in;
+use crate::helpers::{TestApp, spawn_app_in};
 
 const ADMIN_KEY: &str = "kl_gv8dLwa0mHfbTQVuybw6g4yTgHhxMX01vXVz";
 const APP_KEY: &str = "kl_HCyI0oQouO9bbF39S2NFthuikEyS7h1geqWV";
@@ -24,17 +25,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same() {
+/// Serves a copy of the fixture `tests/data/{name}`, administered with `admin_key`.
+fn serve_fixture(name: &str, admin_key: &str) -> (tempfile::TempDir, TestApp) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/d4b4472-data"), dir.path());
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name), dir.path());
     // git keeps no file modes but the executable bit; the service wants its key private.
     let mut permissions = std::fs::metadata(dir.path().join("signing-key")).expect("signing key").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
     std::fs::set_permissions(dir.path().join("signing-key"), permissions).expect("chmod signing key");
-
     let mut app = spawn_app_in(dir.path());
-    app.admin_key = ADMIN_KEY.to_owned();
+    app.admin_key = admin_key.to_owned();
+    (dir, app)
+}
+
+#[test]
+fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same() {
+    let (_dir, app) = serve_fixture("d4b4472-data", ADMIN_KEY);
 
     let verification = app.get("/v1/audit/verify").json();
     assert_eq!(verification["valid"], true, "{verification}");
@@ -55,6 +61,34 @@ fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same()
     app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
 
     // And it restarts from what it wrote itself.
+    let app = app.restart();
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+}
+
+#[test]
+fn a_data_directory_written_before_issue_11_opens_verifies_and_answers_the_same() {
+    const ADMIN_KEY: &str = "kl_DbPtVSlvVJrxsmRYCSrrqboVExh7VC1xGKYc";
+    const APP_KEY: &str = "kl_1QfHjtC69THjVNHPNHHB1raaFQDV0R0mVdvz";
+    const APP_USER: &str = "usr_20357f8bea5df66f";
+    let (_dir, app) = serve_fixture("85c86d6-data", ADMIN_KEY);
+
+    let verification = app.get("/v1/audit/verify").json();
+    assert_eq!(verification["valid"], true, "{verification}");
+    assert_eq!(verification["size"], 24, "{verification}");
+
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
+    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+
+    // The old per-key usage record still gives the key its last use.
+    let user = app.get(&format!("/v1/users/{APP_USER}"));
+    user.expect(200);
+    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
+    assert!(user.json()["key"]["last_used_at"].is_string(), "{}", user.body);
+    app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
+
+    // It restarts from the snapshot it wrote itself, in today's layout.
     let app = app.restart();
     assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
 }
