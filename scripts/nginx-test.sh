@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Proves deploy/nginx/keyledger.conf with a real nginx: runs it on loopback, in a
+# temporary directory as the current user, in front of a tiny upstream that echoes the
+# headers it received, and of a keyledger server started for the test; sets up a user,
+# a role and a key through the API, and checks what a client gets through nginx.
+# Exits non-zero on the first wrong answer; stops everything it started on exit.
+#
+# Usage: scripts/nginx-test.sh            (starts keyledger through scripts/with-server.sh)
+#        scripts/nginx-test.sh URL ADMIN_KEY   (against a running keyledger, on loopback)
+# Installs Debian's nginx with apt-get when /usr/sbin/nginx (or NGINX) is missing.
+# Needs curl, jq and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -lt 2 ]; then
+  exec scripts/with-server.sh "$0"
+fi
+URL=$1
+ADMIN=$2
+
+NGINX=${NGINX:-/usr/sbin/nginx}
+if [ ! -x "$NGINX" ]; then
+  echo "installing nginx (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+
+dir=$(mktemp -d)
+nginx_pid='' upstream_pid=''
+cleanup() {
+  [ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+  [ -n "$upstream_pid" ] && kill -TERM "$upstream_pid" 2>/dev/null && wait "$upstream_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  echo "-- nginx error log" >&2
+  cat "$dir/error.log" >&2 2>/dev/null || true
+  exit 1
+}
+ok() { echo "ok: $*"; }
+
+# Free loopback ports for nginx and the upstream.
+read -r nginx_port upstream_port < <(python3 -c '
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in sockets])')
+keyledger_address=${URL#http://}
+
+# The upstream: answers every request 200 with a JSON of its method, path and headers
+# (names lower-cased), and appends the path to requests.log.
+cat >"$dir/upstream.py" <<'PY'
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Echo(BaseHTTPRequestHandler):
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        with open(sys.argv[2], "a") as log:
+            log.write(self.path + "\n")
+        body = json.dumps({
+            "method": self.command,
+            "path": self.path,
+            "headers": {name.lower(): value for name, value in self.headers.items()},
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_DELETE = answer
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+PY
+: >"$dir/requests.log"
+python3 "$dir/upstream.py" "$upstream_port" "$dir/requests.log" &
+upstream_pid=$!
+
+# The recipe as shipped, with this run's addresses; fail if any placeholder is gone.
+recipe=deploy/nginx/keyledger.conf
+for placeholder in 'server 127.0.0.1:8080;' 'server 127.0.0.1:9000;' 'listen 8000;'; do
+  grep -qF "$placeholder" "$recipe" || fail "$recipe no longer has '$placeholder' for this test to substitute"
+done
+sed -e "s/server 127\.0\.0\.1:8080;/server $keyledger_address;/" \
+    -e "s/server 127\.0\.0\.1:9000;/server 127.0.0.1:$upstream_port;/" \
+    -e "s/listen 8000;/listen 127.0.0.1:$nginx_port;/" "$recipe" >"$dir/keyledger.conf"
+user_line=''
+[ "$(id -u)" = 0 ] && user_line='user root;'
+cat >"$dir/nginx.conf" <<CONF
+$user_line
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    include $dir/keyledger.conf;
+}
+CONF
+"$NGINX" -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || fail "nginx refuses the configuration"
+"$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+nginx_pid=$!
+
+GATEWAY=http://127.0.0.1:$nginx_port
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "$GATEWAY/" && curl -s -o /dev/null "http://127.0.0.1:$upstream_port/ready" && break
+  kill -0 "$nginx_pid" 2>/dev/null || fail "nginx exited early"
+  sleep 0.1
+done
+
+# Through the API: a role with the read functions, an API user holding it, access to
+# the events of one group, and a key.
+admin=(-H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json')
+api() { curl -sS --fail-with-body "$@" "${admin[@]}"; }
+role=$(api -X POST "$URL/v1/roles" -d '{"description": "Gateway test"}' | jq -r .id)
+api -X POST "$URL/v1/roles/$role/functions/activate" \
+  -d '{"functions": ["api.attendees.read", "api.events.read", "api.people.read"]}' >/dev/null
+user=$(api -X POST "$URL/v1/users" -d '{"name": "Gateway test app"}' | jq -r .id)
+api -X PUT "$URL/v1/users/$user/roles/$role" >/dev/null
+group=$(api -X POST "$URL/v1/event-groups" -d '{"name": "Gateway test events"}' | jq -r .id)
+api -X PUT "$URL/v1/event-groups/$group/events/summit-nyc" >/dev/null
+api -X PUT "$URL/v1/users/$user/event-access" -d "{\"all_events\": false, \"groups\": [\"$group\"]}" >/dev/null
+generated=$(api -X POST "$URL/v1/users/$user/key" -d '{}')
+key=$(jq -r .key <<<"$generated")
+key_id=$(jq -r .key_id <<<"$generated")
+[ -n "$key" ] && [ "$key" != null ] || fail "no key generated: $generated"
+
+# through EXPECTED_STATUS WHAT CURL_ARGS...: a request through nginx; prints the body,
+# leaves the headers in $dir/headers. Fails on another status.
+through() {
+  local expected=$1 what=$2 status
+  shift 2
+  status=$(curl -sS -o "$dir/body" -D "$dir/headers" -w '%{http_code}' "$@")
+  [ "$status" = "$expected" ] || fail "$what: nginx answered $status, expected $expected; body: $(cat "$dir/body")"
+  cat "$dir/body"
+}
+header() { tr -d '\r' <"$dir/headers" | sed -n "s/^$1: //Ip" | head -1; }
+upstream_requests() { wc -l <"$dir/requests.log"; }
+
+echo "== allowed: Bearer key, attendees of an event of its group"
+echoed=$(through 200 "allowed" "$GATEWAY/api/events/summit-nyc/attendees?page=2" \
+  -H "Authorization: Bearer $key" -H 'Keyledger-User-Id: usr_forged')
+[ "$(jq -r .path <<<"$echoed")" = /api/events/summit-nyc/attendees?page=2 ] || fail "upstream got another path: $echoed"
+[ "$(jq -r '.headers["keyledger-user-id"]' <<<"$echoed")" = "$user" ] || fail "upstream did not get Keyledger-User-Id $user: $echoed"
+[ "$(jq -r '.headers["keyledger-key-id"]' <<<"$echoed")" = "$key_id" ] || fail "upstream did not get Keyledger-Key-Id $key_id: $echoed"
+jq -e '.headers | has("authorization") | not' >/dev/null <<<"$echoed" || fail "the key reached the upstream: $echoed"
+ok "the upstream got Keyledger-User-Id $user (not the client's forged one) and Keyledger-Key-Id, not the key"
+
+echo "== allowed: Basic with an empty user name and the key as the password"
+echoed=$(through 200 "Basic" "$GATEWAY/api/events/summit-nyc/attendees" -u ":$key")
+[ "$(jq -r '.headers["keyledger-user-id"]' <<<"$echoed")" = "$user" ] || fail "Basic: no Keyledger-User-Id: $echoed"
+ok "Basic reaches the upstream as $user"
+
+echo "== allowed: account-wide functions, with no event"
+through 200 "events list" "$GATEWAY/api/events" -H "Authorization: Bearer $key" >/dev/null
+through 200 "people" "$GATEWAY/api/people/per_1" -H "Authorization: Bearer $key" >/dev/null
+ok "GET /api/events and /api/people/… reach the upstream"
+
+before=$(upstream_requests)
+echo "== refused: wrong key"
+through 401 "wrong key" "$GATEWAY/api/events/summit-nyc/attendees" -H 'Authorization: Bearer kl_not-a-key' >/dev/null
+[ "$(header Keyledger-Reason)" = malformed_key ] || fail "wrong key: Keyledger-Reason is '$(header Keyledger-Reason)'"
+[ -n "$(header WWW-Authenticate)" ] || fail "wrong key: no WWW-Authenticate"
+wrong=${key:0:10}$(printf '%s' "${key:10}" | tr 'a-zA-Z0-9' 'b-zA-Z0-9a')
+through 401 "unknown key" "$GATEWAY/api/events/summit-nyc/attendees" -H "Authorization: Bearer $wrong" >/dev/null
+ok "a malformed or altered key gets 401 with WWW-Authenticate and the reason"
+
+echo "== refused: no key"
+through 401 "no key" "$GATEWAY/api/events/summit-nyc/attendees" >/dev/null
+[ -n "$(header WWW-Authenticate)" ] || fail "no key: no WWW-Authenticate"
+ok "no key gets 401"
+
+echo "== refused: another event, a write, an unrouted path"
+through 403 "other event" "$GATEWAY/api/events/summit-paris/attendees" -H "Authorization: Bearer $key" >/dev/null
+[ "$(header Keyledger-Reason)" = event_not_accessible ] || fail "other event: Keyledger-Reason is '$(header Keyledger-Reason)'"
+through 403 "write" "$GATEWAY/api/events/summit-nyc/attendees" -X POST -d '{}' -H "Authorization: Bearer $key" >/dev/null
+[ "$(header Keyledger-Reason)" = function_not_granted ] || fail "write: Keyledger-Reason is '$(header Keyledger-Reason)'"
+through 403 "sessions" "$GATEWAY/api/events/summit-nyc/sessions" -H "Authorization: Bearer $key" >/dev/null
+through 404 "unrouted" "$GATEWAY/internal/admin" -H "Authorization: Bearer $key" >/dev/null
+ok "another event, a write and an ungranted function get 403; an unrouted path 404"
+[ "$(upstream_requests)" = "$before" ] || fail "a refused request reached the upstream: $(tail -n +"$((before + 1))" "$dir/requests.log")"
+ok "no refused request reached the upstream"
+
+echo "== keyledger unreachable"
+# Point the keyledger upstream at a closed port (1), reload nginx and wait until its new
+# workers answer (the old ones may still pass a request or two meanwhile).
+sed -i "s/server $keyledger_address;/server 127.0.0.1:1;/" "$dir/keyledger.conf"
+"$NGINX" -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -s reload || fail "nginx did not reload"
+for _ in $(seq 1 50); do
+  status=$(curl -s -o /dev/null -w '%{http_code}' "$GATEWAY/api/events/summit-nyc/attendees" -H "Authorization: Bearer $key")
+  [ "$status" = 503 ] && break
+  sleep 0.1
+done
+[ "$status" = 503 ] || fail "with keyledger unreachable nginx answered $status, expected 503"
+before=$(upstream_requests)
+through 503 "keyledger unreachable" "$GATEWAY/api/events/summit-nyc/attendees" -H "Authorization: Bearer $key" >/dev/null
+[ "$(upstream_requests)" = "$before" ] || fail "a request reached the upstream while keyledger was unreachable"
+ok "keyledger unreachable: 503, and nothing reaches the upstream"
+
+echo "nginx gateway test: every check passed"
