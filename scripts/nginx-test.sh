@@ -187,8 +187,9 @@ through 403 "other event" "$GATEWAY/api/events/summit-paris/attendees" -H "Autho
 through 403 "write" "$GATEWAY/api/events/summit-nyc/attendees" -X POST -d '{}' -H "Authorization: Bearer $key" >/dev/null
 [ "$(header Keyledger-Reason)" = function_not_granted ] || fail "write: Keyledger-Reason is '$(header Keyledger-Reason)'"
 through 403 "sessions" "$GATEWAY/api/events/summit-nyc/sessions" -H "Authorization: Bearer $key" >/dev/null
+through 405 "sessions write" "$GATEWAY/api/events/summit-nyc/sessions" -X POST -d '{}' -H "Authorization: Bearer $key" >/dev/null
 through 404 "unrouted" "$GATEWAY/internal/admin" -H "Authorization: Bearer $key" >/dev/null
-ok "another event, a write and an ungranted function get 403; an unrouted path 404"
+ok "another event, a write and an ungranted function get 403; a write where the catalogue has none 405; an unrouted path 404"
 [ "$(upstream_requests)" = "$before" ] || fail "a refused request reached the upstream: $(tail -n +"$((before + 1))" "$dir/requests.log")"
 ok "no refused request reached the upstream"
 
