@@ -17,6 +17,11 @@ use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 use crate::wire::report::{AccessReport, ReportFormat};
 
+mod output;
+mod progress;
+
+pub use output::{VerdictFormat, ViewFormat};
+
 /// Prints a line to standard output. A reader that went away (`keyledger … | head`) ends
 /// the command quietly and successfully, as for other command-line tools, rather than in
 /// a panic; any other failure to write is an error.
@@ -27,6 +32,20 @@ macro_rules! say {
 fn emit(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Writes bytes to standard output as they are (a text table or CSV that ends its own
+/// lines), with [`emit`]'s handling of a reader that went away.
+fn print_raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(error) => {
@@ -176,6 +195,9 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// How to print the verdict.
+        #[arg(long, value_enum, default_value_t)]
+        format: VerdictFormat,
     },
     /// Export the audit trail of a stopped service's data directory as a bundle: every
     /// record exactly as stored, every signed checkpoint, a new checkpoint at the full size,
@@ -206,6 +228,9 @@ pub enum Command {
         /// How the signer is pinned.
         #[command(flatten)]
         pin: Pin,
+        /// How to print the verdict.
+        #[arg(long, value_enum, default_value_t)]
+        format: VerdictFormat,
     },
     /// Print the permission view at a position or a time from a bundle alone, after
     /// verifying the bundle as `verify` does (the signer pinned the same way).
@@ -215,13 +240,25 @@ pub enum Command {
     Replay {
         /// The bundle.
         bundle: PathBuf,
-        /// A log position (a record's sequence number; 0 is before the first) or an RFC 3339
-        /// time. Default: after the last record, with key states judged now.
+        /// Where to replay to: a log position, such as 42 (0 is before the first record), or
+        /// an RFC 3339 time, such as 2027-01-31T17:00:00Z. Default: after the last record.
+        ///
+        /// A position is a record's sequence number, as `Keyledger-Position` gives it: the
+        /// view just after that record. A time needs its offset and may have
+        /// milliseconds: the view after the last record at or before it. Key states are
+        /// judged at that time (at the position's record time, or now by default).
+        ///
+        /// Examples: `--at 42`, `--at 0`, `--at 2027-01-31T17:00:00Z`,
+        /// `--at 2027-01-31T18:00:00+01:00` (the same instant), `--at 2027-01-31T17:00:00.250Z`.
         #[arg(long, value_name = "POSITION|TIME")]
         at: Option<String>,
         /// How the signer is pinned.
         #[command(flatten)]
         pin: Pin,
+        /// The output format: text (tables), json (as `getPermissionsAt` answers) or csv
+        /// (one row per user). Default: text on a terminal, json otherwise.
+        #[arg(long, value_enum)]
+        format: Option<ViewFormat>,
     },
     /// Recover administration of a stopped service's data directory, when no working
     /// administrator key is left: append one `AdministratorRecovered` record (actor
@@ -256,30 +293,14 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
-        /// The output format.
-        #[arg(long, value_enum, default_value_t = ReportFormatArg::Json)]
-        format: ReportFormatArg,
+        /// The output format: text (a table), json (as `accessReport` answers) or csv (as
+        /// `accessReport` answers with `format=csv`). Default: text on a terminal, json
+        /// otherwise.
+        #[arg(long, value_enum)]
+        format: Option<ViewFormat>,
     },
     /// Print the OpenAPI document.
     Openapi,
-}
-
-/// The formats `access-report` prints.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ReportFormatArg {
-    /// JSON, as `accessReport` answers.
-    Json,
-    /// CSV (RFC 4180, formula-neutralised), as `accessReport` answers with `format=csv`.
-    Csv,
-}
-
-impl From<ReportFormatArg> for ReportFormat {
-    fn from(format: ReportFormatArg) -> Self {
-        match format {
-            ReportFormatArg::Json => ReportFormat::Json,
-            ReportFormatArg::Csv => ReportFormat::Csv,
-        }
-    }
 }
 
 /// Why a command failed: [`main`] prints it once, as `error: …` on standard error, and
@@ -327,10 +348,12 @@ fn run(command: Command) -> Outcome {
         Command::Init { data_dir, signing_key } => {
             init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
-        Command::VerifyLog { data_dir } => verify(data_dir),
+        Command::VerifyLog { data_dir, format } => verify(data_dir, format),
         Command::Export { data_dir, out, signing_key } => export(&data_dir, &out, signing_key),
-        Command::Verify { bundle, pin } => verify_bundle(&bundle, &pin),
-        Command::Replay { bundle, at, pin } => replay(&bundle, at.as_deref(), &pin),
+        Command::Verify { bundle, pin, format } => verify_bundle(&bundle, &pin, format),
+        Command::Replay { bundle, at, pin, format } => {
+            replay(&bundle, at.as_deref(), &pin, ViewFormat::or_default(format))
+        }
         Command::RecoverAdmin { data_dir, reason, signing_key } => {
             recover_admin(&data_dir, &reason, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
@@ -339,7 +362,7 @@ fn run(command: Command) -> Outcome {
             say!("{}", crate::checkpoint::Signer::load(&path)?.public_key().to_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Command::AccessReport { data_dir, format } => access_report(data_dir, format.into()),
+        Command::AccessReport { data_dir, format } => access_report(data_dir, ViewFormat::or_default(format)),
         Command::Openapi => {
             say!("{}", crate::http::openapi::document_json().trim_end());
             Ok(ExitCode::SUCCESS)
@@ -429,9 +452,14 @@ fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> Outcome 
     } else {
         Box::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?)
     };
-    let mut writer = std::io::BufWriter::new(&mut sink);
+    // A line per record and per checkpoint, and the public key's.
+    let lines = last.size + all.len() as u64 + 2;
+    let bar = progress::bar("exporting", lines, progress::Unit::Records);
+    let mut writer = std::io::BufWriter::new(progress::LineProgress::new(&mut sink, bar.clone()));
     let exported = crate::bundle::export(ledger.log(), &key, &all, &last, &mut writer)?;
+    writer.flush()?;
     drop(writer);
+    bar.finish_and_clear();
     eprintln!(
         "exported {} records and {} checkpoints; the last covers size {} with root {}",
         exported.records, exported.checkpoints, last.size, last.root
@@ -485,18 +513,37 @@ const UNPINNED: &str = "the signer was not pinned: the bundle carries its own pu
 const TRUSTED_BUNDLE_KEY: &str = "signer NOT pinned: taken from the bundle itself (--trust-bundle-key); this proves \
      the bundle is intact, not who signed it";
 
-fn verify_bundle(bundle: &Path, pin: &Pin) -> Outcome {
-    let options = pin.options()?;
+/// Opens a bundle for reading, behind a progress bar of its bytes.
+fn open_bundle(bundle: &Path, what: &'static str) -> Result<(impl std::io::BufRead, indicatif::ProgressBar), String> {
     let file = std::fs::File::open(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
-    let verdict = match crate::bundle::verify(std::io::BufReader::new(file), &options) {
-        Ok(summary) if !pin.is_pinned() && !pin.trust_bundle_key => {
+    let size = file.metadata().map_or(0, |metadata| metadata.len());
+    let bar = progress::bar(what, size, progress::Unit::Bytes);
+    Ok((std::io::BufReader::new(bar.wrap_read(file)), bar))
+}
+
+fn verify_bundle(bundle: &Path, pin: &Pin, format: VerdictFormat) -> Outcome {
+    let options = pin.options()?;
+    let (reader, bar) = open_bundle(bundle, "verifying")?;
+    let result = crate::bundle::verify(reader, &options);
+    bar.finish_and_clear();
+    let pinned = pin.is_pinned();
+    let status = match &result {
+        Ok(_) if !pinned && !pin.trust_bundle_key => ExitCode::from(EXIT_UNPINNED),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    };
+    if format == VerdictFormat::Json {
+        say!("{}", bundle_verdict_json(&result, &options, pin));
+        return Ok(status);
+    }
+    match result {
+        Ok(summary) if !pinned && !pin.trust_bundle_key => {
             say!(
                 "UNPINNED: {} records and {} signed checkpoints are intact, but {UNPINNED}",
                 summary.records,
                 summary.checkpoints
             );
             say!("bundle's own public key: {}", summary.public_key.to_hex());
-            ExitCode::from(EXIT_UNPINNED)
         }
         Ok(summary) => {
             say!("valid: {} records, {} signed checkpoints", summary.records, summary.checkpoints);
@@ -506,7 +553,7 @@ fn verify_bundle(bundle: &Path, pin: &Pin) -> Outcome {
             if let Some(trusted) = &options.trusted {
                 say!("consistent with the trusted checkpoint at size {} (root {})", trusted.size, trusted.root);
             }
-            if !pin.is_pinned() {
+            if !pinned {
                 say!("{TRUSTED_BUNDLE_KEY}");
             }
             for recovery in &summary.recoveries {
@@ -518,14 +565,45 @@ fn verify_bundle(bundle: &Path, pin: &Pin) -> Outcome {
                     recovery.reason
                 );
             }
-            ExitCode::SUCCESS
         }
-        Err(failure) => {
-            say!("INVALID at {failure}");
-            ExitCode::FAILURE
+        Err(failure) => say!("INVALID at {failure}"),
+    }
+    Ok(status)
+}
+
+/// `verify --format json`: the verdict (`valid`, `unpinned` or `invalid`) and what the
+/// text says, as one object.
+fn bundle_verdict_json(
+    result: &Result<crate::bundle::Summary, crate::bundle::Failure>,
+    options: &crate::bundle::VerifyOptions,
+    pin: &Pin,
+) -> serde_json::Value {
+    use serde_json::json;
+    match result {
+        Ok(summary) => {
+            let verdict = if pin.is_pinned() || pin.trust_bundle_key { "valid" } else { "unpinned" };
+            let last = &summary.last;
+            json!({
+                "verdict": verdict,
+                "records": summary.records,
+                "checkpoints": summary.checkpoints,
+                "public_key": summary.public_key.to_hex(),
+                "signer_pinned": pin.is_pinned(),
+                "last_checkpoint": {"size": last.size, "root": last.root.to_string(), "time": last.time.to_string()},
+                "trusted_checkpoint": options.trusted.as_ref().map(|trusted| json!({"size": trusted.size, "root": trusted.root.to_string()})),
+                "recoveries": summary.recoveries.iter().map(|recovery| json!({
+                    "seq": recovery.seq,
+                    "at": recovery.at.to_string(),
+                    "user_id": recovery.user_id.to_string(),
+                    "reason": recovery.reason,
+                })).collect::<Vec<_>>(),
+            })
         }
-    };
-    Ok(verdict)
+        Err(failure) => json!({
+            "verdict": "invalid",
+            "failure": {"line": failure.line, "place": failure.place, "reason": failure.reason},
+        }),
+    }
 }
 
 /// Reads `--at`: digits are a position, anything else an RFC 3339 time.
@@ -542,12 +620,14 @@ fn parse_at(at: Option<&str>) -> Result<crate::history::At, String> {
     }
 }
 
-fn replay(bundle: &Path, at: Option<&str>, pin: &Pin) -> Outcome {
+fn replay(bundle: &Path, at: Option<&str>, pin: &Pin, format: ViewFormat) -> Outcome {
     let at = parse_at(at)?;
     let options = pin.options()?;
     let bytes = std::fs::read(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
-    crate::bundle::verify(bytes.as_slice(), &options)
-        .map_err(|failure| format!("the bundle does not verify, so it is not replayed: {failure}"))?;
+    let bar = progress::bar("verifying", bytes.len() as u64, progress::Unit::Bytes);
+    let verified = crate::bundle::verify(std::io::BufReader::new(bar.wrap_read(bytes.as_slice())), &options);
+    bar.finish_and_clear();
+    verified.map_err(|failure| format!("the bundle does not verify, so it is not replayed: {failure}"))?;
     if !pin.is_pinned() {
         if !pin.trust_bundle_key {
             return Err(CliError::with_status(EXIT_UNPINNED, format!("not replayed: {UNPINNED}")));
@@ -557,9 +637,15 @@ fn replay(bundle: &Path, at: Option<&str>, pin: &Pin) -> Outcome {
     // The verified records, in a log of their own, replayed as the service would.
     let log = crate::log::MemoryLog::new();
     crate::log::EventLog::append(&log, 0, &crate::bundle::records(&bytes))?;
+    let log = progress::ProgressLog::new(log, "replaying")?;
     let replayed = crate::history::state_at(&log, at)?;
+    log.bar().finish_and_clear();
     let view = crate::wire::review::PermissionsAt::of(&replayed, at.as_of(&replayed, Timestamp::now()));
-    say!("{}", serde_json::to_string_pretty(&view)?);
+    match format {
+        ViewFormat::Json => say!("{}", serde_json::to_string_pretty(&view)?),
+        ViewFormat::Text => print_raw(output::permissions_text(&view).as_bytes()),
+        ViewFormat::Csv => print_raw(output::permissions_csv(&view).as_bytes()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -591,8 +677,8 @@ fn open_log(data_dir: &Path) -> Result<FjallLog, String> {
     FjallLog::open(&data_dir.join("log")).map_err(|error| error.to_string())
 }
 
-fn verify(data_dir: PathBuf) -> Outcome {
-    let log = open_log(&data_dir)?;
+fn verify(data_dir: PathBuf, format: VerdictFormat) -> Outcome {
+    let log = progress::ProgressLog::new(open_log(&data_dir)?, "verifying")?;
     // The checkpoints and the public key, where the data directory has them.
     let store = crate::checkpoint::CheckpointStore::new(data_dir.join(crate::checkpoint::CHECKPOINTS_FILE));
     let checkpoints = store.all()?;
@@ -600,6 +686,21 @@ fn verify(data_dir: PathBuf) -> Outcome {
     let signer = key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose()?;
     let key = signer.map(|signer| signer.public_key());
     let verification = verify_log(&log, &checkpoints, key.as_ref())?;
+    log.bar().finish_and_clear();
+    let status = if verification.is_valid() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    if format == VerdictFormat::Json {
+        let value = serde_json::json!({
+            "valid": verification.is_valid(),
+            "size": verification.size,
+            "verified": verification.verified,
+            "head_hash": verification.head_hash.to_string(),
+            "checkpoints": verification.checkpoints,
+            "error": verification.error.as_ref().map(ToString::to_string)
+                .or_else(|| (!verification.is_valid()).then(|| "records are missing".to_owned())),
+        });
+        say!("{value}");
+        return Ok(status);
+    }
     if verification.is_valid() {
         say!(
             "valid: {} records, head {}, Merkle tree intact, {} signed checkpoints match",
@@ -614,17 +715,22 @@ fn verify(data_dir: PathBuf) -> Outcome {
     Ok(ExitCode::FAILURE)
 }
 
-fn access_report(data_dir: PathBuf, format: ReportFormat) -> Outcome {
+fn access_report(data_dir: PathBuf, format: ViewFormat) -> Outcome {
     crate::telemetry::init("warn");
-    let log = open_log(&data_dir)?;
+    let log = progress::ProgressLog::new(open_log(&data_dir)?, "replaying")?;
     // No snapshots: the report replays and verifies the whole log, and writes nothing.
     let ledger = Ledger::open(log)?;
+    ledger.log().bar().finish_and_clear();
     let report = AccessReport::of(&ledger.view(), Timestamp::now());
-    let mut stdout = std::io::stdout().lock();
-    let mut bytes = report.render(format);
-    if matches!(format, ReportFormat::Json) {
-        bytes.push(b'\n');
-    }
-    stdout.write_all(&bytes).and_then(|()| stdout.flush())?;
+    let bytes = match format {
+        ViewFormat::Json => {
+            let mut bytes = report.render(ReportFormat::Json);
+            bytes.push(b'\n');
+            bytes
+        }
+        ViewFormat::Csv => report.render(ReportFormat::Csv),
+        ViewFormat::Text => output::access_report_text(&report).into_bytes(),
+    };
+    print_raw(&bytes);
     Ok(ExitCode::SUCCESS)
 }

@@ -236,7 +236,9 @@ impl AccessReportRow {
     }
 }
 
-fn write_csv_row(csv: &mut String, cells: impl Iterator<Item = String>) {
+/// Writes one CSV row (RFC 4180, CRLF), each cell neutralised and quoted as it must be;
+/// `keyledger replay --format csv` writes its rows with it too.
+pub(crate) fn write_csv_row(csv: &mut String, cells: impl Iterator<Item = String>) {
     for (index, cell) in cells.enumerate() {
         if index > 0 {
             csv.push(',');
