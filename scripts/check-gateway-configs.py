@@ -250,8 +250,8 @@ def check_nginx(path):
     text = path.read_text()
     for header in re.findall(r"auth_request_set \$\w+ \$upstream_http_(\w+);", text):
         name = header.replace("_", "-")
-        if name not in ALLOWED_HEADERS:
-            problem(where, f"auth_request_set reads `{name}`, which authorizeRequest's 200 does not name")
+        if name not in ALLOWED_HEADERS | REFUSAL_HEADERS:
+            problem(where, f"auth_request_set reads `{name}`, which authorizeRequest never answers with")
     for target in re.findall(r"proxy_pass http://keyledger(\S+);", text):
         url = urlsplit(target)
         if url.path != AUTHORIZE_PATH:

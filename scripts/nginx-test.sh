@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ $# -lt 2 ]; then
-  exec scripts/with-server.sh "$0"
+  # As the recipe says: nginx (on loopback) is a trusted proxy. A small failed-check
+  # burst, so that the throttle shows.
+  SERVE_ARGS="${SERVE_ARGS:-} --trusted-proxy 127.0.0.1 --failed-check-burst 4 --failed-checks-per-minute 1" \
+    exec scripts/with-server.sh "$0"
 fi
 URL=$1
 ADMIN=$2
@@ -192,6 +195,20 @@ through 404 "unrouted" "$GATEWAY/internal/admin" -H "Authorization: Bearer $key"
 ok "another event, a write and an ungranted function get 403; a write where the catalogue has none 405; an unrouted path 404"
 [ "$(upstream_requests)" = "$before" ] || fail "a refused request reached the upstream: $(tail -n +"$((before + 1))" "$dir/requests.log")"
 ok "no refused request reached the upstream"
+
+echo "== throttled: too many wrong keys from one client, whatever X-Forwarded-For it writes"
+# Two wrong keys so far; the burst is 4. A client cannot dodge the limit by writing its own
+# X-Forwarded-For: nginx sends keyledger the address it connected from.
+for n in 1 2 3 4; do
+  status=$(curl -s -o /dev/null -w '%{http_code}' "$GATEWAY/api/events/summit-nyc/attendees" \
+    -H "Authorization: Bearer kl_wrong$n" -H "X-Forwarded-For: 203.0.113.$n")
+  [ "$status" = 429 ] && break
+done
+[ "$status" = 429 ] || fail "after 6 wrong keys nginx answered $status, expected 429"
+through 429 "throttled" "$GATEWAY/api/events/summit-nyc/attendees" -H "Authorization: Bearer $key" >/dev/null
+[ -n "$(header Retry-After)" ] || fail "throttled: no Retry-After"
+[ "$(upstream_requests)" = "$before" ] || fail "a throttled request reached the upstream"
+ok "429 with Retry-After once the client's burst is spent, even for its good key; forged X-Forwarded-For changes nothing"
 
 echo "== keyledger unreachable"
 # Point the keyledger upstream at a closed port (1), reload nginx and wait until its new
