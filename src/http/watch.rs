@@ -1,0 +1,461 @@
+//! The change feed: `watchAuditEvents`, the log's records as Server-Sent Events, from any
+//! position, then live as they are appended.
+//!
+//! Each record is one event: `id:` its `seq`, `event:` its type, `data:` the record exactly
+//! as stored, so a follower can recompute its hash and its link to the one before. A
+//! record is compact JSON (serde_json escapes every control character inside strings and
+//! writes no whitespace), so it is one `data:` line; were a record ever to hold a line
+//! feed, it would go out as several `data:` lines, which SSE joins back with line feeds.
+//!
+//! A stream first reads the log from its start position up to the head it saw, then
+//! follows the ledger's change feed ([`crate::ledger::feed`]). It subscribes to the feed
+//! before it reads the head, so nothing is missed, and skips live records it already sent
+//! from the log, so nothing is sent twice. Every stream runs on a task of its own that
+//! hands the body one chunk at a time: it reads from the log only as fast as the client
+//! takes what it sent. The feed is a bounded ring the writer never waits for; a stream
+//! that falls behind it while following live is cut off (`event: lagged`, then the end)
+//! and the client resumes from its last id. One that falls behind while it still reads
+//! the log simply reads on from the log, since the log keeps everything.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use utoipa::IntoParams;
+
+use super::Shared;
+use super::audit::{AuditFilter, Verdict};
+use super::problem::{ApiError, Problem};
+use super::responses::{AuditRead, Guarded};
+use crate::checkpoint::Checkpoint;
+use crate::domain::FunctionId;
+use crate::ledger::Change;
+use crate::log::{EventLog, StoredRecord};
+
+/// How often a stream sends a comment (`: keepalive`) when it has sent nothing else, by
+/// default: often enough for proxies that close idle connections after 30 or 60 s.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How many records a stream reads from the log at a time.
+const HISTORY_CHUNK: usize = 128;
+
+/// What every change feed of a server shares: the heartbeat, and the signal that ends
+/// every stream when the server stops (a graceful stop waits for open responses, and a
+/// stream never ends by itself).
+#[derive(Debug)]
+pub struct Followers {
+    heartbeat: Duration,
+    stopping: watch::Sender<bool>,
+}
+
+impl Followers {
+    /// Streams that send a heartbeat comment after `heartbeat` without sending anything.
+    pub fn new(heartbeat: Duration) -> Self {
+        let (stopping, _) = watch::channel(false);
+        Self { heartbeat: heartbeat.max(Duration::from_millis(10)), stopping }
+    }
+
+    /// Ends every stream, open or opened from now on: the server is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+}
+
+impl Default for Followers {
+    fn default() -> Self {
+        Self::new(DEFAULT_HEARTBEAT)
+    }
+}
+
+/// Where the stream starts and ends, and which records it sends.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// Start after this `seq`: 0 (the default) sends the whole log. The `Last-Event-ID`
+    /// header, which an EventSource sends when it reconnects, takes precedence.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
+    pub after: Option<u64>,
+    /// End the stream once the record at this `seq` has been read (sent, or passed over
+    /// by the filters), waiting for it if it is not yet written. Omit to follow for ever.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64, example = 100)]
+    pub until: Option<u64>,
+    /// Only records of these event types, comma-separated, such as
+    /// `KeyGenerated,KeyRevoked`.
+    #[serde(rename = "type")]
+    #[param(rename = "type", example = "KeyGenerated,KeyRevoked")]
+    pub kind: Option<String>,
+    /// Only records made by this actor: a user id, or `system`.
+    #[param(example = "usr_00aa11bb22cc33dd")]
+    pub actor: Option<String>,
+    /// Only records about this role, user or group id (or `system`).
+    #[param(example = "usr_5f0c2a9e1b7d4c3a")]
+    pub subject: Option<String>,
+}
+
+/// The position to start after: the `Last-Event-ID` header if sent, else `after`, else 0.
+/// The header wins because an EventSource reconnects to the same URL with it: were the
+/// query to win, `?after=0` would start again from the beginning on every reconnect.
+fn start_position(request: &HttpRequest, after: Option<u64>) -> Result<u64, ApiError> {
+    let invalid = || {
+        ApiError::InvalidHeader("Last-Event-ID must be the id of an event of this stream, a seq such as 42".to_owned())
+    };
+    let position = match request.headers().get("last-event-id") {
+        Some(value) => {
+            let text = value.to_str().map_err(|_| invalid())?.trim();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            text.parse::<u64>().map_err(|_| invalid())?
+        }
+        None => after.unwrap_or(0),
+    };
+    if position > i64::MAX as u64 {
+        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
+    }
+    Ok(position)
+}
+
+/// Follows the audit trail as Server-Sent Events: every record after `after` (or the
+/// `Last-Event-ID` header, which wins) exactly as stored, then every record appended from
+/// then on, each exactly once and in order, optionally filtered by event type, actor and
+/// subject like `listAuditEvents`.
+///
+/// Each record is an event with `id:` its `seq`, `event:` its type and `data:` the record
+/// as stored (one line), so a client can recompute each hash and chain link. Whenever a
+/// checkpoint is signed, an event `checkpoint` carries it as `getCheckpoint` serves it (no
+/// `id`; checkpoints signed while the stream was still reading the log may be skipped:
+/// `listCheckpoints` has them all). A comment `: keepalive` comes after 15 s without
+/// anything else. A client that falls too far behind the records being appended gets an
+/// event `lagged` (data: `{"after": <last seq read>}`) and the stream ends: reconnect with
+/// `Last-Event-ID` to carry on. Writes never wait for a stream.
+/// Needs `security.audit.read`.
+#[utoipa::path(
+    operation_id = "watchAuditEvents",
+    tag = "audit",
+    params(
+        WatchQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The `id` of the last event received: start after it. Takes precedence over `after`.", example = 42),
+    ),
+    responses(
+        Guarded<AuditRead>,
+        (status = 200, description = "The stream of records (Server-Sent Events)", content_type = "text/event-stream", body = String,
+            example = "id: 1\nevent: RoleCreated\ndata: {\"seq\":1,\"type\":\"RoleCreated\",…,\"hash\":\"0c7e…\"}\n\n"),
+        (status = 400, description = "Bad query parameters or `Last-Event-ID`; an unknown event type is `unknown_event_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`after` (or `Last-Event-ID`) is past the head of the log (`position_beyond_head`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/audit/watch")]
+pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let query: WatchQuery = super::query(&request)?;
+    let filter = AuditFilter::matching(query.kind.as_deref(), query.actor.as_deref(), query.subject.as_deref())?;
+    let after = start_position(&request, query.after)?;
+    if let Some(until) = query.until
+        && until <= after
+    {
+        return Err(ApiError::InvalidQuery(format!("until ({until}) must be past the start position ({after})")));
+    }
+    // Subscribe first, then read the head: every record past it will come through the feed.
+    let feed = state.ledger.subscribe();
+    let head = state.ledger.view().head();
+    if after > head {
+        return Err(ApiError::PositionBeyondHead { position: after, head });
+    }
+    let (sender, body) = mpsc::channel(1);
+    let stopping = state.followers.stopping.subscribe();
+    let follower = Follower {
+        heartbeat: state.followers.heartbeat,
+        state: state.clone(),
+        feed,
+        out: sender,
+        last: after,
+        until: query.until,
+        filter: std::sync::Arc::new(filter),
+        last_sent: Instant::now(),
+    };
+    actix_web::rt::spawn(follower.run(stopping));
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // nginx buffers proxied responses unless told not to.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(Events(body)))
+}
+
+/// One stream's task: reads the log, then follows the feed, and hands the body its text.
+struct Follower {
+    state: Shared,
+    feed: broadcast::Receiver<Change>,
+    out: mpsc::Sender<Bytes>,
+    /// The last `seq` read (sent, or passed over by the filter).
+    last: u64,
+    until: Option<u64>,
+    filter: std::sync::Arc<AuditFilter>,
+    heartbeat: Duration,
+    last_sent: Instant,
+}
+
+/// Why a stream ends.
+enum End {
+    /// The client went away, the server is stopping, or `until` was reached.
+    Done,
+    /// The log could not be read, or a record not parsed; the client reconnects later.
+    Failed,
+}
+
+impl Follower {
+    async fn run(mut self, mut stopping: watch::Receiver<bool>) {
+        let out = self.out.clone();
+        tokio::select! {
+            _ = self.follow() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => {}
+            _ = out.closed() => {}
+        }
+    }
+
+    async fn follow(&mut self) -> End {
+        // After reading the log, the feed may have overflowed meanwhile (a long history, a
+        // slow client): that is no lag of the live stream, so read on from the log.
+        let mut just_caught_up = match self.catch_up().await {
+            Ok(()) => true,
+            Err(end) => return end,
+        };
+        loop {
+            let idle = tokio::time::sleep_until(self.last_sent + self.heartbeat);
+            let change = tokio::select! {
+                change = self.feed.recv() => change,
+                () = idle => {
+                    if let Err(end) = self.send(Bytes::from_static(b": keepalive\n\n")).await {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+            match change {
+                Ok(Change::Records(batch)) => {
+                    just_caught_up = false;
+                    let Some(first) = batch.first() else { continue };
+                    if first.seq > self.last + 1 {
+                        // Never expected (the feed carries every batch in order); the log
+                        // has what is missing.
+                        tracing::warn!(
+                            first = first.seq,
+                            last = self.last,
+                            "the change feed skipped records; reading the log"
+                        );
+                        if let Err(end) = self.catch_up().await {
+                            return end;
+                        }
+                        continue;
+                    }
+                    let fresh: Vec<&StoredRecord> = batch.iter().filter(|record| record.seq > self.last).collect();
+                    let (text, last, done) = match frame_records(&self.filter, fresh, self.until) {
+                        Ok(framed) => framed,
+                        Err(()) => return End::Failed,
+                    };
+                    self.last = last.unwrap_or(self.last);
+                    if let Err(end) = self.send_text(text).await {
+                        return end;
+                    }
+                    if done {
+                        return End::Done;
+                    }
+                }
+                Ok(Change::Checkpoint(checkpoint)) => {
+                    just_caught_up = false;
+                    if let Err(end) = self.send(frame_checkpoint(&checkpoint)).await {
+                        return end;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) if just_caught_up => {
+                    self.feed = self.state.ledger.subscribe();
+                    if let Err(end) = self.catch_up().await {
+                        return end;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(after = self.last, missed, "a change feed client fell behind; ending its stream");
+                    let text = format!("event: lagged\ndata: {{\"after\":{}}}\n\n", self.last);
+                    let _ = self.send(Bytes::from(text)).await;
+                    return End::Done;
+                }
+                Err(broadcast::error::RecvError::Closed) => return End::Done,
+            }
+        }
+    }
+
+    /// Sends the log's records after `last` up to the view's head (as it is when each
+    /// chunk is read), reading chunk by chunk as the client takes them.
+    async fn catch_up(&mut self) -> Result<(), End> {
+        loop {
+            let head = self.state.ledger.view().head();
+            if self.last >= head {
+                return Ok(());
+            }
+            let (from, wanted) =
+                (self.last + 1, usize::try_from(head - self.last).unwrap_or(usize::MAX).min(HISTORY_CHUNK));
+            let (state, filter, until) = (self.state.clone(), self.filter.clone(), self.until);
+            let read = web::block(move || {
+                let records = state.ledger.log().read(from, wanted).map_err(|error| {
+                    tracing::warn!(%error, from, "reading the log for a change feed failed");
+                })?;
+                frame_records(&filter, records.iter().collect(), until)
+            })
+            .await;
+            let (text, last, done) = match read {
+                Ok(Ok(framed)) => framed,
+                _ => return Err(End::Failed),
+            };
+            let Some(last) = last else {
+                tracing::error!(from, head, "the log holds fewer records than the view's head");
+                return Err(End::Failed);
+            };
+            self.last = last;
+            self.send_text(text).await?;
+            if done {
+                return Err(End::Done);
+            }
+        }
+    }
+
+    /// Sends `text` if there is any; otherwise a heartbeat, if one is due (a filter may
+    /// pass over many records in a row).
+    async fn send_text(&mut self, text: Vec<u8>) -> Result<(), End> {
+        if !text.is_empty() {
+            self.send(Bytes::from(text)).await
+        } else if self.last_sent.elapsed() >= self.heartbeat {
+            self.send(Bytes::from_static(b": keepalive\n\n")).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits until the body takes `bytes`: the client's pace sets the stream's.
+    async fn send(&mut self, bytes: Bytes) -> Result<(), End> {
+        self.out.send(bytes).await.map_err(|_| End::Done)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+}
+
+/// The records that pass `filter`, framed as events, up to `until`; the last `seq` read
+/// (`None` for no records); and whether `until` was reached. Fails on a record whose
+/// envelope cannot be read.
+fn frame_records(
+    filter: &AuditFilter,
+    records: Vec<&StoredRecord>,
+    until: Option<u64>,
+) -> Result<(Vec<u8>, Option<u64>, bool), ()> {
+    let mut text = Vec::new();
+    let mut last = None;
+    for record in records {
+        last = Some(record.seq);
+        match filter.judge(record) {
+            Ok(Verdict::List) => frame_record(record, &mut text)?,
+            Ok(Verdict::Skip | Verdict::End) => {}
+            Err(_) => return Err(()),
+        }
+        if until.is_some_and(|until| record.seq >= until) {
+            return Ok((text, last, true));
+        }
+    }
+    Ok((text, last, false))
+}
+
+/// The members of a record an event's name needs.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// Appends one record as an event: `id`, `event` (its type) and the stored bytes as
+/// `data`, one line per line of the record (always one: records are compact JSON).
+fn frame_record(record: &StoredRecord, text: &mut Vec<u8>) -> Result<(), ()> {
+    let kind: Kind<'_> = serde_json::from_slice(&record.bytes).map_err(|error| {
+        tracing::error!(seq = record.seq, %error, "a stored record has no readable type");
+    })?;
+    // Type names are identifiers; anything else cannot be an event name on one line.
+    let name = if kind.kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { &kind.kind } else { "record" };
+    text.extend_from_slice(format!("id: {}\nevent: {name}\n", record.seq).as_bytes());
+    for line in record.bytes.split(|&b| b == b'\n') {
+        text.extend_from_slice(b"data: ");
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    text.push(b'\n');
+    Ok(())
+}
+
+/// A checkpoint as an event, its data the line `getCheckpoint` serves.
+fn frame_checkpoint(checkpoint: &Checkpoint) -> Bytes {
+    Bytes::from(format!("event: checkpoint\ndata: {}\n\n", checkpoint.to_line()))
+}
+
+/// The response body: what the stream's task hands over, one chunk at a time.
+struct Events(mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for Events {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(context).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// Registers the route.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(watch_audit_events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, kind: &str) -> StoredRecord {
+        let bytes = format!(
+            r#"{{"seq":{seq},"type":"{kind}","v":1,"id":"x","at":"2027-01-31T17:00:00.000Z","actor":"system","subject":"system","data":{{}},"prev_hash":"0","hash":"0"}}"#
+        );
+        StoredRecord { seq, bytes: bytes.into_bytes() }
+    }
+
+    #[test]
+    fn a_record_is_one_event_with_its_seq_its_type_and_its_bytes_as_stored() {
+        let stored = record(7, "RoleCreated");
+        let mut text = Vec::new();
+        frame_record(&stored, &mut text).expect("framed");
+        let expected = format!("id: 7\nevent: RoleCreated\ndata: {}\n\n", String::from_utf8_lossy(&stored.bytes));
+        assert_eq!(String::from_utf8(text).expect("utf-8"), expected);
+    }
+
+    #[test]
+    fn a_record_holding_a_line_feed_is_framed_as_data_lines_that_sse_joins_back_exactly() {
+        let stored = StoredRecord { seq: 2, bytes: b"{\"type\":\"RoleCreated\",\n\"seq\":2}".to_vec() };
+        let mut text = Vec::new();
+        frame_record(&stored, &mut text).expect("framed");
+        let text = String::from_utf8(text).expect("utf-8");
+        // What an SSE client does: join the data lines with a line feed.
+        let data: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
+        assert_eq!(data.join("\n").as_bytes(), stored.bytes.as_slice());
+    }
+
+    #[test]
+    fn framing_stops_at_until_and_reports_the_last_record_read_even_when_filtered_out() {
+        let filter = AuditFilter::matching(Some("RoleCreated"), None, None).expect("filter");
+        let records = [record(1, "RoleCreated"), record(2, "UserCreated"), record(3, "RoleCreated")];
+        let (text, last, done) = frame_records(&filter, records.iter().collect(), Some(2)).expect("framed");
+        assert_eq!((last, done), (Some(2), true));
+        let text = String::from_utf8(text).expect("utf-8");
+        assert!(text.starts_with("id: 1\n") && !text.contains("id: 2") && !text.contains("id: 3"), "{text}");
+    }
+}
