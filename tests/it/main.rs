@@ -27,3 +27,4 @@ mod throttle;
 mod upgrade;
 mod usage;
 mod walkthrough;
+mod watch;
