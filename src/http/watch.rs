@@ -75,6 +75,31 @@ impl Default for Followers {
     }
 }
 
+/// What a stream follows: the ledger's change feed, its head and its log. The server's
+/// [`Shared`] state is one; tests follow a ledger over an in-memory log.
+trait Followed: Clone + Send + Sync + 'static {
+    /// Subscribes to the change feed.
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+    /// The view's head: every record up to it is in the log.
+    fn head(&self) -> u64;
+    /// Up to `max` records from `from` on, as stored.
+    fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String>;
+}
+
+impl Followed for Shared {
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.ledger.subscribe()
+    }
+
+    fn head(&self) -> u64 {
+        self.ledger.view().head()
+    }
+
+    fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String> {
+        self.ledger.log().read(from, max).map_err(|error| error.to_string())
+    }
+}
+
 /// Where the stream starts and ends, and which records it sends.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -175,7 +200,7 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
     let stopping = state.followers.stopping.subscribe();
     let follower = Follower {
         heartbeat: state.followers.heartbeat,
-        state: state.clone(),
+        source: state.clone(),
         feed,
         out: sender,
         last: after,
@@ -193,8 +218,8 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
 }
 
 /// One stream's task: reads the log, then follows the feed, and hands the body its text.
-struct Follower {
-    state: Shared,
+struct Follower<S> {
+    source: S,
     feed: broadcast::Receiver<Change>,
     out: mpsc::Sender<Bytes>,
     /// The last `seq` read (sent, or passed over by the filter).
@@ -213,7 +238,7 @@ enum End {
     Failed,
 }
 
-impl Follower {
+impl<S: Followed> Follower<S> {
     async fn run(mut self, mut stopping: watch::Receiver<bool>) {
         let out = self.out.clone();
         tokio::select! {
@@ -278,7 +303,7 @@ impl Follower {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) if just_caught_up => {
-                    self.feed = self.state.ledger.subscribe();
+                    self.feed = self.source.subscribe();
                     if let Err(end) = self.catch_up().await {
                         return end;
                     }
@@ -298,15 +323,15 @@ impl Follower {
     /// chunk is read), reading chunk by chunk as the client takes them.
     async fn catch_up(&mut self) -> Result<(), End> {
         loop {
-            let head = self.state.ledger.view().head();
+            let head = self.source.head();
             if self.last >= head {
                 return Ok(());
             }
             let (from, wanted) =
                 (self.last + 1, usize::try_from(head - self.last).unwrap_or(usize::MAX).min(HISTORY_CHUNK));
-            let (state, filter, until) = (self.state.clone(), self.filter.clone(), self.until);
+            let (source, filter, until) = (self.source.clone(), self.filter.clone(), self.until);
             let read = web::block(move || {
-                let records = state.ledger.log().read(from, wanted).map_err(|error| {
+                let records = source.read(from, wanted).map_err(|error| {
                     tracing::warn!(%error, from, "reading the log for a change feed failed");
                 })?;
                 frame_records(&filter, records.iter().collect(), until)
@@ -420,7 +445,122 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::domain::{Actor, Command, Name, RoleId};
+    use crate::ledger::{DEFAULT_FEED_CAPACITY, Ledger, Request};
+    use crate::log::MemoryLog;
+
+    impl<L: EventLog> Followed for Arc<Ledger<L>> {
+        fn subscribe(&self) -> broadcast::Receiver<Change> {
+            Ledger::subscribe(self)
+        }
+
+        fn head(&self) -> u64 {
+            self.view().head()
+        }
+
+        fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String> {
+            self.log().read(from, max).map_err(|error| error.to_string())
+        }
+    }
+
+    /// A bootstrapped ledger over an in-memory log, and a request by its Administrator.
+    fn ledger() -> (Arc<Ledger<MemoryLog>>, Request) {
+        let ledger = Ledger::open(MemoryLog::new()).expect("the ledger opens");
+        ledger.bootstrap().expect("bootstrap");
+        let admin = ledger.view().users_after(0).next().map(|user| user.id().clone()).expect("the Administrator");
+        (Arc::new(ledger), Request { actor: Actor::User(admin), expected_version: None, credential: None })
+    }
+
+    async fn create_roles(ledger: &Ledger<MemoryLog>, admin: &Request, count: usize) {
+        for index in 0..count {
+            let command = Command::CreateRole {
+                role_id: RoleId::generate(&mut rand::rng()),
+                description: Name::parse(&format!("Role {index} of {count}")).expect("a name"),
+            };
+            // One at a time: each command is a batch, so a message of the feed, of its own.
+            ledger.submit(command, admin.clone()).await.expect("applied");
+        }
+    }
+
+    /// Starts a stream after `after` whose client has read nothing yet.
+    fn follow(ledger: &Arc<Ledger<MemoryLog>>, after: u64, until: Option<u64>) -> mpsc::Receiver<Bytes> {
+        let (out, body) = mpsc::channel(1);
+        let follower = Follower {
+            source: Arc::clone(ledger),
+            feed: ledger.subscribe(),
+            out,
+            last: after,
+            until,
+            filter: Arc::new(AuditFilter::default()),
+            heartbeat: Duration::from_secs(3600),
+            last_sent: Instant::now(),
+        };
+        let (stopping, stopped) = watch::channel(false);
+        actix_web::rt::spawn(async move {
+            follower.run(stopped).await;
+            drop(stopping);
+        });
+        body
+    }
+
+    /// What the client reads until the stream ends.
+    async fn read_to_end(body: &mut mpsc::Receiver<Bytes>) -> String {
+        let mut text = String::new();
+        while let Some(chunk) = body.recv().await {
+            text.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+        text
+    }
+
+    fn ids(text: &str) -> Vec<u64> {
+        text.lines().filter_map(|line| line.strip_prefix("id: ")).map(|id| id.parse().expect("an id")).collect()
+    }
+
+    #[test]
+    fn a_follower_that_stops_reading_while_live_is_cut_off_with_lagged_after_the_last_record_it_got() {
+        let (ledger, admin) = ledger();
+        actix_web::rt::System::new().block_on(async move {
+            let head = ledger.view().head();
+            let mut body = follow(&ledger, head, None);
+            // Live: the next record arrives as it is appended.
+            create_roles(&ledger, &admin, 1).await;
+            let first = body.recv().await.expect("a record");
+            assert_eq!(ids(std::str::from_utf8(&first).expect("utf-8")), [head + 1]);
+            // Then the client stops reading while more commits than the feed keeps are made.
+            create_roles(&ledger, &admin, DEFAULT_FEED_CAPACITY + 10).await;
+            let text = read_to_end(&mut body).await;
+            let sent = ids(&text);
+            let last = *sent.last().expect("the records it held");
+            assert_eq!(sent, (head + 2..=last).collect::<Vec<_>>(), "no gap before the cut-off");
+            assert!(last < ledger.view().head(), "it could not have kept up");
+            assert!(text.ends_with(&format!("event: lagged\ndata: {{\"after\":{last}}}\n\n")), "{text}");
+        });
+    }
+
+    #[test]
+    fn a_follower_that_falls_behind_while_reading_the_log_reads_on_from_the_log_and_misses_nothing() {
+        let (ledger, admin) = ledger();
+        actix_web::rt::System::new().block_on(async move {
+            // More history than a chunk and the body's buffer hold, so that the stream is
+            // still reading the log while more commits than the feed keeps are made.
+            create_roles(&ledger, &admin, 3 * HISTORY_CHUNK).await;
+            let mut body = follow(&ledger, 0, None);
+            create_roles(&ledger, &admin, DEFAULT_FEED_CAPACITY + 10).await;
+            let head = ledger.view().head();
+            let mut text = String::new();
+            while ids(&text).last() != Some(&head) {
+                text.push_str(std::str::from_utf8(&body.recv().await.expect("more")).expect("utf-8"));
+            }
+            // Then it follows live on a fresh subscription.
+            create_roles(&ledger, &admin, 1).await;
+            text.push_str(std::str::from_utf8(&body.recv().await.expect("the live record")).expect("utf-8"));
+            assert_eq!(ids(&text), (1..=head + 1).collect::<Vec<_>>());
+            assert!(!text.contains("lagged"), "reading the log is never cut off");
+        });
+    }
 
     fn record(seq: u64, kind: &str) -> StoredRecord {
         let bytes = format!(
