@@ -36,7 +36,7 @@ use super::audit::{AuditFilter, Verdict};
 use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
 use crate::checkpoint::Checkpoint;
-use crate::domain::FunctionId;
+use crate::domain::{self, FunctionId, KeyHash, Reason, State, Timestamp};
 use crate::ledger::Change;
 use crate::log::{EventLog, StoredRecord};
 
@@ -84,6 +84,13 @@ trait Followed: Clone + Send + Sync + 'static {
     fn head(&self) -> u64;
     /// Up to `max` records from `from` on, as stored.
     fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String>;
+    /// Whether the key the stream was opened with still holds `security.audit.read`.
+    fn still_allowed(&self, key: KeyHash) -> bool;
+}
+
+/// Whether `key` passes the admin guard's check of `security.audit.read` now.
+fn holds_audit_read(view: &State, key: KeyHash) -> bool {
+    domain::check_key_hash(view, key, FunctionId::AUDIT_READ.as_str(), None, Timestamp::now()).reason == Reason::Granted
 }
 
 impl Followed for Shared {
@@ -97,6 +104,10 @@ impl Followed for Shared {
 
     fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String> {
         self.ledger.log().read(from, max).map_err(|error| error.to_string())
+    }
+
+    fn still_allowed(&self, key: KeyHash) -> bool {
+        holds_audit_read(&self.ledger.view(), key)
     }
 }
 
@@ -161,7 +172,9 @@ fn start_position(request: &HttpRequest, after: Option<u64>) -> Result<u64, ApiE
 /// `listCheckpoints` has them all). A comment `: keepalive` comes after 15 s without
 /// anything else. A client that falls too far behind the records being appended gets an
 /// event `lagged` (data: `{"after": <last seq read>}`) and the stream ends: reconnect with
-/// `Last-Event-ID` to carry on. Writes never wait for a stream.
+/// `Last-Event-ID` to carry on. Writes never wait for a stream. The key is checked again
+/// before anything is sent: once it no longer holds the function (revoked, expired, its
+/// user disabled or its role changed), the stream ends.
 /// Needs `security.audit.read`.
 #[utoipa::path(
     operation_id = "watchAuditEvents",
@@ -182,6 +195,11 @@ fn start_position(request: &HttpRequest, after: Option<u64>) -> Result<u64, ApiE
 #[get("/v1/audit/watch")]
 pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request, FunctionId::AUDIT_READ)?;
+    // The stream asks again before it sends anything (`Follower::send`): a key revoked, or
+    // a user disabled or stripped of the function, stops receiving the trail.
+    let key = super::auth::presented_key(&request)
+        .and_then(|presented| KeyHash::of_presented(presented.key()).ok())
+        .ok_or(ApiError::Internal)?;
     let query: WatchQuery = super::query(&request)?;
     let filter = AuditFilter::matching(query.kind.as_deref(), query.actor.as_deref(), query.subject.as_deref())?;
     let after = start_position(&request, query.after)?;
@@ -201,6 +219,7 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
     let follower = Follower {
         heartbeat: state.followers.heartbeat,
         source: state.clone(),
+        key,
         feed,
         out: sender,
         last: after,
@@ -220,6 +239,8 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
 /// One stream's task: reads the log, then follows the feed, and hands the body its text.
 struct Follower<S> {
     source: S,
+    /// The key the stream was opened with, by its hash.
+    key: KeyHash,
     feed: broadcast::Receiver<Change>,
     out: mpsc::Sender<Bytes>,
     /// The last `seq` read (sent, or passed over by the filter).
@@ -366,7 +387,12 @@ impl<S: Followed> Follower<S> {
     }
 
     /// Waits until the body takes `bytes`: the client's pace sets the stream's.
+    /// Ends the stream instead if its key no longer holds `security.audit.read`.
     async fn send(&mut self, bytes: Bytes) -> Result<(), End> {
+        if !self.source.still_allowed(self.key) {
+            tracing::info!(after = self.last, "the key of a change feed stream lost security.audit.read; ending it");
+            return Err(End::Done);
+        }
         self.out.send(bytes).await.map_err(|_| End::Done)?;
         self.last_sent = Instant::now();
         Ok(())
@@ -464,14 +490,20 @@ mod tests {
         fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, String> {
             self.log().read(from, max).map_err(|error| error.to_string())
         }
+
+        fn still_allowed(&self, key: KeyHash) -> bool {
+            holds_audit_read(&self.view(), key)
+        }
     }
 
-    /// A bootstrapped ledger over an in-memory log, and a request by its Administrator.
-    fn ledger() -> (Arc<Ledger<MemoryLog>>, Request) {
+    /// A bootstrapped ledger over an in-memory log, a request by its Administrator, and the
+    /// Administrator's key.
+    fn ledger() -> (Arc<Ledger<MemoryLog>>, Request, KeyHash) {
         let ledger = Ledger::open(MemoryLog::new()).expect("the ledger opens");
-        ledger.bootstrap().expect("bootstrap");
+        let secret = ledger.bootstrap().expect("bootstrap").expect("a new ledger");
         let admin = ledger.view().users_after(0).next().map(|user| user.id().clone()).expect("the Administrator");
-        (Arc::new(ledger), Request { actor: Actor::User(admin), expected_version: None, credential: None })
+        let request = Request { actor: Actor::User(admin), expected_version: None, credential: None };
+        (Arc::new(ledger), request, secret.hash())
     }
 
     async fn create_roles(ledger: &Ledger<MemoryLog>, admin: &Request, count: usize) {
@@ -486,10 +518,11 @@ mod tests {
     }
 
     /// Starts a stream after `after` whose client has read nothing yet.
-    fn follow(ledger: &Arc<Ledger<MemoryLog>>, after: u64, until: Option<u64>) -> mpsc::Receiver<Bytes> {
+    fn follow(ledger: &Arc<Ledger<MemoryLog>>, key: KeyHash, after: u64, until: Option<u64>) -> mpsc::Receiver<Bytes> {
         let (out, body) = mpsc::channel(1);
         let follower = Follower {
             source: Arc::clone(ledger),
+            key,
             feed: ledger.subscribe(),
             out,
             last: after,
@@ -521,10 +554,10 @@ mod tests {
 
     #[test]
     fn a_follower_that_stops_reading_while_live_is_cut_off_with_lagged_after_the_last_record_it_got() {
-        let (ledger, admin) = ledger();
+        let (ledger, admin, key) = ledger();
         actix_web::rt::System::new().block_on(async move {
             let head = ledger.view().head();
-            let mut body = follow(&ledger, head, None);
+            let mut body = follow(&ledger, key, head, None);
             // Live: the next record arrives as it is appended.
             create_roles(&ledger, &admin, 1).await;
             let first = body.recv().await.expect("a record");
@@ -542,12 +575,12 @@ mod tests {
 
     #[test]
     fn a_follower_that_falls_behind_while_reading_the_log_reads_on_from_the_log_and_misses_nothing() {
-        let (ledger, admin) = ledger();
+        let (ledger, admin, key) = ledger();
         actix_web::rt::System::new().block_on(async move {
             // More history than a chunk and the body's buffer hold, so that the stream is
             // still reading the log while more commits than the feed keeps are made.
             create_roles(&ledger, &admin, 3 * HISTORY_CHUNK).await;
-            let mut body = follow(&ledger, 0, None);
+            let mut body = follow(&ledger, key, 0, None);
             create_roles(&ledger, &admin, DEFAULT_FEED_CAPACITY + 10).await;
             let head = ledger.view().head();
             let mut text = String::new();

@@ -328,3 +328,30 @@ fn the_stream_needs_a_key_holding_audit_read() {
         open(&app, "?until=1", Some(&auditor), None).unwrap_or_else(|(status, body)| panic!("{status}: {body}"));
     assert_eq!(record_of(&stream.next().expect("a record")).map(|(seq, _, _)| seq), Some(1));
 }
+
+#[test]
+fn a_stream_ends_once_its_key_is_revoked_or_its_user_disabled_and_sends_nothing_after() {
+    let app = spawn_app_with(&FAST_HEARTBEAT);
+    for cut_off in ["revoke the key", "disable the user"] {
+        let (auditor, key) = app.user_with_functions(&format!("Auditor until we {cut_off}"), &["security.audit.read"]);
+        let head = app.audit_size();
+        let mut stream = open(&app, &format!("?after={head}"), Some(&key), None)
+            .unwrap_or_else(|(status, body)| panic!("{status}: {body}"));
+        let role = app.create_role(&format!("Seen before we {cut_off}"));
+        let seen = loop {
+            if let Some(record) = record_of(&stream.next().expect("the stream goes on")) {
+                break record;
+            }
+        };
+        assert!(seen.2.contains(&role), "{}", seen.2);
+        match cut_off {
+            "revoke the key" => app.delete(&format!("/v1/users/{auditor}/key")).expect(200),
+            _ => app.post_empty(&format!("/v1/users/{auditor}/disable")).expect(200),
+        };
+        app.create_role(&format!("Made after we {cut_off}"));
+        // The stream ends at its next send (a record or a heartbeat), and sends no record.
+        while let Some(sent) = stream.next() {
+            assert_eq!(record_of(&sent), None, "{cut_off}: nothing after, got {sent:?}");
+        }
+    }
+}
