@@ -140,24 +140,25 @@ pub struct WatchQuery {
 /// The position to start after: the `Last-Event-ID` header if sent, else `after`, else 0.
 /// The header wins because an EventSource reconnects to the same URL with it: were the
 /// query to win, `?after=0` would start again from the beginning on every reconnect.
-fn start_position(request: &HttpRequest, after: Option<u64>) -> Result<u64, ApiError> {
-    let invalid = || {
-        ApiError::InvalidHeader("Last-Event-ID must be the id of an event of this stream, a seq such as 42".to_owned())
-    };
-    let position = match request.headers().get("last-event-id") {
-        Some(value) => {
-            let text = value.to_str().map_err(|_| invalid())?.trim();
-            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid());
-            }
-            text.parse::<u64>().map_err(|_| invalid())?
-        }
-        None => after.unwrap_or(0),
-    };
-    if position > i64::MAX as u64 {
-        return Err(ApiError::InvalidQuery(format!("after must be between 0 and {}", i64::MAX)));
+fn start_position(request: &HttpRequest, query: &WatchQuery) -> Result<u64, ApiError> {
+    // Positions are int64 in the spec, as every client language can hold.
+    let position = |value: u64| (value <= i64::MAX as u64).then_some(value);
+    let out_of_range = |name: &str| ApiError::InvalidQuery(format!("{name} must be between 0 and {}", i64::MAX));
+    if query.until.is_some_and(|until| position(until).is_none()) {
+        return Err(out_of_range("until"));
     }
-    Ok(position)
+    let Some(value) = request.headers().get("last-event-id") else {
+        return query.after.map_or(Ok(0), |after| position(after).ok_or_else(|| out_of_range("after")));
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    text.bytes().all(|b| b.is_ascii_digit()).then(|| text.parse::<u64>().ok()).flatten().and_then(position).ok_or_else(
+        || {
+            ApiError::InvalidHeader(format!(
+                "Last-Event-ID must be the id of an event of this stream, a seq from 0 to {}",
+                i64::MAX
+            ))
+        },
+    )
 }
 
 /// Follows the audit trail as Server-Sent Events: every record after `after` (or the
@@ -202,7 +203,7 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
         .ok_or(ApiError::Internal)?;
     let query: WatchQuery = super::query(&request)?;
     let filter = AuditFilter::matching(query.kind.as_deref(), query.actor.as_deref(), query.subject.as_deref())?;
-    let after = start_position(&request, query.after)?;
+    let after = start_position(&request, &query)?;
     if let Some(until) = query.until
         && until <= after
     {

@@ -305,6 +305,9 @@ fn a_start_that_is_not_a_position_of_the_log_is_refused_with_a_problem() {
     assert_eq!(refused("?after=ten", None), (400, "invalid_query".to_owned()));
     assert_eq!(refused("?after=9223372036854775808", None), (400, "invalid_query".to_owned()));
     assert_eq!(refused("?after=2&until=2", None), (400, "invalid_query".to_owned()));
+    assert_eq!(refused("?until=9223372036854775808", None), (400, "invalid_query".to_owned()));
+    assert_eq!(refused("", Some("9223372036854775808")), (400, "invalid_header".to_owned()));
+    assert_eq!(refused("", Some("")), (400, "invalid_header".to_owned()));
     assert_eq!(refused("", Some("-3")), (400, "invalid_header".to_owned()));
     assert_eq!(refused("", Some("abc")), (400, "invalid_header".to_owned()));
     // The header wins over the query, even when the query alone would be refused.
