@@ -195,7 +195,8 @@ impl AuditFilter {
         })
     }
 
-    fn is_empty(&self) -> bool {
+    /// Whether every record passes.
+    pub(super) fn is_empty(&self) -> bool {
         self.types.is_none()
             && self.actor.is_none()
             && self.subject.is_none()

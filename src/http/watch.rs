@@ -408,14 +408,19 @@ fn frame_records(
     records: Vec<&StoredRecord>,
     until: Option<u64>,
 ) -> Result<(Vec<u8>, Option<u64>, bool), ()> {
-    let mut text = Vec::new();
+    let mut text = Vec::with_capacity(records.iter().map(|record| record.bytes.len() + 48).sum());
     let mut last = None;
+    let everything = filter.is_empty();
     for record in records {
         last = Some(record.seq);
-        match filter.judge(record) {
-            Ok(Verdict::List) => frame_record(record, &mut text)?,
-            Ok(Verdict::Skip | Verdict::End) => {}
-            Err(_) => return Err(()),
+        if everything {
+            frame_record(record, &mut text)?;
+        } else {
+            match filter.judge(record) {
+                Ok(Verdict::List) => frame_record(record, &mut text)?,
+                Ok(Verdict::Skip | Verdict::End) => {}
+                Err(_) => return Err(()),
+            }
         }
         if until.is_some_and(|until| record.seq >= until) {
             return Ok((text, last, true));
@@ -431,15 +436,38 @@ struct Kind<'a> {
     kind: Cow<'a, str>,
 }
 
+/// A record's type, read where the writer puts it (`{"seq":N,"type":"…"`) without parsing
+/// the record; any other layout is parsed. Every follower frames every record, so this is
+/// the stream's hot path.
+fn type_of(bytes: &[u8]) -> Option<Cow<'_, str>> {
+    let quick = bytes
+        .strip_prefix(b"{\"seq\":")
+        .map(|rest| rest.trim_ascii_start())
+        .and_then(|rest| rest.iter().position(|b| !b.is_ascii_digit()).map(|digits| &rest[digits..]))
+        .and_then(|rest| rest.strip_prefix(b",\"type\":\""))
+        .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
+        .filter(|name| !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+        .and_then(|name| std::str::from_utf8(name).ok());
+    match quick {
+        Some(name) => Some(Cow::Borrowed(name)),
+        None => serde_json::from_slice::<Kind<'_>>(bytes).ok().map(|kind| kind.kind),
+    }
+}
+
 /// Appends one record as an event: `id`, `event` (its type) and the stored bytes as
 /// `data`, one line per line of the record (always one: records are compact JSON).
 fn frame_record(record: &StoredRecord, text: &mut Vec<u8>) -> Result<(), ()> {
-    let kind: Kind<'_> = serde_json::from_slice(&record.bytes).map_err(|error| {
-        tracing::error!(seq = record.seq, %error, "a stored record has no readable type");
-    })?;
+    let Some(kind) = type_of(&record.bytes) else {
+        tracing::error!(seq = record.seq, "a stored record has no readable type");
+        return Err(());
+    };
     // Type names are identifiers; anything else cannot be an event name on one line.
-    let name = if kind.kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { &kind.kind } else { "record" };
-    text.extend_from_slice(format!("id: {}\nevent: {name}\n", record.seq).as_bytes());
+    let name = if kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { &kind } else { "record" };
+    text.extend_from_slice(b"id: ");
+    text.extend_from_slice(record.seq.to_string().as_bytes());
+    text.extend_from_slice(b"\nevent: ");
+    text.extend_from_slice(name.as_bytes());
+    text.push(b'\n');
     for line in record.bytes.split(|&b| b == b'\n') {
         text.extend_from_slice(b"data: ");
         text.extend_from_slice(line);
@@ -601,6 +629,17 @@ mod tests {
             r#"{{"seq":{seq},"type":"{kind}","v":1,"id":"x","at":"2027-01-31T17:00:00.000Z","actor":"system","subject":"system","data":{{}},"prev_hash":"0","hash":"0"}}"#
         );
         StoredRecord { seq, bytes: bytes.into_bytes() }
+    }
+
+    #[test]
+    fn the_type_is_read_where_the_writer_puts_it_and_parsed_from_any_other_layout() {
+        assert_eq!(type_of(&record(12, "KeyRevoked").bytes).as_deref(), Some("KeyRevoked"));
+        // Another member order, spacing or an escape: parsed, with the same answer.
+        assert_eq!(type_of(br#"{"type":"RoleCreated","seq":3}"#).as_deref(), Some("RoleCreated"));
+        assert_eq!(type_of(br#"{"seq": 3, "type": "RoleCreated"}"#).as_deref(), Some("RoleCreated"));
+        assert_eq!(type_of(br#"{"seq":3,"type":"Role\u0043reated"}"#).as_deref(), Some("RoleCreated"));
+        assert_eq!(type_of(br#"{"seq":3}"#), None);
+        assert_eq!(type_of(b"not json"), None);
     }
 
     #[test]
