@@ -44,8 +44,20 @@ use crate::log::{EventLog, StoredRecord};
 /// default: often enough for proxies that close idle connections after 30 or 60 s.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// How many records a stream reads from the log at a time.
+/// The most records a stream reads from the log at a time.
 const HISTORY_CHUNK: usize = 128;
+
+/// About how many bytes of records a stream reads from the log at a time: after the first
+/// read, the number of records is set from the size of the last ones, so that a run of
+/// large records (key usage of thousands of keys, up to about 300 KB each) is read a few
+/// at a time. The first read takes [`FIRST_READ`] records.
+const HISTORY_BYTES: usize = 1 << 20;
+
+/// How many records the first read of the log takes.
+const FIRST_READ: usize = 16;
+
+/// The most bytes of events handed to the body at once (unless one record is larger).
+const PIECE_BYTES: usize = 256 << 10;
 
 /// What every change feed of a server shares: the heartbeat, and the signal that ends
 /// every stream when the server stops (a graceful stop waits for open responses, and a
@@ -227,6 +239,7 @@ pub async fn watch_audit_events(state: Shared, request: HttpRequest) -> Result<H
         until: query.until,
         filter: std::sync::Arc::new(filter),
         last_sent: Instant::now(),
+        read_size: FIRST_READ,
     };
     actix_web::rt::spawn(follower.run(stopping));
     Ok(HttpResponse::Ok()
@@ -250,6 +263,8 @@ struct Follower<S> {
     filter: std::sync::Arc<AuditFilter>,
     heartbeat: Duration,
     last_sent: Instant,
+    /// How many records the next read of the log takes.
+    read_size: usize,
 }
 
 /// Why a stream ends.
@@ -306,15 +321,12 @@ impl<S: Followed> Follower<S> {
                         continue;
                     }
                     let fresh: Vec<&StoredRecord> = batch.iter().filter(|record| record.seq > self.last).collect();
-                    let (text, last, done) = match frame_records(&self.filter, fresh, self.until) {
-                        Ok(framed) => framed,
-                        Err(()) => return End::Failed,
-                    };
-                    self.last = last.unwrap_or(self.last);
-                    if let Err(end) = self.send_text(text).await {
+                    let Ok(framed) = frame_records(&self.filter, fresh, self.until) else { return End::Failed };
+                    self.last = framed.last.unwrap_or(self.last);
+                    if let Err(end) = self.send_pieces(framed.pieces).await {
                         return end;
                     }
-                    if done {
+                    if framed.done {
                         return End::Done;
                     }
                 }
@@ -349,42 +361,42 @@ impl<S: Followed> Follower<S> {
             if self.last >= head {
                 return Ok(());
             }
-            let (from, wanted) =
-                (self.last + 1, usize::try_from(head - self.last).unwrap_or(usize::MAX).min(HISTORY_CHUNK));
+            let from = self.last + 1;
+            let wanted = usize::try_from(head - self.last).unwrap_or(usize::MAX).min(self.read_size);
             let (source, filter, until) = (self.source.clone(), self.filter.clone(), self.until);
             let read = web::block(move || {
                 let records = source.read(from, wanted).map_err(|error| {
                     tracing::warn!(%error, from, "reading the log for a change feed failed");
                 })?;
-                frame_records(&filter, records.iter().collect(), until)
+                let bytes: usize = records.iter().map(|record| record.bytes.len()).sum();
+                let next = (HISTORY_BYTES.saturating_mul(records.len()) / bytes.max(1)).clamp(1, HISTORY_CHUNK);
+                frame_records(&filter, records.iter().collect(), until).map(|framed| (framed, next))
             })
             .await;
-            let (text, last, done) = match read {
-                Ok(Ok(framed)) => framed,
-                _ => return Err(End::Failed),
-            };
-            let Some(last) = last else {
+            let Ok(Ok((framed, next))) = read else { return Err(End::Failed) };
+            self.read_size = next;
+            let Some(last) = framed.last else {
                 tracing::error!(from, head, "the log holds fewer records than the view's head");
                 return Err(End::Failed);
             };
             self.last = last;
-            self.send_text(text).await?;
-            if done {
+            self.send_pieces(framed.pieces).await?;
+            if framed.done {
                 return Err(End::Done);
             }
         }
     }
 
-    /// Sends `text` if there is any; otherwise a heartbeat, if one is due (a filter may
-    /// pass over many records in a row).
-    async fn send_text(&mut self, text: Vec<u8>) -> Result<(), End> {
-        if !text.is_empty() {
-            self.send(Bytes::from(text)).await
-        } else if self.last_sent.elapsed() >= self.heartbeat {
-            self.send(Bytes::from_static(b": keepalive\n\n")).await
-        } else {
-            Ok(())
+    /// Sends the pieces, in order; with none, a heartbeat if one is due (a filter may pass
+    /// over many records in a row).
+    async fn send_pieces(&mut self, pieces: Vec<Bytes>) -> Result<(), End> {
+        if pieces.is_empty() && self.last_sent.elapsed() >= self.heartbeat {
+            return self.send(Bytes::from_static(b": keepalive\n\n")).await;
         }
+        for piece in pieces {
+            self.send(piece).await?;
+        }
+        Ok(())
     }
 
     /// Waits until the body takes `bytes`: the client's pace sets the stream's.
@@ -400,33 +412,44 @@ impl<S: Followed> Follower<S> {
     }
 }
 
-/// The records that pass `filter`, framed as events, up to `until`; the last `seq` read
-/// (`None` for no records); and whether `until` was reached. Fails on a record whose
-/// envelope cannot be read.
-fn frame_records(
-    filter: &AuditFilter,
-    records: Vec<&StoredRecord>,
-    until: Option<u64>,
-) -> Result<(Vec<u8>, Option<u64>, bool), ()> {
-    let mut text = Vec::with_capacity(records.iter().map(|record| record.bytes.len() + 48).sum());
-    let mut last = None;
+/// Records framed as events, in pieces of about [`PIECE_BYTES`].
+struct Framed {
+    /// The events, in order; no piece is empty.
+    pieces: Vec<Bytes>,
+    /// The last `seq` read (sent, or passed over by the filter); `None` for no records.
+    last: Option<u64>,
+    /// Whether `until` was reached.
+    done: bool,
+}
+
+/// The records that pass `filter`, framed as events, up to `until`. Fails on a record
+/// whose envelope cannot be read.
+fn frame_records(filter: &AuditFilter, records: Vec<&StoredRecord>, until: Option<u64>) -> Result<Framed, ()> {
+    let mut framed = Framed { pieces: Vec::new(), last: None, done: false };
+    let mut text = Vec::new();
     let everything = filter.is_empty();
     for record in records {
-        last = Some(record.seq);
-        if everything {
-            frame_record(record, &mut text)?;
-        } else {
-            match filter.judge(record) {
-                Ok(Verdict::List) => frame_record(record, &mut text)?,
-                Ok(Verdict::Skip | Verdict::End) => {}
+        framed.last = Some(record.seq);
+        let listed = everything
+            || match filter.judge(record) {
+                Ok(verdict) => matches!(verdict, Verdict::List),
                 Err(_) => return Err(()),
+            };
+        if listed {
+            frame_record(record, &mut text)?;
+            if text.len() >= PIECE_BYTES {
+                framed.pieces.push(Bytes::from(std::mem::take(&mut text)));
             }
         }
         if until.is_some_and(|until| record.seq >= until) {
-            return Ok((text, last, true));
+            framed.done = true;
+            break;
         }
     }
-    Ok((text, last, false))
+    if !text.is_empty() {
+        framed.pieces.push(Bytes::from(text));
+    }
+    Ok(framed)
 }
 
 /// The members of a record an event's name needs.
@@ -559,6 +582,7 @@ mod tests {
             filter: Arc::new(AuditFilter::default()),
             heartbeat: Duration::from_secs(3600),
             last_sent: Instant::now(),
+            read_size: FIRST_READ,
         };
         let (stopping, stopped) = watch::channel(false);
         actix_web::rt::spawn(async move {
@@ -663,11 +687,27 @@ mod tests {
     }
 
     #[test]
+    fn many_records_are_handed_over_in_bounded_pieces_that_join_into_every_event_in_order() {
+        let records: Vec<StoredRecord> = (1..=2000).map(|seq| record(seq, "RoleCreated")).collect();
+        let framed = frame_records(&AuditFilter::default(), records.iter().collect(), None).expect("framed");
+        assert!(framed.pieces.len() > 1, "2000 records are more than one piece");
+        let largest_record = records.iter().map(|record| record.bytes.len() + 64).max().unwrap_or(0);
+        assert!(framed.pieces.iter().all(|piece| !piece.is_empty() && piece.len() < PIECE_BYTES + largest_record));
+        let mut whole = Vec::new();
+        for record in &records {
+            frame_record(record, &mut whole).expect("framed");
+        }
+        assert_eq!(framed.pieces.concat(), whole);
+        assert_eq!((framed.last, framed.done), (Some(2000), false));
+    }
+
+    #[test]
     fn framing_stops_at_until_and_reports_the_last_record_read_even_when_filtered_out() {
         let filter = AuditFilter::matching(Some("RoleCreated"), None, None).expect("filter");
         let records = [record(1, "RoleCreated"), record(2, "UserCreated"), record(3, "RoleCreated")];
-        let (text, last, done) = frame_records(&filter, records.iter().collect(), Some(2)).expect("framed");
-        assert_eq!((last, done), (Some(2), true));
+        let framed = frame_records(&filter, records.iter().collect(), Some(2)).expect("framed");
+        assert_eq!((framed.last, framed.done), (Some(2), true));
+        let text: Vec<u8> = framed.pieces.concat();
         let text = String::from_utf8(text).expect("utf-8");
         assert!(text.starts_with("id: 1\n") && !text.contains("id: 2") && !text.contains("id: 3"), "{text}");
     }
