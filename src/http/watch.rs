@@ -15,7 +15,9 @@
 //! takes what it sent. The feed is a bounded ring the writer never waits for; a stream
 //! that falls behind it while following live is cut off (`event: lagged`, then the end)
 //! and the client resumes from its last id. One that falls behind while it still reads
-//! the log simply reads on from the log, since the log keeps everything.
+//! the log simply reads on from the log, since the log keeps everything. Before it sends
+//! anything, a stream asks again whether its key holds `security.audit.read`, and ends
+//! once it does not.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
