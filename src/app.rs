@@ -25,6 +25,7 @@ use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::usage::KeyUsageCounter;
+use crate::http::watch::Followers;
 use crate::http::{self, AppState};
 use crate::ledger::{
     CheckpointPolicy, FatalStorageError, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError,
@@ -56,6 +57,9 @@ pub struct Config {
     pub key_usage_interval: Duration,
     /// How long a key's window of recorded refused admin requests lasts.
     pub denial_window: Duration,
+    /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
+    /// heartbeat comment.
+    pub watch_heartbeat: Duration,
 }
 
 /// The default interval between records of key usage: 15 minutes, as AWS records a key's
@@ -292,8 +296,12 @@ impl Listeners {
     }
 }
 
-/// Stops the server gracefully (in-flight requests finish) on SIGTERM or SIGINT.
-fn stop_gracefully_on_signals(handle: actix_web::dev::ServerHandle) -> Result<(), StartError> {
+/// Stops the server gracefully (in-flight requests finish) on SIGTERM or SIGINT. Change
+/// feed streams never finish by themselves, so they are ended first.
+fn stop_gracefully_on_signals(
+    handle: actix_web::dev::ServerHandle,
+    state: web::Data<AppState>,
+) -> Result<(), StartError> {
     let signal_error = |source| StartError::Signals { source };
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
@@ -302,6 +310,7 @@ fn stop_gracefully_on_signals(handle: actix_web::dev::ServerHandle) -> Result<()
             _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then stopping"),
             _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
         }
+        state.followers.stop();
         handle.stop(true).await;
     });
     Ok(())
@@ -351,6 +360,7 @@ impl Application {
             denials: DenialLimiter::new(config.denial_window),
             operations: OperationIds::from_openapi(&openapi),
             max_body_bytes: config.limits.max_body_bytes,
+            followers: Followers::new(config.watch_heartbeat),
         });
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
@@ -397,7 +407,7 @@ impl Application {
         // `listening on` is printed, so that a signal sent as soon as the server says it is
         // up is never the default (fatal) one.
         let server = server.disable_signals().run();
-        stop_gracefully_on_signals(server.handle())?;
+        stop_gracefully_on_signals(server.handle(), shared.clone())?;
         sign_checkpoints_every(config.checkpoints.interval, shared.clone());
         actix_web::rt::spawn(stop_on_fatal_storage_error(shared.ledger.fatal()));
         let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);

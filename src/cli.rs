@@ -142,6 +142,10 @@ pub struct ServeArgs {
     /// recorded per key per window, and the count of the rest goes into the next one.
     #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     denial_window_secs: u64,
+    /// Milliseconds a change feed stream (GET /v1/audit/watch) stays silent before it
+    /// sends a heartbeat comment.
+    #[arg(long, default_value_t = crate::http::watch::DEFAULT_HEARTBEAT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..))]
+    watch_heartbeat_ms: u64,
 }
 
 impl From<ServeArgs> for Config {
@@ -168,6 +172,7 @@ impl From<ServeArgs> for Config {
             limits,
             key_usage_interval: Duration::from_secs(args.key_usage_interval_secs),
             denial_window: Duration::from_secs(args.denial_window_secs),
+            watch_heartbeat: Duration::from_millis(args.watch_heartbeat_ms),
         }
     }
 }

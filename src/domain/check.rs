@@ -99,10 +99,23 @@ pub struct CheckRequest<'a> {
 /// [`Reason::EventRequired`], since access to some events says nothing of the one the
 /// app will touch.
 pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
-    let refuse = |reason| Decision { reason, user_id: None, key_id: None, key_hash: None };
     let Ok(hash) = KeyHash::of_presented(request.key) else {
-        return refuse(Reason::MalformedKey);
+        return Decision { reason: Reason::MalformedKey, user_id: None, key_id: None, key_hash: None };
     };
+    check_key_hash(state, hash, request.function, request.event_id, now)
+}
+
+/// [`check`] of a key already known by its hash: what a long-lived request (the change
+/// feed) asks again, later, of the key it was opened with, without keeping the secret.
+#[inline]
+pub fn check_key_hash<'a>(
+    state: &'a State,
+    hash: KeyHash,
+    function: &str,
+    event_id: Option<&str>,
+    now: Timestamp,
+) -> Decision<'a> {
+    let refuse = |reason| Decision { reason, user_id: None, key_id: None, key_hash: None };
     let Some(key) = state.key(&hash) else {
         return refuse(Reason::UnknownKey);
     };
@@ -120,13 +133,13 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
     if !user.is_enabled() {
         return decided(Reason::UserDisabled);
     }
-    let Ok(function) = FunctionId::parse(request.function) else {
+    let Ok(function) = FunctionId::parse(function) else {
         return decided(Reason::UnknownFunction);
     };
     if !user.functions().contains(function) {
         return decided(Reason::FunctionNotGranted);
     }
-    match request.event_id {
+    match event_id {
         Some(event) if !state.may_access_event(user, event) => decided(Reason::EventNotAccessible),
         None if function.is_event_scoped() && !user.has_all_events() => decided(Reason::EventRequired),
         _ => decided(Reason::Granted),

@@ -30,7 +30,7 @@ pub use authority::{
     is_standing_administrator,
 };
 pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionScope, FunctionSet, UnknownFunction};
-pub use check::{CheckRequest, Decision, Reason, check};
+pub use check::{CheckRequest, Decision, Reason, check, check_key_hash};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
 pub use event::{Event, KeyUse, MAX_KEYS_PER_USAGE_RECORD};

@@ -115,7 +115,7 @@ pub const MAX_SCANNED_PER_PAGE: usize = 10_000;
 
 /// What a record must be to be listed; `None` lets every record through.
 #[derive(Debug, Default)]
-struct AuditFilter {
+pub(super) struct AuditFilter {
     types: Option<Vec<&'static str>>,
     actor: Option<String>,
     subject: Option<String>,
@@ -136,7 +136,7 @@ struct Envelope<'a> {
 }
 
 /// Whether to list a record, and whether any later record could be listed.
-enum Verdict {
+pub(super) enum Verdict {
     List,
     Skip,
     /// The record, and every later one, is written at or after `to`.
@@ -145,9 +145,29 @@ enum Verdict {
 
 impl AuditFilter {
     fn of(query: &AuditQuery) -> Result<AuditFilter, ApiError> {
-        let types = query
-            .kind
-            .as_deref()
+        let filter = AuditFilter::matching(query.kind.as_deref(), query.actor.as_deref(), query.subject.as_deref())?;
+        let time = |name: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(Timestamp::parse)
+                .transpose()
+                .map_err(|error| ApiError::InvalidQuery(format!("{name}: {error}")))
+        };
+        let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
+        if from.zip(to).is_some_and(|(from, to)| to < from) {
+            return Err(ApiError::ReversedRange);
+        }
+        Ok(AuditFilter { from, to, ..filter })
+    }
+
+    /// The filters by event type (comma-separated names), actor and subject, checked as the
+    /// listing checks them; `listAuditEvents` and `watchAuditEvents` share them.
+    pub(super) fn matching(
+        kind: Option<&str>,
+        actor: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<AuditFilter, ApiError> {
+        let types = kind
             .map(|names| {
                 names
                     .split(',')
@@ -162,25 +182,21 @@ impl AuditFilter {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        if let Some(actor) = &query.actor {
-            Actor::try_from(actor.clone())
+        if let Some(actor) = actor {
+            Actor::try_from(actor.to_owned())
                 .map_err(|_| ApiError::InvalidQuery("actor must be `system` or a user id".to_owned()))?;
         }
-        let time = |name: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(Timestamp::parse)
-                .transpose()
-                .map_err(|error| ApiError::InvalidQuery(format!("{name}: {error}")))
-        };
-        let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
-        if from.zip(to).is_some_and(|(from, to)| to < from) {
-            return Err(ApiError::ReversedRange);
-        }
-        Ok(AuditFilter { types, actor: query.actor.clone(), subject: query.subject.clone(), from, to })
+        Ok(AuditFilter {
+            types,
+            actor: actor.map(str::to_owned),
+            subject: subject.map(str::to_owned),
+            from: None,
+            to: None,
+        })
     }
 
-    fn is_empty(&self) -> bool {
+    /// Whether every record passes.
+    pub(super) fn is_empty(&self) -> bool {
         self.types.is_none()
             && self.actor.is_none()
             && self.subject.is_none()
@@ -188,7 +204,8 @@ impl AuditFilter {
             && self.to.is_none()
     }
 
-    fn judge(&self, record: &StoredRecord) -> Result<Verdict, ApiError> {
+    /// Whether `record` passes the filter; an unreadable record is an internal error.
+    pub(super) fn judge(&self, record: &StoredRecord) -> Result<Verdict, ApiError> {
         let envelope: Envelope<'_> = serde_json::from_slice(&record.bytes).map_err(|error| {
             tracing::error!(seq = record.seq, %error, "a stored record has no readable envelope");
             ApiError::Internal

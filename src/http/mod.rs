@@ -86,6 +86,7 @@ pub mod roles;
 pub mod throttle;
 pub mod usage;
 pub mod users;
+pub mod watch;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
@@ -114,6 +115,8 @@ pub struct AppState {
     pub operations: denials::OperationIds,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// What the change feeds (`watchAuditEvents`) share.
+    pub followers: watch::Followers,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the
@@ -299,6 +302,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     groups::configure(config);
     keys::configure(config);
     audit::configure(config);
+    watch::configure(config);
     integrity::configure(config);
     report::configure(config);
     review::configure(config);

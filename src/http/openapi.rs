@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users};
+use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users, watch};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -41,6 +41,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         checks::check_key,
         checks::authorize_request,
         audit::list_audit_events,
+        watch::watch_audit_events,
         audit::verify_audit_log,
         review::get_permissions_at,
         review::who_can,

@@ -12,6 +12,7 @@
 //! shutdown): it alone knows the view at exactly the log's head. At open, the log must
 //! still match its latest checkpoint, or the ledger refuses to serve.
 
+pub mod feed;
 mod open;
 pub mod replay;
 mod verify;
@@ -27,6 +28,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey,
 use crate::domain::{self, Actor, Command, DomainError, Event, KeyHash, KeySecret, State};
 use crate::log::{ChainError, EventLog};
 
+pub use feed::{Change, DEFAULT_FEED_CAPACITY};
 pub use replay::{ReplayError, TreeError, Unauthorised, VerifiedReplay};
 pub use verify::{Verification, VerifyError, verify_log};
 
@@ -172,6 +174,8 @@ struct Shared<L> {
     checkpoints: Option<CheckpointStore>,
     /// The snapshot directory, when snapshots are kept: history starts from them.
     snapshots: Option<PathBuf>,
+    /// Where the writer publishes what it made durable ([`feed`]).
+    feed: feed::Feed,
 }
 
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
@@ -217,6 +221,7 @@ impl<L: EventLog> Ledger<L> {
             public_key,
             checkpoints: store,
             snapshots: snapshots.as_ref().map(|policy| policy.dir.clone()),
+            feed: feed::Feed::new(DEFAULT_FEED_CAPACITY),
         });
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let (fatal_sender, fatal) = watch::channel(None);
@@ -247,6 +252,13 @@ impl<L: EventLog> Ledger<L> {
     /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
     pub fn view(&self) -> RwLockReadGuard<'_, State> {
         self.shared.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Follows the change feed: every batch of records appended and every checkpoint
+    /// signed from now on ([`feed`]). Subscribe first, then read the view's head: records
+    /// up to it are in the log, later ones will come through the feed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.shared.feed.subscribe()
     }
 
     /// The log underneath, for reading records.

@@ -1216,3 +1216,49 @@ mod history_from_snapshots {
         assert_eq!(answer(&from_snapshot), answer(&full));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The change feed (issue #13, item 1).
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_follower_receives_every_batch_exactly_as_stored_in_order() {
+    let ledger = Ledger::open(MemoryLog::new()).unwrap();
+    let mut follower = ledger.subscribe();
+    ledger.bootstrap().unwrap();
+    let role = new_role_id();
+    submit(&ledger, create_role(&role, "Readers"));
+    submit(&ledger, activate(&role, &["api.events.read", "api.people.read"]));
+    let mut received = Vec::new();
+    while let Ok(change) = follower.try_recv() {
+        match change {
+            Change::Records(batch) => received.extend(batch.iter().cloned()),
+            Change::Checkpoint(_) => panic!("this ledger keeps no checkpoints"),
+        }
+    }
+    let head = ledger.view().head();
+    assert_eq!(received, ledger.log().read(1, usize::MAX).unwrap());
+    assert_eq!(received.last().map(|record| record.seq), Some(head));
+}
+
+#[test]
+fn the_writer_never_waits_for_a_follower_that_reads_nothing_and_the_follower_learns_it_fell_behind() {
+    let ledger = Ledger::open(MemoryLog::new()).unwrap();
+    ledger.bootstrap().unwrap();
+    let mut stalled = ledger.subscribe();
+    let before = ledger.view().head();
+    // One command at a time: each is a batch of its own, so a message of the feed.
+    let commands = DEFAULT_FEED_CAPACITY as u64 + 10;
+    for index in 0..commands {
+        submit(&ledger, create_role(&new_role_id(), &format!("Role {index}")));
+    }
+    assert_eq!(ledger.view().head(), before + commands, "every command was applied");
+    // The ring kept the newest messages; the follower learns how many it missed, then
+    // reads on from the oldest kept, up to the last record.
+    assert_eq!(stalled.try_recv().err(), Some(tokio::sync::broadcast::error::TryRecvError::Lagged(10)));
+    let mut kept = Vec::new();
+    while let Ok(Change::Records(batch)) = stalled.try_recv() {
+        kept.extend(batch.iter().map(|record| record.seq));
+    }
+    assert_eq!(kept, (before + 11..=before + commands).collect::<Vec<_>>());
+}

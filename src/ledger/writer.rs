@@ -149,6 +149,7 @@ impl<L: EventLog> Writer<L> {
         let checkpoint = signer.sign(head, root, time, view);
         store.append(&checkpoint).map_err(|e| failed(e.to_string()))?;
         tracing::info!(size = head, root = %root, "signed a checkpoint");
+        self.shared.feed.publish_checkpoint(&checkpoint);
         self.last_checkpoint = Some(checkpoint.clone());
         Ok(checkpoint)
     }
@@ -271,6 +272,8 @@ impl<L: EventLog> Writer<L> {
                 view.apply(*position, event);
             }
         }
+        // Durable and in the view: followers may have them now. Never waits.
+        self.shared.feed.publish_records(records);
         for (reply, outcome) in answers {
             // A caller that went away no longer needs its answer; its events are durable.
             let _ = reply.send(outcome.map_err(SubmitError::Refused));

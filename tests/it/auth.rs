@@ -114,6 +114,8 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("generateKey", "POST", "/v1/users/{user_id}/key", Some("{}"), "security.keys.manage", 201),
     operation("revokeKey", "DELETE", "/v1/users/{user_id}/key", None, "security.keys.manage", 200),
     operation("listAuditEvents", "GET", "/v1/audit/events", None, "security.audit.read", 200),
+    // `until` ends the stream, so that the call returns.
+    operation("watchAuditEvents", "GET", "/v1/audit/watch?until=1", None, "security.audit.read", 200),
     operation("verifyAuditLog", "GET", "/v1/audit/verify", None, "security.audit.read", 200),
     operation("getCheckpoint", "GET", "/v1/audit/checkpoint", None, "security.audit.read", 200),
     operation("listCheckpoints", "GET", "/v1/audit/checkpoints", None, "security.audit.read", 200),

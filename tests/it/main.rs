@@ -28,3 +28,4 @@ mod throttle;
 mod upgrade;
 mod usage;
 mod walkthrough;
+mod watch;
