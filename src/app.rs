@@ -129,7 +129,7 @@ impl Default for CheckpointConfig {
 #[non_exhaustive]
 pub enum StartError {
     /// The data directory could not be created.
-    #[error("cannot create the data directory {}: {source}", path.display())]
+    #[error("cannot create the data directory {}", crate::io_advice::describe(.path, .source))]
     DataDir {
         /// The directory.
         path: PathBuf,

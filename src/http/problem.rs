@@ -18,7 +18,7 @@ use crate::ledger::SubmitError;
     "type": "urn:keyledger:problem:standalone_api_role",
     "title": "An API role is standalone",
     "status": 409,
-    "detail": "user usr_5f0c2a9e1b7d4c3a would hold API role role_9d8e7f6a5b4c3d2e beside another role; an API role is standalone",
+    "detail": "user usr_5f0c2a9e1b7d4c3a would hold API role role_9d8e7f6a5b4c3d2e beside another role, but an API role is held alone: give it and the other roles to different users (createUser makes a new one for the app), or first unassign the roles the user must not keep (unassignRole)",
     "code": "standalone_api_role"
 }))]
 pub struct Problem {

@@ -445,6 +445,9 @@ fn an_api_role_is_standalone_so_combining_it_with_another_role_is_409() {
     let reply =
         app.post(&format!("/v1/roles/{future_api}/functions/activate"), &json!({ "functions": ["api.events.read"] }));
     expect_problem(&reply, 409, "standalone_api_role", "an API function on a role whose holder holds another role");
+    // The detail says how to fix it (issue #13): separate users, or unassign first.
+    let detail = reply.json()["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("createUser") && detail.contains("unassignRole"), "{detail}");
 
     assert_eq!(app.audit_size(), before);
     assert_eq!(app.get(&format!("/v1/users/{api_user}")).json()["roles"], json!([api]));

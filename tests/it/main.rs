@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod event_scope;
+mod first_run;
 mod helpers;
 mod hygiene;
 mod idempotency;
