@@ -66,7 +66,7 @@ pub struct GeneratedKey {
 #[utoipa::path(
     operation_id = "generateKey",
     tag = "keys",
-    request_body(content = GenerateKeyRequest, description = "Optional; an empty body means no expiry and no grace period"),
+    request_body(content = Option<GenerateKeyRequest>, description = "Optional; an empty body means no expiry and no grace period"),
     params(
         UserPath,
         IfMatch<UserView>,

@@ -123,6 +123,23 @@ fn a_body_that_is_not_json_is_400_malformed_json_on_every_operation_that_takes_o
 }
 
 #[test]
+fn a_body_that_is_an_array_of_the_fields_is_400_invalid_body() {
+    // serde fills a struct from an array of its fields in order; schemathesis found
+    // generateKey accepting `[null, null]` as `{}`.
+    let app = spawn_app();
+    let user = app.create_user("Target user");
+    let before = app.audit_size();
+    for (method, path, body) in [
+        ("POST", format!("/v1/users/{user}/key"), "[null, null]"),
+        ("POST", "/v1/roles".to_owned(), r#"["API Access"]"#),
+        ("POST", "/v1/check".to_owned(), r#"[null, "api.events.read", null]"#),
+    ] {
+        expect_problem(&send_json(&app, method, &path, body), 400, "invalid_body", &format!("{method} {path} {body}"));
+    }
+    assert_eq!(app.audit_size(), before);
+}
+
+#[test]
 fn wrong_types_missing_fields_and_unknown_fields_are_400_invalid_body() {
     let app = spawn_app();
     let role = app.create_role("Target role");
