@@ -54,6 +54,15 @@ impl RawJson {
         Ok(parsed)
     }
 
+    /// Parses a body the spec declares optional (generateKey's) as `T`: no body, or
+    /// JSON `null`, is `{}`; anything else as [`RawJson::parse`] takes it.
+    pub fn parse_optional<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        if self.is_json && self.bytes.trim_ascii() == b"null" {
+            return serde_json::from_slice(b"{}").map_err(|error| ApiError::InvalidBody(error.to_string()));
+        }
+        self.parse()
+    }
+
     /// The body's bytes, for idempotency fingerprints.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes

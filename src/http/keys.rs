@@ -92,7 +92,7 @@ pub async fn generate_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path.user_id)?;
-    let input: GenerateKeyRequest = body.parse()?;
+    let input: GenerateKeyRequest = body.parse_optional()?;
     let expires_at = input
         .expires_at
         .as_deref()

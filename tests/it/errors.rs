@@ -123,6 +123,17 @@ fn a_body_that_is_not_json_is_400_malformed_json_on_every_operation_that_takes_o
 }
 
 #[test]
+fn generate_key_takes_no_body_or_null_as_the_spec_declares_it_optional() {
+    let app = spawn_app();
+    let user = app.create_user("Target user");
+    send(&app, "POST", &format!("/v1/users/{user}/key"), None, None).expect(201);
+    send_json(&app, "POST", &format!("/v1/users/{user}/key"), "null").expect(201);
+    send_json(&app, "POST", &format!("/v1/users/{user}/key"), " null\n").expect(201);
+    // Another operation's body is not optional: null is not an object.
+    expect_problem(&send_json(&app, "POST", "/v1/roles", "null"), 400, "invalid_body", "createRole null");
+}
+
+#[test]
 fn a_body_that_is_an_array_of_the_fields_is_400_invalid_body() {
     // serde fills a struct from an array of its fields in order; schemathesis found
     // generateKey accepting `[null, null]` as `{}`.
