@@ -32,7 +32,7 @@ pub enum FjallLogError {
         source: fjall::Error,
     },
     /// fjall failed; after a failed write fjall refuses further writes until restart.
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", describe_storage_failure(.0))]
     Storage(#[from] fjall::Error),
     /// A key in the records keyspace is not an 8-byte sequence number.
     #[error("corrupt log: a record key is not a sequence number")]
@@ -51,6 +51,16 @@ fn explain_open_failure(error: &fjall::Error) -> String {
             "fjall could not recover it ({other:?}); keep a copy of the data directory as it is, \
              and restore it from a backup or a copy taken before the fault"
         ),
+    }
+}
+
+/// fjall's failure in plain words: the system's message for an I/O error (such as "No
+/// space left on device (os error 28)"), not fjall's debug output; fjall's own variant
+/// otherwise.
+fn describe_storage_failure(error: &fjall::Error) -> String {
+    match error {
+        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io)) => io.to_string(),
+        other => format!("fjall reported {other:?}"),
     }
 }
 
