@@ -102,10 +102,10 @@ pub struct AuditQuery {
     #[param(example = "usr_5f0c2a9e1b7d4c3a")]
     pub subject: Option<String>,
     /// Only records written at or after this time (RFC 3339; inclusive).
-    #[param(example = "2027-01-31T00:00:00Z")]
+    #[param(example = "2027-01-31T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
     /// Only records written before this time (RFC 3339; exclusive).
-    #[param(example = "2027-02-01T00:00:00Z")]
+    #[param(example = "2027-02-01T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
 }
 

@@ -27,6 +27,7 @@ pub struct GenerateKeyRequest {
     /// When the new key stops working (RFC 3339, in the future). Without it the key does
     /// not expire.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
