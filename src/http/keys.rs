@@ -21,7 +21,7 @@ use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 pub struct GenerateKeyRequest {
     /// How long the user's previous key keeps working, for rotation without downtime
     /// (0 to 2592000 seconds). Without it the previous key stops working at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(minimum = 0, maximum = 2592000)]
     pub grace_seconds: Option<u64>,
     /// When the new key stops working (RFC 3339, in the future). Without it the key does
@@ -29,6 +29,22 @@ pub struct GenerateKeyRequest {
     #[serde(default)]
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+}
+
+/// A whole number of seconds as JSON Schema's `integer` admits it: `3600`, or `3600.0`
+/// as some clients write a whole float (Python's `json.dumps(3600.0)`).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // Every whole float up to 2^53 is exact; the domain refuses more than 30 days anyway.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let whole = number.as_u64().or_else(|| {
+        number.as_f64().filter(|value| value.fract() == 0.0 && (0.0..=EXACT).contains(value)).map(|value| value as u64)
+    });
+    whole.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("grace_seconds must be a whole number of seconds from 0, not {number}"))
+    })
 }
 
 /// A generated key. The secret `key` is shown in this response only: keyledger keeps

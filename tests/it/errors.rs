@@ -134,6 +134,24 @@ fn generate_key_takes_no_body_or_null_as_the_spec_declares_it_optional() {
 }
 
 #[test]
+fn grace_seconds_may_be_a_whole_float_as_json_schema_integers_are_but_not_a_fraction() {
+    let app = spawn_app();
+    let user = app.create_user("Target user");
+    app.generate_key(&user, &json!({}));
+    let reply = send_json(&app, "POST", &format!("/v1/users/{user}/key"), r#"{"grace_seconds": 3600.0}"#);
+    reply.expect(201);
+    assert!(reply.json()["replaced_key_valid_until"].is_string(), "{}", reply.body);
+    for body in [
+        r#"{"grace_seconds": 1.5}"#,
+        r#"{"grace_seconds": -1}"#,
+        r#"{"grace_seconds": -1.0}"#,
+        r#"{"grace_seconds": 1e300}"#,
+    ] {
+        expect_problem(&send_json(&app, "POST", &format!("/v1/users/{user}/key"), body), 400, "invalid_body", body);
+    }
+}
+
+#[test]
 fn a_body_that_is_an_array_of_the_fields_is_400_invalid_body() {
     // serde fills a struct from an array of its fields in order; schemathesis found
     // generateKey accepting `[null, null]` as `{}`.
