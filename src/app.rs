@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::rt::signal::unix::{SignalKind, signal};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
@@ -23,6 +23,7 @@ use crate::http::denials::{DenialLimiter, OperationIds};
 use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
+use crate::http::routing::{self, RouteTable};
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::usage::KeyUsageCounter;
 use crate::http::watch::Followers;
@@ -132,7 +133,7 @@ impl Default for CheckpointConfig {
 #[non_exhaustive]
 pub enum StartError {
     /// The data directory could not be created.
-    #[error("cannot create the data directory {}: {source}", path.display())]
+    #[error("cannot create the data directory {}", crate::io_advice::describe(.path, .source))]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -362,6 +363,7 @@ impl Application {
             max_body_bytes: config.limits.max_body_bytes,
             followers: Followers::new(config.watch_heartbeat),
         });
+        let routes = web::Data::new(RouteTable::from_openapi(&openapi));
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
         let request_timeout = config.limits.request_timeout;
@@ -378,15 +380,17 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
                 )
+                .app_data(routes.clone())
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
                 .service(
-                    SwaggerUi::new("/docs/{_:.*}")
-                        .url("/openapi.json", openapi.clone())
+                    SwaggerUi::new(format!("{}{{_:.*}}", routing::DOCS_PREFIX))
+                        .url(routing::OPENAPI_PATH, openapi.clone())
                         // No call to the public validator: the docs work with no network.
                         .config(SwaggerConfig::default().validator_url("none")),
                 )
-                .default_service(web::to(no_route))
+                .route(routing::DOCS_WITHOUT_SLASH, web::get().to(routing::redirect_to_docs))
+                .default_service(web::to(routing::no_route))
         });
         if let Some(workers) = config.workers {
             server = server.workers(workers.max(1));
@@ -513,10 +517,6 @@ async fn record_key_usage(state: &AppState) {
     }
 }
 
-async fn no_route(request: HttpRequest) -> HttpResponse {
-    ApiError::NoRoute(request.path().to_owned()).error_response()
-}
-
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn is_check_path(path: &str) -> bool {
@@ -527,7 +527,7 @@ fn is_check_path(path: &str) -> bool {
 /// it with its outcome, and turns any error answer that is not yet a problem document
 /// into one. Key checks are logged at debug level only: they are the hot path.
 async fn request_context(
-    request: ServiceRequest,
+    mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let request_id = request
@@ -538,6 +538,7 @@ async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:x}-{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let method = request.method().clone();
+    routing::answer_head_as_get(&mut request);
     let path = request.path().to_owned();
     let quiet = is_check_path(&path);
     let span = tracing::info_span!("request", id = %request_id);
@@ -573,7 +574,7 @@ fn into_problem(response: ServiceResponse) -> ServiceResponse {
     let detail = response.response().error().map(ToString::to_string).unwrap_or_else(|| status.to_string());
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::NoRoute(response.request().path().to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(response.request().method().to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => routing::method_not_allowed(response.request()),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
             response.request().app_data::<web::Data<AppState>>().map_or(MAX_BODY_BYTES, |state| state.max_body_bytes),
         ),

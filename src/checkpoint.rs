@@ -48,7 +48,7 @@ pub enum CheckpointError {
     #[error("the signing key in {} is not 64 hexadecimal characters", .0.display())]
     BadSigningKey(PathBuf),
     /// Reading or writing a file failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", crate::io_advice::describe(.path, .source))]
     Io {
         /// The file.
         path: PathBuf,

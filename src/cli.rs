@@ -377,6 +377,7 @@ fn run(command: Command) -> Outcome {
 
 fn serve(config: Config) -> Outcome {
     crate::telemetry::init("info");
+    let started = std::time::Instant::now();
     // Bind first: a start that cannot listen must leave the data directory as it found it,
     // so that the next start on a free address bootstraps it and prints the key.
     let listeners = app::Listeners::bind(&config.listen).map_err(|error| {
@@ -401,7 +402,12 @@ fn serve(config: Config) -> Outcome {
         let _ = writeln!(stdout, "listening on http://{}", application.address());
         let _ = stdout.flush();
         drop(stdout);
-        tracing::info!(address = %application.address(), data_dir = %config.data_dir.display(), "serving");
+        tracing::info!(
+            address = %application.address(),
+            data_dir = %config.data_dir.display(),
+            startup_ms = started.elapsed().as_millis(),
+            "serving"
+        );
         application.run().await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

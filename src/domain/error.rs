@@ -63,7 +63,11 @@ pub enum DomainError {
         function: FunctionId,
     },
     /// The change would leave a user holding an API role beside another role.
-    #[error("user {user_id} would hold API role {api_role} beside another role; an API role is standalone")]
+    #[error(
+        "user {user_id} would hold API role {api_role} beside another role, but an API role is held alone: \
+         give it and the other roles to different users (createUser makes a new one for the app), \
+         or first unassign the roles the user must not keep (unassignRole)"
+    )]
     StandaloneApiRole {
         /// The user.
         user_id: UserId,

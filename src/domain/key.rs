@@ -89,7 +89,11 @@ impl KeyHash {
     /// Checks a presented key's shape and checksum, then hashes it.
     ///
     /// This is the first step of every key check, so it does no allocation.
+    ///
+    /// ASCII whitespace around the key is not part of it: the format has none, so a key
+    /// pasted with a trailing newline (or base64-encoded by `echo` for Basic) is the key.
     pub fn of_presented(key: &str) -> Result<KeyHash, MalformedKey> {
+        let key = key.trim_ascii();
         let bytes = key.as_bytes();
         if bytes.len() != KEY_LEN || !key.starts_with(PREFIX) {
             return Err(MalformedKey);
@@ -204,6 +208,19 @@ mod tests {
             let typo = String::from_utf8(typo).unwrap();
             assert_eq!(KeyHash::of_presented(&typo), Err(MalformedKey), "typo at {position}");
         }
+    }
+
+    #[test]
+    fn whitespace_around_a_key_is_not_part_of_it_but_inside_it_is_refused() {
+        let key = KeySecret::generate(&mut rand::rng());
+        let hash = key.hash();
+        for padded in [format!("{}\n", key.expose()), format!(" {}\r\n", key.expose()), format!("\t{} ", key.expose())]
+        {
+            assert_eq!(KeyHash::of_presented(&padded), Ok(hash), "{padded:?}");
+        }
+        let (head, tail) = key.expose().split_at(10);
+        assert!(KeyHash::of_presented(&format!("{head} {tail}")).is_err());
+        assert!(KeyHash::of_presented(&format!("{}\u{a0}", key.expose())).is_err(), "only ASCII whitespace");
     }
 
     #[test]

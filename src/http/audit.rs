@@ -96,16 +96,16 @@ pub struct AuditQuery {
     #[param(rename = "type", example = "KeyGenerated,KeyRevoked")]
     pub kind: Option<String>,
     /// Only records made by this actor: a user id, or `system`.
-    #[param(example = "usr_00aa11bb22cc33dd")]
+    #[param(example = "usr_00aa11bb22cc33dd", pattern = "^(system|usr_[0-9a-f]{16})$")]
     pub actor: Option<String>,
     /// Only records about this role, user or group id (or `system`).
     #[param(example = "usr_5f0c2a9e1b7d4c3a")]
     pub subject: Option<String>,
     /// Only records written at or after this time (RFC 3339; inclusive).
-    #[param(example = "2027-01-31T00:00:00Z")]
+    #[param(example = "2027-01-31T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
     /// Only records written before this time (RFC 3339; exclusive).
-    #[param(example = "2027-02-01T00:00:00Z")]
+    #[param(example = "2027-02-01T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
 }
 

@@ -42,10 +42,25 @@ impl RawJson {
         if !self.bytes.is_empty() && !self.is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+        let parsed = serde_json::from_slice(bytes).map_err(|error| match error.classify() {
             serde_json::error::Category::Data => ApiError::InvalidBody(error.to_string()),
             _ => ApiError::MalformedJson(error.to_string()),
-        })
+        })?;
+        // Every body is an object; serde would also fill a struct from an array of its
+        // fields in order (`[null, null]`), which no client means.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::InvalidBody("the body must be a JSON object".to_owned()));
+        }
+        Ok(parsed)
+    }
+
+    /// Parses a body the spec declares optional (generateKey's) as `T`: no body, or
+    /// JSON `null`, is `{}`; anything else as [`RawJson::parse`] takes it.
+    pub fn parse_optional<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        if self.is_json && self.bytes.trim_ascii() == b"null" {
+            return serde_json::from_slice(b"{}").map_err(|error| ApiError::InvalidBody(error.to_string()));
+        }
+        self.parse()
     }
 
     /// The body's bytes, for idempotency fingerprints.

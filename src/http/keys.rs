@@ -21,13 +21,30 @@ use crate::domain::{Command, Event, FunctionId, KeyId, KeySecret, Timestamp};
 pub struct GenerateKeyRequest {
     /// How long the user's previous key keeps working, for rotation without downtime
     /// (0 to 2592000 seconds). Without it the previous key stops working at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(minimum = 0, maximum = 2592000)]
     pub grace_seconds: Option<u64>,
     /// When the new key stops working (RFC 3339, in the future). Without it the key does
     /// not expire.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+}
+
+/// A whole number of seconds as JSON Schema's `integer` admits it: `3600`, or `3600.0`
+/// as some clients write a whole float (Python's `json.dumps(3600.0)`).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // Every whole float up to 2^53 is exact; the domain refuses more than 30 days anyway.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let whole = number.as_u64().or_else(|| {
+        number.as_f64().filter(|value| value.fract() == 0.0 && (0.0..=EXACT).contains(value)).map(|value| value as u64)
+    });
+    whole.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("grace_seconds must be a whole number of seconds from 0, not {number}"))
+    })
 }
 
 /// A generated key. The secret `key` is shown in this response only: keyledger keeps
@@ -66,7 +83,7 @@ pub struct GeneratedKey {
 #[utoipa::path(
     operation_id = "generateKey",
     tag = "keys",
-    request_body(content = GenerateKeyRequest, description = "Optional; an empty body means no expiry and no grace period"),
+    request_body(content = Option<GenerateKeyRequest>, description = "Optional; an empty body means no expiry and no grace period"),
     params(
         UserPath,
         IfMatch<UserView>,
@@ -92,7 +109,7 @@ pub async fn generate_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
     let user_id = user_id(&path.user_id)?;
-    let input: GenerateKeyRequest = body.parse()?;
+    let input: GenerateKeyRequest = body.parse_optional()?;
     let expires_at = input
         .expires_at
         .as_deref()

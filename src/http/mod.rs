@@ -83,6 +83,7 @@ pub mod report;
 pub mod responses;
 pub mod review;
 pub mod roles;
+pub mod routing;
 pub mod throttle;
 pub mod usage;
 pub mod users;

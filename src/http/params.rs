@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::responses::Versioned;
 
@@ -108,13 +108,16 @@ impl IntoParams for GroupEventPath {
 
 impl<V: Versioned> IntoParams for IfMatch<V> {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![optional_header("If-Match", V::IF_MATCH).schema(Some(nullable_string())).build()]
+        // What `mutation::expected_version` accepts: `*`, or a version, quoted or not,
+        // weak or not (a u64 of up to 19 digits always fits).
+        let schema = header_string().pattern(Some(r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#));
+        vec![optional_header("If-Match", V::IF_MATCH).schema(Some(schema)).build()]
     }
 }
 
 impl IntoParams for IdempotencyKey {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = nullable_string().min_length(Some(1)).max_length(Some(MAX_IDEMPOTENCY_KEY_LEN));
+        let schema = header_string().min_length(Some(1)).max_length(Some(MAX_IDEMPOTENCY_KEY_LEN));
         let description = "Retrying with the same key returns the first answer and changes nothing";
         vec![optional_header("Idempotency-Key", description).schema(Some(schema)).build()]
     }
@@ -154,7 +157,7 @@ fn parameter(name: &str, parameter_in: ParameterIn, description: &str) -> Parame
     ParameterBuilder::new().name(name).parameter_in(parameter_in).description(Some(description))
 }
 
-/// The schema utoipa gives an `Option<String>` header: a string or null.
-fn nullable_string() -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+/// A header's value: a string, never null (a header left out is absent, not null).
+fn header_string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
 }

@@ -18,7 +18,7 @@ use crate::ledger::SubmitError;
     "type": "urn:keyledger:problem:standalone_api_role",
     "title": "An API role is standalone",
     "status": 409,
-    "detail": "user usr_5f0c2a9e1b7d4c3a would hold API role role_9d8e7f6a5b4c3d2e beside another role; an API role is standalone",
+    "detail": "user usr_5f0c2a9e1b7d4c3a would hold API role role_9d8e7f6a5b4c3d2e beside another role, but an API role is held alone: give it and the other roles to different users (createUser makes a new one for the app), or first unassign the roles the user must not keep (unassignRole)",
     "code": "standalone_api_role"
 }))]
 pub struct Problem {
@@ -71,7 +71,7 @@ pub enum ApiError {
         id: String,
     },
     /// No route matches.
-    #[error("no operation at {0}")]
+    #[error("no operation at {0}; GET /openapi.json lists every path, and /docs/ shows them")]
     NoRoute(String),
     /// A log position or tree size that the log does not have (yet).
     #[error("{0}")]
@@ -79,9 +79,16 @@ pub enum ApiError {
     /// No checkpoint was written at the size asked for.
     #[error("no checkpoint was written at size {0}; listCheckpoints shows those that were")]
     CheckpointNotFound(u64),
-    /// The route exists but not for this method.
-    #[error("this path does not support {0}")]
-    MethodNotAllowed(String),
+    /// The path is known but not for this method.
+    #[error("{path} does not answer {method}; it answers {allowed}")]
+    MethodNotAllowed {
+        /// The method asked with.
+        method: String,
+        /// The path asked for.
+        path: String,
+        /// The methods the path answers, as the `Allow` header lists them.
+        allowed: String,
+    },
     /// The rules refused the command.
     #[error(transparent)]
     Refused(DomainError),
@@ -161,7 +168,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => "not_found",
             ApiError::NotInLog(_) => "not_in_log",
             ApiError::CheckpointNotFound(_) => "checkpoint_not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Refused(refused) => match refused {
                 DomainError::NotFound { .. } => "not_found",
                 DomainError::DuplicateRoleDescription { .. } => "duplicate_description",
@@ -285,7 +292,7 @@ impl ResponseError for ApiError {
             | ApiError::NoRoute(_)
             | ApiError::NotInLog(_)
             | ApiError::CheckpointNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Refused(refused) => match refused {
                 DomainError::NotFound { .. }
                 | DomainError::RoleNotAssigned { .. }
@@ -324,6 +331,11 @@ impl ResponseError for ApiError {
         }
         if let ApiError::StorageUnavailable(_) | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let ApiError::MethodNotAllowed { allowed, .. } = self
+            && let Ok(allowed) = HeaderValue::from_str(allowed)
+        {
+            response.insert_header((header::ALLOW, allowed));
         }
         if let ApiError::TooManyFailedChecks(wait) = self {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds(wait).to_string()));

@@ -92,7 +92,7 @@ pub struct PermissionsQuery {
     pub position: Option<u64>,
     /// At this time (RFC 3339, not in the future): just after the last record written at
     /// or before it. Key states are judged at this time. Not with `position`.
-    #[param(example = "2027-01-31T17:00:00Z")]
+    #[param(example = "2027-01-31T17:00:00Z", format = DateTime)]
     pub at: Option<String>,
     /// How many users, roles and groups to return, together, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000, example = 100)]
@@ -154,7 +154,7 @@ pub struct WhoCanQuery {
     #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
     pub position: Option<u64>,
     /// At this time (RFC 3339, not in the future). Not with `position`.
-    #[param(example = "2027-01-31T17:00:00Z")]
+    #[param(example = "2027-01-31T17:00:00Z", format = DateTime)]
     pub at: Option<String>,
     /// How many users to return, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000, example = 100)]
@@ -311,14 +311,14 @@ pub struct DiffQuery {
     #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 40)]
     pub from_position: Option<u64>,
     /// Start just after the last record written at or before this time (RFC 3339).
-    #[param(example = "2027-01-31T17:00:00Z")]
+    #[param(example = "2027-01-31T17:00:00Z", format = DateTime)]
     pub from: Option<String>,
     /// End with the record with this sequence number. Default: the head of the log.
     #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
     pub to_position: Option<u64>,
     /// End with the last record written at or before this time (RFC 3339). Default: the
     /// head of the log.
-    #[param(example = "2027-02-01T17:00:00Z")]
+    #[param(example = "2027-02-01T17:00:00Z", format = DateTime)]
     pub to: Option<String>,
 }
 

@@ -23,8 +23,16 @@ pub enum FjallLogError {
     /// Another process has the data directory open.
     #[error("the data directory {} is in use by another keyledger process", .0.display())]
     Locked(PathBuf),
+    /// fjall could not open (or create) the log at its path.
+    #[error("cannot open the log at {}: {}", .path.display(), explain_open_failure(.source))]
+    Open {
+        /// The log's directory.
+        path: PathBuf,
+        /// What fjall said.
+        source: fjall::Error,
+    },
     /// fjall failed; after a failed write fjall refuses further writes until restart.
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", describe_storage_failure(.0))]
     Storage(#[from] fjall::Error),
     /// A key in the records keyspace is not an 8-byte sequence number.
     #[error("corrupt log: a record key is not a sequence number")]
@@ -32,6 +40,28 @@ pub enum FjallLogError {
     /// The Merkle tree's stored nodes do not cover the records.
     #[error("corrupt log: {0}")]
     CorruptTree(String),
+}
+
+/// What is wrong with a log fjall could not open, and what to do, in one line: the
+/// file-system advice for an I/O error, or fjall's own words for damage it found.
+fn explain_open_failure(error: &fjall::Error) -> String {
+    match error {
+        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io)) => crate::io_advice::explain(io),
+        other => format!(
+            "fjall could not recover it ({other:?}); keep a copy of the data directory as it is, \
+             and restore it from a backup or a copy taken before the fault"
+        ),
+    }
+}
+
+/// fjall's failure in plain words: the system's message for an I/O error (such as "No
+/// space left on device (os error 28)"), not fjall's debug output; fjall's own variant
+/// otherwise.
+fn describe_storage_failure(error: &fjall::Error) -> String {
+    match error {
+        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io)) => io.to_string(),
+        other => format!("fjall reported {other:?}"),
+    }
 }
 
 /// How an append is made durable before it returns: `fdatasync` of the journal.
@@ -61,12 +91,13 @@ impl FjallLog {
     /// Opens (creating if needed) the log in `path`. Fails with [`FjallLogError::Locked`]
     /// when another process holds it.
     pub fn open(path: &Path) -> Result<Self, FjallLogError> {
-        let database = Database::builder(path).open().map_err(|e| match e {
+        let opening = |error| match error {
             fjall::Error::Locked => FjallLogError::Locked(path.to_owned()),
-            other => FjallLogError::Storage(other),
-        })?;
-        let records = database.keyspace("records", KeyspaceCreateOptions::default)?;
-        let tree = database.keyspace("tree", KeyspaceCreateOptions::default)?;
+            source => FjallLogError::Open { path: path.to_owned(), source },
+        };
+        let database = Database::builder(path).open().map_err(opening)?;
+        let records = database.keyspace("records", KeyspaceCreateOptions::default).map_err(opening)?;
+        let tree = database.keyspace("tree", KeyspaceCreateOptions::default).map_err(opening)?;
         let head = match records.last_key_value() {
             Some(guard) => decode_seq(&guard.key()?)?,
             None => 0,

@@ -125,3 +125,24 @@ fn fjall_log_refuses_a_second_opener_of_the_same_directory() {
     let second = FjallLog::open(dir.path());
     assert!(matches!(second, Err(FjallLogError::Locked(_))), "{second:?}");
 }
+
+#[test]
+fn fjall_log_names_the_path_and_what_to_do_when_a_file_stands_where_the_log_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    std::fs::write(&path, b"a file").unwrap();
+    let error = FjallLog::open(&path).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, FjallLogError::Open { .. }), "{error:?}");
+    assert!(message.starts_with(&format!("cannot open the log at {}: ", path.display())), "{message}");
+    assert!(message.contains("a file stands where keyledger needs a directory"), "{message}");
+    assert!(!message.contains("FjallError") && !message.contains("Os {"), "{message}");
+}
+
+#[test]
+fn fjall_log_storage_errors_read_as_the_system_says_them_not_as_debug_output() {
+    let full = FjallLogError::Storage(fjall::Error::Io(std::io::Error::from_raw_os_error(28)));
+    let message = full.to_string();
+    assert!(message.starts_with("storage error: No space left on device"), "{message}");
+    assert!(!message.contains("FjallError") && !message.contains("Os {"), "{message}");
+}
