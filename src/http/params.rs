@@ -66,6 +66,17 @@ pub struct IfMatch<V>(PhantomData<V>);
 /// The `Idempotency-Key` header, as most mutations describe it.
 pub struct IdempotencyKey;
 
+/// The `Last-Event-ID` header of the change feed (`watchAuditEvents`).
+pub struct LastEventId;
+
+impl IntoParams for LastEventId {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = header_string().pattern(Some("^[0-9]{1,19}$")).examples(["42"]);
+        let description = "The `id` of the last event received: start after it. Takes precedence over `after`.";
+        vec![optional_header("Last-Event-ID", description).schema(Some(schema)).build()]
+    }
+}
+
 impl IntoParams for UserPath {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         vec![user_id()]

@@ -35,6 +35,7 @@ use utoipa::IntoParams;
 
 use super::Shared;
 use super::audit::{AuditFilter, Verdict};
+use super::params::LastEventId;
 use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
 use crate::checkpoint::Checkpoint;
@@ -175,6 +176,23 @@ fn start_position(request: &HttpRequest, query: &WatchQuery) -> Result<u64, ApiE
     )
 }
 
+// Documentation only: the stream itself is framed by `frame_records`.
+/// One event of the change feed, sent as Server-Sent Events' `id:`, `event:` and `data:`
+/// lines.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WatchEvent {
+    /// The record's `seq`, for `Last-Event-ID`; absent on `checkpoint` and `lagged` events.
+    #[schema(example = "1")]
+    id: Option<String>,
+    /// The record's type (`RoleCreated`, …), or `checkpoint`, or `lagged`.
+    #[schema(example = "RoleCreated")]
+    event: String,
+    /// The record exactly as stored (one line of JSON), the checkpoint as `getCheckpoint`
+    /// serves it, or `{"after": <last seq read>}` for `lagged`.
+    data: String,
+}
+
 /// Follows the audit trail as Server-Sent Events: every record after `after` (or the
 /// `Last-Event-ID` header, which wins) exactly as stored, then every record appended from
 /// then on, each exactly once and in order, optionally filtered by event type, actor and
@@ -196,11 +214,11 @@ fn start_position(request: &HttpRequest, query: &WatchQuery) -> Result<u64, ApiE
     tag = "audit",
     params(
         WatchQuery,
-        ("Last-Event-ID" = Option<u64>, Header, description = "The `id` of the last event received: start after it. Takes precedence over `after`.", example = 42),
+        LastEventId,
     ),
     responses(
         Guarded<AuditRead>,
-        (status = 200, description = "The stream of records (Server-Sent Events)", content_type = "text/event-stream", body = String,
+        (status = 200, description = "The stream of records (Server-Sent Events)", content_type = "text/event-stream", body = WatchEvent,
             example = "id: 1\nevent: RoleCreated\ndata: {\"seq\":1,\"type\":\"RoleCreated\",…,\"hash\":\"0c7e…\"}\n\n"),
         (status = 400, description = "Bad query parameters or `Last-Event-ID`; an unknown event type is `unknown_event_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`after` (or `Last-Event-ID`) is past the head of the log (`position_beyond_head`)", body = Problem, content_type = "application/problem+json"),
