@@ -18,6 +18,7 @@ mod key_state;
 mod limits;
 mod names;
 mod openapi;
+mod postgres;
 mod proofs;
 mod recovery;
 mod review;
