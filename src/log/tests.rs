@@ -280,3 +280,33 @@ fn postgres_checkpoint_store_keeps_the_signed_lines_in_order() {
         assert!(store.append(&first).is_err());
     });
 }
+
+#[test]
+fn postgres_log_reconnects_after_its_connections_are_cut_and_keeps_the_serving_lock() {
+    with_database(|database| {
+        let log = postgres::testing::open(database);
+        let first = records(1, 2, ChainHash::GENESIS);
+        log.append(0, &first).unwrap();
+        // The server drops every keyledger connection (a restart, a failover, an admin).
+        let mut admin = database.connect(::postgres::NoTls).unwrap();
+        let cut: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = 'keyledger' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(cut, 2, "the writer's and the reader's connections");
+        // The call that finds its connection dead fails, and writes nothing; the next one
+        // reconnects (the writer taking the serving lock again) and succeeds.
+        let next = records(3, 2, decode_hash(&first[1]));
+        let attempts: Vec<bool> = (0..2).map(|_| log.append(2, &next).is_ok()).collect();
+        assert!(attempts.contains(&true), "{attempts:?}");
+        let _ = log.head();
+        assert_eq!(log.head().unwrap(), 4);
+        assert_eq!(log.read(1, 10).unwrap().len(), 4);
+        let second = PostgresLog::open_config(database.clone(), SchemaPolicy::Migrate);
+        assert!(matches!(second, Err(PostgresLogError::Locked)), "{second:?}");
+    });
+}
