@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 
 use super::{AppendError, EventLog, StoredRecord, Tree, check_sequence, grow};
 use crate::merkle::{Frontier, NodeId, ProofError, TreeHash};
@@ -148,33 +148,107 @@ fn from_sql(value: i64) -> Result<u64, PostgresLogError> {
     u64::try_from(value).map_err(|_| PostgresLogError::OutOfRange(format!("stored number {value}")))
 }
 
-/// One connection, opened again when it was lost.
+/// An append in one statement (one round trip once prepared): move the head if it is
+/// where the caller expected, and only then insert the records and tree nodes and notify
+/// the new head. The data-modifying parts run whatever the query reads; the one row it
+/// returns, or none, says whether the head moved.
+const APPEND: &str = "WITH moved AS (
+        UPDATE head SET position = $2 WHERE position = $1 RETURNING position
+    ), new_records AS (
+        INSERT INTO records (seq, bytes)
+        SELECT seq, bytes FROM unnest($3::bigint[], $4::bytea[]) AS batch (seq, bytes)
+        WHERE EXISTS (SELECT FROM moved)
+    ), new_nodes AS (
+        INSERT INTO tree_nodes (level, node_index, hash)
+        SELECT level, node_index, hash FROM unnest($5::smallint[], $6::bigint[], $7::bytea[]) AS nodes (level, node_index, hash)
+        WHERE EXISTS (SELECT FROM moved)
+    )
+    SELECT pg_notify($8, position::text) FROM moved";
+const HEAD: &str = "SELECT position FROM head";
+const READ: &str = "SELECT seq, bytes FROM records WHERE seq >= $1 ORDER BY seq LIMIT $2";
+const TREE_NODE: &str = "SELECT hash FROM tree_nodes WHERE level = $1 AND node_index = $2";
+
+/// The statements the writer's connection prepares, by index.
+const WRITER_STATEMENTS: &[&str] = &[APPEND, HEAD];
+/// The statements the reader's connection prepares, by index.
+const READER_STATEMENTS: &[&str] = &[HEAD, READ, TREE_NODE];
+
+/// One connection, opened again (and its statements prepared again) when it was lost.
 struct Connection {
     config: Config,
-    client: Option<Client>,
+    /// The client and its prepared statements, in the order of `statements`.
+    client: Option<(Client, Vec<Statement>)>,
+    /// The statements to prepare on connecting.
+    statements: &'static [&'static str],
     /// Whether this connection holds the serving lock (taken again on reconnecting).
     serving: bool,
 }
 
 impl Connection {
-    fn new(config: Config, serving: bool) -> Self {
-        Self { config, client: None, serving }
+    fn new(config: Config, statements: &'static [&'static str], serving: bool) -> Self {
+        Self { config, client: None, statements, serving }
     }
 
-    /// The open client, connecting (and, for the serving connection, taking the lock)
-    /// first if there is none or it was closed.
-    fn client(&mut self) -> Result<&mut Client, PostgresLogError> {
-        match self.client.take() {
-            Some(client) if !client.is_closed() => Ok(self.client.insert(client)),
+    /// The open client and its prepared statements, connecting (and, for the serving
+    /// connection, taking the lock) first if there is none or it was closed.
+    fn client(&mut self) -> Result<(&mut Client, &[Statement]), PostgresLogError> {
+        let open = match self.client.take() {
+            Some((client, prepared)) if !client.is_closed() => (client, prepared),
             _ => {
                 let mut client = self.config.connect(NoTls)?;
                 if self.serving {
                     take_serving_lock(&mut client)?;
                 }
-                Ok(self.client.insert(client))
+                let prepared = self.statements.iter().map(|sql| client.prepare(sql)).collect::<Result<Vec<_>, _>>()?;
+                (client, prepared)
             }
-        }
+        };
+        let (client, prepared) = self.client.insert(open);
+        Ok((client, prepared.as_slice()))
     }
+
+    /// Runs `work` on the client and its prepared statements (by index).
+    fn run<T>(
+        &mut self,
+        work: impl FnOnce(&mut Client, &[Statement]) -> Result<T, postgres::Error>,
+    ) -> Result<T, PostgresLogError> {
+        let (client, prepared) = self.client()?;
+        work(client, prepared).map_err(|error| self.after_error(error))
+    }
+
+    /// Forgets the client after an error that may have broken its session (anything but
+    /// a statement's error on a live session), so that the next call connects afresh: a
+    /// client learns only lazily that the server closed its connection.
+    fn after_error(&mut self, error: postgres::Error) -> PostgresLogError {
+        if !is_statement_error(&error) {
+            self.client = None;
+        }
+        PostgresLogError::Database(error)
+    }
+}
+
+/// Whether the server refused a statement and the session lives on (a constraint, a
+/// syntax error): the transaction was rolled back, and the connection can be used again.
+fn is_statement_error(error: &postgres::Error) -> bool {
+    !error.is_closed()
+        && error.as_db_error().is_some_and(|db| db.parsed_severity() == Some(postgres::error::Severity::Error))
+}
+
+/// Where an append transaction failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Before COMMIT was sent: nothing was written.
+    BeforeCommit,
+    /// At COMMIT.
+    Commit,
+}
+
+/// What an append transaction came to.
+enum Appended {
+    /// The head moved and the batch is committed.
+    Committed,
+    /// The head was elsewhere (this position); nothing was written.
+    HeadMoved(i64),
 }
 
 /// Takes the serving lock, waiting a little for a process that is stopping to let go.
@@ -278,12 +352,13 @@ impl PostgresLog {
 
     /// [`PostgresLog::open`] with a parsed configuration.
     pub fn open_config(config: Config, policy: SchemaPolicy) -> Result<Self, PostgresLogError> {
-        let mut writer = Connection::new(config.clone(), true);
-        prepare_schema(writer.client()?, policy)?;
+        prepare_schema(&mut config.connect(NoTls)?, policy)?;
+        let mut writer = Connection::new(config.clone(), WRITER_STATEMENTS, true);
+        writer.client()?;
         let log = Self {
             config: config.clone(),
             writer: Mutex::new(Writer { connection: writer, frontier: Frontier::default() }),
-            reader: Mutex::new(Connection::new(config, false)),
+            reader: Mutex::new(Connection::new(config, READER_STATEMENTS, false)),
         };
         let head = log.head()?;
         let frontier = log.load_frontier(head)?;
@@ -293,7 +368,7 @@ impl PostgresLog {
 
     /// The store of this database's signed checkpoints, on a connection of its own.
     pub fn checkpoint_store(&self) -> PostgresCheckpoints {
-        PostgresCheckpoints { connection: Mutex::new(Connection::new(self.config.clone(), false)) }
+        PostgresCheckpoints { connection: Mutex::new(Connection::new(self.config.clone(), &[], false)) }
     }
 
     fn load_frontier(&self, size: u64) -> Result<Frontier, PostgresLogError> {
@@ -314,7 +389,7 @@ impl PostgresLog {
     /// node differs. Returns the number of records copied.
     pub fn import<L: EventLog>(&self, source: &L, checkpoints: &[(u64, String)]) -> Result<u64, ImportError> {
         let mut writer = lock(&self.writer);
-        let client = writer.connection.client()?;
+        let (client, _) = writer.connection.client()?;
         let mut transaction = client.transaction()?;
         let head: i64 = transaction.query_one("SELECT position FROM head FOR UPDATE", &[])?.try_get(0)?;
         let stored: i64 = transaction
@@ -403,13 +478,12 @@ impl EventLog for PostgresLog {
 
     fn head(&self) -> Result<u64, PostgresLogError> {
         let mut reader = lock(&self.reader);
-        let position: i64 = reader.client()?.query_one("SELECT position FROM head", &[])?.try_get(0)?;
+        let position: i64 = reader.run(|client, prepared| client.query_one(&prepared[0], &[])?.try_get(0))?;
         from_sql(position)
     }
 
     fn append(&self, expected_head: u64, new: &[StoredRecord]) -> Result<(), AppendError<PostgresLogError>> {
         check_sequence(expected_head, new)?;
-        let storage = |error: postgres::Error| AppendError::Storage(PostgresLogError::Database(error));
         let mut writer = lock(&self.writer);
         let Some(last) = new.last() else {
             let actual = self.head().map_err(AppendError::Storage)?;
@@ -427,31 +501,41 @@ impl EventLog for PostgresLog {
         }
         let mut frontier = writer.frontier.clone();
         let nodes = grow(&mut frontier, new);
-        let (expected, new_head) =
-            (to_sql(expected_head).map_err(AppendError::Storage)?, to_sql(last.seq).map_err(AppendError::Storage)?);
-        let client = writer.connection.client().map_err(AppendError::Storage)?;
-        let mut transaction = client.transaction().map_err(storage)?;
-        let moved = transaction
-            .execute("UPDATE head SET position = $2 WHERE position = $1", &[&expected, &new_head])
-            .map_err(storage)?;
-        if moved == 0 {
-            let actual: i64 = transaction
-                .query_one("SELECT position FROM head", &[])
-                .and_then(|row| row.try_get(0))
-                .map_err(storage)?;
-            return Err(AppendError::Conflict { expected: expected_head, actual: from_sql(actual).unwrap_or(0) });
-        }
-        insert(&mut transaction, new, &nodes).map_err(AppendError::Storage)?;
-        transaction.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &last.seq.to_string()]).map_err(storage)?;
-        if let Err(error) = transaction.commit() {
-            // A lost connection leaves the commit's outcome unknown; any other failure
-            // (the server refused it) rolled it back.
-            let unknown = writer.connection.client.as_ref().is_none_or(Client::is_closed);
-            return Err(AppendError::Storage(if unknown {
-                PostgresLogError::CommitUnknown(error)
-            } else {
-                PostgresLogError::Database(error)
-            }));
+        let to_sql = |value| to_sql(value).map_err(AppendError::Storage);
+        let seqs = new.iter().map(|record| to_sql(record.seq)).collect::<Result<Vec<i64>, _>>()?;
+        let bytes: Vec<&[u8]> = new.iter().map(|record| record.bytes.as_slice()).collect();
+        let levels: Vec<i16> = nodes.iter().map(|(id, _)| i16::from(id.level)).collect();
+        let indexes = nodes.iter().map(|(id, _)| to_sql(id.index)).collect::<Result<Vec<i64>, _>>()?;
+        let hashes: Vec<&[u8]> = nodes.iter().map(|(_, hash)| hash.as_bytes().as_slice()).collect();
+        let (expected, new_head) = (to_sql(expected_head)?, to_sql(last.seq)?);
+
+        let (client, prepared) = writer.connection.client().map_err(AppendError::Storage)?;
+        let (append, head) = (prepared[0].clone(), prepared[1].clone());
+        let params: [&(dyn postgres::types::ToSql + Sync); 8] =
+            [&expected, &new_head, &seqs, &bytes, &levels, &indexes, &hashes, &NOTIFY_CHANNEL];
+        let outcome = (|| {
+            // BEGIN, then the one statement: nothing is written unless COMMIT succeeds.
+            let before = |error| (error, Step::BeforeCommit);
+            let mut transaction = client.transaction().map_err(before)?;
+            if transaction.query(&append, &params).map_err(before)?.is_empty() {
+                let actual = transaction.query_one(&head, &[]).and_then(|row| row.try_get(0)).map_err(before)?;
+                return Ok(Appended::HeadMoved(actual));
+            }
+            transaction.commit().map_err(|error| (error, Step::Commit))?;
+            Ok(Appended::Committed)
+        })();
+        match outcome {
+            Ok(Appended::Committed) => {}
+            Ok(Appended::HeadMoved(actual)) => {
+                return Err(AppendError::Conflict { expected: expected_head, actual: from_sql(actual).unwrap_or(0) });
+            }
+            // The server refused the COMMIT on a live session: rolled back. Any other
+            // failure at COMMIT (a lost connection) leaves its outcome unknown.
+            Err((error, Step::Commit)) if !is_statement_error(&error) => {
+                writer.connection.client = None;
+                return Err(AppendError::Storage(PostgresLogError::CommitUnknown(error)));
+            }
+            Err((error, _)) => return Err(AppendError::Storage(writer.connection.after_error(error))),
         }
         writer.frontier = frontier;
         Ok(())
@@ -461,19 +545,14 @@ impl EventLog for PostgresLog {
         let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let mut reader = lock(&self.reader);
-        let rows = reader
-            .client()?
-            .query("SELECT seq, bytes FROM records WHERE seq >= $1 ORDER BY seq LIMIT $2", &[&from, &limit])?;
+        let rows = reader.run(|client, prepared| client.query(&prepared[1], &[&from, &limit]))?;
         rows.iter().map(|row| Ok(StoredRecord { seq: from_sql(row.try_get(0)?)?, bytes: row.try_get(1)? })).collect()
     }
 
     fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, PostgresLogError> {
         let index = to_sql(id.index)?;
         let mut reader = lock(&self.reader);
-        let row = reader.client()?.query_opt(
-            "SELECT hash FROM tree_nodes WHERE level = $1 AND node_index = $2",
-            &[&i16::from(id.level), &index],
-        )?;
+        let row = reader.run(|client, prepared| client.query_opt(&prepared[2], &[&i16::from(id.level), &index]))?;
         let Some(row) = row else { return Ok(None) };
         let bytes: &[u8] = row.try_get(0)?;
         let hash = <[u8; 32]>::try_from(bytes)
@@ -503,14 +582,15 @@ impl PostgresCheckpoints {
     pub fn append(&self, size: u64, line: &str) -> Result<(), PostgresLogError> {
         let size = to_sql(size)?;
         let mut connection = lock(&self.connection);
-        connection.client()?.execute("INSERT INTO checkpoints (size, line) VALUES ($1, $2)", &[&size, &line])?;
+        connection
+            .run(|client, _| client.execute("INSERT INTO checkpoints (size, line) VALUES ($1, $2)", &[&size, &line]))?;
         Ok(())
     }
 
     /// Every checkpoint line, oldest (smallest) first.
     pub fn lines(&self) -> Result<Vec<String>, PostgresLogError> {
         let mut connection = lock(&self.connection);
-        let rows = connection.client()?.query("SELECT line FROM checkpoints ORDER BY size", &[])?;
+        let rows = connection.run(|client, _| client.query("SELECT line FROM checkpoints ORDER BY size", &[]))?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 }
@@ -534,7 +614,7 @@ pub(crate) mod testing {
 
     /// The checkpoint store of a test database, without opening its log.
     pub(crate) fn open_checkpoints(config: &Config) -> PostgresCheckpoints {
-        PostgresCheckpoints { connection: Mutex::new(Connection::new(config.clone(), false)) }
+        PostgresCheckpoints { connection: Mutex::new(Connection::new(config.clone(), &[], false)) }
     }
 
     /// Opens (migrating) the log in a test database.

@@ -292,12 +292,13 @@ fn postgres_log_reconnects_after_its_connections_are_cut_and_keeps_the_serving_l
         let cut: i64 = admin
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                 WHERE application_name = 'keyledger' AND pid <> pg_backend_pid()",
+                 WHERE datname = current_database() AND application_name = 'keyledger'
+                 AND pid <> pg_backend_pid()",
                 &[],
             )
             .unwrap()
             .get(0);
-        assert_eq!(cut, 2, "the writer's and the reader's connections");
+        assert!(cut >= 2, "the writer's and the reader's connections, cut {cut}");
         // The call that finds its connection dead fails, and writes nothing; the next one
         // reconnects (the writer taking the serving lock again) and succeeds.
         let next = records(3, 2, decode_hash(&first[1]));
