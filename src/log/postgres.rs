@@ -108,6 +108,9 @@ pub enum PostgresLogError {
     /// A number does not fit PostgreSQL's `bigint`, or a stored one is negative.
     #[error("{0} is out of range for the database")]
     OutOfRange(String),
+    /// Another checkpoint is stored at this size.
+    #[error("another checkpoint is stored at size {0}")]
+    CheckpointConflict(i64),
     /// The Merkle tree's stored nodes do not cover the records.
     #[error("corrupt log: {0}")]
     CorruptTree(String),
@@ -207,13 +210,23 @@ impl Connection {
         Ok((client, prepared.as_slice()))
     }
 
-    /// Runs `work` on the client and its prepared statements (by index).
+    /// Runs `work` on the client and its prepared statements (by index); once more on a
+    /// new connection if the session had died (so `work` must be safe to repeat: a read,
+    /// or one statement that the failure rolled back).
     fn run<T>(
         &mut self,
-        work: impl FnOnce(&mut Client, &[Statement]) -> Result<T, postgres::Error>,
+        work: impl Fn(&mut Client, &[Statement]) -> Result<T, postgres::Error>,
     ) -> Result<T, PostgresLogError> {
         let (client, prepared) = self.client()?;
-        work(client, prepared).map_err(|error| self.after_error(error))
+        match work(client, prepared) {
+            Err(error) if !is_statement_error(&error) => {
+                tracing::info!(error = %describe(&error), "the database connection was lost; reconnecting");
+                self.client = None;
+                let (client, prepared) = self.client()?;
+                work(client, prepared).map_err(|error| self.after_error(error))
+            }
+            outcome => outcome.map_err(|error| self.after_error(error)),
+        }
     }
 
     /// Forgets the client after an error that may have broken its session (anything but
@@ -509,21 +522,35 @@ impl EventLog for PostgresLog {
         let hashes: Vec<&[u8]> = nodes.iter().map(|(_, hash)| hash.as_bytes().as_slice()).collect();
         let (expected, new_head) = (to_sql(expected_head)?, to_sql(last.seq)?);
 
-        let (client, prepared) = writer.connection.client().map_err(AppendError::Storage)?;
-        let (append, head) = (prepared[0].clone(), prepared[1].clone());
         let params: [&(dyn postgres::types::ToSql + Sync); 8] =
             [&expected, &new_head, &seqs, &bytes, &levels, &indexes, &hashes, &NOTIFY_CHANNEL];
-        let outcome = (|| {
-            // BEGIN, then the one statement: nothing is written unless COMMIT succeeds.
-            let before = |error| (error, Step::BeforeCommit);
-            let mut transaction = client.transaction().map_err(before)?;
-            if transaction.query(&append, &params).map_err(before)?.is_empty() {
-                let actual = transaction.query_one(&head, &[]).and_then(|row| row.try_get(0)).map_err(before)?;
-                return Ok(Appended::HeadMoved(actual));
+        let mut first_attempt = true;
+        let outcome = loop {
+            let (client, prepared) = writer.connection.client().map_err(AppendError::Storage)?;
+            let (append, head) = (prepared[0].clone(), prepared[1].clone());
+            let outcome = (|| {
+                // BEGIN, then the one statement: nothing is written unless COMMIT succeeds.
+                let before = |error| (error, Step::BeforeCommit);
+                let mut transaction = client.transaction().map_err(before)?;
+                if transaction.query(&append, &params).map_err(before)?.is_empty() {
+                    let actual = transaction.query_one(&head, &[]).and_then(|row| row.try_get(0)).map_err(before)?;
+                    return Ok(Appended::HeadMoved(actual));
+                }
+                transaction.commit().map_err(|error| (error, Step::Commit))?;
+                Ok(Appended::Committed)
+            })();
+            match outcome {
+                // A session that died while idle (a server restart, a failover, an idle
+                // timeout) fails before COMMIT, having written nothing: once more, on a
+                // new connection.
+                Err((error, Step::BeforeCommit)) if first_attempt && !is_statement_error(&error) => {
+                    tracing::info!(error = %describe(&error), "the database connection was lost; reconnecting");
+                    writer.connection.client = None;
+                    first_attempt = false;
+                }
+                outcome => break outcome,
             }
-            transaction.commit().map_err(|error| (error, Step::Commit))?;
-            Ok(Appended::Committed)
-        })();
+        };
         match outcome {
             Ok(Appended::Committed) => {}
             Ok(Appended::HeadMoved(actual)) => {
@@ -578,12 +605,26 @@ impl std::fmt::Debug for PostgresCheckpoints {
 }
 
 impl PostgresCheckpoints {
-    /// Stores a checkpoint line, committed (and so durable) before it returns.
+    /// Stores a checkpoint line, committed (and so durable) before it returns. Storing
+    /// the same line again is a no-op (a retry after a lost connection may find it
+    /// stored); another line at the same size is refused: a size is signed once.
     pub fn append(&self, size: u64, line: &str) -> Result<(), PostgresLogError> {
         let size = to_sql(size)?;
         let mut connection = lock(&self.connection);
-        connection
-            .run(|client, _| client.execute("INSERT INTO checkpoints (size, line) VALUES ($1, $2)", &[&size, &line]))?;
+        let stored: String = connection.run(|client, _| {
+            client
+                .query_one(
+                    "WITH new AS (
+                        INSERT INTO checkpoints (size, line) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING RETURNING line
+                    )
+                    SELECT line FROM new UNION ALL SELECT line FROM checkpoints WHERE size = $1 LIMIT 1",
+                    &[&size, &line],
+                )?
+                .try_get(0)
+        })?;
+        if stored != line {
+            return Err(PostgresLogError::CheckpointConflict(size));
+        }
         Ok(())
     }
 
