@@ -85,7 +85,7 @@ fn a_data_directory_migrated_to_postgres_serves_the_same_checks_and_exports_a_bu
 }
 
 #[test]
-fn serve_refuses_a_database_schema_older_than_its_own_without_migrate() {
+fn serve_refuses_an_unmigrated_database_without_migrate_and_survives_a_crash_with_it() {
     let Some(database) = fresh_database() else { return };
     let dir = tempfile::tempdir().expect("temporary directory");
     let data_dir = dir.path().to_str().expect("a UTF-8 path");
@@ -99,5 +99,13 @@ fn serve_refuses_a_database_schema_older_than_its_own_without_migrate() {
     assert!(app.admin_key.starts_with("kl_"));
     assert!(app.verified_audit_size() >= 1);
     app.get("/v1/users").expect(200);
+
+    // An acknowledged write survives a crash, and the killed process's serving lock goes
+    // with its connections, so the restart is not refused.
+    let role = app.create_role("Acknowledged before the crash");
+    let mut app = app.crash_and_restart_with(&["--database-url", &database]);
+    app.get(&format!("/v1/roles/{role}")).expect(200);
+    let verification = app.get("/v1/audit/verify").json();
+    assert_eq!(verification["valid"], true, "{verification}");
     app.stop();
 }
