@@ -95,7 +95,7 @@ fn serve_refuses_an_unmigrated_database_without_migrate_and_survives_a_crash_wit
     assert!(stderr.contains("schema is version 0") && stderr.contains("--migrate"), "{stderr}");
 
     // With --migrate it initialises the database, and prints the key once.
-    let mut app = spawn_app_in_with(dir.path(), &["--database-url", &database, "--migrate"]);
+    let app = spawn_app_in_with(dir.path(), &["--database-url", &database, "--migrate"]);
     assert!(app.admin_key.starts_with("kl_"));
     assert!(app.verified_audit_size() >= 1);
     app.get("/v1/users").expect(200);
