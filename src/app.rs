@@ -31,7 +31,7 @@ use crate::http::{self, AppState};
 use crate::ledger::{
     CheckpointPolicy, FatalStorageError, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError,
 };
-use crate::log::{FjallLog, FjallLogError};
+use crate::log::{AnyLog, FjallLog, FjallLogError, PostgresLog, PostgresLogError, SchemaPolicy};
 
 /// The exit status when the log fails a write and the process must restart (EX_IOERR).
 pub const EXIT_STORAGE_FAILED: i32 = 74;
@@ -39,8 +39,12 @@ pub const EXIT_STORAGE_FAILED: i32 = 74;
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The data directory; the log lives in its `log` subdirectory.
+    /// The data directory; the log lives in its `log` subdirectory, unless `database`
+    /// names a PostgreSQL database for it.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database holding the log and the checkpoints instead of the data
+    /// directory (`--database-url`), which then holds the signing key and snapshots only.
+    pub database: Option<DatabaseConfig>,
     /// The address to listen on; port 0 picks a free port.
     pub listen: String,
     /// How many HTTP worker threads; `None` means one per core.
@@ -61,6 +65,22 @@ pub struct Config {
     /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
     /// heartbeat comment.
     pub watch_heartbeat: Duration,
+}
+
+/// A PostgreSQL database for the log and the checkpoints (`--database-url`).
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// The connection string: a `postgres://` URL or `key=value` pairs.
+    pub url: String,
+    /// Whether opening applies missing schema migrations (`--migrate`).
+    pub schema: SchemaPolicy,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("DatabaseConfig").field("schema", &self.schema).finish_non_exhaustive()
+    }
 }
 
 /// The default interval between records of key usage: 15 minutes, as AWS records a key's
@@ -143,6 +163,9 @@ pub enum StartError {
     /// The log could not be opened.
     #[error(transparent)]
     Log(#[from] FjallLogError),
+    /// The PostgreSQL log could not be opened.
+    #[error(transparent)]
+    Postgres(#[from] PostgresLogError),
     /// The log could not be replayed.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -152,6 +175,14 @@ pub enum StartError {
     /// The data directory was initialised already (for `init`).
     #[error("the data directory {} is already initialised", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The PostgreSQL database was initialised already (for `init --database-url`).
+    #[error("the database is already initialised")]
+    DatabaseAlreadyInitialised,
+    /// The PostgreSQL database holds no initialised ledger (for `recover-admin`).
+    #[error(
+        "the database holds no initialised keyledger: use `keyledger init` or `keyledger serve` with --database-url to create one"
+    )]
+    DatabaseNotInitialised,
     /// The data directory holds no initialised ledger (for `recover-admin`).
     #[error("no initialised keyledger data directory at {}: use `keyledger init` or `keyledger serve` to create one", .0.display())]
     NotInitialised(PathBuf),
@@ -177,28 +208,41 @@ pub enum StartError {
     },
 }
 
+/// Opens the log and the checkpoint store: in the data directory (`log/`,
+/// `checkpoints.jsonl`), or in the PostgreSQL database when one is given.
+pub fn open_store(data_dir: &Path, database: Option<&DatabaseConfig>) -> Result<(AnyLog, CheckpointStore), StartError> {
+    match database {
+        None => {
+            Ok((FjallLog::open(&data_dir.join("log"))?.into(), CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE))))
+        }
+        Some(database) => {
+            let log = PostgresLog::open(&database.url, database.schema)?;
+            let store = CheckpointStore::in_postgres(log.checkpoint_store());
+            Ok((log.into(), store))
+        }
+    }
+}
+
 /// Opens the ledger in a data directory (the log in `log/`, snapshots in `snapshots/`,
 /// checkpoints in `checkpoints.jsonl`, the signing key in `signing-key` unless given
-/// elsewhere), bootstrapping it when the log is empty. Returns the Administrator's key
-/// secret when it bootstrapped.
+/// elsewhere), or with the log and checkpoints in a PostgreSQL database (snapshots and the
+/// signing key still in the data directory), bootstrapping it when the log is empty.
+/// Returns the Administrator's key secret when it bootstrapped.
 pub fn open_ledger(
     data_dir: &Path,
+    database: Option<&DatabaseConfig>,
     snapshot_every: u64,
     checkpoints: &CheckpointConfig,
-) -> Result<(Ledger<FjallLog>, Option<KeySecret>), StartError> {
+) -> Result<(Ledger<AnyLog>, Option<KeySecret>), StartError> {
     std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;
-    let log = FjallLog::open(&data_dir.join("log"))?;
+    let (log, store) = open_store(data_dir, database)?;
     let signer = match &checkpoints.signing_key {
         Some(path) => Signer::load(path)?,
         None => Signer::load_or_create(&data_dir.join(SIGNING_KEY_FILE))?,
     };
     let policies = Policies {
         snapshots: Some(SnapshotPolicy { dir: data_dir.join("snapshots"), every: snapshot_every.max(1) }),
-        checkpoints: Some(CheckpointPolicy {
-            store: CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE)),
-            signer,
-            every: checkpoints.every.max(1),
-        }),
+        checkpoints: Some(CheckpointPolicy { store, signer, every: checkpoints.every.max(1) }),
     };
     let ledger = Ledger::open_with(log, policies)?;
     let secret = ledger.bootstrap()?;
@@ -212,27 +256,27 @@ pub fn open_ledger(
 /// secret, to be shown once.
 pub fn recover_admin(
     data_dir: &Path,
+    database: Option<&DatabaseConfig>,
     checkpoints: &CheckpointConfig,
     reason: crate::domain::RecoveryReason,
 ) -> Result<(crate::domain::UserId, KeySecret), StartError> {
-    if !data_dir.join("log").is_dir() {
+    if database.is_none() && !data_dir.join("log").is_dir() {
         return Err(StartError::NotInitialised(data_dir.to_owned()));
     }
-    let log = FjallLog::open(&data_dir.join("log"))?;
+    let (log, store) = open_store(data_dir, database)?;
     let signer = match &checkpoints.signing_key {
         Some(path) => Signer::load(path)?,
         None => Signer::load(&data_dir.join(SIGNING_KEY_FILE))?,
     };
     let policies = Policies {
         snapshots: Some(SnapshotPolicy { dir: data_dir.join("snapshots"), every: DEFAULT_SNAPSHOT_EVERY }),
-        checkpoints: Some(CheckpointPolicy {
-            store: CheckpointStore::new(data_dir.join(CHECKPOINTS_FILE)),
-            signer,
-            every: checkpoints.every.max(1),
-        }),
+        checkpoints: Some(CheckpointPolicy { store, signer, every: checkpoints.every.max(1) }),
     };
     let ledger = Ledger::open_with(log, policies)?;
     if ledger.view().head() == 0 {
+        if database.is_some() {
+            return Err(StartError::DatabaseNotInitialised);
+        }
         return Err(StartError::NotInitialised(data_dir.to_owned()));
     }
     let recovered = ledger.recover_administrator(reason).map_err(StartError::Recovery)?;
@@ -247,10 +291,14 @@ pub fn recover_admin(
 /// key secret.
 pub fn init(
     data_dir: &Path,
+    database: Option<&DatabaseConfig>,
     checkpoints: &CheckpointConfig,
 ) -> Result<(crate::domain::UserId, PublicKey, KeySecret), StartError> {
-    let (ledger, secret) = open_ledger(data_dir, DEFAULT_SNAPSHOT_EVERY, checkpoints)?;
+    let (ledger, secret) = open_ledger(data_dir, database, DEFAULT_SNAPSHOT_EVERY, checkpoints)?;
     let Some(secret) = secret else {
+        if database.is_some() {
+            return Err(StartError::DatabaseAlreadyInitialised);
+        }
         return Err(StartError::AlreadyInitialised(data_dir.to_owned()));
     };
     let view = ledger.view();
@@ -349,7 +397,7 @@ impl Application {
     pub fn build(
         config: &Config,
         listeners: Listeners,
-        ledger: Ledger<FjallLog>,
+        ledger: Ledger<AnyLog>,
         bootstrap_secret: Option<KeySecret>,
     ) -> Result<Self, StartError> {
         let openapi = ApiDoc::openapi();

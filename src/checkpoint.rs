@@ -47,6 +47,9 @@ pub enum CheckpointError {
     /// The signing key file is not 64 hexadecimal characters.
     #[error("the signing key in {} is not 64 hexadecimal characters", .0.display())]
     BadSigningKey(PathBuf),
+    /// Reading or writing the database's checkpoints failed.
+    #[error("the checkpoints in the database: {0}")]
+    Database(String),
     /// Reading or writing a file failed.
     #[error("{}", crate::io_advice::describe(.path, .source))]
     Io {
@@ -55,6 +58,12 @@ pub enum CheckpointError {
         /// What failed.
         source: std::io::Error,
     },
+}
+
+impl CheckpointError {
+    fn database(error: crate::log::PostgresLogError) -> Self {
+        CheckpointError::Database(error.to_string())
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -253,22 +262,39 @@ impl Signer {
     }
 }
 
-/// The checkpoints a service has written, one line each, oldest first.
+/// The checkpoints a service has written, one line each, oldest first: in a file beside
+/// the fjall log, or in the PostgreSQL database beside the records (the same lines).
 #[derive(Debug)]
 pub struct CheckpointStore {
-    path: PathBuf,
+    place: Place,
+}
+
+#[derive(Debug)]
+enum Place {
+    File(PathBuf),
+    Postgres(Box<crate::log::PostgresCheckpoints>),
 }
 
 impl CheckpointStore {
     /// The store in `path` (created on the first write).
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self { place: Place::File(path) }
     }
 
-    /// Appends a checkpoint and syncs it to disk. A torn last line, left by a crash while
-    /// a checkpoint was being written, is cut off first.
+    /// The store in a PostgreSQL database's `checkpoints` table.
+    pub fn in_postgres(checkpoints: crate::log::PostgresCheckpoints) -> Self {
+        Self { place: Place::Postgres(Box::new(checkpoints)) }
+    }
+
+    /// Appends a checkpoint and makes it durable: synced to disk (a torn last line, left
+    /// by a crash while a checkpoint was being written, is cut off first), or committed.
     pub fn append(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-        let path = &self.path;
+        let path = match &self.place {
+            Place::File(path) => path,
+            Place::Postgres(table) => {
+                return table.append(checkpoint.size, &checkpoint.to_line()).map_err(CheckpointError::database);
+            }
+        };
         let mut file =
             OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io(path))?;
         let contents_end = complete_length(&mut file).map_err(io(path))?;
@@ -281,7 +307,13 @@ impl CheckpointStore {
     /// Every checkpoint, oldest first. A last line without its newline was torn by a crash
     /// while being written, and is skipped: the checkpoint was never acknowledged.
     pub fn all(&self) -> Result<Vec<Checkpoint>, CheckpointError> {
-        let path = &self.path;
+        let path = match &self.place {
+            Place::File(path) => path,
+            Place::Postgres(table) => {
+                let lines = table.lines().map_err(CheckpointError::database)?;
+                return lines.iter().map(|line| Checkpoint::parse_line(line)).collect();
+            }
+        };
         let file = match File::open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

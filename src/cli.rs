@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 
 use std::time::Duration;
 
-use crate::app::{self, Application, CheckpointConfig, Config, Limits};
+use crate::app::{self, Application, CheckpointConfig, Config, DatabaseConfig, Limits};
 use crate::domain::Timestamp;
 use crate::http::denials::DEFAULT_WINDOW;
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::{Ledger, verify_log};
-use crate::log::FjallLog;
+use crate::log::{FjallLog, PostgresLog, SchemaPolicy};
 use crate::wire::report::{AccessReport, ReportFormat};
 
 mod output;
@@ -86,12 +86,51 @@ impl From<CheckpointArgs> for CheckpointConfig {
     }
 }
 
+/// Where the log is kept when it is not in the data directory: a PostgreSQL database.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// Keep the log and the checkpoints in this PostgreSQL database (a `postgres://` URL
+    /// or `key=value` pairs; a password left out is read from PGPASSWORD) instead of the
+    /// data directory, which then holds only the signing key and snapshots.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database, opened under `schema`, if one was given.
+    fn config(self, schema: SchemaPolicy) -> Option<DatabaseConfig> {
+        self.database_url.map(|url| DatabaseConfig { url, schema })
+    }
+}
+
+/// A database and whether to migrate its schema, for the commands that start a ledger.
+#[derive(Debug, clap::Args)]
+pub struct MigratableDatabaseArgs {
+    /// Where the log is kept.
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Apply the database schema's missing migrations before starting. Without it, a
+    /// database whose schema is older than this keyledger's is refused.
+    #[arg(long, requires = "database_url")]
+    migrate: bool,
+}
+
+impl MigratableDatabaseArgs {
+    fn config(self) -> Option<DatabaseConfig> {
+        let schema = if self.migrate { SchemaPolicy::Migrate } else { SchemaPolicy::RequireCurrent };
+        self.database.config(schema)
+    }
+}
+
 /// The options of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The data directory (created if missing).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
+    /// Where the log is kept, if not in the data directory.
+    #[command(flatten)]
+    database: MigratableDatabaseArgs,
     /// The address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
@@ -164,6 +203,7 @@ impl From<ServeArgs> for Config {
         };
         Config {
             data_dir: args.data_dir,
+            database: args.database.config(),
             listen: args.listen,
             workers: args.workers,
             snapshot_every: args.snapshot_every,
@@ -189,6 +229,9 @@ pub enum Command {
         /// The data directory (created if missing).
         #[arg(long)]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: MigratableDatabaseArgs,
         /// The Ed25519 signing key file. Default: `signing-key` in the data directory,
         /// created.
         #[arg(long, value_name = "FILE")]
@@ -200,6 +243,9 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// How to print the verdict.
         #[arg(long, value_enum, default_value_t)]
         format: VerdictFormat,
@@ -211,6 +257,9 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// Where to write the bundle; `-` for standard output.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -275,12 +324,29 @@ pub enum Command {
         /// The data directory.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// Why administration is recovered (1 to 500 characters), kept in the record.
         #[arg(long, value_name = "TEXT")]
         reason: String,
         /// The signing key file, if the service was given one.
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
+    },
+    /// Copy a stopped service's fjall log (every record's bytes, the Merkle tree, the
+    /// signed checkpoints) into an empty PostgreSQL database, in one transaction, after
+    /// applying the database schema; then verify the copy: the chain, the Merkle root and
+    /// every checkpoint. Refuses a database that already holds a log. The signing key and
+    /// snapshots stay in the data directory: serve the copy with the same --data-dir and
+    /// --database-url.
+    Migrate {
+        /// The data directory holding the fjall log.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The PostgreSQL database to copy into.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
     },
     /// Print the public half of a data directory's signing key.
     SigningKey {
@@ -350,18 +416,26 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> Outcome {
     match command {
         Command::Serve(args) => serve(args.into()),
-        Command::Init { data_dir, signing_key } => {
-            init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
+        Command::Init { data_dir, database, signing_key } => {
+            init(data_dir, database.config(), CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
-        Command::VerifyLog { data_dir, format } => verify(data_dir, format),
-        Command::Export { data_dir, out, signing_key } => export(&data_dir, &out, signing_key),
+        Command::VerifyLog { data_dir, database, format } => {
+            verify(data_dir, database.config(SchemaPolicy::RequireCurrent).as_ref(), format)
+        }
+        Command::Export { data_dir, database, out, signing_key } => {
+            export(&data_dir, database.config(SchemaPolicy::RequireCurrent).as_ref(), &out, signing_key)
+        }
         Command::Verify { bundle, pin, format } => verify_bundle(&bundle, &pin, format),
         Command::Replay { bundle, at, pin, format } => {
             replay(&bundle, at.as_deref(), &pin, ViewFormat::or_default(format))
         }
-        Command::RecoverAdmin { data_dir, reason, signing_key } => {
-            recover_admin(&data_dir, &reason, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
-        }
+        Command::RecoverAdmin { data_dir, database, reason, signing_key } => recover_admin(
+            &data_dir,
+            database.config(SchemaPolicy::RequireCurrent).as_ref(),
+            &reason,
+            CheckpointConfig { signing_key, ..CheckpointConfig::default() },
+        ),
+        Command::Migrate { data_dir, database_url } => migrate(&data_dir, &database_url),
         Command::SigningKey { data_dir, signing_key } => {
             let path = signing_key.unwrap_or_else(|| data_dir.join(crate::checkpoint::SIGNING_KEY_FILE));
             say!("{}", crate::checkpoint::Signer::load(&path)?.public_key().to_hex());
@@ -386,17 +460,18 @@ fn serve(config: Config) -> Outcome {
             config.data_dir.display()
         )
     })?;
-    let (ledger, secret) = app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints)?;
+    let (ledger, secret) =
+        app::open_ledger(&config.data_dir, config.database.as_ref(), config.snapshot_every, &config.checkpoints)?;
     actix_web::rt::System::new().block_on(async move {
         let mut application = Application::build(&config, listeners, ledger, secret)?;
         let mut stdout = std::io::stdout().lock();
         if let Some(secret) = application.take_bootstrap_secret() {
             // Shown once: the log keeps only its hash.
-            let _ = writeln!(
-                stdout,
-                "initialised {}: store this key now, it is not shown again",
-                config.data_dir.display()
-            );
+            let place = match &config.database {
+                Some(_) => "the database".to_owned(),
+                None => config.data_dir.display().to_string(),
+            };
+            let _ = writeln!(stdout, "initialised {place}: store this key now, it is not shown again");
             let _ = writeln!(stdout, "admin key: {}", secret.expose());
         }
         let _ = writeln!(stdout, "listening on http://{}", application.address());
@@ -414,20 +489,31 @@ fn serve(config: Config) -> Outcome {
     })
 }
 
-fn init(data_dir: PathBuf, checkpoints: CheckpointConfig) -> Outcome {
+fn init(data_dir: PathBuf, database: Option<DatabaseConfig>, checkpoints: CheckpointConfig) -> Outcome {
     crate::telemetry::init("warn");
-    let (admin, public_key, secret) = app::init(&data_dir, &checkpoints)?;
-    say!("initialised {}", data_dir.display());
+    let (admin, public_key, secret) = app::init(&data_dir, database.as_ref(), &checkpoints)?;
+    match database {
+        Some(_) => say!("initialised the database (signing key and snapshots in {})", data_dir.display()),
+        None => say!("initialised {}", data_dir.display()),
+    }
     say!("admin user: {admin}");
     say!("signing key (ed25519, public): {}", public_key.to_hex());
     show_once(&secret)
 }
 
-fn recover_admin(data_dir: &Path, reason: &str, checkpoints: CheckpointConfig) -> Outcome {
+fn recover_admin(
+    data_dir: &Path,
+    database: Option<&DatabaseConfig>,
+    reason: &str,
+    checkpoints: CheckpointConfig,
+) -> Outcome {
     crate::telemetry::init("warn");
     let reason = crate::domain::RecoveryReason::parse(reason).map_err(|error| format!("--reason {error}"))?;
-    let (admin, secret) = app::recover_admin(data_dir, &checkpoints, reason.clone())?;
-    say!("recovered administration of {}", data_dir.display());
+    let (admin, secret) = app::recover_admin(data_dir, database, &checkpoints, reason.clone())?;
+    match database {
+        Some(_) => say!("recovered administration of the database"),
+        None => say!("recovered administration of {}", data_dir.display()),
+    }
     say!("admin user: {admin} (Recovered administrator, holding every admin function)");
     say!("reason: {}", reason.as_str());
     show_once(&secret)
@@ -450,11 +536,13 @@ fn require_data_dir(data_dir: &Path) -> Result<(), String> {
     }
 }
 
-fn export(data_dir: &Path, out: &Path, signing_key: Option<PathBuf>) -> Outcome {
+fn export(data_dir: &Path, database: Option<&DatabaseConfig>, out: &Path, signing_key: Option<PathBuf>) -> Outcome {
     crate::telemetry::init("warn");
-    require_data_dir(data_dir)?;
+    if database.is_none() {
+        require_data_dir(data_dir)?;
+    }
     let checkpoints = CheckpointConfig { signing_key, ..CheckpointConfig::default() };
-    let (ledger, _) = app::open_ledger(data_dir, app::DEFAULT_SNAPSHOT_EVERY, &checkpoints)?;
+    let (ledger, _) = app::open_ledger(data_dir, database, app::DEFAULT_SNAPSHOT_EVERY, &checkpoints)?;
     let last = ledger.checkpoint_blocking()?;
     let all = ledger.checkpoints()?;
     let key = ledger.public_key().ok_or("the ledger has no signing key")?;
@@ -688,14 +776,15 @@ fn open_log(data_dir: &Path) -> Result<FjallLog, String> {
     FjallLog::open(&data_dir.join("log")).map_err(|error| error.to_string())
 }
 
-fn verify(data_dir: PathBuf, format: VerdictFormat) -> Outcome {
-    let log = progress::ProgressLog::new(open_log(&data_dir)?, "verifying")?;
-    // The checkpoints and the public key, where the data directory has them.
-    let store = crate::checkpoint::CheckpointStore::new(data_dir.join(crate::checkpoint::CHECKPOINTS_FILE));
+fn verify(data_dir: PathBuf, database: Option<&DatabaseConfig>, format: VerdictFormat) -> Outcome {
+    if database.is_none() {
+        require_data_dir(&data_dir)?;
+    }
+    // The checkpoints and the public key, where the data directory (or database) has them.
+    let (log, store) = app::open_store(&data_dir, database)?;
+    let log = progress::ProgressLog::new(log, "verifying")?;
     let checkpoints = store.all()?;
-    let key_file = data_dir.join(crate::checkpoint::SIGNING_KEY_FILE);
-    let signer = key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose()?;
-    let key = signer.map(|signer| signer.public_key());
+    let key = data_dir_public_key(&data_dir)?;
     let verification = verify_log(&log, &checkpoints, key.as_ref())?;
     log.bar().finish_and_clear();
     let status = if verification.is_valid() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
@@ -724,6 +813,50 @@ fn verify(data_dir: PathBuf, format: VerdictFormat) -> Outcome {
     let reason = verification.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
     say!("INVALID after {} of {} records: {reason}", verification.verified, verification.size);
     Ok(ExitCode::FAILURE)
+}
+
+/// The public half of the data directory's signing key, if it has one.
+fn data_dir_public_key(data_dir: &Path) -> Result<Option<crate::checkpoint::PublicKey>, CliError> {
+    let key_file = data_dir.join(crate::checkpoint::SIGNING_KEY_FILE);
+    let signer = key_file.exists().then(|| crate::checkpoint::Signer::load(&key_file)).transpose()?;
+    Ok(signer.map(|signer| signer.public_key()))
+}
+
+/// `keyledger migrate`: the fjall log of `data_dir`, verified, copied into the empty
+/// database at `url` in one transaction, and the copy verified.
+fn migrate(data_dir: &Path, url: &str) -> Outcome {
+    use crate::log::{EventLog, Tree};
+    crate::telemetry::init("warn");
+    let source = open_log(data_dir)?;
+    let checkpoints =
+        crate::checkpoint::CheckpointStore::new(data_dir.join(crate::checkpoint::CHECKPOINTS_FILE)).all()?;
+    let key = data_dir_public_key(data_dir)?;
+    let before = verify_log(&source, &checkpoints, key.as_ref())?;
+    if !before.is_valid() {
+        let reason = before.error.map_or_else(|| "records are missing".to_owned(), |e| e.to_string());
+        return Err(format!("the log in {} does not verify, so it was not copied: {reason}", data_dir.display()).into());
+    }
+    let target = PostgresLog::open(url, SchemaPolicy::Migrate)?;
+    let lines: Vec<(u64, String)> = checkpoints.iter().map(|c| (c.size, c.to_line())).collect();
+    let copied = target.import(&source, &lines)?;
+    let copied_checkpoints = crate::checkpoint::CheckpointStore::in_postgres(target.checkpoint_store()).all()?;
+    let after = verify_log(&target, &copied_checkpoints, key.as_ref())?;
+    let head = source.head()?;
+    let source_root = crate::merkle::root(&Tree(&source), head)?;
+    let target_root = crate::merkle::root(&Tree(&target), head)?;
+    if !after.is_valid() || copied != head || source_root != target_root || copied_checkpoints != checkpoints {
+        let reason = after.error.map_or_else(|| "the roots or checkpoints differ".to_owned(), |e| e.to_string());
+        return Err(format!("the copy in the database does not verify: {reason}").into());
+    }
+    say!(
+        "migrated {copied} records and {} checkpoints; Merkle root {target_root}; the chain, the tree and every checkpoint verify",
+        copied_checkpoints.len()
+    );
+    say!(
+        "serve it with: keyledger serve --data-dir {} --database-url URL (the signing key stays there)",
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn access_report(data_dir: PathBuf, format: ViewFormat) -> Outcome {

@@ -12,7 +12,7 @@ use super::responses::{AuditRead, Guarded, Paged};
 use super::{Page, Shared};
 use crate::checkpoint::Checkpoint;
 use crate::domain::FunctionId;
-use crate::log::{FjallLogError, Tree};
+use crate::log::{AnyLogError, Tree};
 use crate::merkle::{self, NodeId, Nodes, ProofError, TreeHash};
 
 /// A signed checkpoint, exactly as stored and as it appears in a bundle: save the body to
@@ -284,7 +284,7 @@ pub async fn get_inclusion_proof(state: Shared, request: HttpRequest) -> Result<
     let proof = web::block(move || {
         let tree = Tree(reader.ledger.log());
         let leaf = tree.get(NodeId { level: 0, index: seq - 1 })?;
-        Ok::<_, ProofError<FjallLogError>>((
+        Ok::<_, ProofError<AnyLogError>>((
             leaf,
             merkle::root(&tree, size)?,
             merkle::inclusion_proof(&tree, seq - 1, size)?,
@@ -328,7 +328,7 @@ pub async fn get_consistency_proof(state: Shared, request: HttpRequest) -> Resul
     let proof = web::block(move || {
         let tree = Tree(reader.ledger.log());
         let proof = merkle::consistency_proof(&tree, from, to)?;
-        Ok::<_, ProofError<FjallLogError>>((merkle::root(&tree, from)?, merkle::root(&tree, to)?, proof))
+        Ok::<_, ProofError<AnyLogError>>((merkle::root(&tree, from)?, merkle::root(&tree, to)?, proof))
     })
     .await
     .map_err(|_| ApiError::Internal)?;

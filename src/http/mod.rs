@@ -96,14 +96,14 @@ use utoipa::IntoParams;
 
 use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
 use crate::ledger::{Applied, Ledger, Request, SubmitError};
-use crate::log::FjallLog;
+use crate::log::AnyLog;
 pub use crate::wire::paginate;
 use problem::ApiError;
 
 /// What every handler shares.
 pub struct AppState {
     /// The ledger.
-    pub ledger: Ledger<FjallLog>,
+    pub ledger: Ledger<AnyLog>,
     /// Recently seen idempotency keys.
     pub idempotency: mutation::IdempotencyCache,
     /// Per-client limits on refused key checks.

@@ -1,5 +1,6 @@
-//! The ledger's scenarios. Each is one generic function, run against both logs by
-//! [`against_both_logs!`]: a [`MemoryLog`] and a [`FjallLog`] over a temporary directory.
+//! The ledger's scenarios. Each is one generic function, run against every log by
+//! [`against_both_logs!`]: a [`MemoryLog`], a [`FjallLog`] over a temporary directory, and
+//! a [`PostgresLog`] in a fresh database when `KEYLEDGER_TEST_DATABASE_URL` names a server.
 //!
 //! A scenario receives `open`, which opens the *same* log each time it is called, as a
 //! restart of the service would. Scenarios that need to make storage fail, or to hold the
@@ -18,7 +19,7 @@ use crate::domain::{
     CheckRequest, Context, FunctionId, FunctionSet, KeyId, Name, Position, Reason, Resource, RoleId, Timestamp, UserId,
 };
 use crate::log::record::{self, Envelope};
-use crate::log::{AppendError, ChainHash, FjallLog, MemoryLog, Record, StoredRecord};
+use crate::log::{AppendError, ChainHash, FjallLog, MemoryLog, PostgresLog, Record, StoredRecord};
 use crate::merkle::{NodeId, TreeHash};
 
 /// Generates, for every scenario named, one test over a [`MemoryLog`] (in the module
@@ -30,6 +31,15 @@ macro_rules! against_both_logs {
         }
         mod fjall_log {
             $(#[test] fn $scenario() { super::$scenario(super::fjall()); })+
+        }
+        /// Run when `KEYLEDGER_TEST_DATABASE_URL` names a PostgreSQL server.
+        mod postgres_log {
+            $(#[test] fn $scenario() {
+                match super::postgres() {
+                    Some(open) => super::$scenario(open),
+                    None => eprintln!("KEYLEDGER_TEST_DATABASE_URL is not set: the PostgreSQL scenario did not run"),
+                }
+            })+
         }
     };
 }
@@ -90,6 +100,13 @@ fn memory() -> impl Fn() -> SharedMemoryLog {
 fn fjall() -> impl Fn() -> FjallLog {
     let directory = tempfile::tempdir().expect("a temporary directory is created");
     move || FjallLog::open(directory.path()).expect("the fjall log opens")
+}
+
+/// Opens the same PostgreSQL log, in a fresh database, each time it is called; `None` when
+/// `KEYLEDGER_TEST_DATABASE_URL` is not set.
+fn postgres() -> Option<impl Fn() -> PostgresLog> {
+    let database = crate::log::postgres::testing::fresh_database()?;
+    Some(move || crate::log::postgres::testing::open(&database))
 }
 
 // ---------------------------------------------------------------------------------------

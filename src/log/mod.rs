@@ -1,23 +1,28 @@
 //! The durable, hash-chained event log.
 //!
 //! [`EventLog`] is the narrow storage trait: append records at an expected position,
-//! read from a position, ask for the head. [`FjallLog`] is the one users run;
-//! [`MemoryLog`] exists for tests of the logic. The record format and the chain live in
+//! read from a position, ask for the head. [`FjallLog`] is the one users run on one node,
+//! [`PostgresLog`] the one for several (issue #12), [`AnyLog`] either of them as a server
+//! runs it; [`MemoryLog`] exists for tests of the logic. The record format and the chain live in
 //! [`record`], which does no I/O.
 //!
 //! The log is also a Merkle tree ([`crate::merkle`]): every append stores, in the same
 //! atomic batch as the records, the complete subtrees the new leaves complete, so any
 //! root or proof is O(log n) node reads away.
 
+mod any;
 mod fjall_log;
 mod memory;
+pub mod postgres;
 pub mod record;
 
 #[cfg(test)]
 mod tests;
 
+pub use any::{AnyLog, AnyLogError};
 pub use fjall_log::{FjallLog, FjallLogError};
 pub use memory::MemoryLog;
+pub use postgres::{PostgresCheckpoints, PostgresLog, PostgresLogError, SchemaPolicy};
 pub use record::{ChainError, ChainHash, ChainVerifier, Record, RecordError, StoredRecord};
 
 use crate::merkle::{self, Frontier, NodeId, Nodes, TreeHash};
@@ -43,6 +48,17 @@ pub enum AppendError<E: std::error::Error + 'static> {
     /// The storage failed.
     #[error(transparent)]
     Storage(E),
+}
+
+impl<E: std::error::Error + 'static> AppendError<E> {
+    /// The same refusal, with the storage's error converted by `convert`.
+    pub fn map_storage<F: std::error::Error + 'static>(self, convert: impl FnOnce(E) -> F) -> AppendError<F> {
+        match self {
+            AppendError::Conflict { expected, actual } => AppendError::Conflict { expected, actual },
+            AppendError::OutOfSequence { first_expected } => AppendError::OutOfSequence { first_expected },
+            AppendError::Storage(error) => AppendError::Storage(convert(error)),
+        }
+    }
 }
 
 /// An append-only log of records, numbered from 1 without gaps.

@@ -146,3 +146,190 @@ fn fjall_log_storage_errors_read_as_the_system_says_them_not_as_debug_output() {
     assert!(message.starts_with("storage error: No space left on device"), "{message}");
     assert!(!message.contains("FjallError") && !message.contains("Os {"), "{message}");
 }
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL (issue #12): run when KEYLEDGER_TEST_DATABASE_URL names a server
+// (`scripts/with-postgres.sh cargo test --lib postgres`), each test in a fresh database.
+// ---------------------------------------------------------------------------------------
+
+/// Runs `test` on a fresh, never migrated database, or says why it did not.
+fn with_database(test: impl FnOnce(&::postgres::Config)) {
+    match postgres::testing::fresh_database() {
+        Some(database) => test(&database),
+        None => eprintln!("KEYLEDGER_TEST_DATABASE_URL is not set: the PostgreSQL test did not run"),
+    }
+}
+
+#[test]
+fn postgres_log_keeps_the_contract() {
+    with_database(|database| contract(&postgres::testing::open(database)));
+}
+
+#[test]
+fn postgres_log_keeps_its_records_and_tree_across_reopening() {
+    with_database(|database| {
+        let written = records(1, 5, ChainHash::GENESIS);
+        {
+            let log = postgres::testing::open(database);
+            log.append(0, &written).unwrap();
+        }
+        let log = postgres::testing::open(database);
+        assert_eq!(log.head().unwrap(), 5);
+        assert_eq!(log.read(1, 100).unwrap(), written);
+        let more = records(6, 4, decode_hash(&written[4]));
+        log.append(5, &more).unwrap();
+        let all = log.read(1, 100).unwrap();
+        assert_eq!(merkle::root(&Tree(&log), 9).unwrap(), reference_root(&all));
+    });
+}
+
+#[test]
+fn postgres_log_refuses_a_second_process_on_the_same_database() {
+    with_database(|database| {
+        let _first = postgres::testing::open(database);
+        let second = PostgresLog::open_config(database.clone(), SchemaPolicy::Migrate);
+        assert!(matches!(second, Err(PostgresLogError::Locked)), "{second:?}");
+    });
+}
+
+#[test]
+fn postgres_log_migrates_only_when_asked_and_never_opens_a_newer_schema() {
+    with_database(|database| {
+        // A database keyledger never migrated is schema 0: refused without --migrate.
+        let refused = PostgresLog::open_config(database.clone(), SchemaPolicy::RequireCurrent);
+        let Err(error) = refused else { panic!("an unmigrated database opened") };
+        assert!(matches!(error, PostgresLogError::SchemaTooOld { found: 0, .. }), "{error:?}");
+        assert!(error.to_string().contains("--migrate"), "{error}");
+        drop(postgres::testing::open(database));
+        // Migrated, it opens without --migrate.
+        drop(PostgresLog::open_config(database.clone(), SchemaPolicy::RequireCurrent).unwrap());
+        // A schema a newer build migrated is refused, with --migrate too.
+        let mut client = database.connect(::postgres::NoTls).unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_version (version, name) VALUES ($1, 'from the future')",
+                &[&(postgres::SCHEMA_VERSION + 1)],
+            )
+            .unwrap();
+        for policy in [SchemaPolicy::Migrate, SchemaPolicy::RequireCurrent] {
+            let refused = PostgresLog::open_config(database.clone(), policy);
+            assert!(matches!(refused, Err(PostgresLogError::SchemaTooNew { .. })), "{refused:?}");
+        }
+    });
+}
+
+#[test]
+fn postgres_log_notifies_every_append_with_the_new_head() {
+    with_database(|database| {
+        let log = postgres::testing::open(database);
+        let mut listener = database.connect(::postgres::NoTls).unwrap();
+        listener.batch_execute(&format!("LISTEN {}", postgres::NOTIFY_CHANNEL)).unwrap();
+        let first = records(1, 3, ChainHash::GENESIS);
+        log.append(0, &first).unwrap();
+        log.append(3, &records(4, 2, decode_hash(&first[2]))).unwrap();
+        use ::postgres::fallible_iterator::FallibleIterator;
+        let mut notifications = listener.notifications();
+        let heads: Vec<String> = notifications
+            .timeout_iter(std::time::Duration::from_secs(10))
+            .take(2)
+            .map(|notification| Ok(notification.payload().to_owned()))
+            .collect()
+            .unwrap();
+        assert_eq!(heads, ["3", "5"]);
+    });
+}
+
+#[test]
+fn postgres_log_refuses_an_append_after_another_writer_moved_the_head() {
+    with_database(|database| {
+        let log = postgres::testing::open(database);
+        let first = records(1, 2, ChainHash::GENESIS);
+        log.append(0, &first).unwrap();
+        // Another writer's transaction moves the head (as a second node will).
+        let mut other = database.connect(::postgres::NoTls).unwrap();
+        other.execute("UPDATE head SET position = 3", &[]).unwrap();
+        let next = records(3, 1, decode_hash(&first[1]));
+        assert!(matches!(log.append(2, &next), Err(AppendError::Conflict { expected: 2, actual: 3 })));
+        // Nothing of the refused batch was written: no record, no tree node.
+        assert!(log.read(3, 10).unwrap().is_empty());
+        let nodes: i64 = other.query_one("SELECT count(*) FROM tree_nodes", &[]).unwrap().get(0);
+        assert_eq!(nodes, 3, "the leaves of records 1 and 2 and their parent");
+    });
+}
+
+#[test]
+fn postgres_import_copies_a_fjall_log_byte_for_byte_into_an_empty_database_only() {
+    with_database(|database| {
+        let dir = tempfile::tempdir().unwrap();
+        let source = FjallLog::open(dir.path()).unwrap();
+        let written = records(1, 11, ChainHash::GENESIS);
+        source.append(0, &written).unwrap();
+        let target = postgres::testing::open(database);
+        let checkpoints = vec![(7, "a line".to_owned()), (11, "another".to_owned())];
+        assert_eq!(target.import(&source, &checkpoints).unwrap(), 11);
+        assert_eq!(target.read(1, 100).unwrap(), written);
+        assert_eq!(target.head().unwrap(), 11);
+        for size in 1..=11 {
+            assert_eq!(merkle::root(&Tree(&target), size).unwrap(), merkle::root(&Tree(&source), size).unwrap());
+        }
+        assert_eq!(target.checkpoint_store().lines().unwrap(), ["a line", "another"]);
+        // It continues like any log, and a second import is refused whole.
+        target.append(11, &records(12, 1, decode_hash(&written[10]))).unwrap();
+        assert!(matches!(target.import(&source, &[]), Err(postgres::ImportError::NotEmpty)));
+        assert_eq!(target.head().unwrap(), 12);
+    });
+}
+
+#[test]
+fn postgres_checkpoint_store_keeps_the_signed_lines_in_order() {
+    use crate::checkpoint::{CheckpointStore, Signer};
+    with_database(|database| {
+        let log = postgres::testing::open(database);
+        let store = CheckpointStore::in_postgres(log.checkpoint_store());
+        assert!(store.all().unwrap().is_empty());
+        let signer = Signer::generate();
+        let at = crate::domain::Timestamp::from_unix_millis(1_800_000_000_000);
+        let first = signer.sign(3, merkle::leaf_hash(b"r1"), at, merkle::leaf_hash(b"v1"));
+        let second = signer.sign(9, merkle::leaf_hash(b"r2"), at, merkle::leaf_hash(b"v2"));
+        store.append(&first).unwrap();
+        store.append(&second).unwrap();
+        // Read back through another connection: committed, the same bytes, oldest first.
+        let again = CheckpointStore::in_postgres(postgres::testing::open_checkpoints(database));
+        assert_eq!(again.all().unwrap(), vec![first.clone(), second]);
+        assert_eq!(log.checkpoint_store().lines().unwrap()[0], first.to_line());
+        // Storing the same line again (a retry) changes nothing; a size is signed once.
+        store.append(&first).unwrap();
+        let resigned = signer.sign(3, merkle::leaf_hash(b"r1"), at.plus_seconds(1), merkle::leaf_hash(b"v1"));
+        assert!(store.append(&resigned).is_err());
+        assert_eq!(store.all().unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn postgres_log_reconnects_when_its_connections_are_cut_and_keeps_the_serving_lock() {
+    with_database(|database| {
+        let log = postgres::testing::open(database);
+        let first = records(1, 2, ChainHash::GENESIS);
+        log.append(0, &first).unwrap();
+        // The server drops every keyledger connection (a restart, a failover, an admin).
+        let mut admin = database.connect(::postgres::NoTls).unwrap();
+        let cut: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = 'keyledger'
+                 AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(cut >= 2, "the writer's and the reader's connections, cut {cut}");
+        // The calls that find their connection dead reconnect (the writer taking the
+        // serving lock again) and carry on: nothing had been sent that could be lost.
+        let next = records(3, 2, decode_hash(&first[1]));
+        log.append(2, &next).unwrap();
+        assert_eq!(log.head().unwrap(), 4);
+        assert_eq!(log.read(1, 10).unwrap().len(), 4);
+        let second = PostgresLog::open_config(database.clone(), SchemaPolicy::Migrate);
+        assert!(matches!(second, Err(PostgresLogError::Locked)), "{second:?}");
+    });
+}

@@ -116,6 +116,12 @@ pub fn spawn_app_in(data_dir: &Path) -> TestApp {
     start(DataDir::Borrowed(data_dir.to_owned()), &[])
 }
 
+/// Starts a server over an existing data directory that the caller owns, with extra
+/// `serve` arguments.
+pub fn spawn_app_in_with(data_dir: &Path, extra_args: &[&str]) -> TestApp {
+    start(DataDir::Borrowed(data_dir.to_owned()), extra_args)
+}
+
 /// Starts a server that logs at debug level into `log_file`.
 pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -21,6 +21,7 @@ mod limits;
 mod methods;
 mod names;
 mod openapi;
+mod postgres;
 mod proofs;
 mod recovery;
 mod review;

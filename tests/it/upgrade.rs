@@ -25,14 +25,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Serves a copy of the fixture `tests/data/{name}`, administered with `admin_key`.
-fn serve_fixture(name: &str, admin_key: &str) -> (tempfile::TempDir, TestApp) {
+/// A copy of the fixture `tests/data/{name}` in a temporary directory.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name), dir.path());
     // git keeps no file modes but the executable bit; the service wants its key private.
     let mut permissions = std::fs::metadata(dir.path().join("signing-key")).expect("signing key").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
     std::fs::set_permissions(dir.path().join("signing-key"), permissions).expect("chmod signing key");
+    dir
+}
+
+/// Serves a copy of the fixture `tests/data/{name}`, administered with `admin_key`.
+fn serve_fixture(name: &str, admin_key: &str) -> (tempfile::TempDir, TestApp) {
+    let dir = copy_fixture(name);
     let mut app = spawn_app_in(dir.path());
     app.admin_key = admin_key.to_owned();
     (dir, app)
