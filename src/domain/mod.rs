@@ -35,7 +35,7 @@ pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_
 pub use error::{DomainError, Resource};
 pub use event::{Event, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
 pub use fingerprint::FingerprintCache;
-pub use ids::{Actor, EventId, GroupId, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
+pub use ids::{Actor, EventId, GroupId, IdText, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use key_state::KeyState;
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
