@@ -17,6 +17,7 @@ mod ids;
 mod key;
 mod key_state;
 mod report;
+mod small_set;
 mod state;
 mod time;
 mod values;
@@ -39,6 +40,7 @@ pub use ids::{Actor, EventId, GroupId, IdText, InvalidEventId, InvalidId, KeyId,
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use key_state::KeyState;
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
+pub use small_set::SmallSet;
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};

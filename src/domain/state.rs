@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::ChangeLog;
+use super::small_set::SmallSet;
 use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
@@ -61,18 +62,45 @@ impl Role {
     }
 }
 
-/// Which platform events a user may access.
+/// Which platform events a user may access. Commands and views hold the groups in a
+/// `BTreeSet`; a [`User`] holds them in a [`SmallSet`] (`EventAccess<SmallSet<GroupId>>`),
+/// which is 24 bytes and no allocation for the usual one group. Both serialise alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventAccess {
+pub enum EventAccess<Groups = BTreeSet<GroupId>> {
     /// Every event.
     AllEvents,
     /// The events of these groups and of every group nested below them.
-    Groups(BTreeSet<GroupId>),
+    Groups(Groups),
 }
 
-impl Default for EventAccess {
+impl<Groups: Default> Default for EventAccess<Groups> {
     fn default() -> Self {
-        EventAccess::Groups(BTreeSet::new())
+        EventAccess::Groups(Groups::default())
+    }
+}
+
+impl<Groups> EventAccess<Groups>
+where
+    for<'a> &'a Groups: IntoIterator<Item = &'a GroupId>,
+{
+    /// The same access with the groups in another kind of set.
+    pub fn to_access<Other: FromIterator<GroupId>>(&self) -> EventAccess<Other> {
+        match self {
+            EventAccess::AllEvents => EventAccess::AllEvents,
+            EventAccess::Groups(groups) => EventAccess::Groups(groups.into_iter().cloned().collect()),
+        }
+    }
+
+    /// Whether this access and `other` grant the same, whatever sets hold their groups.
+    pub fn grants_as<Other>(&self, other: &EventAccess<Other>) -> bool
+    where
+        for<'a> &'a Other: IntoIterator<Item = &'a GroupId>,
+    {
+        match (self, other) {
+            (EventAccess::AllEvents, EventAccess::AllEvents) => true,
+            (EventAccess::Groups(mine), EventAccess::Groups(theirs)) => mine.into_iter().eq(theirs),
+            _ => false,
+        }
     }
 }
 
@@ -84,8 +112,8 @@ pub struct User {
     name: String,
     email: Option<String>,
     enabled: bool,
-    roles: BTreeSet<RoleId>,
-    event_access: EventAccess,
+    roles: SmallSet<RoleId>,
+    event_access: EventAccess<SmallSet<GroupId>>,
     current_key: Option<KeyHash>,
     grace_key: Option<KeyHash>,
     created: Position,
@@ -112,11 +140,11 @@ impl User {
         self.enabled
     }
     /// The roles the user holds.
-    pub fn roles(&self) -> &BTreeSet<RoleId> {
+    pub fn roles(&self) -> &SmallSet<RoleId> {
         &self.roles
     }
     /// The events the user may access.
-    pub fn event_access(&self) -> &EventAccess {
+    pub fn event_access(&self) -> &EventAccess<SmallSet<GroupId>> {
         &self.event_access
     }
     /// The hash of the user's current, unrevoked key.
@@ -149,7 +177,7 @@ pub struct Group {
     slot: u32,
     name: String,
     parent: Option<GroupId>,
-    children: BTreeSet<GroupId>,
+    children: SmallSet<GroupId>,
     events: BTreeSet<EventId>,
     created: Position,
     version: u64,
@@ -173,7 +201,7 @@ impl Group {
         self.parent.as_ref()
     }
     /// The groups directly inside this one.
-    pub fn children(&self) -> &BTreeSet<GroupId> {
+    pub fn children(&self) -> &SmallSet<GroupId> {
         &self.children
     }
     /// The events in this group (not counting nested groups).
@@ -262,8 +290,9 @@ pub struct UserCheck {
     enabled: bool,
     functions: FunctionSet,
     all_events: bool,
-    /// The slots of the groups the user was given, sorted.
-    groups: Box<[u32]>,
+    /// The slots of the groups the user was given, sorted: inline when there is one, so
+    /// that a check reads no other memory for them.
+    groups: SmallSet<u32>,
 }
 
 impl UserCheck {
@@ -342,12 +371,6 @@ enum MembershipChange {
     Added(u32),
     /// The event was removed from the group.
     Removed(u32),
-}
-
-/// Slots sorted, as the check index keeps them for binary search.
-fn sorted_slots(mut slots: Vec<u32>) -> Box<[u32]> {
-    slots.sort_unstable();
-    slots.into_boxed_slice()
 }
 
 /// The whole permission view.
@@ -483,10 +506,11 @@ impl State {
         let Some(groups) = self.groups_of_event.get(event) else {
             return false;
         };
-        let (few, many) = if groups.reachable.len() <= user.groups.len() {
-            (&*groups.reachable, &*user.groups)
+        let granted = user.groups.as_slice();
+        let (few, many) = if groups.reachable.len() <= granted.len() {
+            (&*groups.reachable, granted)
         } else {
-            (&*user.groups, &*groups.reachable)
+            (granted, &*groups.reachable)
         };
         few.iter().any(|slot| many.binary_search(slot).is_ok())
     }
@@ -531,15 +555,15 @@ impl State {
             .iter()
             .filter_map(|id| self.roles.get(id))
             .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions));
-        let groups = match &user.event_access {
-            EventAccess::AllEvents => Vec::new(),
+        let groups: SmallSet<u32> = match &user.event_access {
+            EventAccess::AllEvents => SmallSet::new(),
             EventAccess::Groups(groups) => groups.iter().filter_map(|id| self.groups.get(id)).map(|g| g.slot).collect(),
         };
         let check = UserCheck {
             enabled: user.enabled,
             functions,
             all_events: user.event_access == EventAccess::AllEvents,
-            groups: sorted_slots(groups),
+            groups,
         };
         match self.user_checks.get_mut(user.slot as usize) {
             Some(entry) => *entry = check,
@@ -687,7 +711,7 @@ impl State {
             name: name.to_owned(),
             email,
             enabled: true,
-            roles: BTreeSet::new(),
+            roles: SmallSet::new(),
             event_access: EventAccess::default(),
             current_key: None,
             grace_key: None,
@@ -723,7 +747,7 @@ impl State {
             slot: u32::try_from(self.group_parents.len()).unwrap_or(u32::MAX),
             name: name.to_owned(),
             parent: parent_id.cloned(),
-            children: BTreeSet::new(),
+            children: SmallSet::new(),
             events: BTreeSet::new(),
             created: position,
             version: position.seq,
