@@ -180,9 +180,9 @@ macro_rules! minted_id {
         $(#[$doc])*
         ///
         /// It is held as the 64-bit number of its 16 hexadecimal digits (the prefix is the
-        /// type), 8 bytes and no allocation; its text, order, serde forms and display are
-        /// those of the string `prefix` + 16 lowercase hexadecimal digits: the digits have
-        /// a fixed width, so the numbers sort as the strings do.
+        /// type), 8 bytes and no allocation; its text, order, JSON and display are those
+        /// of the string `prefix` + 16 lowercase hexadecimal digits: the digits have a
+        /// fixed width, so the numbers sort as the strings do.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(u64);
 
@@ -237,15 +237,25 @@ macro_rules! minted_id {
             }
         }
 
+        /// In JSON (records, the API) its text; in binary formats (the snapshot) the 8
+        /// big-endian bytes of its number, which sort as the text does.
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.text())
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(&self.text())
+                } else {
+                    self.0.to_be_bytes().serialize(serializer)
+                }
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(MintedIdVisitor(std::marker::PhantomData))
+                if deserializer.is_human_readable() {
+                    deserializer.deserialize_str(MintedIdVisitor(std::marker::PhantomData))
+                } else {
+                    <[u8; 8]>::deserialize(deserializer).map(|bytes| Self(u64::from_be_bytes(bytes)))
+                }
             }
         }
     };
@@ -389,8 +399,9 @@ mod tests {
         assert!(RoleId::parse("").is_err());
     }
 
-    /// Issue #11: ids are held as numbers, but every form of them that leaves the process
-    /// (text, JSON, postcard in snapshots, order in sorted sets) is the string's.
+    /// Issue #11: ids are held as numbers, but every form of them that people or records
+    /// see (text, JSON, order in sorted sets) is the string's; snapshots (postcard) hold
+    /// the 8 bytes of the number.
     #[test]
     fn an_id_held_as_a_number_keeps_the_text_order_and_serde_forms_of_its_string() {
         let mut numbers = vec![0, 1, 0xf, 0x10, 0xa0, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, u64::MAX];
@@ -406,8 +417,8 @@ mod tests {
             );
             assert_eq!(serde_json::to_string(&id).unwrap(), serde_json::to_string(&text).unwrap());
             assert_eq!(serde_json::from_str::<RoleId>(&serde_json::to_string(&text).unwrap()).unwrap(), id);
-            assert_eq!(postcard::to_stdvec(&id).unwrap(), postcard::to_stdvec(&text).unwrap());
-            assert_eq!(postcard::from_bytes::<RoleId>(&postcard::to_stdvec(&text).unwrap()).unwrap(), id);
+            assert_eq!(postcard::to_stdvec(&id).unwrap(), n.to_be_bytes());
+            assert_eq!(postcard::from_bytes::<RoleId>(&n.to_be_bytes()).unwrap(), id);
             ids.push(id);
         }
         let mut by_number = ids.clone();
