@@ -386,9 +386,11 @@ pub struct State {
     /// The role first described by each lookalike key of a description.
     #[serde(serialize_with = "in_key_order")]
     role_lookalikes: HashMap<Lookalike, RoleId>,
+    /// Every user, in creation order, which is slot order: a user's slot is its index.
+    users: Vec<User>,
+    /// Each user's slot, by id.
     #[serde(serialize_with = "in_key_order")]
-    users: HashMap<UserId, User>,
-    user_order: Vec<UserId>,
+    user_slots: HashMap<UserId, u32>,
     /// The user first named by each lookalike key of a name.
     #[serde(serialize_with = "in_key_order")]
     user_lookalikes: HashMap<Lookalike, UserId>,
@@ -408,6 +410,16 @@ pub struct State {
     /// The entities `apply` changed lately, for the fingerprint; not in snapshots.
     #[serde(skip)]
     changes: ChangeLog,
+}
+
+/// The user with id `id`, through the slot index.
+fn found<'a>(users: &'a [User], slots: &HashMap<UserId, u32>, id: &UserId) -> Option<&'a User> {
+    slots.get(id).and_then(|&slot| users.get(slot as usize))
+}
+
+/// The user with id `id`, through the slot index, to change.
+fn found_mut<'a>(users: &'a mut [User], slots: &HashMap<UserId, u32>, id: &UserId) -> Option<&'a mut User> {
+    slots.get(id).and_then(|&slot| users.get_mut(slot as usize))
 }
 
 /// Serialises a map as a map, as serde does, but with its entries in key order rather
@@ -450,19 +462,22 @@ impl State {
 
     /// A user by id.
     pub fn user(&self, id: &UserId) -> Option<&User> {
-        self.users.get(id)
+        found(&self.users, &self.user_slots, id)
     }
 
     /// The user whose name looks like this one ([`Lookalike`]): equal, equal but for
     /// case, or confusable with it.
     pub fn user_named_like(&self, name: &str) -> Option<&User> {
-        Lookalike::keys_of(name).iter().find_map(|key| self.user_lookalikes.get(key)).and_then(|id| self.users.get(id))
+        Lookalike::keys_of(name)
+            .iter()
+            .find_map(|key| self.user_lookalikes.get(key))
+            .and_then(|id| found(&self.users, &self.user_slots, id))
     }
 
     /// Users in creation order, after the user created at position `after`.
     pub fn users_after(&self, after: u64) -> impl Iterator<Item = &User> {
-        let start = self.user_order.partition_point(|id| self.users[id].created.seq <= after);
-        self.user_order[start..].iter().map(|id| &self.users[id])
+        let start = self.users.partition_point(|user| user.created.seq <= after);
+        self.users[start..].iter()
     }
 
     /// A group by id.
@@ -519,7 +534,7 @@ impl State {
     /// Index upkeep of a new user: its check entry, in the next slot, and its name in the
     /// lookalike index.
     fn index_new_user(&mut self, user_id: &UserId) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         // A log written before names had to look different may hold lookalikes; each key
         // keeps naming the first of them.
         for key in Lookalike::keys_of(&user.name) {
@@ -550,7 +565,7 @@ impl State {
     /// Index upkeep of a user: recomputes the user's check entry from the user, their
     /// roles and the groups they were given. A new user's entry is added in its slot.
     fn reindex_user(&mut self, user_id: &UserId) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         let functions = user
             .roles
             .iter()
@@ -615,7 +630,7 @@ impl State {
         self.head = position.seq;
         match event {
             Event::UserCreated { user_id, name, email } => {
-                if !self.users.contains_key(user_id) {
+                if !self.user_slots.contains_key(user_id) {
                     self.create_user(position, user_id, name, email.clone());
                     self.index_new_user(user_id);
                 }
@@ -720,8 +735,11 @@ impl State {
             version: position.seq,
             recovered: None,
         };
-        if self.users.insert(user_id.clone(), user).is_none() {
-            self.user_order.push(user_id.clone());
+        if !self.user_slots.contains_key(user_id) {
+            // The index in `users`, which is also the check entry's slot: both grow by
+            // one with each new user.
+            self.user_slots.insert(user_id.clone(), u32::try_from(self.users.len()).unwrap_or(u32::MAX));
+            self.users.push(user);
         }
         self.changes.user(position.seq);
     }
@@ -764,7 +782,7 @@ impl State {
 
     fn apply_key_revoked(&mut self, position: Position, user_id: &UserId, key_id: &KeyId) {
         let mut revoked = None;
-        if let Some(user) = self.users.get_mut(user_id) {
+        if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
             user.version = position.seq;
             self.changes.user(user.created.seq);
             for slot in [&mut user.current_key, &mut user.grace_key] {
@@ -795,7 +813,7 @@ impl State {
         key_id: &KeyId,
         key_hash: KeyHash,
     ) {
-        if self.users.contains_key(user_id) || self.roles.contains_key(role_id) {
+        if self.user_slots.contains_key(user_id) || self.roles.contains_key(role_id) {
             return;
         }
         let mut parts = vec![
@@ -819,7 +837,7 @@ impl State {
         for part in &parts {
             self.apply(position, part);
         }
-        if let Some(user) = self.users.get_mut(user_id) {
+        if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
             user.recovered = Some(Box::new(position));
         }
     }
@@ -829,7 +847,7 @@ impl State {
     /// move, since usage is not a change of the user: an admin's `If-Match` never races
     /// with a usage record.
     fn apply_key_usage(&mut self, user_id: &UserId, key_id: &KeyId, last_used_at: Timestamp) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         let hash = [user.current_key, user.grace_key]
             .into_iter()
             .flatten()
@@ -848,7 +866,7 @@ impl State {
         expires_at: Option<Timestamp>,
         replaced_key_valid_until: Option<Timestamp>,
     ) {
-        let Some(user) = self.users.get_mut(user_id) else {
+        let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) else {
             return;
         };
         user.version = position.seq;
@@ -885,7 +903,7 @@ impl State {
 
     /// Changes a user and sets its version; `None` if there is no such user.
     fn touch_user<R>(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User) -> R) -> Option<R> {
-        let user = self.users.get_mut(id)?;
+        let user = found_mut(&mut self.users, &self.user_slots, id)?;
         let result = change(user);
         user.version = position.seq;
         self.changes.user(user.created.seq);
@@ -915,7 +933,7 @@ impl State {
 impl State {
     /// How many roles, groups and users there are.
     pub(super) fn entity_counts(&self) -> (usize, usize, usize) {
-        (self.role_order.len(), self.group_order.len(), self.user_order.len())
+        (self.role_order.len(), self.group_order.len(), self.users.len())
     }
     /// The role created `index`-th.
     pub(super) fn role_at(&self, index: usize) -> Option<&Role> {
@@ -927,7 +945,7 @@ impl State {
     }
     /// The user created `index`-th.
     pub(super) fn user_at(&self, index: usize) -> Option<&User> {
-        self.user_order.get(index).and_then(|id| self.users.get(id))
+        self.users.get(index)
     }
     /// The entities `apply` changed lately.
     pub(super) fn changes(&self) -> &ChangeLog {
