@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SmallSet<T>(Repr<T>);
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 enum Repr<T> {
+    #[default]
     Empty,
     One(T),
     /// Two or more, sorted and distinct.
@@ -99,12 +100,6 @@ impl<T: Ord> SmallSet<T> {
             1 => elements.pop().map_or_else(Self::default, |one| SmallSet(Repr::One(one))),
             _ => SmallSet(Repr::Many(elements.into_boxed_slice())),
         }
-    }
-}
-
-impl<T> Default for Repr<T> {
-    fn default() -> Self {
-        Repr::Empty
     }
 }
 
