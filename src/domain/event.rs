@@ -74,9 +74,10 @@ macro_rules! subject_value {
     ($field:ident) => {
         $field.text()
     };
-    ($fixed:literal) => {
+    ($fixed:literal) => {{
+        const _: () = assert!($fixed.len() <= IdText::CAPACITY, "a fixed subject must fit in an IdText");
         IdText::fixed($fixed)
-    };
+    }};
 }
 
 /// The most keys one `KeyUsageIntervalRecorded` holds. An interval in which more keys were

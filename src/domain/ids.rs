@@ -38,7 +38,7 @@ pub struct IdText {
 
 impl IdText {
     /// The longest text it holds: the longest prefix (`role_`) and 16 digits, with room.
-    const CAPACITY: usize = 24;
+    pub(super) const CAPACITY: usize = 24;
 
     /// The text of a minted id: `prefix` and `number` as 16 lowercase hexadecimal digits.
     fn minted(prefix: &str, number: u64) -> Self {
