@@ -11,6 +11,9 @@
 #   HISTORY_USERS   users per point-in-time case (default 250000: about 1M records)
 #   HISTORY_EVERY   the snapshot interval for those (default 100000, the server's default)
 #   FRESH=1         rebuild the cached data directories under target/bench-data/
+#   KEYLEDGER_BIN   the server binary to measure (default: target/release/keyledger, built
+#                   here); set it to compare two builds over the same data directories
+#                   (nothing is built then: the examples must be built already if needed)
 #
 # Each data directory is filled once by `cargo run --release --example populate` and kept
 # under target/bench-data/ for later runs. The server is pinned to core 0.
@@ -27,8 +30,10 @@ root=target/bench-data
 echo "# keyledger start-up and memory benchmark"
 echo "# $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo none)  $(nproc) cores  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  kernel $(uname -r)"
 
-cargo build --release --quiet --bin keyledger --example populate --example history
-bin=target/release/keyledger
+if [ -z "${KEYLEDGER_BIN:-}" ]; then
+  cargo build --release --quiet --bin keyledger --example populate --example history
+fi
+bin=${KEYLEDGER_BIN:-target/release/keyledger}
 
 populated() {
   local users=$1 dir=$root/users-$1
@@ -99,7 +104,7 @@ done
 echo "target: start-up with a snapshot at 1M records <= 0.10 x without"
 
 echo
-echo "## Resident memory after start-up (from a snapshot)"
+echo "## Resident memory after start-up (from a snapshot); each user has a role, event access and a key"
 printf '%-10s %-12s %-14s\n' users rss_kib bytes_per_user
 for users in $MEMORY_USERS; do
   dir=$(populated "$users")

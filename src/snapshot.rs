@@ -4,7 +4,7 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP06" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP07" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
@@ -12,7 +12,9 @@
 //! `KLSNAP03` where a user was created by a recovery or, on another branch, the
 //! lookalike-name indexes, `KLSNAP04` the groups each event reaches through nesting,
 //! `KLSNAP05` all of these together, `KLSNAP06` key hashes as 32 bytes instead of 64 hex
-//! characters), and a snapshot of another layout is refused before
+//! characters, `KLSNAP07` role, user, group and key ids as the 8 bytes of their number
+//! instead of their text, and users in a sequence by slot beside an index of their
+//! slots), and a snapshot of another layout is refused before
 //! decoding rather than mis-decoded. A test serialises a fixed state and compares its
 //! digest with `LAYOUT_DIGEST_FOR_MAGIC`, so a layout change cannot go in without both
 //! being bumped.
@@ -47,12 +49,12 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::{ChainHash, EventLog};
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP06";
+const MAGIC: &[u8; 8] = b"KLSNAP07";
 /// blake3 of the magic and the body of a snapshot of a fixed state, for the test that
 /// fails when the layout changes: a change to the serialised `State` bumps [`MAGIC`] and
 /// records the new digest here (the test prints it).
 #[cfg(test)]
-const LAYOUT_DIGEST_FOR_MAGIC: &str = "6dce4f1dda0c4e20a28c22f2d7f9ccc5a0e4e3c931151aa594fb96b9ef6e8bec";
+const LAYOUT_DIGEST_FOR_MAGIC: &str = "3454efb13a7a97707daa6c7834a54ecb36e56a8a7c88f0a1c93f26a532206c3a";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many of the newest snapshot files are always kept.
@@ -474,10 +476,11 @@ mod tests {
     fn a_snapshot_of_an_earlier_layout_is_refused_before_decoding_so_the_whole_log_is_replayed() {
         // A KLSNAP02 snapshot holds only the groups that contain each event directly; the
         // KLSNAP03 and KLSNAP04 ones written by commits before everything was merged each
-        // lack some of the current layout, and KLSNAP05 wrote key hashes as hex text.
+        // lack some of the current layout, KLSNAP05 wrote key hashes as hex text and
+        // KLSNAP06 ids as text.
         // Their checksums are intact, so only the magic can tell them from a current one;
         // postcard would mis-decode them.
-        for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04", b"KLSNAP05"] {
+        for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04", b"KLSNAP05", b"KLSNAP06"] {
             let dir = tempfile::tempdir().unwrap();
             let at = Timestamp::from_unix_millis(1_800_000_000_000);
             let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();

@@ -38,10 +38,10 @@ fn presented_key(text: &str) {
 /// Ids keyledger mints: accepted ones are kept verbatim.
 fn minted_ids(text: &str) {
     let accepted = [
-        RoleId::parse(text).map(|id| id.as_str().to_owned()),
-        UserId::parse(text).map(|id| id.as_str().to_owned()),
-        GroupId::parse(text).map(|id| id.as_str().to_owned()),
-        KeyId::parse(text).map(|id| id.as_str().to_owned()),
+        RoleId::parse(text).map(|id| id.to_string()),
+        UserId::parse(text).map(|id| id.to_string()),
+        GroupId::parse(text).map(|id| id.to_string()),
+        KeyId::parse(text).map(|id| id.to_string()),
     ];
     for id in accepted.iter().flatten() {
         assert_eq!(id, text);

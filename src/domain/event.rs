@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EventId, FunctionId, GroupId, KeyHash, KeyId, RoleId, Timestamp, UserId};
+use super::{EventId, FunctionId, GroupId, IdText, KeyHash, KeyId, RoleId, Timestamp, UserId};
 
 /// Declares [`Event`] from one list of its variants, and with it what must stay in step
 /// with that list: [`Event::TYPE_NAMES`], [`Event::type_name`] and [`Event::subject`].
@@ -49,7 +49,7 @@ macro_rules! event_types {
 
             /// The id of the role, user or group the event is about (`system` for a record
             /// about many).
-            pub fn subject(&self) -> &str {
+            pub fn subject(&self) -> IdText {
                 match self {
                     $( subject_pattern!($variant, $subject) => subject_value!($subject), )*
                 }
@@ -72,11 +72,12 @@ macro_rules! subject_pattern {
 /// The value of [`Event::subject`]'s arm for one variant.
 macro_rules! subject_value {
     ($field:ident) => {
-        $field.as_str()
+        $field.text()
     };
-    ($fixed:literal) => {
-        $fixed
-    };
+    ($fixed:literal) => {{
+        const _: () = assert!($fixed.len() <= IdText::CAPACITY, "a fixed subject must fit in an IdText");
+        IdText::fixed($fixed)
+    }};
 }
 
 /// The most keys one `KeyUsageIntervalRecorded` holds. An interval in which more keys were
@@ -435,7 +436,7 @@ mod tests {
         for event in Event::examples() {
             let json = serde_json::to_value(&event).unwrap();
             assert_eq!(json["type"], event.type_name());
-            let names_it = json["data"].as_object().unwrap().values().any(|value| value == event.subject());
+            let names_it = json["data"].as_object().unwrap().values().any(|value| *value == *event.subject());
             assert!(names_it || event.subject() == "system", "{json}");
         }
     }

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 
-use super::{EventAccess, FunctionSet, Group, Key, KeyStatus, Role, State, Timestamp, User};
+use super::{EventAccess, FunctionSet, Group, GroupId, Key, KeyStatus, Role, State, Timestamp, User};
 
 /// Names the encoding; hashed first.
 const VERSION: &[u8] = b"keyledger view fingerprint v1";
@@ -107,7 +107,7 @@ impl Encoder {
 
     fn key(&mut self, key: Option<&Key>) -> &mut Self {
         let Some(key) = key else { return self.number(0) };
-        self.number(1).text(key.id().as_str()).time(Some(key.created_at())).time(key.expires_at());
+        self.number(1).text(&key.id().text()).time(Some(key.created_at())).time(key.expires_at());
         match key.status() {
             KeyStatus::Active => self.number(0),
             KeyStatus::Replaced { valid_until } => self.number(1).time(Some(valid_until)),
@@ -118,13 +118,13 @@ impl Encoder {
 
 /// Writes a role's canonical encoding.
 fn encode_role(encoder: &mut Encoder, role: &Role) {
-    encoder.text(role.id().as_str()).text(role.description()).functions(role.functions());
+    encoder.text(&role.id().text()).text(role.description()).functions(role.functions());
 }
 
 /// Writes a group's canonical encoding.
 fn encode_group(encoder: &mut Encoder, group: &Group) {
-    encoder.text(group.id().as_str()).text(group.name());
-    encoder.text(group.parent().map_or("", |parent| parent.as_str()));
+    encoder.text(&group.id().text()).text(group.name());
+    encoder.text(group.parent().map(GroupId::text).as_deref().unwrap_or(""));
     encoder.list(group.events().iter(), |encoder, event| {
         encoder.text(event.as_str());
     });
@@ -132,15 +132,15 @@ fn encode_group(encoder: &mut Encoder, group: &Group) {
 
 /// Writes a user's canonical encoding, with its keys as `state` knows them.
 fn encode_user(state: &State, encoder: &mut Encoder, user: &User) {
-    encoder.text(user.id().as_str()).text(user.name()).text(user.email().unwrap_or(""));
+    encoder.text(&user.id().text()).text(user.name()).text(user.email().unwrap_or(""));
     encoder.number(u64::from(user.is_enabled()));
     encoder.list(user.roles().iter(), |encoder, role| {
-        encoder.text(role.as_str());
+        encoder.text(&role.text());
     });
     match user.event_access() {
         EventAccess::AllEvents => encoder.number(1),
         EventAccess::Groups(groups) => encoder.number(0).list(groups.iter(), |encoder, group| {
-            encoder.text(group.as_str());
+            encoder.text(&group.text());
         }),
     };
     for hash in [user.current_key(), user.grace_key()] {

@@ -19,15 +19,105 @@ pub struct InvalidId {
 
 const RANDOM_HEX_LEN: usize = 16;
 
-fn is_minted_id(value: &str, prefix: &str) -> bool {
-    value.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == RANDOM_HEX_LEN && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+/// The random part of a minted id, if `value` is `prefix` followed by 16 lowercase
+/// hexadecimal characters (the only shape keyledger has ever accepted).
+fn minted_number(value: &str, prefix: &str) -> Option<u64> {
+    let rest = value.strip_prefix(prefix)?;
+    let well_formed = rest.len() == RANDOM_HEX_LEN && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if well_formed { u64::from_str_radix(rest, 16).ok() } else { None }
 }
 
-fn mint<R: Rng + ?Sized>(prefix: &str, rng: &mut R) -> String {
-    let random: u64 = rng.random();
-    format!("{prefix}{random:016x}")
+/// The text of an id, built on the stack: the prefix and 16 hexadecimal digits, or a
+/// fixed word such as `system`. It reads as a `&str` (`Deref`), so that ids, which are
+/// stored as numbers, can be written without a heap allocation.
+#[derive(Clone, Copy)]
+pub struct IdText {
+    bytes: [u8; IdText::CAPACITY],
+    len: u8,
+}
+
+impl IdText {
+    /// The longest text it holds: the longest prefix (`role_`) and 16 digits, with room.
+    pub(super) const CAPACITY: usize = 24;
+
+    /// The text of a minted id: `prefix` and `number` as 16 lowercase hexadecimal digits.
+    fn minted(prefix: &str, number: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = IdText { bytes: [0; Self::CAPACITY], len: 0 };
+        let prefix = &prefix.as_bytes()[..prefix.len().min(Self::CAPACITY - RANDOM_HEX_LEN)];
+        text.bytes[..prefix.len()].copy_from_slice(prefix);
+        for (index, byte) in text.bytes[prefix.len()..prefix.len() + RANDOM_HEX_LEN].iter_mut().enumerate() {
+            let shift = 4 * (RANDOM_HEX_LEN - 1 - index);
+            *byte = HEX[((number >> shift) & 0xf) as usize];
+        }
+        text.len = (prefix.len() + RANDOM_HEX_LEN) as u8;
+        text
+    }
+
+    /// A fixed word, such as `system`, cut to the capacity if it were longer.
+    pub(super) fn fixed(word: &str) -> Self {
+        let mut text = IdText { bytes: [0; Self::CAPACITY], len: 0 };
+        let mut len = word.len().min(Self::CAPACITY);
+        while !word.is_char_boundary(len) {
+            len -= 1;
+        }
+        text.bytes[..len].copy_from_slice(&word.as_bytes()[..len]);
+        text.len = len as u8;
+        text
+    }
+}
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only whole UTF-8 strings are copied in: ASCII digits and prefixes, or a word
+        // cut at a character boundary.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl AsRef<str> for IdText {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl fmt::Display for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for IdText {
+    fn eq(&self, other: &IdText) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for IdText {}
+
+impl PartialEq<str> for IdText {
+    fn eq(&self, other: &str) -> bool {
+        &**self == other
+    }
+}
+
+impl PartialEq<&str> for IdText {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl Serialize for IdText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
+    }
 }
 
 /// The text form of a type that has `parse` and `as_str`: what serde reads
@@ -56,12 +146,45 @@ macro_rules! text_form {
 }
 pub(super) use text_form;
 
+/// Reads an id from a string without first copying it into a `String` of its own (a
+/// snapshot or a record holds millions of them), with the errors serde's
+/// `try_from = "String"` gave: "invalid type: …, expected a string" and the parse error.
+struct MintedIdVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: MintedId> serde::de::Visitor<'_> for MintedIdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
+        T::parse_minted(value).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<T, E> {
+        match std::str::from_utf8(value) {
+            Ok(text) => self.visit_str(text),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(value), &self)),
+        }
+    }
+}
+
+/// What the visitor needs of an id type.
+trait MintedId: Sized {
+    fn parse_minted(value: &str) -> Result<Self, InvalidId>;
+}
+
 macro_rules! minted_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        ///
+        /// It is held as the 64-bit number of its 16 hexadecimal digits (the prefix is the
+        /// type), 8 bytes and no allocation; its text, order, JSON and display are those
+        /// of the string `prefix` + 16 lowercase hexadecimal digits: the digits have a
+        /// fixed width, so the numbers sort as the strings do.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u64);
 
         impl $name {
             /// The prefix every id of this kind starts with.
@@ -69,27 +192,29 @@ macro_rules! minted_id {
 
             /// Parses an id, refusing anything that keyledger could not have minted.
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
-                if is_minted_id(value, $prefix) {
-                    Ok(Self(value.to_owned()))
-                } else {
-                    Err(InvalidId { kind: $kind, prefix: $prefix })
-                }
+                minted_number(value, $prefix).map(Self).ok_or(InvalidId { kind: $kind, prefix: $prefix })
             }
 
             /// Mints a fresh random id.
             pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> Self {
-                Self(mint($prefix, rng))
+                Self(rng.random())
             }
 
             /// A well-formed id for examples and tests: the prefix and `n` as 16
             /// hexadecimal digits, so that it is the same on every run.
             pub fn example(n: u64) -> Self {
-                Self(format!("{}{n:016x}", $prefix))
+                Self(n)
             }
 
-            /// The id as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
+            /// The id's text, `prefix` and 16 lowercase hexadecimal digits, on the stack.
+            pub fn text(&self) -> IdText {
+                IdText::minted($prefix, self.0)
+            }
+        }
+
+        impl MintedId for $name {
+            fn parse_minted(value: &str) -> Result<Self, InvalidId> {
+                Self::parse(value)
             }
         }
 
@@ -102,13 +227,35 @@ macro_rules! minted_id {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.text().to_string()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(&self.text())
+            }
+        }
+
+        /// In JSON (records, the API) its text; in binary formats (the snapshot) the 8
+        /// big-endian bytes of its number, which sort as the text does.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(&self.text())
+                } else {
+                    self.0.to_be_bytes().serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    deserializer.deserialize_str(MintedIdVisitor(std::marker::PhantomData))
+                } else {
+                    <[u8; 8]>::deserialize(deserializer).map(|bytes| Self(u64::from_be_bytes(bytes)))
+                }
             }
         }
     };
@@ -210,15 +357,32 @@ impl Actor {
     }
 
     /// The actor as it is written in records: `system` or a user id.
-    pub fn as_str(&self) -> &str {
+    pub fn text(&self) -> IdText {
         match self {
-            Actor::System => Self::SYSTEM,
-            Actor::User(id) => id.as_str(),
+            Actor::System => IdText::fixed(Self::SYSTEM),
+            Actor::User(id) => id.text(),
         }
     }
 }
 
-text_form!(Actor, InvalidId);
+impl TryFrom<String> for Actor {
+    type Error = InvalidId;
+    fn try_from(value: String) -> Result<Self, InvalidId> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Actor> for String {
+    fn from(actor: Actor) -> String {
+        actor.text().to_string()
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -228,11 +392,53 @@ mod tests {
     fn parse_accepts_minted_ids_and_refuses_other_kinds() {
         let mut rng = rand::rng();
         let role = RoleId::generate(&mut rng);
-        assert_eq!(RoleId::parse(role.as_str()), Ok(role.clone()));
-        assert!(UserId::parse(role.as_str()).is_err());
+        assert_eq!(RoleId::parse(&role.text()), Ok(role.clone()));
+        assert!(UserId::parse(&role.text()).is_err());
         assert!(RoleId::parse("role_0123456789ABCDEF").is_err());
         assert!(RoleId::parse("role_0123").is_err());
         assert!(RoleId::parse("").is_err());
+    }
+
+    /// Issue #11: ids are held as numbers, but every form of them that people or records
+    /// see (text, JSON, order in sorted sets) is the string's; snapshots (postcard) hold
+    /// the 8 bytes of the number.
+    #[test]
+    fn an_id_held_as_a_number_keeps_the_text_order_and_serde_forms_of_its_string() {
+        let mut numbers = vec![0, 1, 0xf, 0x10, 0xa0, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, u64::MAX];
+        let mut rng = rand::rng();
+        numbers.extend((0..64).map(|_| rng.random::<u64>()));
+        let mut ids: Vec<RoleId> = Vec::new();
+        for &n in &numbers {
+            let text = format!("role_{n:016x}");
+            let id = RoleId::parse(&text).unwrap();
+            assert_eq!(
+                (id.to_string(), &*id.text(), String::from(id.clone())),
+                (text.clone(), text.as_str(), text.clone())
+            );
+            assert_eq!(serde_json::to_string(&id).unwrap(), serde_json::to_string(&text).unwrap());
+            assert_eq!(serde_json::from_str::<RoleId>(&serde_json::to_string(&text).unwrap()).unwrap(), id);
+            assert_eq!(postcard::to_stdvec(&id).unwrap(), n.to_be_bytes());
+            assert_eq!(postcard::from_bytes::<RoleId>(&n.to_be_bytes()).unwrap(), id);
+            ids.push(id);
+        }
+        let mut by_number = ids.clone();
+        by_number.sort();
+        ids.sort_by_key(|id| id.to_string());
+        assert_eq!(by_number, ids);
+        let user = UserId::example(0xab);
+        assert_eq!(Actor::User(user.clone()).to_string(), "usr_00000000000000ab");
+        assert_eq!(serde_json::to_string(&Actor::User(user)).unwrap(), "\"usr_00000000000000ab\"");
+        assert_eq!(serde_json::to_string(&Actor::System).unwrap(), "\"system\"");
+    }
+
+    #[test]
+    fn a_bad_id_in_json_is_refused_with_the_messages_of_a_string_field() {
+        let as_string = |json: &str| serde_json::from_str::<String>(json).unwrap_err().to_string();
+        assert_eq!(serde_json::from_str::<KeyId>("5").unwrap_err().to_string(), as_string("5"));
+        assert_eq!(serde_json::from_str::<KeyId>("null").unwrap_err().to_string(), as_string("null"));
+        let wrong = serde_json::from_str::<KeyId>("\"usr_00000000000000ab\"").unwrap_err().to_string();
+        assert!(wrong.starts_with("a key id must look like `key_`"), "{wrong}");
+        assert!(serde_json::from_str::<KeyId>("\"key_00000000000000\\u0061b\"").is_ok(), "an escaped id parses");
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
             .map(|role| HeldRole { id: role.id().clone(), description: role.description().to_owned() })
             .collect(),
         functions: state.functions_of(user),
-        event_access: user.event_access().clone(),
+        event_access: user.event_access().to_access(),
         key,
         flags: ReviewFlags {
             write_on_api_role,

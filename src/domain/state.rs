@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::ChangeLog;
+use super::small_set::SmallSet;
 use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
@@ -22,7 +23,7 @@ pub struct Position {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Role {
     id: RoleId,
-    description: String,
+    description: Box<str>,
     functions: FunctionSet,
     holders: BTreeSet<UserId>,
     created: Position,
@@ -61,18 +62,45 @@ impl Role {
     }
 }
 
-/// Which platform events a user may access.
+/// Which platform events a user may access. Commands and views hold the groups in a
+/// `BTreeSet`; a [`User`] holds them in a [`SmallSet`] (`EventAccess<SmallSet<GroupId>>`),
+/// which is 24 bytes and no allocation for the usual one group. Both serialise alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventAccess {
+pub enum EventAccess<Groups = BTreeSet<GroupId>> {
     /// Every event.
     AllEvents,
     /// The events of these groups and of every group nested below them.
-    Groups(BTreeSet<GroupId>),
+    Groups(Groups),
 }
 
-impl Default for EventAccess {
+impl<Groups: Default> Default for EventAccess<Groups> {
     fn default() -> Self {
-        EventAccess::Groups(BTreeSet::new())
+        EventAccess::Groups(Groups::default())
+    }
+}
+
+impl<Groups> EventAccess<Groups>
+where
+    for<'a> &'a Groups: IntoIterator<Item = &'a GroupId>,
+{
+    /// The same access with the groups in another kind of set.
+    pub fn to_access<Other: FromIterator<GroupId>>(&self) -> EventAccess<Other> {
+        match self {
+            EventAccess::AllEvents => EventAccess::AllEvents,
+            EventAccess::Groups(groups) => EventAccess::Groups(groups.into_iter().cloned().collect()),
+        }
+    }
+
+    /// Whether this access and `other` grant the same, whatever sets hold their groups.
+    pub fn grants_as<Other>(&self, other: &EventAccess<Other>) -> bool
+    where
+        for<'a> &'a Other: IntoIterator<Item = &'a GroupId>,
+    {
+        match (self, other) {
+            (EventAccess::AllEvents, EventAccess::AllEvents) => true,
+            (EventAccess::Groups(mine), EventAccess::Groups(theirs)) => mine.into_iter().eq(theirs),
+            _ => false,
+        }
     }
 }
 
@@ -81,17 +109,18 @@ impl Default for EventAccess {
 pub struct User {
     id: UserId,
     slot: u32,
-    name: String,
-    email: Option<String>,
+    name: Box<str>,
+    email: Option<Box<str>>,
     enabled: bool,
-    roles: BTreeSet<RoleId>,
-    event_access: EventAccess,
+    roles: SmallSet<RoleId>,
+    event_access: EventAccess<SmallSet<GroupId>>,
     current_key: Option<KeyHash>,
     grace_key: Option<KeyHash>,
     created: Position,
     version: u64,
-    /// Where the user was created by an `AdministratorRecovered`, if it was.
-    recovered: Option<Position>,
+    /// Where the user was created by an `AdministratorRecovered`, if it was: boxed, since
+    /// it almost never is (8 bytes per user instead of 24).
+    recovered: Option<Box<Position>>,
 }
 
 impl User {
@@ -112,11 +141,11 @@ impl User {
         self.enabled
     }
     /// The roles the user holds.
-    pub fn roles(&self) -> &BTreeSet<RoleId> {
+    pub fn roles(&self) -> &SmallSet<RoleId> {
         &self.roles
     }
     /// The events the user may access.
-    pub fn event_access(&self) -> &EventAccess {
+    pub fn event_access(&self) -> &EventAccess<SmallSet<GroupId>> {
         &self.event_access
     }
     /// The hash of the user's current, unrevoked key.
@@ -138,7 +167,7 @@ impl User {
     /// Where and when the user was created by `keyledger recover-admin`
     /// (`AdministratorRecovered`), if it was.
     pub fn recovered(&self) -> Option<Position> {
-        self.recovered
+        self.recovered.as_deref().copied()
     }
 }
 
@@ -147,9 +176,9 @@ impl User {
 pub struct Group {
     id: GroupId,
     slot: u32,
-    name: String,
+    name: Box<str>,
     parent: Option<GroupId>,
-    children: BTreeSet<GroupId>,
+    children: SmallSet<GroupId>,
     events: BTreeSet<EventId>,
     created: Position,
     version: u64,
@@ -173,7 +202,7 @@ impl Group {
         self.parent.as_ref()
     }
     /// The groups directly inside this one.
-    pub fn children(&self) -> &BTreeSet<GroupId> {
+    pub fn children(&self) -> &SmallSet<GroupId> {
         &self.children
     }
     /// The events in this group (not counting nested groups).
@@ -262,8 +291,9 @@ pub struct UserCheck {
     enabled: bool,
     functions: FunctionSet,
     all_events: bool,
-    /// The slots of the groups the user was given, sorted.
-    groups: Box<[u32]>,
+    /// The slots of the groups the user was given, sorted: inline when there is one, so
+    /// that a check reads no other memory for them.
+    groups: SmallSet<u32>,
 }
 
 impl UserCheck {
@@ -344,12 +374,6 @@ enum MembershipChange {
     Removed(u32),
 }
 
-/// Slots sorted, as the check index keeps them for binary search.
-fn sorted_slots(mut slots: Vec<u32>) -> Box<[u32]> {
-    slots.sort_unstable();
-    slots.into_boxed_slice()
-}
-
 /// The whole permission view.
 ///
 /// Its maps are serialised in key order (see `in_key_order`), so that the same state
@@ -362,9 +386,11 @@ pub struct State {
     /// The role first described by each lookalike key of a description.
     #[serde(serialize_with = "in_key_order")]
     role_lookalikes: HashMap<Lookalike, RoleId>,
+    /// Every user, in creation order, which is slot order: a user's slot is its index.
+    users: Vec<User>,
+    /// Each user's slot, by id.
     #[serde(serialize_with = "in_key_order")]
-    users: HashMap<UserId, User>,
-    user_order: Vec<UserId>,
+    user_slots: HashMap<UserId, u32>,
     /// The user first named by each lookalike key of a name.
     #[serde(serialize_with = "in_key_order")]
     user_lookalikes: HashMap<Lookalike, UserId>,
@@ -384,6 +410,16 @@ pub struct State {
     /// The entities `apply` changed lately, for the fingerprint; not in snapshots.
     #[serde(skip)]
     changes: ChangeLog,
+}
+
+/// The user with id `id`, through the slot index.
+fn found<'a>(users: &'a [User], slots: &HashMap<UserId, u32>, id: &UserId) -> Option<&'a User> {
+    slots.get(id).and_then(|&slot| users.get(slot as usize))
+}
+
+/// The user with id `id`, through the slot index, to change.
+fn found_mut<'a>(users: &'a mut [User], slots: &HashMap<UserId, u32>, id: &UserId) -> Option<&'a mut User> {
+    slots.get(id).and_then(|&slot| users.get_mut(slot as usize))
 }
 
 /// Serialises a map as a map, as serde does, but with its entries in key order rather
@@ -426,19 +462,22 @@ impl State {
 
     /// A user by id.
     pub fn user(&self, id: &UserId) -> Option<&User> {
-        self.users.get(id)
+        found(&self.users, &self.user_slots, id)
     }
 
     /// The user whose name looks like this one ([`Lookalike`]): equal, equal but for
     /// case, or confusable with it.
     pub fn user_named_like(&self, name: &str) -> Option<&User> {
-        Lookalike::keys_of(name).iter().find_map(|key| self.user_lookalikes.get(key)).and_then(|id| self.users.get(id))
+        Lookalike::keys_of(name)
+            .iter()
+            .find_map(|key| self.user_lookalikes.get(key))
+            .and_then(|id| found(&self.users, &self.user_slots, id))
     }
 
     /// Users in creation order, after the user created at position `after`.
     pub fn users_after(&self, after: u64) -> impl Iterator<Item = &User> {
-        let start = self.user_order.partition_point(|id| self.users[id].created.seq <= after);
-        self.user_order[start..].iter().map(|id| &self.users[id])
+        let start = self.users.partition_point(|user| user.created.seq <= after);
+        self.users[start..].iter()
     }
 
     /// A group by id.
@@ -483,10 +522,11 @@ impl State {
         let Some(groups) = self.groups_of_event.get(event) else {
             return false;
         };
-        let (few, many) = if groups.reachable.len() <= user.groups.len() {
-            (&*groups.reachable, &*user.groups)
+        let granted = user.groups.as_slice();
+        let (few, many) = if groups.reachable.len() <= granted.len() {
+            (&*groups.reachable, granted)
         } else {
-            (&*user.groups, &*groups.reachable)
+            (granted, &*groups.reachable)
         };
         few.iter().any(|slot| many.binary_search(slot).is_ok())
     }
@@ -494,7 +534,7 @@ impl State {
     /// Index upkeep of a new user: its check entry, in the next slot, and its name in the
     /// lookalike index.
     fn index_new_user(&mut self, user_id: &UserId) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         // A log written before names had to look different may hold lookalikes; each key
         // keeps naming the first of them.
         for key in Lookalike::keys_of(&user.name) {
@@ -525,21 +565,21 @@ impl State {
     /// Index upkeep of a user: recomputes the user's check entry from the user, their
     /// roles and the groups they were given. A new user's entry is added in its slot.
     fn reindex_user(&mut self, user_id: &UserId) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         let functions = user
             .roles
             .iter()
             .filter_map(|id| self.roles.get(id))
             .fold(FunctionSet::EMPTY, |set, role| set.union(role.functions));
-        let groups = match &user.event_access {
-            EventAccess::AllEvents => Vec::new(),
+        let groups: SmallSet<u32> = match &user.event_access {
+            EventAccess::AllEvents => SmallSet::new(),
             EventAccess::Groups(groups) => groups.iter().filter_map(|id| self.groups.get(id)).map(|g| g.slot).collect(),
         };
         let check = UserCheck {
             enabled: user.enabled,
             functions,
             all_events: user.event_access == EventAccess::AllEvents,
-            groups: sorted_slots(groups),
+            groups,
         };
         match self.user_checks.get_mut(user.slot as usize) {
             Some(entry) => *entry = check,
@@ -590,7 +630,7 @@ impl State {
         self.head = position.seq;
         match event {
             Event::UserCreated { user_id, name, email } => {
-                if !self.users.contains_key(user_id) {
+                if !self.user_slots.contains_key(user_id) {
                     self.create_user(position, user_id, name, email.clone());
                     self.index_new_user(user_id);
                 }
@@ -684,10 +724,10 @@ impl State {
         let user = User {
             id: user_id.clone(),
             slot: u32::try_from(self.user_checks.len()).unwrap_or(u32::MAX),
-            name: name.to_owned(),
-            email,
+            name: name.into(),
+            email: email.map(String::into_boxed_str),
             enabled: true,
-            roles: BTreeSet::new(),
+            roles: SmallSet::new(),
             event_access: EventAccess::default(),
             current_key: None,
             grace_key: None,
@@ -695,8 +735,11 @@ impl State {
             version: position.seq,
             recovered: None,
         };
-        if self.users.insert(user_id.clone(), user).is_none() {
-            self.user_order.push(user_id.clone());
+        if !self.user_slots.contains_key(user_id) {
+            // The index in `users`, which is also the check entry's slot: both grow by
+            // one with each new user.
+            self.user_slots.insert(user_id.clone(), u32::try_from(self.users.len()).unwrap_or(u32::MAX));
+            self.users.push(user);
         }
         self.changes.user(position.seq);
     }
@@ -705,7 +748,7 @@ impl State {
     fn create_role(&mut self, position: Position, role_id: &RoleId, description: &str) {
         let role = Role {
             id: role_id.clone(),
-            description: description.to_owned(),
+            description: description.into(),
             functions: FunctionSet::EMPTY,
             holders: BTreeSet::new(),
             created: position,
@@ -721,9 +764,9 @@ impl State {
         let group = Group {
             id: group_id.clone(),
             slot: u32::try_from(self.group_parents.len()).unwrap_or(u32::MAX),
-            name: name.to_owned(),
+            name: name.into(),
             parent: parent_id.cloned(),
-            children: BTreeSet::new(),
+            children: SmallSet::new(),
             events: BTreeSet::new(),
             created: position,
             version: position.seq,
@@ -739,7 +782,7 @@ impl State {
 
     fn apply_key_revoked(&mut self, position: Position, user_id: &UserId, key_id: &KeyId) {
         let mut revoked = None;
-        if let Some(user) = self.users.get_mut(user_id) {
+        if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
             user.version = position.seq;
             self.changes.user(user.created.seq);
             for slot in [&mut user.current_key, &mut user.grace_key] {
@@ -770,7 +813,7 @@ impl State {
         key_id: &KeyId,
         key_hash: KeyHash,
     ) {
-        if self.users.contains_key(user_id) || self.roles.contains_key(role_id) {
+        if self.user_slots.contains_key(user_id) || self.roles.contains_key(role_id) {
             return;
         }
         let mut parts = vec![
@@ -794,8 +837,8 @@ impl State {
         for part in &parts {
             self.apply(position, part);
         }
-        if let Some(user) = self.users.get_mut(user_id) {
-            user.recovered = Some(position);
+        if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
+            user.recovered = Some(Box::new(position));
         }
     }
 
@@ -804,7 +847,7 @@ impl State {
     /// move, since usage is not a change of the user: an admin's `If-Match` never races
     /// with a usage record.
     fn apply_key_usage(&mut self, user_id: &UserId, key_id: &KeyId, last_used_at: Timestamp) {
-        let Some(user) = self.users.get(user_id) else { return };
+        let Some(user) = found(&self.users, &self.user_slots, user_id) else { return };
         let hash = [user.current_key, user.grace_key]
             .into_iter()
             .flatten()
@@ -823,7 +866,7 @@ impl State {
         expires_at: Option<Timestamp>,
         replaced_key_valid_until: Option<Timestamp>,
     ) {
-        let Some(user) = self.users.get_mut(user_id) else {
+        let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) else {
             return;
         };
         user.version = position.seq;
@@ -860,7 +903,7 @@ impl State {
 
     /// Changes a user and sets its version; `None` if there is no such user.
     fn touch_user<R>(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User) -> R) -> Option<R> {
-        let user = self.users.get_mut(id)?;
+        let user = found_mut(&mut self.users, &self.user_slots, id)?;
         let result = change(user);
         user.version = position.seq;
         self.changes.user(user.created.seq);
@@ -890,7 +933,7 @@ impl State {
 impl State {
     /// How many roles, groups and users there are.
     pub(super) fn entity_counts(&self) -> (usize, usize, usize) {
-        (self.role_order.len(), self.group_order.len(), self.user_order.len())
+        (self.role_order.len(), self.group_order.len(), self.users.len())
     }
     /// The role created `index`-th.
     pub(super) fn role_at(&self, index: usize) -> Option<&Role> {
@@ -902,7 +945,7 @@ impl State {
     }
     /// The user created `index`-th.
     pub(super) fn user_at(&self, index: usize) -> Option<&User> {
-        self.user_order.get(index).and_then(|id| self.users.get(id))
+        self.users.get(index)
     }
     /// The entities `apply` changed lately.
     pub(super) fn changes(&self) -> &ChangeLog {

@@ -2295,7 +2295,7 @@ fn lookalike(resource: Resource, name: &str, existing: &str, existing_name: &str
 fn a_role_description_confusable_with_an_existing_one_is_refused_naming_that_role() {
     given(&[role_created(administrators(), "Administrator")])
         .when(Command::CreateRole { role_id: editors(), description: name(CYRILLIC_ADMINISTRATOR) })
-        .then_error(lookalike(Resource::Role, CYRILLIC_ADMINISTRATOR, administrators().as_str(), "Administrator"));
+        .then_error(lookalike(Resource::Role, CYRILLIC_ADMINISTRATOR, &administrators().text(), "Administrator"));
 }
 
 #[test]
@@ -2303,7 +2303,7 @@ fn a_role_description_confusable_in_another_case_is_refused() {
     // In capitals, an l for the I reads as "ADMINISTRATOR", the same role but for case.
     given(&[role_created(administrators(), "administrator")])
         .when(Command::CreateRole { role_id: editors(), description: name("ADMlNISTRATOR") })
-        .then_error(lookalike(Resource::Role, "ADMlNISTRATOR", administrators().as_str(), "administrator"));
+        .then_error(lookalike(Resource::Role, "ADMlNISTRATOR", &administrators().text(), "administrator"));
 }
 
 #[test]
@@ -2320,7 +2320,7 @@ fn a_role_description_equal_once_composed_is_a_duplicate() {
 fn a_description_stored_decomposed_by_an_older_build_still_blocks_its_composed_form() {
     given(&[role_created(api_access(), "Cafe\u{301}")])
         .when(Command::CreateRole { role_id: editors(), description: name("Caf\u{e9}") })
-        .then_error(lookalike(Resource::Role, "Caf\u{e9}", api_access().as_str(), "Cafe\u{301}"));
+        .then_error(lookalike(Resource::Role, "Caf\u{e9}", &api_access().text(), "Cafe\u{301}"));
 }
 
 #[test]
@@ -2336,7 +2336,7 @@ fn descriptions_that_only_share_letters_in_one_case_are_both_accepted() {
 fn a_user_name_confusable_with_an_existing_users_is_refused_naming_that_user() {
     given(&[user_created(booking_app(), "Booking app")])
         .when(Command::CreateUser { user_id: alice(), name: name("B\u{43E}\u{43E}king app"), email: None })
-        .then_error(lookalike(Resource::User, "B\u{43E}\u{43E}king app", booking_app().as_str(), "Booking app"));
+        .then_error(lookalike(Resource::User, "B\u{43E}\u{43E}king app", &booking_app().text(), "Booking app"));
 }
 
 #[test]
@@ -2345,7 +2345,7 @@ fn a_user_name_already_taken_is_refused_even_by_a_disabled_user() {
     // disabled user can be enabled again.
     given(&[user_created(booking_app(), "Booking app"), user_disabled(booking_app())])
         .when(Command::CreateUser { user_id: alice(), name: name("booking APP"), email: None })
-        .then_error(lookalike(Resource::User, "booking APP", booking_app().as_str(), "Booking app"));
+        .then_error(lookalike(Resource::User, "booking APP", &booking_app().text(), "Booking app"));
 }
 
 #[test]
@@ -2353,7 +2353,7 @@ fn a_user_cannot_be_named_like_the_administrator() {
     let bootstrapped = given_an_empty_ledger().by(Actor::System).when(bootstrap(key_hash(1))).events();
     given(&bootstrapped)
         .when(Command::CreateUser { user_id: alice(), name: name("Adm\u{131}n\u{456}strator"), email: None })
-        .then_error(lookalike(Resource::User, "Adm\u{131}n\u{456}strator", admin().as_str(), "Administrator"));
+        .then_error(lookalike(Resource::User, "Adm\u{131}n\u{456}strator", &admin().text(), "Administrator"));
 }
 
 #[test]
@@ -2365,7 +2365,7 @@ fn a_group_name_confusable_with_a_siblings_is_refused_naming_that_group() {
             name: name("\u{415}\u{41C}\u{415}\u{410}"),
             parent_id: Some(americas()),
         })
-        .then_error(lookalike(Resource::Group, "\u{415}\u{41C}\u{415}\u{410}", emea().as_str(), "EMEA"));
+        .then_error(lookalike(Resource::Group, "\u{415}\u{41C}\u{415}\u{410}", &emea().text(), "EMEA"));
 }
 
 #[test]
@@ -2393,7 +2393,7 @@ fn a_log_that_already_holds_lookalikes_replays_and_new_ones_are_refused_naming_t
     );
     given(&history)
         .when(Command::CreateUser { user_id: bob(), name: name("Booking app"), email: None })
-        .then_error(lookalike(Resource::User, "Booking app", booking_app().as_str(), "Booking app"));
+        .then_error(lookalike(Resource::User, "Booking app", &booking_app().text(), "Booking app"));
 }
 
 // The authority rules reuse the scenario helpers above.

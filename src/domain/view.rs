@@ -116,7 +116,7 @@ impl PermissionView {
                         })
                         .collect(),
                     functions: functions_of(state, user).collect(),
-                    event_access: user.event_access().clone(),
+                    event_access: user.event_access().to_access(),
                     keys: keys
                         .into_iter()
                         .map(|key| KeyAtTime {

@@ -16,7 +16,7 @@ use super::Shared;
 use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
-use crate::domain::{self, CheckRequest, Reason, Timestamp};
+use crate::domain::{self, CheckRequest, KeyId, Reason, Timestamp, UserId};
 
 /// Response header naming the key's user, for the upstream.
 pub const USER_HEADER: &str = "Keyledger-User-Id";
@@ -137,11 +137,12 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
     let decision = domain::check(&view, question, now);
     let decision_reason = decision.reason;
     let used_key = decision.key_hash;
+    let (user_id, key_id) = (decision.user_id.map(UserId::text), decision.key_id.map(KeyId::text));
     let answer = CheckKeyResponse {
         allowed: decision.allowed(),
         reason: decision.reason.into(),
-        user_id: decision.user_id.map(|id| id.as_str()),
-        key_id: decision.key_id.map(|id| id.as_str()),
+        user_id: user_id.as_deref(),
+        key_id: key_id.as_deref(),
     };
     // Serialised under the read lock, to borrow the ids rather than copy them.
     let json = serde_json::to_vec(&answer).unwrap_or_default();
@@ -231,10 +232,10 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
     }
     if decision.allowed() {
         let mut response = HttpResponse::Ok();
-        if let Some(user) = decision.user_id.and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {
+        if let Some(user) = decision.user_id.and_then(|id| HeaderValue::from_str(&id.text()).ok()) {
             response.insert_header((USER_HEADER, user));
         }
-        if let Some(key_id) = decision.key_id.and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {
+        if let Some(key_id) = decision.key_id.and_then(|id| HeaderValue::from_str(&id.text()).ok()) {
             response.insert_header((KEY_HEADER, key_id));
         }
         drop(view);

@@ -184,7 +184,7 @@ impl Entries {
             Progress::InFlight => 0,
             Progress::Done { reply, .. } => reply.bytes(),
         };
-        let bytes = ENTRY_OVERHEAD_BYTES + key.0.as_str().len() + key.1.len() + reply_bytes;
+        let bytes = ENTRY_OVERHEAD_BYTES + key.0.text().len() + key.1.len() + reply_bytes;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += bytes;

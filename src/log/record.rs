@@ -443,7 +443,7 @@ pub fn encode(envelope: &Envelope, event: &Event, prev_hash: ChainHash) -> (Stor
         id: &id,
         at: envelope.at,
         actor: &envelope.actor,
-        subject: event.subject(),
+        subject: &event.subject(),
         data,
         prev_hash,
     };
@@ -508,7 +508,7 @@ fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
         return Err(RecordError::HashMismatch { seq: raw.seq });
     }
     let event = upcast(raw.seq, &raw.kind, raw.v, raw.data)?;
-    if event.subject() != raw.subject {
+    if *event.subject() != *raw.subject {
         return Err(RecordError::SubjectMismatch { seq: raw.seq });
     }
     Ok(Record {

@@ -25,12 +25,15 @@ pub struct EventAccessView {
     pub groups: Vec<String>,
 }
 
-impl From<&EventAccess> for EventAccessView {
-    fn from(access: &EventAccess) -> Self {
+impl<Groups> From<&EventAccess<Groups>> for EventAccessView
+where
+    for<'a> &'a Groups: IntoIterator<Item = &'a crate::domain::GroupId>,
+{
+    fn from(access: &EventAccess<Groups>) -> Self {
         match access {
             EventAccess::AllEvents => EventAccessView { all_events: true, groups: vec![] },
             EventAccess::Groups(groups) => {
-                EventAccessView { all_events: false, groups: groups.iter().map(ToString::to_string).collect() }
+                EventAccessView { all_events: false, groups: groups.into_iter().map(ToString::to_string).collect() }
             }
         }
     }

@@ -77,7 +77,7 @@ pub(super) fn set_event_access(state: &State, user_id: UserId, access: EventAcce
             find_group(state, group)?;
         }
     }
-    if *user.event_access() == access {
+    if user.event_access().grants_as(&access) {
         return Ok(vec![]);
     }
     let (all_events, groups) = match access {
