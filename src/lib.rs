@@ -17,6 +17,7 @@ pub mod http;
 pub mod ledger;
 pub mod log;
 pub mod merkle;
+pub mod metrics;
 pub mod snapshot;
 pub mod telemetry;
 pub mod wire;
