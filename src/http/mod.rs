@@ -75,6 +75,7 @@ pub mod groups;
 pub mod health;
 pub mod integrity;
 pub mod keys;
+pub mod metrics;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
@@ -114,6 +115,8 @@ pub struct AppState {
     pub operations: denials::OperationIds,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// Key checks answered, by endpoint and reason, for `/metrics`.
+    pub checks: crate::metrics::CheckCounters,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the
