@@ -16,6 +16,7 @@ mod hygiene;
 mod idempotency;
 mod key_state;
 mod limits;
+mod metrics;
 mod names;
 mod openapi;
 mod proofs;
