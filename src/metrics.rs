@@ -85,7 +85,13 @@ const CHECK_OUTCOMES: usize = REASONS.len() + 1;
 
 /// Checks answered, by endpoint and reason (and `throttled`, for a 429 that looked at no
 /// key). One atomic per label set.
+///
+/// Aligned to a cache line so that no other data shares one with the counters: every
+/// check writes them, and what a check only reads (the limiter's flag, the ledger's
+/// pointer, both in `AppState` beside them) would otherwise be invalidated in the other
+/// cores' caches by each increment.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct CheckCounters {
     counts: [[AtomicU64; CHECK_OUTCOMES]; CheckEndpoint::ALL.len()],
 }
