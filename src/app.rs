@@ -32,6 +32,7 @@ use crate::ledger::{
     CheckpointPolicy, FatalStorageError, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError,
 };
 use crate::log::{AnyLog, FjallLog, FjallLogError, PostgresLog, PostgresLogError, SchemaPolicy};
+use crate::metrics::CheckCounters;
 
 /// The exit status when the log fails a write and the process must restart (EX_IOERR).
 pub const EXIT_STORAGE_FAILED: i32 = 74;
@@ -47,6 +48,9 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     /// The address to listen on; port 0 picks a free port.
     pub listen: String,
+    /// The address to serve `/metrics` on instead of `listen`; `None` serves it on
+    /// `listen`.
+    pub metrics_listen: Option<String>,
     /// How many HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
     /// Save a snapshot of the view every this many records (and at shutdown).
@@ -319,12 +323,27 @@ pub fn init(
 #[derive(Debug)]
 pub struct Listeners {
     sockets: Vec<std::net::TcpListener>,
+    /// The sockets of `--metrics-listen`, when `/metrics` has an address of its own.
+    metrics: Option<(String, Vec<std::net::TcpListener>)>,
 }
 
 impl Listeners {
     /// Binds every address `listen` resolves to (as actix does: it fails only if none can
     /// be bound); port 0 picks a free port.
     pub fn bind(listen: &str) -> Result<Self, StartError> {
+        Ok(Self { sockets: Self::bind_all(listen)?, metrics: None })
+    }
+
+    /// Also binds `metrics_listen`, where `/metrics` is then served instead of the main
+    /// address; `None` keeps it on the main address.
+    pub fn with_metrics(mut self, metrics_listen: Option<&str>) -> Result<Self, StartError> {
+        if let Some(listen) = metrics_listen {
+            self.metrics = Some((listen.to_owned(), Self::bind_all(listen)?));
+        }
+        Ok(self)
+    }
+
+    fn bind_all(listen: &str) -> Result<Vec<std::net::TcpListener>, StartError> {
         use std::net::ToSocketAddrs;
         let bind_error = |source| StartError::Bind { address: listen.to_owned(), source };
         let mut sockets = Vec::new();
@@ -341,7 +360,7 @@ impl Listeners {
             });
             return Err(bind_error(error));
         }
-        Ok(Self { sockets })
+        Ok(sockets)
     }
 }
 
@@ -386,6 +405,8 @@ pub struct Application {
     address: SocketAddr,
     bootstrap_secret: Option<KeySecret>,
     usage_recorder: UsageRecorder,
+    /// The server of `/metrics` on an address of its own, if there is one.
+    metrics_server: Option<MetricsServer>,
 }
 
 impl Application {
@@ -410,8 +431,16 @@ impl Application {
             operations: OperationIds::from_openapi(&openapi),
             max_body_bytes: config.limits.max_body_bytes,
             followers: Followers::new(config.watch_heartbeat),
+            checks: CheckCounters::default(),
         });
-        let routes = web::Data::new(RouteTable::from_openapi(&openapi));
+        let routes = RouteTable::from_openapi(&openapi);
+        let metrics_server = match listeners.metrics {
+            Some((listen, sockets)) => Some(MetricsServer::start(&listen, sockets, state.clone())?),
+            None => None,
+        };
+        let metrics_on_main = metrics_server.is_none();
+        // Served on its own address, `/metrics` is unknown here: 404, not 405.
+        let routes = web::Data::new(if metrics_on_main { routes } else { routes.without(http::metrics::PATH) });
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
         let request_timeout = config.limits.request_timeout;
@@ -431,6 +460,11 @@ impl Application {
                 .app_data(routes.clone())
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
+                .configure(|config| {
+                    if metrics_on_main {
+                        http::metrics::configure(config);
+                    }
+                })
                 .service(
                     SwaggerUi::new(format!("{}{{_:.*}}", routing::DOCS_PREFIX))
                         .url(routing::OPENAPI_PATH, openapi.clone())
@@ -463,7 +497,13 @@ impl Application {
         sign_checkpoints_every(config.checkpoints.interval, shared.clone());
         actix_web::rt::spawn(stop_on_fatal_storage_error(shared.ledger.fatal()));
         let usage_recorder = UsageRecorder::start(shared.clone(), config.key_usage_interval);
-        Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder })
+        Ok(Self { server, state: shared, address, bootstrap_secret, usage_recorder, metrics_server })
+    }
+
+    /// The address `/metrics` is served on when it has one of its own
+    /// (`--metrics-listen`), with the real port.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|metrics| metrics.address)
     }
 
     /// The address the server listens on, with the real port.
@@ -482,9 +522,57 @@ impl Application {
     /// a snapshot, and stops.
     pub async fn run(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop().await;
+        }
         self.usage_recorder.stop().await;
         self.state.ledger.close();
         served
+    }
+}
+
+/// The server of `/metrics` alone, on the `--metrics-listen` address: one worker, the
+/// same request ids and problem documents as the main server, 404 for every other path.
+struct MetricsServer {
+    address: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    fn start(
+        listen: &str,
+        sockets: Vec<std::net::TcpListener>,
+        state: web::Data<AppState>,
+    ) -> Result<Self, StartError> {
+        let bind_error = |source| StartError::Bind { address: listen.to_owned(), source };
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(request_context))
+                .configure(http::metrics::configure)
+                .default_service(web::to(routing::no_route))
+        })
+        .workers(1);
+        for socket in sockets {
+            server = server.listen(socket).map_err(bind_error)?;
+        }
+        let address =
+            server.addrs().first().copied().ok_or_else(|| {
+                bind_error(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound"))
+            })?;
+        // The main server's signal handlers stop it; `Application::run` then stops this one.
+        let server = server.disable_signals().run();
+        let handle = server.handle();
+        let task = actix_web::rt::spawn(server);
+        Ok(Self { address, handle, task })
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Ok(Err(error)) = self.task.await {
+            tracing::warn!(%error, "the metrics server stopped with an error");
+        }
     }
 }
 
@@ -568,7 +656,8 @@ async fn record_key_usage(state: &AppState) {
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn is_check_path(path: &str) -> bool {
-    matches!(path, "/v1/check" | "/v1/authorize" | "/health")
+    // `/metrics` too: a scraper asks every few seconds.
+    matches!(path, "/v1/check" | "/v1/authorize" | "/health" | "/metrics")
 }
 
 /// Gives every request an id (`X-Request-Id`, the client's if it sent a sane one), logs

@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// The address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Serve Prometheus metrics (`/metrics`) on this address instead of the main one
+    /// (which then answers 404 for it); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -205,6 +209,7 @@ impl From<ServeArgs> for Config {
             data_dir: args.data_dir,
             database: args.database.config(),
             listen: args.listen,
+            metrics_listen: args.metrics_listen,
             workers: args.workers,
             snapshot_every: args.snapshot_every,
             checkpoints: args.checkpoints.into(),
@@ -454,7 +459,9 @@ fn serve(config: Config) -> Outcome {
     let started = std::time::Instant::now();
     // Bind first: a start that cannot listen must leave the data directory as it found it,
     // so that the next start on a free address bootstraps it and prints the key.
-    let listeners = app::Listeners::bind(&config.listen).map_err(|error| {
+    let listeners = app::Listeners::bind(&config.listen)
+        .and_then(|listeners| listeners.with_metrics(config.metrics_listen.as_deref()))
+        .map_err(|error| {
         format!(
             "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
             config.data_dir.display()
@@ -473,6 +480,9 @@ fn serve(config: Config) -> Outcome {
             };
             let _ = writeln!(stdout, "initialised {place}: store this key now, it is not shown again");
             let _ = writeln!(stdout, "admin key: {}", secret.expose());
+        }
+        if let Some(metrics) = application.metrics_address() {
+            let _ = writeln!(stdout, "metrics on http://{metrics}/metrics");
         }
         let _ = writeln!(stdout, "listening on http://{}", application.address());
         let _ = stdout.flush();

@@ -18,6 +18,7 @@ pub mod io_advice;
 pub mod ledger;
 pub mod log;
 pub mod merkle;
+pub mod metrics;
 pub mod snapshot;
 pub mod telemetry;
 pub mod wire;

@@ -17,6 +17,7 @@ use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
 use crate::domain::{self, CheckRequest, KeyId, Reason, Timestamp, UserId};
+use crate::metrics::CheckEndpoint;
 
 /// Response header naming the key's user, for the upstream.
 pub const USER_HEADER: &str = "Keyledger-User-Id";
@@ -127,7 +128,10 @@ pub struct CheckKeyResponse<'a> {
 )]
 #[post("/v1/check")]
 pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
-    state.limiter.admit_request(&request).map_err(ApiError::TooManyFailedChecks)?;
+    if let Err(wait) = state.limiter.admit_request(&request) {
+        state.checks.count_throttled(CheckEndpoint::CheckKey);
+        return Err(ApiError::TooManyFailedChecks(wait));
+    }
     let input: CheckKeyRequest<'_> = body.parse()?;
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
@@ -151,6 +155,7 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
         state.usage.count(key_hash, decision_reason == Reason::Granted, now);
     }
     state.limiter.record_request(&request, decision_reason);
+    state.checks.count(CheckEndpoint::CheckKey, decision_reason);
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
@@ -214,6 +219,7 @@ impl<'a> AuthorizeQuery<'a> {
 #[get("/v1/authorize")]
 pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpResponse {
     if let Err(wait) = state.limiter.admit_request(&request) {
+        state.checks.count_throttled(CheckEndpoint::AuthorizeRequest);
         return ApiError::TooManyFailedChecks(wait).error_response();
     }
     let query = match AuthorizeQuery::parse(request.query_string()) {
@@ -227,6 +233,7 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
     let view = state.ledger.view();
     let decision = domain::check(&view, question, now);
     let reason = decision.reason;
+    state.checks.count(CheckEndpoint::AuthorizeRequest, reason);
     if let Some(key_hash) = decision.key_hash {
         state.usage.count(key_hash, decision.allowed(), now);
     }

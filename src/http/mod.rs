@@ -75,6 +75,7 @@ pub mod groups;
 pub mod health;
 pub mod integrity;
 pub mod keys;
+pub mod metrics;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
@@ -118,6 +119,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// What the change feeds (`watchAuditEvents`) share.
     pub followers: watch::Followers,
+    /// Key checks answered, by endpoint and reason, for `/metrics`.
+    pub checks: crate::metrics::CheckCounters,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users, watch};
+use super::{audit, checks, functions, groups, health, integrity, keys, metrics, report, review, roles, users, watch};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -53,6 +53,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         integrity::get_signing_key,
         integrity::export_audit_bundle,
         report::access_report,
+        metrics::get_metrics,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -64,6 +65,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "checks", description = "Key checks for apps and gateways"),
         (name = "audit", description = "The hash-chained audit trail: records, signed checkpoints, Merkle proofs, export, and the permission view at any point of it"),
         (name = "health", description = "Liveness"),
+        (name = "metrics", description = "Prometheus metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -114,6 +114,14 @@ impl RouteTable {
         RouteTable { routes }
     }
 
+    /// The table without the exact path `path`, which the server does not serve here (the
+    /// metrics, when `--metrics-listen` serves them on an address of their own).
+    pub fn without(mut self, path: &str) -> Self {
+        let gone = Route::new(path, Vec::new());
+        self.routes.retain(|route| route.segments != gone.segments);
+        self
+    }
+
     /// The methods `path` answers, in a fixed order (`GET, HEAD, PUT, POST, DELETE,
     /// PATCH, OPTIONS`), `HEAD` wherever there is `GET`, and `OPTIONS` everywhere; `None`
     /// for a path the server does not know.

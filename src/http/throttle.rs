@@ -383,6 +383,21 @@ impl FailureLimiter {
         self.tracked.store(buckets.len(), Ordering::Relaxed);
     }
 
+    /// How many clients are refused now (their bucket holds less than one token), and how
+    /// many have a bucket that is not full, for the metrics. While nobody is tracked this
+    /// is one atomic load; otherwise it walks the buckets under their lock (at most
+    /// [`MAX_TRACKED_CLIENTS`], once per scrape).
+    pub fn throttled_and_tracked(&self) -> (usize, usize) {
+        if self.nobody_tracked() {
+            return (0, 0);
+        }
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let throttled =
+            buckets.index.values().filter(|&&slot| self.refilled(buckets.bucket(slot), now).tokens < 1.0).count();
+        (throttled, buckets.len())
+    }
+
     /// The request's client, honouring `X-Forwarded-For` only from trusted proxies.
     pub fn client_of(&self, request: &HttpRequest) -> Client {
         let peer = request.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |address| address.ip());
@@ -438,6 +453,19 @@ mod tests {
         let wait = limiter.admit(guesser).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
         assert!(limiter.admit(other).is_ok());
+    }
+
+    #[test]
+    fn the_metrics_count_refused_clients_apart_from_those_merely_tracked() {
+        let limiter = limiter(2, 60);
+        assert_eq!(limiter.throttled_and_tracked(), (0, 0));
+        let (guesser, typo) = (client("10.0.0.1"), client("10.0.0.2"));
+        limiter.record(guesser, Reason::UnknownKey);
+        limiter.record(guesser, Reason::MalformedKey);
+        limiter.record(typo, Reason::UnknownKey);
+        assert!(limiter.admit(guesser).is_err());
+        assert!(limiter.admit(typo).is_ok());
+        assert_eq!(limiter.throttled_and_tracked(), (1, 2));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
 use crate::domain::{self, Actor, Command, DomainError, Event, KeyHash, KeySecret, State};
 use crate::log::{ChainError, EventLog};
+use crate::metrics::{CommandKind, CommandOutcome, WriteMetrics};
 
 pub use feed::{Change, DEFAULT_FEED_CAPACITY};
 pub use replay::{ReplayError, TreeError, Unauthorised, VerifiedReplay};
@@ -176,6 +177,8 @@ struct Shared<L> {
     snapshots: Option<PathBuf>,
     /// Where the writer publishes what it made durable ([`feed`]).
     feed: feed::Feed,
+    /// Commands, their latency, the writer's batches and the latest checkpoint's size.
+    metrics: WriteMetrics,
 }
 
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
@@ -222,7 +225,9 @@ impl<L: EventLog> Ledger<L> {
             checkpoints: store,
             snapshots: snapshots.as_ref().map(|policy| policy.dir.clone()),
             feed: feed::Feed::new(DEFAULT_FEED_CAPACITY),
+            metrics: WriteMetrics::default(),
         });
+        shared.metrics.checkpoint_signed(latest.as_ref().map_or(0, |checkpoint| checkpoint.size));
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let (fatal_sender, fatal) = watch::channel(None);
         let writer = writer::Writer {
@@ -274,18 +279,48 @@ impl<L: EventLog> Ledger<L> {
 
     /// Submits a command and waits until its events are durable (or it is refused).
     pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (kind, started) = (CommandKind::of(&command), std::time::Instant::now());
         let (reply, answer) = oneshot::channel();
-        let queue = self.sender()?;
-        queue.send(Job::Command { command, request, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
-        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+        let outcome = match self.sender() {
+            Ok(queue) => match queue.send(Job::Command { command, request, reply }).await {
+                Ok(()) => answer.await.unwrap_or(Err(SubmitError::ShuttingDown)),
+                Err(_) => Err(SubmitError::ShuttingDown),
+            },
+            Err(error) => Err(error),
+        };
+        self.count(kind, &outcome, started);
+        outcome
     }
 
     /// Submits a command from outside an async runtime, blocking the calling thread.
     pub fn submit_blocking(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        let (kind, started) = (CommandKind::of(&command), std::time::Instant::now());
         let (reply, answer) = oneshot::channel();
-        let queue = self.sender()?;
-        queue.blocking_send(Job::Command { command, request, reply }).map_err(|_| SubmitError::ShuttingDown)?;
-        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+        let outcome = match self.sender() {
+            Ok(queue) => match queue.blocking_send(Job::Command { command, request, reply }) {
+                Ok(()) => answer.blocking_recv().unwrap_or(Err(SubmitError::ShuttingDown)),
+                Err(_) => Err(SubmitError::ShuttingDown),
+            },
+            Err(error) => Err(error),
+        };
+        self.count(kind, &outcome, started);
+        outcome
+    }
+
+    /// Counts a command's outcome and how long it took since `started`.
+    fn count(&self, kind: CommandKind, outcome: &Result<Applied, SubmitError>, started: std::time::Instant) {
+        let outcome = match outcome {
+            Ok(_) => CommandOutcome::Ok,
+            Err(SubmitError::Refused(_)) => CommandOutcome::Refused,
+            Err(SubmitError::Storage(_) | SubmitError::ShuttingDown) => CommandOutcome::Failed,
+        };
+        self.shared.metrics.command(kind, outcome, started.elapsed());
+    }
+
+    /// What the ledger counts: commands by kind and outcome, their latency, the writer's
+    /// batch sizes and the latest checkpoint's size.
+    pub fn metrics(&self) -> &WriteMetrics {
+        &self.shared.metrics
     }
 
     /// A signed checkpoint covering every record appended before the call: the latest one

@@ -150,6 +150,7 @@ impl<L: EventLog> Writer<L> {
         store.append(&checkpoint).map_err(|e| failed(e.to_string()))?;
         tracing::info!(size = head, root = %root, "signed a checkpoint");
         self.shared.feed.publish_checkpoint(&checkpoint);
+        self.shared.metrics.checkpoint_signed(head);
         self.last_checkpoint = Some(checkpoint.clone());
         Ok(checkpoint)
     }
@@ -204,6 +205,9 @@ impl<L: EventLog> Writer<L> {
 
     /// Decides, appends and applies a batch of commands, and answers each.
     fn commit(&mut self, batch: Vec<CommandJob>) {
+        if !batch.is_empty() {
+            self.shared.metrics.batch(batch.len());
+        }
         let head = self.state.head();
         let (prev_hash, last_at) = (self.prev_hash, self.last_at);
         let mut records: Vec<StoredRecord> = Vec::new();

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub address: String,
     /// The Administrator's key, printed when the directory was bootstrapped.
     pub admin_key: String,
+    /// What the server printed on standard output before `listening on`.
+    pub printed: Vec<String>,
     child: Child,
     data: DataDir,
     agent: ureq::Agent,
@@ -152,6 +154,7 @@ fn start_logging(data: DataDir, extra_args: &[&str], log_file: Option<&Path>) ->
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut admin_key = String::new();
+    let mut printed = Vec::new();
     let address = loop {
         let line = match lines.next() {
             Some(Ok(line)) => line,
@@ -166,6 +169,7 @@ fn start_logging(data: DataDir, extra_args: &[&str], log_file: Option<&Path>) ->
         if let Some(address) = line.strip_prefix("listening on ") {
             break address.to_owned();
         }
+        printed.push(line);
     };
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
@@ -174,7 +178,7 @@ fn start_logging(data: DataDir, extra_args: &[&str], log_file: Option<&Path>) ->
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .new_agent();
-    TestApp { address, admin_key, child, data, agent }
+    TestApp { address, admin_key, printed, child, data, agent }
 }
 
 impl TestApp {

@@ -19,6 +19,7 @@ mod idempotency;
 mod key_state;
 mod limits;
 mod methods;
+mod metrics;
 mod names;
 mod openapi;
 mod postgres;
