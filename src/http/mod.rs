@@ -87,6 +87,7 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 pub mod watch;
+pub mod whoami;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
@@ -296,6 +297,7 @@ pub fn get<T: mutation::Target>(state: &Shared, id: T) -> Result<HttpResponse, A
 pub fn configure(config: &mut web::ServiceConfig) {
     health::configure(config);
     checks::configure(config);
+    whoami::configure(config);
     functions::configure(config);
     users::configure(config);
     roles::configure(config);

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users, watch};
+use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users, watch, whoami};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -40,6 +40,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         keys::revoke_key,
         checks::check_key,
         checks::authorize_request,
+        whoami::who_am_i,
         audit::list_audit_events,
         watch::watch_audit_events,
         audit::verify_audit_log,

@@ -29,3 +29,4 @@ mod upgrade;
 mod usage;
 mod walkthrough;
 mod watch;
+mod whoami;
