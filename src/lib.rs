@@ -14,6 +14,7 @@ pub mod cli;
 pub mod domain;
 pub mod history;
 pub mod http;
+pub mod key_history;
 pub mod ledger;
 pub mod log;
 pub mod merkle;

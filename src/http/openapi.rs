@@ -54,6 +54,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         integrity::get_signing_key,
         integrity::export_audit_bundle,
         report::access_report,
+        report::get_credential_report,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -123,6 +123,7 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("getConsistencyProof", "GET", "/v1/audit/proofs/consistency?from=1", None, "security.audit.read", 200),
     operation("exportAuditBundle", "GET", "/v1/audit/export", None, "security.audit.read", 200),
     operation("accessReport", "GET", "/v1/audit/access-report", None, "security.audit.read", 200),
+    operation("getCredentialReport", "GET", "/v1/audit/credential-report", None, "security.audit.read", 200),
     operation("getPermissionsAt", "GET", "/v1/audit/permissions", None, "security.audit.read", 200),
     operation("whoCan", "GET", "/v1/audit/who-can?function=api.events.read", None, "security.audit.read", 200),
     operation("diffPermissions", "GET", "/v1/audit/diff?from_position=0", None, "security.audit.read", 200),

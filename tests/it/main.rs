@@ -10,6 +10,7 @@ mod authority;
 mod cli_formats;
 mod concurrency;
 mod crash;
+mod credentials;
 mod errors;
 mod event_scope;
 mod helpers;
