@@ -196,3 +196,105 @@ pub fn read<L: EventLog>(log: &L) -> Result<KeyHistory, ScanError<L::Error>> {
     scan(log, |_, record| history.apply(record))?;
     Ok(history)
 }
+
+/// A key's entry in one usage record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEntry {
+    /// The usage record's position.
+    pub seq: u64,
+    /// Checks the key passed.
+    pub allowed: u64,
+    /// Checks the key failed while it was known.
+    pub refused: u64,
+    /// The first of those checks.
+    pub first_used_at: Timestamp,
+    /// The last of those checks.
+    pub last_used_at: Timestamp,
+}
+
+/// What the log says about one key, found by the hash of its secret.
+#[derive(Debug)]
+pub struct Lookup {
+    /// Every key, folded from the whole log (the found one is `history.by_hash`).
+    pub history: KeyHistory,
+    /// The records about the key, as stored: the one that issued it, the one that replaced
+    /// it, its revocation, refused admin requests it made, and earlier lookups of it.
+    pub records: Vec<StoredRecord>,
+    /// Its entry in every usage record that counts it (usage records are about many keys,
+    /// so they are searched inside rather than listed whole).
+    pub usage: Vec<UsageEntry>,
+}
+
+impl Lookup {
+    /// The key found.
+    pub fn key(&self, hash: &KeyHash) -> Option<&IssuedKey> {
+        self.history.by_hash(hash)
+    }
+}
+
+/// Whether a record is about the key `key_id` (usage records aside).
+fn is_about(event: &Event, key_id: &KeyId) -> bool {
+    match event {
+        Event::KeyGenerated { key_id: id, replaced_key_id, .. } => {
+            id == key_id || replaced_key_id.as_ref() == Some(key_id)
+        }
+        Event::KeyRevoked { key_id: id, .. }
+        | Event::AdminAccessDenied { key_id: id, .. }
+        | Event::AdministratorRecovered { key_id: id, .. }
+        | Event::KeyLookedUp { key_id: id, .. } => id == key_id,
+        _ => false,
+    }
+}
+
+/// The key's entries in a usage record.
+fn usage_of(record: &Record, key_id: &KeyId) -> Option<UsageEntry> {
+    match &record.event {
+        Event::KeyUsageRecorded { key_id: id, allowed, refused, first_used_at, last_used_at, .. } if id == key_id => {
+            Some(UsageEntry {
+                seq: record.seq,
+                allowed: *allowed,
+                refused: *refused,
+                first_used_at: *first_used_at,
+                last_used_at: *last_used_at,
+            })
+        }
+        Event::KeyUsageIntervalRecorded { from, keys, .. } => {
+            keys.iter().find(|used| used.key_id == *key_id).map(|used| UsageEntry {
+                seq: record.seq,
+                allowed: used.allowed,
+                refused: used.refused,
+                first_used_at: used.first_used_at(*from),
+                last_used_at: used.last_used_at(*from),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Looks a key up by the hash of its secret, in one read of the whole log; `None` if no
+/// key with that hash was ever issued.
+pub fn look_up<L: EventLog>(log: &L, hash: &KeyHash) -> Result<Option<Lookup>, ScanError<L::Error>> {
+    let mut history = KeyHistory::default();
+    let (mut found, mut records, mut usage) = (None::<KeyId>, Vec::new(), Vec::new());
+    scan(log, |stored, record| {
+        history.apply(record);
+        if found.is_none() {
+            found = match &record.event {
+                Event::KeyGenerated { key_id, key_hash, .. }
+                | Event::AdministratorRecovered { key_id, key_hash, .. }
+                    if key_hash == hash =>
+                {
+                    Some(key_id.clone())
+                }
+                _ => None,
+            };
+        }
+        let Some(key_id) = &found else { return };
+        if is_about(&record.event, key_id) {
+            records.push(stored.clone());
+        } else if let Some(entry) = usage_of(record, key_id) {
+            usage.push(entry);
+        }
+    })?;
+    Ok(found.map(|_| Lookup { history, records, usage }))
+}

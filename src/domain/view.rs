@@ -401,6 +401,7 @@ pub fn affected_users(state: &State, event: &Event) -> BTreeSet<UserId> {
         // Events that change nobody's permissions. New events of that kind go here.
         Event::RoleCreated { .. }
         | Event::AdminAccessDenied { .. }
+        | Event::KeyLookedUp { .. }
         | Event::KeyUsageRecorded { .. }
         | Event::KeyUsageIntervalRecorded { .. } => BTreeSet::new(),
     }

@@ -75,6 +75,7 @@ pub mod groups;
 pub mod health;
 pub mod integrity;
 pub mod keys;
+pub mod lookup;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
@@ -307,5 +308,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
     watch::configure(config);
     integrity::configure(config);
     report::configure(config);
+    lookup::configure(config);
     review::configure(config);
 }

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, report, review, roles, users, watch, whoami};
+use super::{
+    audit, checks, functions, groups, health, integrity, keys, lookup, report, review, roles, users, watch, whoami,
+};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -55,6 +57,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         integrity::export_audit_bundle,
         report::access_report,
         report::get_credential_report,
+        lookup::lookup_key,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -70,6 +70,10 @@ pub enum ApiError {
         /// The id given.
         id: String,
     },
+    /// No key issued by this ledger has the secret or hash given (`lookupKey`). Names
+    /// neither: the secret is never echoed.
+    #[error("no key with that secret or hash was ever issued")]
+    KeyNotIssued,
     /// No route matches.
     #[error("no operation at {0}")]
     NoRoute(String),
@@ -158,7 +162,7 @@ impl ApiError {
             ApiError::InvalidHeader(_) => "invalid_header",
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => "unauthenticated",
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => "forbidden",
-            ApiError::NotFound { .. } | ApiError::NoRoute(_) => "not_found",
+            ApiError::NotFound { .. } | ApiError::NoRoute(_) | ApiError::KeyNotIssued => "not_found",
             ApiError::NotInLog(_) => "not_in_log",
             ApiError::CheckpointNotFound(_) => "checkpoint_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -282,6 +286,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. }
+            | ApiError::KeyNotIssued
             | ApiError::NoRoute(_)
             | ApiError::NotInLog(_)
             | ApiError::CheckpointNotFound(_) => StatusCode::NOT_FOUND,

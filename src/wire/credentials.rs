@@ -128,7 +128,8 @@ pub fn key_state(key: &IssuedKey, view: &domain::State, now: Timestamp) -> domai
 }
 
 impl CredentialReportRow {
-    fn of(key: &IssuedKey, view: &domain::State, now: Timestamp) -> Self {
+    /// The row of one key, judged against the permission view at `now`.
+    pub fn of(key: &IssuedKey, view: &domain::State, now: Timestamp) -> Self {
         let state = key_state(key, view, now);
         let user = view.user(&key.user_id);
         let working = state.is_usable() && user.is_some_and(domain::User::is_enabled);

@@ -124,6 +124,14 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("exportAuditBundle", "GET", "/v1/audit/export", None, "security.audit.read", 200),
     operation("accessReport", "GET", "/v1/audit/access-report", None, "security.audit.read", 200),
     operation("getCredentialReport", "GET", "/v1/audit/credential-report", None, "security.audit.read", 200),
+    operation(
+        "lookupKey",
+        "POST",
+        "/v1/audit/key-lookup",
+        Some(r#"{"key_hash":"{key_hash}"}"#),
+        "security.audit.read",
+        200,
+    ),
     operation("getPermissionsAt", "GET", "/v1/audit/permissions", None, "security.audit.read", 200),
     operation("whoCan", "GET", "/v1/audit/who-can?function=api.events.read", None, "security.audit.read", 200),
     operation("diffPermissions", "GET", "/v1/audit/diff?from_position=0", None, "security.audit.read", 200),
@@ -148,6 +156,8 @@ struct Fixture {
     user_id: String,
     group_id: String,
     event_id: &'static str,
+    /// The hash of a key that was issued (the Administrator's), for `lookupKey`.
+    key_hash: String,
 }
 
 impl Fixture {
@@ -157,6 +167,10 @@ impl Fixture {
             user_id: app.create_user("Target user"),
             group_id: app.create_group("Target group", None),
             event_id: "summit-nyc",
+            key_hash: app.list_all("/v1/audit/events?type=KeyGenerated")[0]["data"]["key_hash"]
+                .as_str()
+                .expect("a key hash")
+                .to_owned(),
         }
     }
 
@@ -166,6 +180,7 @@ impl Fixture {
             .replace("{user_id}", &self.user_id)
             .replace("{group_id}", &self.group_id)
             .replace("{event_id}", self.event_id)
+            .replace("{key_hash}", &self.key_hash)
     }
 }
 

@@ -18,6 +18,7 @@ mod hygiene;
 mod idempotency;
 mod key_state;
 mod limits;
+mod lookup;
 mod names;
 mod openapi;
 mod proofs;
