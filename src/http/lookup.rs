@@ -98,8 +98,45 @@ pub struct KeyLookup {
     pub records: Vec<Box<serde_json::value::RawValue>>,
     /// Its entry in every usage record that counts it, in log order.
     pub usage: Vec<KeyUsageEntry>,
-    /// The position of the `KeyLookedUp` record of this lookup.
-    pub lookup_position: u64,
+    /// The position of the `KeyLookedUp` record of this lookup (absent from the offline
+    /// `keyledger lookup-key`, which records nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_position: Option<u64>,
+}
+
+impl KeyLookup {
+    /// The answer for the key `hash` found by `lookup`, judged against the view at `now`;
+    /// `None` if `lookup` does not hold that key.
+    pub fn of(
+        lookup: &Lookup,
+        hash: &KeyHash,
+        view: &crate::domain::State,
+        now: Timestamp,
+        lookup_position: Option<u64>,
+    ) -> Option<KeyLookup> {
+        let found = lookup.key(hash)?;
+        let records = lookup
+            .records
+            .iter()
+            .map(|stored| {
+                let text = String::from_utf8(stored.bytes.clone()).ok()?;
+                serde_json::value::RawValue::from_string(text).ok()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(KeyLookup {
+            key: CredentialReportRow::of(found, view, now),
+            records,
+            usage: lookup.usage.iter().map(KeyUsageEntry::from).collect(),
+            lookup_position,
+        })
+    }
+}
+
+/// Reads what the key may be: a keyledger key, or the 64 hexadecimal characters of a key's
+/// hash. The text is never quoted back.
+pub fn hash_of_key_or_hash(text: &str) -> Option<KeyHash> {
+    let text = text.trim();
+    KeyHash::of_presented(text).ok().or_else(|| KeyHash::try_from(text.to_owned()).ok())
 }
 
 /// Looks a key up by its secret or its hash: its id, owner and state, every record about
@@ -135,30 +172,11 @@ pub async fn lookup_key(state: Shared, request: HttpRequest, body: RawJson) -> R
     let found = lookup.key(&hash).ok_or(ApiError::Internal)?;
     let command = Command::RecordKeyLookup { user_id: found.user_id.clone(), key_id: found.key_id.clone() };
     let applied = state.submit(command, &request, &actor).await?;
-    let answer = answer(&state, &lookup, &hash, applied.position)?;
-    Ok(HttpResponse::Ok().json(answer))
-}
-
-fn answer(state: &Shared, lookup: &Lookup, hash: &KeyHash, position: u64) -> Result<KeyLookup, ApiError> {
-    let found = lookup.key(hash).ok_or(ApiError::Internal)?;
-    let key = {
+    let answer = {
         let view = state.ledger.view();
-        CredentialReportRow::of(found, &view, Timestamp::now())
+        KeyLookup::of(&lookup, &hash, &view, Timestamp::now(), Some(applied.position))
     };
-    let records = lookup
-        .records
-        .iter()
-        .map(|stored| {
-            let text = String::from_utf8(stored.bytes.clone()).map_err(|_| ApiError::Internal)?;
-            serde_json::value::RawValue::from_string(text).map_err(|_| ApiError::Internal)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(KeyLookup {
-        key,
-        records,
-        usage: lookup.usage.iter().map(KeyUsageEntry::from).collect(),
-        lookup_position: position,
-    })
+    Ok(HttpResponse::Ok().json(answer.ok_or(ApiError::Internal)?))
 }
 
 /// Registers the routes.

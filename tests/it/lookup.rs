@@ -1,11 +1,13 @@
 //! `lookupKey` (issue #14, point 5): a leaked key finds its id, owner and history, and the
 //! secret is never logged, stored or echoed.
 
+use serde_json::{Value, json};
 use std::path::Path;
 
-use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
 
-use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_logging_to_with};
+use crate::helpers::{BINARY, Reply, TestApp, spawn_app, spawn_app_logging_to_with};
 
 fn look_up(app: &TestApp, body: &Value) -> Reply {
     app.post("/v1/audit/key-lookup", body)
@@ -92,6 +94,7 @@ fn a_leaked_raw_key_finds_its_id_and_history_and_never_appears_in_a_log_line_a_f
     revoked.expect(200);
     assert_eq!(revoked.json()["key"]["state"], "revoked");
     assert!(types(&revoked.json()).contains(&"KeyRevoked".to_owned()));
+    let revoked_records = revoked.json()["records"].clone();
     replies.push(revoked);
 
     // Malformed and unknown keys are refused without quoting them.
@@ -122,6 +125,37 @@ fn a_leaked_raw_key_finds_its_id_and_history_and_never_appears_in_a_log_line_a_f
     for (path, bytes) in files_below(&data_dir) {
         assert!(!contains(&bytes, &leaked), "the key is in {}", path.display());
     }
+
+    // Offline, from standard input: the same key, and the key printed nowhere.
+    let (stdout, stderr) = lookup_offline(&data_dir, &format!("{leaked}\n"));
+    assert!(!stdout.contains(&leaked) && !stderr.contains(&leaked), "{stdout}{stderr}");
+    let offline: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(offline["key"]["key_id"], leaked_id.as_str());
+    assert_eq!(offline["key"]["state"], "revoked");
+    // The revoked lookup's own `KeyLookedUp` came after its answer.
+    assert_eq!(
+        offline["records"].as_array().map(Vec::len),
+        revoked_records.as_array().map(|records| records.len() + 1)
+    );
+    assert_eq!(offline.get("lookup_position"), None, "the offline lookup records nothing");
+    let (stdout, stderr) = lookup_offline(&data_dir, &format!("{mistyped}\n"));
+    assert!(stdout.is_empty() && stderr.contains("neither a keyledger key"), "{stderr}");
+    assert!(!stderr.contains(&mistyped), "{stderr}");
+}
+
+/// Runs `keyledger lookup-key` on `data_dir` with `input` on standard input.
+fn lookup_offline(data_dir: &Path, input: &str) -> (String, String) {
+    let mut child = Command::new(BINARY)
+        .args(["lookup-key", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start keyledger lookup-key");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write the key");
+    let output = child.wait_with_output().expect("keyledger lookup-key");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 #[test]
