@@ -23,6 +23,7 @@ use crate::http::denials::{DenialLimiter, OperationIds};
 use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
+use crate::http::refusals::RefusalLog;
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::usage::KeyUsageCounter;
 use crate::http::watch::Followers;
@@ -361,6 +362,7 @@ impl Application {
             operations: OperationIds::from_openapi(&openapi),
             max_body_bytes: config.limits.max_body_bytes,
             followers: Followers::new(config.watch_heartbeat),
+            refusals: RefusalLog::default(),
         });
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;

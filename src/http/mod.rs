@@ -80,6 +80,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+pub mod refusals;
 pub mod report;
 pub mod responses;
 pub mod review;
@@ -119,6 +120,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// What the change feeds (`watchAuditEvents`) share.
     pub followers: watch::Followers,
+    /// The recent refused checks of each key (`listKeyRefusals`).
+    pub refusals: refusals::RefusalLog,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the
@@ -301,6 +304,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     whoami::configure(config);
     functions::configure(config);
     users::configure(config);
+    refusals::configure(config);
     roles::configure(config);
     groups::configure(config);
     keys::configure(config);

@@ -4,7 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    audit, checks, functions, groups, health, integrity, keys, lookup, report, review, roles, users, watch, whoami,
+    audit, checks, functions, groups, health, integrity, keys, lookup, refusals, report, review, roles, users, watch,
+    whoami,
 };
 
 /// The keyledger API.
@@ -33,6 +34,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         users::assign_role,
         users::unassign_role,
         users::set_user_event_access,
+        refusals::list_key_refusals,
         groups::create_event_group,
         groups::list_event_groups,
         groups::get_event_group,

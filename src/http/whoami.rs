@@ -12,11 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::presented_key;
 use super::problem::{ApiError, Problem};
+use super::refusals::RefusalView;
 use super::{Page, Shared, paginate};
 use crate::domain::{self, KeyHash, Reason, Timestamp};
 use crate::wire::{EventAccessView, KeyState};
 
-/// What `whoAmI` takes: the paging of the accessible events.
+/// What `whoAmI` takes: the paging of the accessible events, and whether to show the
+/// key's refused checks.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +29,8 @@ pub struct WhoAmIQuery {
     /// The `events.next` value of the previous answer; omit for the first page of events.
     #[param(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
     pub after: Option<u64>,
+    /// `true` to add `refusals`: this key's most recent refused checks (at most 100).
+    pub refusals: Option<bool>,
 }
 
 list_page! {
@@ -73,6 +77,10 @@ pub struct WhoAmI {
     /// The events reached through `event_access.groups`, paged with `limit` and `after`;
     /// empty when `event_access.all_events` (every event passes).
     pub events: EventIdList,
+    /// With `refusals=true`: this key's most recent refused checks since the service
+    /// started, most recent first (at most 100), as `listKeyRefusals` shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<Vec<RefusalView>>,
 }
 
 /// What the presented key is and may do: its user, key id and state (with the end of its
@@ -119,12 +127,15 @@ pub async fn who_am_i(state: Shared, request: HttpRequest) -> Result<HttpRespons
             return Err(ApiError::KeyRefused(reason));
         }
     };
-    let page = {
-        let query: WhoAmIQuery = super::query(&request)?;
-        Page::new(query.limit, query.after)?
-    };
+    let query: WhoAmIQuery = super::query(&request)?;
+    let page = Page::new(query.limit, query.after)?;
     let limit = page.limit()?;
-    let answer = who_am_i_of(&view, hash, now, page.after(), limit).ok_or(ApiError::Internal)?;
+    let mut answer = who_am_i_of(&view, hash, now, page.after(), limit).ok_or(ApiError::Internal)?;
+    if query.refusals == Some(true) {
+        let key_id = view.key(&hash).map(|key| key.id().clone()).ok_or(ApiError::Internal)?;
+        let kept = state.refusals.of_key(&hash);
+        answer.refusals = Some(kept.iter().map(|refusal| RefusalView::of(&key_id, refusal)).collect());
+    }
     drop(view);
     state.usage.count(hash, true, now);
     Ok(HttpResponse::Ok().json(answer))
@@ -169,6 +180,7 @@ fn who_am_i_of(view: &domain::State, hash: KeyHash, now: Timestamp, after: u64, 
         functions: check.functions().iter().map(|function| function.as_str().to_owned()).collect(),
         event_access: user.event_access().into(),
         events: EventIdList { items, next },
+        refusals: None,
     })
 }
 

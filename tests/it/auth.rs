@@ -73,6 +73,7 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("createUser", "POST", "/v1/users", Some(r#"{"name":"Made by the table"}"#), "security.users.manage", 201),
     operation("listUsers", "GET", "/v1/users", None, "security.users.read", 200),
     operation("getUser", "GET", "/v1/users/{user_id}", None, "security.users.read", 200),
+    operation("listKeyRefusals", "GET", "/v1/users/{user_id}/refusals", None, "security.users.read", 200),
     operation("disableUser", "POST", "/v1/users/{user_id}/disable", None, "security.users.manage", 200),
     operation("enableUser", "POST", "/v1/users/{user_id}/enable", None, "security.users.manage", 200),
     operation("assignRole", "PUT", "/v1/users/{user_id}/roles/{role_id}", None, "security.users.manage", 200),

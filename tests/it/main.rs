@@ -23,6 +23,7 @@ mod names;
 mod openapi;
 mod proofs;
 mod recovery;
+mod refusals;
 mod review;
 mod snapshots;
 mod storage;
