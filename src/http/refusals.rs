@@ -131,7 +131,7 @@ impl RefusalLog {
             }
         }
         // Stable: a key's refusals in the same millisecond stay most recent first.
-        all.sort_by(|(_, a), (_, b)| b.at.cmp(&a.at));
+        all.sort_by_key(|(_, refusal)| std::cmp::Reverse(refusal.at));
         all
     }
 }
