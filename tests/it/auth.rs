@@ -571,3 +571,28 @@ fn authorize_request_without_a_function_is_a_400_problem() {
     app.call("GET", "/v1/authorize", Some(&key), None).expect_problem(400, "invalid_query");
     app.call("GET", "/v1/authorize?event_id=summit-nyc", Some(&key), None).expect_problem(400, "invalid_query");
 }
+
+/// `whoAmI` needs no admin function, so it is not in the table; it refuses what the admin
+/// guard refuses, with the same 401 and challenge, and appends nothing.
+#[test]
+fn who_am_i_needs_only_a_working_key_and_refuses_any_other_with_401_like_the_admin_guard() {
+    let app = spawn_app();
+    let (_, _, api_key) = app.api_user();
+    app.call("GET", "/v1/whoami", Some(&api_key), None).expect(200);
+    let before = app.audit_size();
+    expect_unauthenticated(&app.raw("GET", "/v1/whoami", &[], None), "no key");
+    let unknown = format!("Bearer {}", unknown_well_formed_key());
+    let unknown_as_basic = basic(&unknown_well_formed_key());
+    for (what, authorization) in [
+        ("a malformed Bearer key", "Bearer not-a-key"),
+        ("a well-formed unknown Bearer key", unknown.as_str()),
+        ("a well-formed unknown Basic password", unknown_as_basic.as_str()),
+        ("Basic credentials that are not base64", "Basic %%%"),
+        ("an unsupported scheme", "Token abc"),
+    ] {
+        expect_unauthenticated(&app.raw("GET", "/v1/whoami", &[("authorization", authorization)], None), what);
+    }
+    let basic_api_key = basic(&api_key);
+    app.raw("GET", "/v1/whoami", &[("authorization", &basic_api_key)], None).expect(200);
+    assert_eq!(app.audit_size(), before);
+}
