@@ -30,6 +30,7 @@ pub struct KeyLookupRequest {
     pub key: Option<String>,
     /// Instead of the key: the hex of its blake3 hash, as `KeyGenerated` records it.
     #[serde(default)]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub key_hash: Option<String>,
 }
 
