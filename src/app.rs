@@ -23,6 +23,7 @@ use crate::http::denials::{DenialLimiter, OperationIds};
 use crate::http::mutation::{DEFAULT_IDEMPOTENCY_CACHE_BYTES, IdempotencyCache};
 use crate::http::openapi::ApiDoc;
 use crate::http::problem::ApiError;
+use crate::http::refusals::RefusalLog;
 use crate::http::routing::{self, RouteTable};
 use crate::http::throttle::{FailureLimiter, ThrottleConfig};
 use crate::http::usage::KeyUsageCounter;
@@ -432,6 +433,7 @@ impl Application {
             max_body_bytes: config.limits.max_body_bytes,
             followers: Followers::new(config.watch_heartbeat),
             checks: CheckCounters::default(),
+            refusals: RefusalLog::default(),
         });
         let routes = RouteTable::from_openapi(&openapi);
         let metrics_server = match listeners.metrics {

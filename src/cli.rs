@@ -375,6 +375,17 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ViewFormat>,
     },
+    /// Look up a key found where it should not be, offline: read the key (or the 64
+    /// hexadecimal characters of its hash) from the first line of standard input, and
+    /// print, as JSON like `lookupKey` answers, its id, owner, state, every record about it
+    /// and its use. The whole log is verified and replayed first; nothing is written (the
+    /// HTTP `lookupKey` records the lookup, this does not). The key is never printed. The
+    /// directory must not be in use by a running server.
+    LookupKey {
+        /// The data directory.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -447,6 +458,7 @@ fn run(command: Command) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::AccessReport { data_dir, format } => access_report(data_dir, ViewFormat::or_default(format)),
+        Command::LookupKey { data_dir } => lookup_key(&data_dir),
         Command::Openapi => {
             say!("{}", crate::http::openapi::document_json().trim_end());
             Ok(ExitCode::SUCCESS)
@@ -866,6 +878,26 @@ fn migrate(data_dir: &Path, url: &str) -> Outcome {
         "serve it with: keyledger serve --data-dir {} --database-url URL (the signing key stays there)",
         data_dir.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lookup_key(data_dir: &Path) -> Outcome {
+    crate::telemetry::init("warn");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|error| format!("cannot read standard input: {error}"))?;
+    let hash = crate::http::lookup::hash_of_key_or_hash(&line).ok_or_else(|| {
+        "standard input holds neither a keyledger key nor the 64 hexadecimal characters of a key hash".to_owned()
+    })?;
+    // No snapshots: the whole log is verified and replayed, and nothing is written.
+    let ledger = Ledger::open(open_log(data_dir)?)?;
+    let lookup = crate::key_history::look_up(ledger.log(), &hash)
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| "no key with that secret or hash was ever issued".to_owned())?;
+    let answer = crate::http::lookup::KeyLookup::of(&lookup, &hash, &ledger.view(), Timestamp::now(), None)
+        .ok_or_else(|| "a record about the key does not read as JSON".to_owned())?;
+    let mut bytes = serde_json::to_vec_pretty(&answer).map_err(|error| error.to_string())?;
+    bytes.push(b'\n');
+    print_raw(&bytes);
     Ok(ExitCode::SUCCESS)
 }
 

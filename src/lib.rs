@@ -15,6 +15,7 @@ pub mod domain;
 pub mod history;
 pub mod http;
 pub mod io_advice;
+pub mod key_history;
 pub mod ledger;
 pub mod log;
 pub mod merkle;

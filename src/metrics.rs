@@ -183,6 +183,7 @@ command_kinds! {
     RevokeKey => "revokeKey",
     RecordAdminAccessDenied => "recordAdminAccessDenied",
     RecordKeyUsage => "recordKeyUsage",
+    RecordKeyLookup => "lookupKey",
     RecoverAdministrator => "recoverAdministrator",
 }
 

@@ -134,6 +134,7 @@ pub fn function_of(command: &Command) -> Option<FunctionId> {
         | Command::RemoveEventFromGroup { .. }
         | Command::SetUserEventAccess { .. } => Some(FunctionId::EVENT_ACCESS_MANAGE),
         Command::GenerateKey { .. } | Command::RevokeKey { .. } => Some(FunctionId::KEYS_MANAGE),
+        Command::RecordKeyLookup { .. } => Some(FunctionId::AUDIT_READ),
     }
 }
 
@@ -267,6 +268,7 @@ fn demand_of(state: &State, event: &Event) -> Demand {
             vec![command(FunctionId::KEYS_MANAGE), target(user_id)]
         }
         Event::AdminAccessDenied { user_id, .. } => return Demand::OwnRecord(user_id.clone()),
+        Event::KeyLookedUp { .. } => vec![command(FunctionId::AUDIT_READ)],
         Event::KeyUsageRecorded { .. } | Event::KeyUsageIntervalRecorded { .. } => return Demand::Record,
         Event::AdministratorRecovered { .. } => return Demand::SystemOnly,
     };

@@ -331,6 +331,15 @@ event_types! {
         /// Why the operator recovered administration, as they gave it.
         reason: String,
     },
+    /// An auditor looked a key up by its secret or its hash (`lookupKey`), typically a
+    /// key found where it should not be. The actor is the auditor; it records which key was
+    /// found, never what was presented. It changes no permission and no version.
+    KeyLookedUp about user_id {
+        /// The user the key was issued to.
+        user_id: UserId,
+        /// The key found.
+        key_id: KeyId,
+    },
 }
 
 impl Event {
@@ -417,6 +426,7 @@ impl Event {
                 key_hash: KeyHash::example(2),
                 reason: "The last administrator left".to_owned(),
             },
+            Event::KeyLookedUp { user_id: UserId::example(1), key_id: KeyId::example(1) },
         ]
     }
 }

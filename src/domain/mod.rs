@@ -46,5 +46,6 @@ pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};
 pub use view::{
     Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, PermissionView, RoleSummary,
-    UserPermissions, WhoCanAnswer, affected_users, apply_tracking_changes, changes, compare, permission_facts, who_can,
+    UserPermissions, WhoCanAnswer, accessible_events, affected_users, apply_tracking_changes, changes, compare,
+    permission_facts, who_can,
 };

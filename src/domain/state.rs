@@ -706,6 +706,8 @@ impl State {
             Event::KeyRevoked { user_id, key_id } => self.apply_key_revoked(position, user_id, key_id),
             // A record of a refusal: it changes no permission and no version.
             Event::AdminAccessDenied { .. } => {}
+            // A lookup changes nothing: it is on the record only.
+            Event::KeyLookedUp { .. } => {}
             Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
             }

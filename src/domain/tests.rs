@@ -2399,3 +2399,21 @@ fn a_log_that_already_holds_lookalikes_replays_and_new_ones_are_refused_naming_t
 // The authority rules reuse the scenario helpers above.
 #[path = "authority_tests.rs"]
 mod authority_tests;
+
+#[test]
+fn a_key_lookup_is_recorded_naming_the_key_found_and_needs_audit_read() {
+    let lookup = || Command::RecordKeyLookup { user_id: booking_app(), key_id: first_key() };
+    given(&booking_app_with_key(key_hash(1)))
+        .when(lookup())
+        .then(&[Event::KeyLookedUp { user_id: booking_app(), key_id: first_key() }]);
+    // The booking app holds no admin function: it may not look keys up, even its own.
+    let by_the_app = given(&booking_app_with_key(key_hash(1))).by(Actor::User(booking_app())).when(lookup());
+    assert!(by_the_app.events_if_accepted().is_empty());
+}
+
+#[test]
+fn a_lookup_of_a_key_of_an_unknown_user_is_refused() {
+    given(&[])
+        .when(Command::RecordKeyLookup { user_id: booking_app(), key_id: first_key() })
+        .then_error(DomainError::NotFound { resource: Resource::User, id: booking_app().to_string() });
+}

@@ -319,6 +319,15 @@ pub fn permission_facts(state: &State, user_id: &UserId, at: Timestamp) -> BTree
     facts
 }
 
+/// The platform events a user may access through their event groups (those granted and
+/// every group nested below them), sorted; `None` for a user with access to every event.
+pub fn accessible_events(state: &State, user: &User) -> Option<BTreeSet<EventId>> {
+    match user.event_access() {
+        EventAccess::AllEvents => None,
+        EventAccess::Groups(granted) => Some(reachable_events(state, granted.iter().collect())),
+    }
+}
+
 /// The events of the granted groups and of every group nested below them.
 fn reachable_events(state: &State, granted: BTreeSet<&GroupId>) -> BTreeSet<EventId> {
     let mut events = BTreeSet::new();
@@ -392,6 +401,7 @@ pub fn affected_users(state: &State, event: &Event) -> BTreeSet<UserId> {
         // Events that change nobody's permissions. New events of that kind go here.
         Event::RoleCreated { .. }
         | Event::AdminAccessDenied { .. }
+        | Event::KeyLookedUp { .. }
         | Event::KeyUsageRecorded { .. }
         | Event::KeyUsageIntervalRecorded { .. } => BTreeSet::new(),
     }

@@ -16,6 +16,7 @@ use super::Shared;
 use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
+use super::refusals::RefusedCheck;
 use crate::domain::{self, CheckRequest, KeyId, Reason, Timestamp, UserId};
 use crate::metrics::CheckEndpoint;
 
@@ -150,6 +151,9 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
     };
     // Serialised under the read lock, to borrow the ids rather than copy them.
     let json = serde_json::to_vec(&answer).unwrap_or_default();
+    if !decision.allowed() {
+        keep_refusal(&state, &request, &decision, &input.function, input.event_id.as_deref(), now);
+    }
     drop(view);
     if let Some(key_hash) = used_key {
         state.usage.count(key_hash, decision_reason == Reason::Granted, now);
@@ -249,6 +253,7 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
         response.insert_header((REASON_HEADER, HeaderValue::from_static(reason.as_str())));
         return response.finish();
     }
+    keep_refusal(&state, &request, &decision, &query.function, query.event_id.as_deref(), now);
     drop(view);
     // A request with no key guessed nothing; a refused key counts as on `checkKey`.
     if presented.is_some() {
@@ -261,6 +266,23 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
         .headers_mut()
         .insert(HeaderName::from_static(REASON_HEADER_LOWER), HeaderValue::from_static(reason.as_str()));
     response
+}
+
+/// Keeps a refused check of a known key for `listKeyRefusals` (one short lock); a check
+/// of an unknown or malformed key names no user and is left to the limiter.
+fn keep_refusal(
+    state: &Shared,
+    request: &HttpRequest,
+    decision: &domain::Decision<'_>,
+    function: &str,
+    event_id: Option<&str>,
+    now: Timestamp,
+) {
+    let (Some(key_hash), Some(user_id), Some(key_id)) = (decision.key_hash, decision.user_id, decision.key_id) else {
+        return;
+    };
+    let check = RefusedCheck { key_hash, user_id, key_id, reason: decision.reason, function, event_id };
+    state.refusals.record(check, state.limiter.client_of(request).address(), now);
 }
 
 /// Registers the routes.

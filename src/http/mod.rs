@@ -75,11 +75,13 @@ pub mod groups;
 pub mod health;
 pub mod integrity;
 pub mod keys;
+pub mod lookup;
 pub mod metrics;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+pub mod refusals;
 pub mod report;
 pub mod responses;
 pub mod review;
@@ -89,6 +91,7 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 pub mod watch;
+pub mod whoami;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
@@ -121,6 +124,8 @@ pub struct AppState {
     pub followers: watch::Followers,
     /// Key checks answered, by endpoint and reason, for `/metrics`.
     pub checks: crate::metrics::CheckCounters,
+    /// The recent refused checks of each key (`listKeyRefusals`).
+    pub refusals: refusals::RefusalLog,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the
@@ -300,8 +305,10 @@ pub fn get<T: mutation::Target>(state: &Shared, id: T) -> Result<HttpResponse, A
 pub fn configure(config: &mut web::ServiceConfig) {
     health::configure(config);
     checks::configure(config);
+    whoami::configure(config);
     functions::configure(config);
     users::configure(config);
+    refusals::configure(config);
     roles::configure(config);
     groups::configure(config);
     keys::configure(config);
@@ -309,5 +316,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
     watch::configure(config);
     integrity::configure(config);
     report::configure(config);
+    lookup::configure(config);
     review::configure(config);
 }

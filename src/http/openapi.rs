@@ -3,7 +3,10 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, checks, functions, groups, health, integrity, keys, metrics, report, review, roles, users, watch};
+use super::{
+    audit, checks, functions, groups, health, integrity, keys, lookup, metrics, refusals, report, review, roles, users,
+    watch, whoami,
+};
 
 /// The keyledger API.
 #[derive(OpenApi)]
@@ -31,6 +34,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         users::assign_role,
         users::unassign_role,
         users::set_user_event_access,
+        refusals::list_key_refusals,
         groups::create_event_group,
         groups::list_event_groups,
         groups::get_event_group,
@@ -40,6 +44,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         keys::revoke_key,
         checks::check_key,
         checks::authorize_request,
+        whoami::who_am_i,
         audit::list_audit_events,
         watch::watch_audit_events,
         audit::verify_audit_log,
@@ -54,6 +59,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         integrity::export_audit_bundle,
         report::access_report,
         metrics::get_metrics,
+        report::get_credential_report,
+        lookup::lookup_key,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -70,6 +70,10 @@ pub enum ApiError {
         /// The id given.
         id: String,
     },
+    /// No key issued by this ledger has the secret or hash given (`lookupKey`). Names
+    /// neither: the secret is never echoed.
+    #[error("no key with that secret or hash was ever issued")]
+    KeyNotIssued,
     /// No route matches.
     #[error("no operation at {0}; GET /openapi.json lists every path, and /docs/ shows them")]
     NoRoute(String),
@@ -165,7 +169,7 @@ impl ApiError {
             ApiError::InvalidHeader(_) => "invalid_header",
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => "unauthenticated",
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => "forbidden",
-            ApiError::NotFound { .. } | ApiError::NoRoute(_) => "not_found",
+            ApiError::NotFound { .. } | ApiError::NoRoute(_) | ApiError::KeyNotIssued => "not_found",
             ApiError::NotInLog(_) => "not_in_log",
             ApiError::CheckpointNotFound(_) => "checkpoint_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -289,6 +293,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. }
+            | ApiError::KeyNotIssued
             | ApiError::NoRoute(_)
             | ApiError::NotInLog(_)
             | ApiError::CheckpointNotFound(_) => StatusCode::NOT_FOUND,

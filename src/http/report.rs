@@ -20,6 +20,8 @@ use super::Shared;
 use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
 use crate::domain::{FunctionId, Timestamp};
+use crate::key_history;
+pub use crate::wire::credentials::{CredentialReport, CredentialReportRow};
 pub use crate::wire::report::{AccessReport, AccessReportRow, ReportFlags, ReportFormat, ReportRole};
 
 /// How the report is asked for.
@@ -86,7 +88,52 @@ pub async fn access_report(state: Shared, request: HttpRequest) -> Result<HttpRe
     })
 }
 
+/// The credential report: one row per key ever issued, oldest first, read from the whole
+/// log: its user, key id, state, when it was created, replaced (rotated) and revoked, its
+/// expiry, its last recorded use and recorded checks, and the functions and event access a
+/// check grants it now. JSON by default; CSV with `format=csv` or `Accept: text/csv`
+/// (cells a spreadsheet would run as formulas get a leading `'`). Needs
+/// `security.audit.read`, as `accessReport` does.
+#[utoipa::path(
+    operation_id = "getCredentialReport",
+    tag = "audit",
+    params(ReportQuery),
+    responses(
+        Guarded<AuditRead>,
+        (status = 200, description = "The report", content(
+            (CredentialReport = "application/json"),
+            (String = "text/csv", example = "user_id,name,key_id,state,created_at,expires_at,replaced_at,replaced_by,valid_until,revoked_at,last_used_at,checks_allowed,checks_refused,functions,event_access\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,key_0f1e2d3c4b5a6978,active,2027-01-31T17:00:00.000Z,,,,,,2027-04-30T22:15:00.000Z,1204,3,api.attendees.read,grp_1a2b3c4d5e6f7a8b\r\n"),
+        )),
+        (status = 400, description = "Unknown format or query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log could not be read", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[get("/v1/audit/credential-report")]
+pub async fn get_credential_report(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request, FunctionId::AUDIT_READ)?;
+    let format = requested_format(&request)?;
+    let reader = state.clone();
+    let history = web::block(move || key_history::read(reader.ledger.log()))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|error| ApiError::StorageUnavailable(error.to_string()))?;
+    let report = {
+        let view = state.ledger.view();
+        CredentialReport::of(&history, &view, Timestamp::now())
+    };
+    let mut response = HttpResponse::Ok();
+    response.content_type(format.content_type());
+    if format == ReportFormat::Csv {
+        response.insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"credential-report.csv\""));
+    }
+    Ok(match format {
+        ReportFormat::Json => response.json(&report),
+        ReportFormat::Csv => response.body(report.to_csv()),
+    })
+}
+
 /// Registers the routes.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(access_report);
+    config.service(access_report).service(get_credential_report);
 }

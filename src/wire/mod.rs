@@ -5,6 +5,7 @@
 //! They derive `ToSchema` so the HTTP API documents them, but they know nothing of
 //! requests: the command line prints the same shapes without going through `http`.
 
+pub mod credentials;
 pub mod report;
 pub mod review;
 

@@ -73,6 +73,7 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("createUser", "POST", "/v1/users", Some(r#"{"name":"Made by the table"}"#), "security.users.manage", 201),
     operation("listUsers", "GET", "/v1/users", None, "security.users.read", 200),
     operation("getUser", "GET", "/v1/users/{user_id}", None, "security.users.read", 200),
+    operation("listKeyRefusals", "GET", "/v1/users/{user_id}/refusals", None, "security.users.read", 200),
     operation("disableUser", "POST", "/v1/users/{user_id}/disable", None, "security.users.manage", 200),
     operation("enableUser", "POST", "/v1/users/{user_id}/enable", None, "security.users.manage", 200),
     operation("assignRole", "PUT", "/v1/users/{user_id}/roles/{role_id}", None, "security.users.manage", 200),
@@ -123,6 +124,15 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     operation("getConsistencyProof", "GET", "/v1/audit/proofs/consistency?from=1", None, "security.audit.read", 200),
     operation("exportAuditBundle", "GET", "/v1/audit/export", None, "security.audit.read", 200),
     operation("accessReport", "GET", "/v1/audit/access-report", None, "security.audit.read", 200),
+    operation("getCredentialReport", "GET", "/v1/audit/credential-report", None, "security.audit.read", 200),
+    operation(
+        "lookupKey",
+        "POST",
+        "/v1/audit/key-lookup",
+        Some(r#"{"key_hash":"{key_hash}"}"#),
+        "security.audit.read",
+        200,
+    ),
     operation("getPermissionsAt", "GET", "/v1/audit/permissions", None, "security.audit.read", 200),
     operation("whoCan", "GET", "/v1/audit/who-can?function=api.events.read", None, "security.audit.read", 200),
     operation("diffPermissions", "GET", "/v1/audit/diff?from_position=0", None, "security.audit.read", 200),
@@ -147,6 +157,8 @@ struct Fixture {
     user_id: String,
     group_id: String,
     event_id: &'static str,
+    /// The hash of a key that was issued (the Administrator's), for `lookupKey`.
+    key_hash: String,
 }
 
 impl Fixture {
@@ -156,6 +168,10 @@ impl Fixture {
             user_id: app.create_user("Target user"),
             group_id: app.create_group("Target group", None),
             event_id: "summit-nyc",
+            key_hash: app.list_all("/v1/audit/events?type=KeyGenerated")[0]["data"]["key_hash"]
+                .as_str()
+                .expect("a key hash")
+                .to_owned(),
         }
     }
 
@@ -165,6 +181,7 @@ impl Fixture {
             .replace("{user_id}", &self.user_id)
             .replace("{group_id}", &self.group_id)
             .replace("{event_id}", self.event_id)
+            .replace("{key_hash}", &self.key_hash)
     }
 }
 
@@ -553,4 +570,29 @@ fn authorize_request_without_a_function_is_a_400_problem() {
     let (_, _, key) = app.api_user();
     app.call("GET", "/v1/authorize", Some(&key), None).expect_problem(400, "invalid_query");
     app.call("GET", "/v1/authorize?event_id=summit-nyc", Some(&key), None).expect_problem(400, "invalid_query");
+}
+
+/// `whoAmI` needs no admin function, so it is not in the table; it refuses what the admin
+/// guard refuses, with the same 401 and challenge, and appends nothing.
+#[test]
+fn who_am_i_needs_only_a_working_key_and_refuses_any_other_with_401_like_the_admin_guard() {
+    let app = spawn_app();
+    let (_, _, api_key) = app.api_user();
+    app.call("GET", "/v1/whoami", Some(&api_key), None).expect(200);
+    let before = app.audit_size();
+    expect_unauthenticated(&app.raw("GET", "/v1/whoami", &[], None), "no key");
+    let unknown = format!("Bearer {}", unknown_well_formed_key());
+    let unknown_as_basic = basic(&unknown_well_formed_key());
+    for (what, authorization) in [
+        ("a malformed Bearer key", "Bearer not-a-key"),
+        ("a well-formed unknown Bearer key", unknown.as_str()),
+        ("a well-formed unknown Basic password", unknown_as_basic.as_str()),
+        ("Basic credentials that are not base64", "Basic %%%"),
+        ("an unsupported scheme", "Token abc"),
+    ] {
+        expect_unauthenticated(&app.raw("GET", "/v1/whoami", &[("authorization", authorization)], None), what);
+    }
+    let basic_api_key = basic(&api_key);
+    app.raw("GET", "/v1/whoami", &[("authorization", &basic_api_key)], None).expect(200);
+    assert_eq!(app.audit_size(), before);
 }

@@ -130,6 +130,12 @@ pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
     start_logging(DataDir::Owned(dir), &[], Some(log_file))
 }
 
+/// Starts a server that logs at debug level into `log_file`, with extra `serve` arguments.
+pub fn spawn_app_logging_to_with(log_file: &Path, extra_args: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start_logging(DataDir::Owned(dir), extra_args, Some(log_file))
+}
+
 fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
     start_logging(data, extra_args, None)
 }

@@ -273,7 +273,7 @@ fn a_graceful_stop_records_the_usage_counted_since_the_last_record() {
 // ---------------------------------------------------------------------------------------
 
 /// Parses RFC 4180 CSV (quoted cells, doubled quotes, CRLF line ends) into rows of cells.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
     let mut chars = text.chars().peekable();
     let mut quoted = false;

@@ -160,6 +160,14 @@ pub enum Command {
         /// Refusals of this key left unrecorded since its previous recorded one.
         suppressed: u32,
     },
+    /// Records that the actor looked up a key (`lookupKey`): which key was found, never
+    /// what was presented. Not a change to a resource: it ignores `If-Match`.
+    RecordKeyLookup {
+        /// The user the key was issued to.
+        user_id: UserId,
+        /// The key found.
+        key_id: KeyId,
+    },
     /// Records how keys were used since the last time. Not an admin change: it ignores
     /// `If-Match`, and skips keys no longer known and entries with no checks.
     RecordKeyUsage {
@@ -277,6 +285,7 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
             records::admin_access_denied(state, key_hash, operation, function, target, suppressed)
         }
         Command::RecordKeyUsage { usage } => records::key_usage(state, usage),
+        Command::RecordKeyLookup { user_id, key_id } => records::key_lookup(state, user_id, key_id),
         Command::RecoverAdministrator { user_id, role_id, key_id, key_hash, reason } => {
             bootstrap::recover_administrator(state, context, user_id, role_id, key_id, key_hash, reason)
         }
@@ -293,7 +302,9 @@ fn check_version(state: &State, context: &Context, command: &Command) -> Result<
         | Command::CreateUser { .. }
         | Command::CreateEventGroup { .. } => return Ok(()),
         // Records of what keys did, not changes to a resource: no version to match.
-        Command::RecordAdminAccessDenied { .. } | Command::RecordKeyUsage { .. } => return Ok(()),
+        Command::RecordAdminAccessDenied { .. } | Command::RecordKeyUsage { .. } | Command::RecordKeyLookup { .. } => {
+            return Ok(());
+        }
         // Creates everything it touches.
         Command::RecoverAdministrator { .. } => return Ok(()),
         Command::ActivateFunctions { role_id, .. } | Command::DeactivateFunctions { role_id, .. } => {

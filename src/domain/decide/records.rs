@@ -1,7 +1,10 @@
 //! Deciding the records of what keys did: refused admin requests and key usage. They change
 //! no permission.
 
-use super::super::{DomainError, Event, FunctionId, Key, KeyHash, KeyUse, MAX_KEYS_PER_USAGE_RECORD, State, Timestamp};
+use super::super::{
+    DomainError, Event, FunctionId, Key, KeyHash, KeyId, KeyUse, MAX_KEYS_PER_USAGE_RECORD, Resource, State, Timestamp,
+    UserId,
+};
 use super::{KeyUsage, MAX_DENIAL_TARGET_CHARS};
 
 /// Records an admin request refused for a missing function, unless the key is no longer
@@ -61,4 +64,13 @@ fn interval_record(keys: &[(&Key, KeyUsage)]) -> Event {
         })
         .collect();
     Event::KeyUsageIntervalRecorded { from, to, keys }
+}
+
+/// Records a lookup of a key of `user_id`. The key may be one the view has forgotten (a
+/// key replaced long ago), but its user is never forgotten.
+pub(super) fn key_lookup(state: &State, user_id: UserId, key_id: KeyId) -> Result<Vec<Event>, DomainError> {
+    if state.user(&user_id).is_none() {
+        return Err(DomainError::NotFound { resource: Resource::User, id: user_id.to_string() });
+    }
+    Ok(vec![Event::KeyLookedUp { user_id, key_id }])
 }
