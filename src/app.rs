@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use crate::ledger::{
     CheckpointPolicy, FatalStorageError, Ledger, OpenError, Policies, Request, SnapshotPolicy, SubmitError,
 };
 use crate::log::{FjallLog, FjallLogError};
+use crate::tls::{ClientCertScope, ReloadingCertificate, TlsConfig, TlsError};
 
 /// The exit status when the log fails a write and the process must restart (EX_IOERR).
 pub const EXIT_STORAGE_FAILED: i32 = 74;
@@ -56,6 +58,10 @@ pub struct Config {
     pub key_usage_interval: Duration,
     /// How long a key's window of recorded refused admin requests lasts.
     pub denial_window: Duration,
+    /// HTTPS, when set; plain HTTP otherwise.
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP on a non-loopback address without the warning.
+    pub allow_plain_http: bool,
 }
 
 /// The default interval between records of key usage: 15 minutes, as AWS records a key's
@@ -154,7 +160,7 @@ pub enum StartError {
     #[error("recovering administration failed: {0}")]
     Recovery(#[source] SubmitError),
     /// The signal handlers could not be installed.
-    #[error("cannot listen for SIGTERM and SIGINT: {source}")]
+    #[error("cannot listen for SIGTERM, SIGINT and SIGHUP: {source}")]
     Signals {
         /// Why.
         source: std::io::Error,
@@ -162,6 +168,9 @@ pub enum StartError {
     /// The signing key or the checkpoints could not be read.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The TLS certificate, key or client authorities could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -355,6 +364,13 @@ impl Application {
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
         let request_timeout = config.limits.request_timeout;
+        let client_certificates = RequiredClientCertificate(
+            config
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.require_client_cert_for)
+                .filter(|scope| *scope != ClientCertScope::All),
+        );
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -368,6 +384,8 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
                 )
+                .app_data(client_certificates)
+                .wrap(from_fn(require_client_certificate))
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
                 .service(
@@ -378,6 +396,7 @@ impl Application {
                 )
                 .default_service(web::to(no_route))
         });
+        server = server.on_connect(note_client_certificate);
         if let Some(workers) = config.workers {
             server = server.workers(workers.max(1));
         }
@@ -385,9 +404,29 @@ impl Application {
             .max_connections(config.limits.max_connections.max(1))
             .client_request_timeout(config.limits.request_timeout)
             .keep_alive(config.limits.keep_alive);
-        for socket in listeners.sockets {
-            server =
-                server.listen(socket).map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        let bind_error = |source| StartError::Bind { address: config.listen.clone(), source };
+        match &config.tls {
+            None => {
+                if !config.allow_plain_http && !crate::tls::is_loopback(&config.listen) {
+                    tracing::warn!(
+                        listen = %config.listen,
+                        "serving plain HTTP on a non-loopback address: keys cross the network in the clear; \
+                         give --tls-cert and --tls-key, or --allow-plain-http to say this is deliberate"
+                    );
+                }
+                for socket in listeners.sockets {
+                    server = server.listen(socket).map_err(bind_error)?;
+                }
+            }
+            Some(tls) => {
+                let certificate = Arc::new(ReloadingCertificate::load(&tls.cert, &tls.key)?);
+                let rustls_config = crate::tls::server_config(tls, certificate.clone())?;
+                for socket in listeners.sockets {
+                    server = server.listen_rustls_0_23(socket, rustls_config.clone()).map_err(bind_error)?;
+                }
+                crate::tls::reload_on_change_and_sighup(certificate, tls.reload_interval)
+                    .map_err(|source| StartError::Signals { source })?;
+            }
         }
         let address = server.addrs().first().copied().ok_or_else(|| StartError::Bind {
             address: config.listen.clone(),
@@ -501,6 +540,44 @@ async fn record_key_usage(state: &AppState) {
             }
         }
     }
+}
+
+/// Where requests need a client certificate, when the handshake did not already require
+/// one ([`ClientCertScope::All`] fails the handshake instead).
+#[derive(Debug, Clone, Copy)]
+struct RequiredClientCertificate(Option<ClientCertScope>);
+
+/// Marks a connection whose client presented a certificate, which rustls verified against
+/// `--tls-client-ca` during the handshake.
+#[derive(Debug, Clone, Copy)]
+struct VerifiedClientCertificate;
+
+fn note_client_certificate(connection: &dyn std::any::Any, extensions: &mut actix_web::dev::Extensions) {
+    type TlsConnection = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(tls) = connection.downcast_ref::<TlsConnection>()
+        && tls.get_ref().1.peer_certificates().is_some_and(|certificates| !certificates.is_empty())
+    {
+        extensions.insert(VerifiedClientCertificate);
+    }
+}
+
+/// Refuses (401) a request to a route `--require-client-cert-for` covers, on a connection
+/// without a verified client certificate.
+async fn require_client_certificate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let scope = request.app_data::<RequiredClientCertificate>().and_then(|required| required.0);
+    if let Some(scope) = scope
+        && scope.covers(request.path())
+        && request.conn_data::<VerifiedClientCertificate>().is_none()
+    {
+        let error = ApiError::Unauthenticated(
+            "this operation needs a client certificate (mutual TLS) signed by an authority the service trusts".into(),
+        );
+        return Ok(request.error_response(error).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
 }
 
 async fn no_route(request: HttpRequest) -> HttpResponse {

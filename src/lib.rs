@@ -19,4 +19,5 @@ pub mod log;
 pub mod merkle;
 pub mod snapshot;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
