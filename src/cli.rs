@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 use crate::wire::report::{AccessReport, ReportFormat};
 
+pub mod config;
 mod output;
 mod progress;
 
@@ -86,9 +87,16 @@ impl From<CheckpointArgs> for CheckpointConfig {
     }
 }
 
-/// The options of `serve`.
+/// The options of `serve`. Each is also read from `KEYLEDGER_<NAME>` and from the
+/// `--config` file: see [`config`].
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file of options: each key is a flag's long name with `_` for `-`
+    /// (`data_dir = "/var/lib/keyledger"`, `trusted_proxy = ["10.0.0.1"]`). Precedence:
+    /// flag > environment (`KEYLEDGER_<NAME>`, e.g. KEYLEDGER_DATA_DIR) > file > default.
+    /// An unknown key is an error.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The data directory (created if missing).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
@@ -142,10 +150,35 @@ pub struct ServeArgs {
     /// recorded per key per window, and the count of the rest goes into the next one.
     #[arg(long, default_value_t = DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     denial_window_secs: u64,
+    /// Serve HTTPS (TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1) with this certificate chain
+    /// (PEM, the server's certificate first). Needs --tls-key. Reloaded when the file
+    /// changes and on SIGHUP; a new certificate that cannot be used is refused and the
+    /// old one kept.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates (mutual TLS) against these authorities (PEM). Clients
+    /// without one are still accepted, except where --require-client-cert-for says.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Where a client certificate is required: `checks` (/v1/check, /v1/authorize), `admin`
+    /// (every other /v1/ operation) or `all` (the handshake itself). Needs --tls-client-ca.
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    require_client_cert_for: Option<crate::tls::ClientCertScope>,
+    /// Seconds between checks of the certificate and key files for a change.
+    #[arg(long, default_value_t = crate::tls::DEFAULT_RELOAD_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    tls_reload_interval_secs: u64,
+    /// Serve plain HTTP on a non-loopback address without the start-up warning.
+    #[arg(long)]
+    allow_plain_http: bool,
 }
 
-impl From<ServeArgs> for Config {
-    fn from(args: ServeArgs) -> Self {
+impl TryFrom<ServeArgs> for Config {
+    type Error = String;
+
+    fn try_from(args: ServeArgs) -> Result<Self, String> {
         let throttle = ThrottleConfig {
             burst: args.failed_check_burst,
             per_minute: args.failed_checks_per_minute,
@@ -158,7 +191,28 @@ impl From<ServeArgs> for Config {
             keep_alive: Duration::from_secs(args.keep_alive_secs),
             idempotency_cache_bytes: args.idempotency_cache_bytes,
         };
-        Config {
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsConfig {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+                require_client_cert_for: args.require_client_cert_for,
+                reload_interval: Duration::from_secs(args.tls_reload_interval_secs),
+            }),
+            (None, None) if args.tls_client_ca.is_none() && args.require_client_cert_for.is_none() => None,
+            (None, None) => {
+                return Err("--tls-client-ca and --require-client-cert-for need --tls-cert and --tls-key".into());
+            }
+            (Some(_), None) => return Err("--tls-cert needs --tls-key, the certificate's private key".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert, the certificate it belongs to".into()),
+        };
+        if tls.as_ref().is_some_and(|tls| tls.require_client_cert_for.is_some() && tls.client_ca.is_none()) {
+            return Err(
+                "--require-client-cert-for needs --tls-client-ca, the authorities to verify client certificates with"
+                    .into(),
+            );
+        }
+        Ok(Config {
             data_dir: args.data_dir,
             listen: args.listen,
             workers: args.workers,
@@ -168,7 +222,9 @@ impl From<ServeArgs> for Config {
             limits,
             key_usage_interval: Duration::from_secs(args.key_usage_interval_secs),
             denial_window: Duration::from_secs(args.denial_window_secs),
-        }
+            tls,
+            allow_plain_http: args.allow_plain_http,
+        })
     }
 }
 
@@ -301,6 +357,18 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Show the configuration `serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The subcommands of `config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration of `serve` given these options, the environment
+    /// and the --config file, as a TOML file (which --config reads back) with the source
+    /// of each value; secrets are redacted. Checks the options as `serve` does.
+    Print(ServeArgs),
 }
 
 /// Why a command failed: [`main`] prints it once, as `error: …` on standard error, and
@@ -333,7 +401,15 @@ type Outcome = Result<ExitCode, CliError>;
 
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let parsed = config::parse(Cli::command(), std::env::args_os().collect()).and_then(|(matches, effective)| {
+        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.to_string())?;
+        Ok((cli, effective.unwrap_or_default()))
+    });
+    let outcome = match parsed {
+        Ok((cli, effective)) => run(cli.command, effective),
+        Err(message) => Err(CliError::with_status(2, message)),
+    };
+    match outcome {
         Ok(status) => status,
         Err(error) => {
             eprintln!("error: {}", error.message);
@@ -342,9 +418,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Outcome {
+fn run(command: Command, effective: config::Effective) -> Outcome {
     match command {
-        Command::Serve(args) => serve(args.into()),
+        Command::Serve(args) => serve(args.try_into().map_err(|error| CliError::with_status(2, error))?),
+        Command::Config(ConfigCommand::Print(args)) => {
+            Config::try_from(args).map_err(|error| CliError::with_status(2, error))?;
+            print_raw(effective.to_toml().as_bytes());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init { data_dir, signing_key } => {
             init(data_dir, CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
@@ -393,7 +474,8 @@ fn serve(config: Config) -> Outcome {
             );
             let _ = writeln!(stdout, "admin key: {}", secret.expose());
         }
-        let _ = writeln!(stdout, "listening on http://{}", application.address());
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let _ = writeln!(stdout, "listening on {scheme}://{}", application.address());
         let _ = stdout.flush();
         drop(stdout);
         tracing::info!(address = %application.address(), data_dir = %config.data_dir.display(), "serving");
