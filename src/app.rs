@@ -272,9 +272,13 @@ pub fn init(
 /// `serve` binds them first so that an address already in use fails the start before
 /// bootstrapping: a directory is never initialised by a start that then cannot hand
 /// out the Administrator's key.
+///
+/// With TLS, the certificate is loaded here too, for the same reason: a start with a
+/// certificate it cannot use changes nothing.
 #[derive(Debug)]
 pub struct Listeners {
     sockets: Vec<std::net::TcpListener>,
+    tls: Option<(Arc<ReloadingCertificate>, rustls::ServerConfig)>,
 }
 
 impl Listeners {
@@ -297,8 +301,23 @@ impl Listeners {
             });
             return Err(bind_error(error));
         }
-        Ok(Self { sockets })
+        Ok(Self { sockets, tls: None })
     }
+
+    /// Loads the TLS certificate and client authorities of `tls`, failing if they cannot
+    /// be used, and binds `listen` as [`Listeners::bind`] does.
+    pub fn bind_with_tls(listen: &str, tls: Option<&TlsConfig>) -> Result<Self, StartError> {
+        let prepared = tls.map(prepare_tls).transpose()?;
+        let mut listeners = Self::bind(listen)?;
+        listeners.tls = prepared;
+        Ok(listeners)
+    }
+}
+
+fn prepare_tls(tls: &TlsConfig) -> Result<(Arc<ReloadingCertificate>, rustls::ServerConfig), StartError> {
+    let certificate = Arc::new(ReloadingCertificate::load(&tls.cert, &tls.key)?);
+    let rustls_config = crate::tls::server_config(tls, certificate.clone())?;
+    Ok((certificate, rustls_config))
 }
 
 /// Stops the server gracefully (in-flight requests finish) on SIGTERM or SIGINT.
@@ -419,8 +438,10 @@ impl Application {
                 }
             }
             Some(tls) => {
-                let certificate = Arc::new(ReloadingCertificate::load(&tls.cert, &tls.key)?);
-                let rustls_config = crate::tls::server_config(tls, certificate.clone())?;
+                let (certificate, rustls_config) = match listeners.tls {
+                    Some(prepared) => prepared,
+                    None => prepare_tls(tls)?,
+                };
                 for socket in listeners.sockets {
                     server = server.listen_rustls_0_23(socket, rustls_config.clone()).map_err(bind_error)?;
                 }

@@ -455,11 +455,13 @@ fn serve(config: Config) -> Outcome {
     crate::telemetry::init("info");
     // Bind first: a start that cannot listen must leave the data directory as it found it,
     // so that the next start on a free address bootstraps it and prints the key.
-    let listeners = app::Listeners::bind(&config.listen).map_err(|error| {
-        format!(
-            "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
-            config.data_dir.display()
-        )
+    // The TLS certificate is loaded then too, for the same reason.
+    let listeners = app::Listeners::bind_with_tls(&config.listen, config.tls.as_ref()).map_err(|error| {
+        let remedy = match error {
+            app::StartError::Bind { .. } => ": choose a free address with --listen and start again",
+            _ => "",
+        };
+        format!("{error}; nothing was initialised or changed in {}{remedy}", config.data_dir.display())
     })?;
     let (ledger, secret) = app::open_ledger(&config.data_dir, config.snapshot_every, &config.checkpoints)?;
     actix_web::rt::System::new().block_on(async move {

@@ -122,6 +122,12 @@ pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
     start_logging(DataDir::Owned(dir), &[], Some(log_file))
 }
 
+/// Starts a server with extra `serve` arguments that logs at debug level into `log_file`.
+pub fn spawn_app_logging_with(extra_args: &[&str], log_file: &Path) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start_logging(DataDir::Owned(dir), extra_args, Some(log_file))
+}
+
 fn start(data: DataDir, extra_args: &[&str]) -> TestApp {
     start_logging(data, extra_args, None)
 }

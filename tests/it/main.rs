@@ -25,6 +25,7 @@ mod review;
 mod snapshots;
 mod storage;
 mod throttle;
+mod tls;
 mod upgrade;
 mod usage;
 mod walkthrough;
