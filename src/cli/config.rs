@@ -82,7 +82,14 @@ pub fn with_environment(command: clap::Command) -> clap::Command {
             _ => arg,
         })
     };
-    command.mut_subcommand("serve", add).mut_subcommand("config", |config| config.mut_subcommand("print", add))
+    let mut command = command;
+    if command.find_subcommand("serve").is_some() {
+        command = command.mut_subcommand("serve", add);
+    }
+    if command.find_subcommand("config").and_then(|config| config.find_subcommand("print")).is_some() {
+        command = command.mut_subcommand("config", |config| config.mut_subcommand("print", add));
+    }
+    command
 }
 
 /// The matches of the subcommand that takes `serve`'s options, if that is the one given,
@@ -260,5 +267,37 @@ impl Effective {
             text.push_str(&format!("{} = {value}  # {source}\n", setting.key));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_with_a_secret() -> clap::Command {
+        clap::Command::new("keyledger").subcommand(
+            clap::Command::new("serve")
+                .arg(clap::Arg::new(CONFIG_ID).long("config").value_parser(clap::value_parser!(PathBuf)))
+                .arg(clap::Arg::new("database_url").long("database-url").hide_env_values(true))
+                .arg(clap::Arg::new("listen").long("listen").default_value("127.0.0.1:8080")),
+        )
+    }
+
+    #[test]
+    fn config_print_redacts_a_secret_and_names_its_variable() {
+        let args = ["keyledger", "serve", "--database-url", "postgres://keyledger:hunter2@db/keyledger"];
+        let (_, effective) = parse(serve_with_a_secret(), args.iter().map(OsString::from).collect()).expect("parsed");
+        let printed = effective.expect("serve has a configuration").to_toml();
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("database_url = \"<redacted>\"  # flag --database-url"), "{printed}");
+        assert!(printed.contains("listen = \"127.0.0.1:8080\"  # default"), "{printed}");
+    }
+
+    #[test]
+    fn every_option_gets_its_variable_from_its_long_name() {
+        let command = with_environment(serve_with_a_secret());
+        let serve = command.find_subcommand("serve").expect("serve");
+        let database_url = serve.get_arguments().find(|arg| arg.get_id() == "database_url").expect("the option");
+        assert_eq!(database_url.get_env(), Some(std::ffi::OsStr::new("KEYLEDGER_DATABASE_URL")));
     }
 }

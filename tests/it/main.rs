@@ -9,6 +9,7 @@ mod auth;
 mod authority;
 mod cli_formats;
 mod concurrency;
+mod config;
 mod crash;
 mod errors;
 mod event_scope;
