@@ -330,6 +330,7 @@ fn stop_gracefully_on_signals(handle: actix_web::dev::ServerHandle) -> Result<()
             _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then stopping"),
             _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
         }
+        crate::systemd::notify("STOPPING=1");
         handle.stop(true).await;
     });
     Ok(())
@@ -608,7 +609,7 @@ async fn no_route(request: HttpRequest) -> HttpResponse {
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn is_check_path(path: &str) -> bool {
-    matches!(path, "/v1/check" | "/v1/authorize" | "/health")
+    matches!(path, "/v1/check" | "/v1/authorize" | "/health" | "/health/live" | "/health/ready")
 }
 
 /// Gives every request an id (`X-Request-Id`, the client's if it sent a sane one), logs

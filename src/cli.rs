@@ -481,6 +481,7 @@ fn serve(config: Config) -> Outcome {
         let _ = stdout.flush();
         drop(stdout);
         tracing::info!(address = %application.address(), data_dir = %config.data_dir.display(), "serving");
+        crate::systemd::notify("READY=1");
         application.run().await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod snapshot;
+pub mod systemd;
 pub mod telemetry;
 pub mod tls;
 pub mod wire;

@@ -13,6 +13,7 @@ mod config;
 mod crash;
 mod errors;
 mod event_scope;
+mod health;
 mod helpers;
 mod hygiene;
 mod idempotency;
