@@ -17,6 +17,7 @@ pub mod http;
 pub mod ledger;
 pub mod log;
 pub mod merkle;
+pub mod restore;
 pub mod snapshot;
 pub mod systemd;
 pub mod telemetry;

@@ -7,6 +7,7 @@ mod admin_recovery;
 mod audit;
 mod auth;
 mod authority;
+mod backup;
 mod cli_formats;
 mod concurrency;
 mod config;
