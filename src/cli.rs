@@ -1,5 +1,6 @@
 //! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `replay`,
-//! `recover-admin`, `signing-key`, `access-report`, `restore`, `config print` and `openapi`.
+//! `recover-admin`, `signing-key`, `access-report`, `backup`, `restore`, `config print` and
+//! `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::ledger::{Ledger, verify_log};
 use crate::log::FjallLog;
 use crate::wire::report::{AccessReport, ReportFormat};
 
+mod backup;
 pub mod config;
 mod output;
 mod progress;
@@ -355,6 +357,35 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ViewFormat>,
     },
+    /// Back up a running service: download its audit bundle (`exportAuditBundle`, a
+    /// consistent signed copy of the log) into a file, written whole or not at all. The
+    /// key (with `security.audit.read`) comes from --key-file or KEYLEDGER_KEY, never
+    /// from the command line. With --public-key or --trusted-checkpoint, the bundle is
+    /// verified before it is kept.
+    Backup {
+        /// The service's base URL, such as https://keyledger.internal:8443.
+        #[arg(long)]
+        url: String,
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A file holding the key; default: the KEYLEDGER_KEY environment variable.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The authorities (PEM) to verify the server's certificate with; default: the
+        /// public web's.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// A client certificate (PEM), for a service that requires one (mutual TLS).
+        #[arg(long, value_name = "FILE", requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// The private key (PEM) of --client-cert.
+        #[arg(long, value_name = "FILE", requires = "client_cert")]
+        client_key: Option<PathBuf>,
+        /// How the signer is pinned, to verify the bundle before keeping it (optional).
+        #[command(flatten)]
+        pin: Pin,
+    },
     /// Rebuild a data directory from an audit bundle (a backup: `exportAuditBundle`, taken
     /// while the service runs), after verifying it as `verify` does under a pinned signer.
     /// Every record is restored byte for byte, with every checkpoint; the directory then
@@ -467,6 +498,19 @@ fn run(command: Command, effective: config::Effective) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::AccessReport { data_dir, format } => access_report(data_dir, ViewFormat::or_default(format)),
+        Command::Backup { url, out, key_file, ca_cert, client_cert, client_key, pin } => {
+            let key = match key_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                None => std::env::var("KEYLEDGER_KEY")
+                    .map_err(|_| "give the key with --key-file FILE or the KEYLEDGER_KEY environment variable")?,
+            };
+            let client = client_cert.as_deref().zip(client_key.as_deref());
+            let source = backup::Source { url: &url, key: &key, ca_cert: ca_cert.as_deref(), client };
+            back_up(&source, &out, &pin)
+        }
         Command::Restore { from, data_dir, signing_key, pin } => restore(&from, &data_dir, &signing_key, &pin),
         Command::Openapi => {
             say!("{}", crate::http::openapi::document_json().trim_end());
@@ -713,6 +757,25 @@ fn bundle_verdict_json(
             "failure": {"line": failure.line, "place": failure.place, "reason": failure.reason},
         }),
     }
+}
+
+fn back_up(source: &backup::Source<'_>, out: &Path, pin: &Pin) -> Outcome {
+    let options = pin.options()?;
+    let partial = backup::partial_path(out);
+    let downloaded = backup::download(source, &partial).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    if pin.is_pinned() {
+        let file = std::fs::File::open(&partial).map_err(|error| format!("{}: {error}", partial.display()))?;
+        if let Err(failure) = crate::bundle::verify(std::io::BufReader::new(file), &options) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(format!("the downloaded bundle does not verify, so it was not kept: {failure}").into());
+        }
+    }
+    std::fs::rename(&partial, out).map_err(|error| format!("{}: {error}", out.display()))?;
+    let verified = if pin.is_pinned() { ", verified under the pinned signer" } else { "" };
+    say!("backed up {downloaded} bytes into {}{verified}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn restore(bundle: &Path, data_dir: &Path, signing_key: &Path, pin: &Pin) -> Outcome {

@@ -348,3 +348,47 @@ fn a_key_that_does_not_match_its_certificate_fails_start_up() {
     assert!(stderr.contains("does not match"), "{stderr}");
     assert!(!data.path().join("log").exists(), "a start that cannot serve TLS must not initialise the directory");
 }
+
+#[test]
+fn keyledger_backup_downloads_a_verified_bundle_over_mutual_tls() {
+    let ca = TestCa::new("issue 15 backup CA");
+    ca.write_server("server");
+    let operator = ca.issue("backup job", &["backup.internal"]);
+    std::fs::write(ca.path("operator.pem"), &operator.cert_pem).expect("write");
+    std::fs::write(ca.path("operator.key"), &operator.key_pem).expect("write");
+    let client_ca = path_text(&ca.path("ca.pem"));
+    let app = https_app(&ca, &["--tls-client-ca", &client_ca, "--require-client-cert-for", "admin"]);
+    let signing_key = std::process::Command::new(crate::helpers::BINARY)
+        .args(["signing-key", "--data-dir"])
+        .arg(app.data_dir())
+        .output()
+        .expect("run");
+    let public_key = String::from_utf8(signing_key.stdout).expect("UTF-8").trim().to_owned();
+    let out = ca.path("backup.jsonl");
+    let backup = |client: bool| {
+        let mut command = std::process::Command::new(crate::helpers::BINARY);
+        command
+            .args(["backup", "--url", &app.address, "--ca-cert", &client_ca, "--public-key", &public_key, "--out"])
+            .arg(&out)
+            .env("KEYLEDGER_KEY", &app.admin_key);
+        if client {
+            command.args(["--client-cert", &path_text(&ca.path("operator.pem"))]);
+            command.args(["--client-key", &path_text(&ca.path("operator.key"))]);
+        }
+        command.output().expect("run keyledger backup")
+    };
+
+    let refused = backup(false);
+    assert!(!refused.status.success(), "admin needs a client certificate here");
+    assert!(!out.exists() && !ca.path("backup.jsonl.partial").exists(), "a failed backup leaves no file");
+
+    let done = backup(true);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let verify = std::process::Command::new(crate::helpers::BINARY)
+        .arg("verify")
+        .arg(&out)
+        .args(["--public-key", &public_key])
+        .output()
+        .expect("run keyledger verify");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
