@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::app::{self, CheckpointConfig, StartError};
 use crate::bundle::{self, VerifyOptions};
-use crate::checkpoint::{Checkpoint, CheckpointStore, PublicKey, SIGNING_KEY_FILE, Signer};
+use crate::checkpoint::{Checkpoint, CheckpointStore, SIGNING_KEY_FILE, Signer};
 use crate::log::{EventLog, FjallLog};
 
 /// How many records are written per append.
@@ -32,12 +32,12 @@ pub enum RestoreError {
     #[error("the bundle does not verify, so nothing was restored: {0}")]
     Invalid(String),
     /// The signing key is not the one that signed the bundle's checkpoints.
-    #[error("the signing key {} is not the bundle's signer ({}), so the restored service could not open its checkpoints", path.display(), signer.to_hex())]
+    #[error("the signing key {} is not the bundle's signer ({signer}), so the restored service could not open its checkpoints", path.display())]
     WrongSigningKey {
         /// The key file given.
         path: PathBuf,
-        /// The bundle's signer.
-        signer: PublicKey,
+        /// The bundle's signer, as hex.
+        signer: String,
     },
     /// Reading or writing files failed.
     #[error("{0}")]
@@ -77,7 +77,10 @@ pub fn restore(
     let summary = bundle::verify(bundle, options).map_err(|failure| RestoreError::Invalid(failure.to_string()))?;
     let signer = Signer::load(signing_key).map_err(|error| RestoreError::Io(error.to_string()))?;
     if signer.public_key() != summary.public_key {
-        return Err(RestoreError::WrongSigningKey { path: signing_key.to_owned(), signer: summary.public_key });
+        return Err(RestoreError::WrongSigningKey {
+            path: signing_key.to_owned(),
+            signer: summary.public_key.to_hex(),
+        });
     }
 
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
