@@ -392,3 +392,27 @@ fn keyledger_backup_downloads_a_verified_bundle_over_mutual_tls() {
         .expect("run keyledger verify");
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+#[test]
+fn plain_http_on_a_non_loopback_address_warns_at_start_unless_allowed() {
+    use std::io::BufRead;
+    for (extra, warns) in [(None, true), (Some("--allow-plain-http"), false)] {
+        let data = tempfile::tempdir().expect("temporary directory");
+        let mut child = std::process::Command::new(crate::helpers::BINARY)
+            .args(["serve", "--listen", "0.0.0.0:0", "--workers", "1", "--data-dir"])
+            .arg(data.path())
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start keyledger");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let listening = stdout.lines().map_while(Result::ok).any(|line| line.starts_with("listening on http://"));
+        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(listening, "{stderr}");
+        assert_eq!(stderr.contains("keys cross the network in the clear"), warns, "{extra:?}: {stderr}");
+    }
+}
