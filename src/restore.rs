@@ -83,6 +83,29 @@ pub fn restore(
         });
     }
 
+    let existed = data_dir.exists();
+    let written = write(bundle, data_dir, signing_key);
+    if written.is_err() {
+        // Leave the directory as it was found: absent, or empty.
+        if existed {
+            for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(data_dir);
+        }
+    }
+    let checkpoints = written?;
+    Ok(Restored { records: summary.records, checkpoints, last: summary.last })
+}
+
+/// Writes the verified bundle's records, checkpoints and the signing key into `data_dir`,
+/// and opens it as `serve` would; returns how many checkpoints it wrote.
+fn write(bundle: &[u8], data_dir: &Path, signing_key: &Path) -> Result<usize, RestoreError> {
+    let io = |what: &Path| {
+        let what = what.to_owned();
+        move |error: std::io::Error| RestoreError::Io(format!("{}: {error}", what.display()))
+    };
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     let log = FjallLog::open(&data_dir.join("log")).map_err(|error| RestoreError::Io(error.to_string()))?;
     let records = bundle::records(bundle);
@@ -109,7 +132,7 @@ pub fn restore(
     let (ledger, bootstrapped) = app::open_ledger(data_dir, app::DEFAULT_SNAPSHOT_EVERY, &CheckpointConfig::default())?;
     debug_assert!(bootstrapped.is_none(), "a verified bundle holds at least the bootstrap");
     ledger.close();
-    Ok(Restored { records: summary.records, checkpoints, last: summary.last })
+    Ok(checkpoints)
 }
 
 fn is_non_empty_dir(path: &Path) -> std::io::Result<bool> {

@@ -145,7 +145,7 @@ pub fn parse(command: clap::Command, args: Vec<OsString>) -> Result<(ArgMatches,
     };
     let (definition, serve) = serve_like(&command, &matches).ok_or("the subcommand changed while layering the file")?;
     let effective = effective(definition, serve, &from_file, file);
-    Ok((matches.clone(), Some(effective)))
+    Ok((matches, Some(effective)))
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, String> {
