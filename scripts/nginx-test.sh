@@ -6,6 +6,9 @@
 # Exits non-zero on the first wrong answer; stops everything it started on exit.
 #
 # Usage: scripts/nginx-test.sh            (starts keyledger through scripts/with-server.sh)
+#        MTLS=1 scripts/nginx-test.sh     (the same over mutual TLS: keyledger serves HTTPS,
+#                                          requires a client certificate for checks, and
+#                                          nginx presents one; needs openssl)
 #        scripts/nginx-test.sh URL ADMIN_KEY   (against a running keyledger, on loopback)
 # Installs Debian's nginx with apt-get when /usr/sbin/nginx (or NGINX) is missing.
 # Needs curl, jq and python3.
@@ -15,11 +18,40 @@ cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
   # As the recipe says: nginx (on loopback) is a trusted proxy. A small failed-check
   # burst, so that the throttle shows.
-  SERVE_ARGS="${SERVE_ARGS:-} --trusted-proxy 127.0.0.1 --failed-check-burst 4 --failed-checks-per-minute 1" \
-    exec scripts/with-server.sh "$0"
+  SERVE_ARGS="${SERVE_ARGS:-} --trusted-proxy 127.0.0.1 --failed-check-burst 4 --failed-checks-per-minute 1"
+  if [ "${MTLS:-0}" = 1 ]; then
+    # A test CA, keyledger's certificate for localhost and the gateway's client certificate.
+    MTLS_DIR=$(mktemp -d)
+    export MTLS_DIR
+    trap 'rm -rf "$MTLS_DIR"' EXIT
+    (
+      cd "$MTLS_DIR"
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=nginx-test-ca \
+        -keyout ca.key -out ca.crt 2>/dev/null
+      for name in server gateway; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+          -keyout "$name.key" -out "$name.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$name.ext"
+        openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+          -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+      done
+    )
+    SERVE_ARGS="$SERVE_ARGS --tls-cert $MTLS_DIR/server.crt --tls-key $MTLS_DIR/server.key"
+    SERVE_ARGS="$SERVE_ARGS --tls-client-ca $MTLS_DIR/ca.crt --require-client-cert-for checks"
+    export SERVE_ARGS
+    scripts/with-server.sh "$0"
+    exit
+  fi
+  export SERVE_ARGS
+  exec scripts/with-server.sh "$0"
 fi
 URL=$1
 ADMIN=$2
+if [ -n "${MTLS_DIR:-}" ]; then
+  # The admin calls below go straight to keyledger over HTTPS (admin needs no client
+  # certificate under `checks`); the checks go through nginx, which presents one.
+  export CURL_CA_BUNDLE=$MTLS_DIR/ca.crt
+fi
 
 NGINX=${NGINX:-/usr/sbin/nginx}
 if [ ! -x "$NGINX" ]; then
@@ -51,6 +83,7 @@ sockets = [socket.socket() for _ in range(2)]
 for s in sockets: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in sockets])')
 keyledger_address=${URL#http://}
+keyledger_address=${keyledger_address#https://}
 
 # The upstream: answers every request 200 with a JSON of its method, path and headers
 # (names lower-cased), and appends the path to requests.log.
@@ -92,6 +125,16 @@ done
 sed -e "s/server 127\.0\.0\.1:8080;/server $keyledger_address;/" \
     -e "s/server 127\.0\.0\.1:9000;/server 127.0.0.1:$upstream_port;/" \
     -e "s/listen 8000;/listen 127.0.0.1:$nginx_port;/" "$recipe" >"$dir/keyledger.conf"
+if [ -n "${MTLS_DIR:-}" ]; then
+  grep -qF '#mtls ' "$recipe" || fail "$recipe no longer has the '#mtls ' lines for this test to enable"
+  sed -i -e 's#proxy_pass http://keyledger/#proxy_pass https://keyledger/#' -e 's/#mtls //' \
+    -e "s#/etc/nginx/keyledger/#$MTLS_DIR/#" "$dir/keyledger.conf"
+  # Straight to keyledger without a client certificate, a check is refused.
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v1/check" -H 'Content-Type: application/json' \
+    -d '{"key": "kl_x", "function": "api.events.read"}')
+  [ "$status" = 401 ] || fail "a check without a client certificate got $status, not 401"
+  ok "mTLS: a check straight to keyledger without a client certificate is refused (401)"
+fi
 user_line=''
 [ "$(id -u)" = 0 ] && user_line='user root;'
 cat >"$dir/nginx.conf" <<CONF

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::rt::signal::unix::{SignalKind, signal};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use tracing::Instrument;
@@ -34,6 +35,7 @@ use crate::ledger::{
 };
 use crate::log::{AnyLog, FjallLog, FjallLogError, PostgresLog, PostgresLogError, SchemaPolicy};
 use crate::metrics::CheckCounters;
+use crate::tls::{ClientCertScope, ReloadingCertificate, TlsConfig, TlsError};
 
 /// The exit status when the log fails a write and the process must restart (EX_IOERR).
 pub const EXIT_STORAGE_FAILED: i32 = 74;
@@ -67,6 +69,10 @@ pub struct Config {
     pub key_usage_interval: Duration,
     /// How long a key's window of recorded refused admin requests lasts.
     pub denial_window: Duration,
+    /// HTTPS, when set; plain HTTP otherwise.
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP on a non-loopback address without the warning.
+    pub allow_plain_http: bool,
     /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
     /// heartbeat comment.
     pub watch_heartbeat: Duration,
@@ -195,7 +201,7 @@ pub enum StartError {
     #[error("recovering administration failed: {0}")]
     Recovery(#[source] SubmitError),
     /// The signal handlers could not be installed.
-    #[error("cannot listen for SIGTERM and SIGINT: {source}")]
+    #[error("cannot listen for SIGTERM, SIGINT and SIGHUP: {source}")]
     Signals {
         /// Why.
         source: std::io::Error,
@@ -203,6 +209,9 @@ pub enum StartError {
     /// The signing key or the checkpoints could not be read.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The TLS certificate, key or client authorities could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -321,18 +330,23 @@ pub fn init(
 /// `serve` binds them first so that an address already in use fails the start before
 /// bootstrapping: a directory is never initialised by a start that then cannot hand
 /// out the Administrator's key.
+///
+/// With TLS, the certificate is loaded here too, for the same reason: a start with a
+/// certificate it cannot use changes nothing.
 #[derive(Debug)]
 pub struct Listeners {
     sockets: Vec<std::net::TcpListener>,
     /// The sockets of `--metrics-listen`, when `/metrics` has an address of its own.
     metrics: Option<(String, Vec<std::net::TcpListener>)>,
+    /// The certificate and rustls configuration, when serving HTTPS.
+    tls: Option<(Arc<ReloadingCertificate>, rustls::ServerConfig)>,
 }
 
 impl Listeners {
     /// Binds every address `listen` resolves to (as actix does: it fails only if none can
     /// be bound); port 0 picks a free port.
     pub fn bind(listen: &str) -> Result<Self, StartError> {
-        Ok(Self { sockets: Self::bind_all(listen)?, metrics: None })
+        Ok(Self { sockets: Self::bind_all(listen)?, metrics: None, tls: None })
     }
 
     /// Also binds `metrics_listen`, where `/metrics` is then served instead of the main
@@ -363,6 +377,21 @@ impl Listeners {
         }
         Ok(sockets)
     }
+
+    /// Loads the TLS certificate and client authorities of `tls`, failing if they cannot
+    /// be used, and binds `listen` as [`Listeners::bind`] does.
+    pub fn bind_with_tls(listen: &str, tls: Option<&TlsConfig>) -> Result<Self, StartError> {
+        let prepared = tls.map(prepare_tls).transpose()?;
+        let mut listeners = Self::bind(listen)?;
+        listeners.tls = prepared;
+        Ok(listeners)
+    }
+}
+
+fn prepare_tls(tls: &TlsConfig) -> Result<(Arc<ReloadingCertificate>, rustls::ServerConfig), StartError> {
+    let certificate = Arc::new(ReloadingCertificate::load(&tls.cert, &tls.key)?);
+    let rustls_config = crate::tls::server_config(tls, certificate.clone())?;
+    Ok((certificate, rustls_config))
 }
 
 /// Stops the server gracefully (in-flight requests finish) on SIGTERM or SIGINT. Change
@@ -380,6 +409,7 @@ fn stop_gracefully_on_signals(
             _ = interrupt.recv() => tracing::info!("SIGINT: finishing in-flight requests, then stopping"),
         }
         state.followers.stop();
+        crate::systemd::notify("STOPPING=1");
         handle.stop(true).await;
     });
     Ok(())
@@ -446,6 +476,13 @@ impl Application {
         let shared = state.clone();
         let max_body_bytes = config.limits.max_body_bytes;
         let request_timeout = config.limits.request_timeout;
+        let client_certificates = RequiredClientCertificate(
+            config
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.require_client_cert_for)
+                .filter(|scope| *scope != ClientCertScope::All),
+        );
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -460,6 +497,9 @@ impl Application {
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
                 )
                 .app_data(routes.clone())
+                .app_data(client_certificates)
+                // Only where a scope is set: the checks' hot path pays nothing otherwise.
+                .wrap(Condition::new(client_certificates.0.is_some(), from_fn(require_client_certificate)))
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
                 .configure(|config| {
@@ -476,6 +516,7 @@ impl Application {
                 .route(routing::DOCS_WITHOUT_SLASH, web::get().to(routing::redirect_to_docs))
                 .default_service(web::to(routing::no_route))
         });
+        server = server.on_connect(note_client_certificate);
         if let Some(workers) = config.workers {
             server = server.workers(workers.max(1));
         }
@@ -483,9 +524,31 @@ impl Application {
             .max_connections(config.limits.max_connections.max(1))
             .client_request_timeout(config.limits.request_timeout)
             .keep_alive(config.limits.keep_alive);
-        for socket in listeners.sockets {
-            server =
-                server.listen(socket).map_err(|source| StartError::Bind { address: config.listen.clone(), source })?;
+        let bind_error = |source| StartError::Bind { address: config.listen.clone(), source };
+        match &config.tls {
+            None => {
+                if !config.allow_plain_http && !crate::tls::is_loopback(&config.listen) {
+                    tracing::warn!(
+                        listen = %config.listen,
+                        "serving plain HTTP on a non-loopback address: keys cross the network in the clear; \
+                         give --tls-cert and --tls-key, or --allow-plain-http to say this is deliberate"
+                    );
+                }
+                for socket in listeners.sockets {
+                    server = server.listen(socket).map_err(bind_error)?;
+                }
+            }
+            Some(tls) => {
+                let (certificate, rustls_config) = match listeners.tls {
+                    Some(prepared) => prepared,
+                    None => prepare_tls(tls)?,
+                };
+                for socket in listeners.sockets {
+                    server = server.listen_rustls_0_23(socket, rustls_config.clone()).map_err(bind_error)?;
+                }
+                crate::tls::reload_on_change_and_sighup(certificate, tls.reload_interval)
+                    .map_err(|source| StartError::Signals { source })?;
+            }
         }
         let address = server.addrs().first().copied().ok_or_else(|| StartError::Bind {
             address: config.listen.clone(),
@@ -655,11 +718,49 @@ async fn record_key_usage(state: &AppState) {
     }
 }
 
+/// Where requests need a client certificate, when the handshake did not already require
+/// one ([`ClientCertScope::All`] fails the handshake instead).
+#[derive(Debug, Clone, Copy)]
+struct RequiredClientCertificate(Option<ClientCertScope>);
+
+/// Marks a connection whose client presented a certificate, which rustls verified against
+/// `--tls-client-ca` during the handshake.
+#[derive(Debug, Clone, Copy)]
+struct VerifiedClientCertificate;
+
+fn note_client_certificate(connection: &dyn std::any::Any, extensions: &mut actix_web::dev::Extensions) {
+    type TlsConnection = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(tls) = connection.downcast_ref::<TlsConnection>()
+        && tls.get_ref().1.peer_certificates().is_some_and(|certificates| !certificates.is_empty())
+    {
+        extensions.insert(VerifiedClientCertificate);
+    }
+}
+
+/// Refuses (401) a request to a route `--require-client-cert-for` covers, on a connection
+/// without a verified client certificate.
+async fn require_client_certificate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let scope = request.app_data::<RequiredClientCertificate>().and_then(|required| required.0);
+    if let Some(scope) = scope
+        && scope.covers(request.path())
+        && request.conn_data::<VerifiedClientCertificate>().is_none()
+    {
+        let error = ApiError::Unauthenticated(
+            "this operation needs a client certificate (mutual TLS) signed by an authority the service trusts".into(),
+        );
+        return Ok(request.error_response(error).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
+}
+
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn is_check_path(path: &str) -> bool {
     // `/metrics` too: a scraper asks every few seconds.
-    matches!(path, "/v1/check" | "/v1/authorize" | "/health" | "/metrics")
+    matches!(path, "/v1/check" | "/v1/authorize" | "/health" | "/health/live" | "/health/ready" | "/metrics")
 }
 
 /// Gives every request an id (`X-Request-Id`, the client's if it sent a sane one), logs

@@ -1,11 +1,12 @@
 //! The command line: `serve`, `init`, `verify-log`, `export`, `verify`, `replay`,
-//! `recover-admin`, `signing-key`, `access-report` and `openapi`.
+//! `recover-admin`, `signing-key`, `access-report`, `backup`, `restore`, `config print` and
+//! `openapi`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use crate::ledger::{Ledger, verify_log};
 use crate::log::{FjallLog, PostgresLog, SchemaPolicy};
 use crate::wire::report::{AccessReport, ReportFormat};
 
+mod backup;
+pub mod config;
 mod output;
 mod progress;
 
@@ -92,7 +95,8 @@ pub struct DatabaseArgs {
     /// Keep the log and the checkpoints in this PostgreSQL database (a `postgres://` URL
     /// or `key=value` pairs; a password left out is read from PGPASSWORD) instead of the
     /// data directory, which then holds only the signing key and snapshots.
-    #[arg(long, value_name = "URL")]
+    // A secret: the URL may hold a password (`config print` redacts it).
+    #[arg(long, value_name = "URL", hide_env_values = true)]
     database_url: Option<String>,
 }
 
@@ -123,8 +127,16 @@ impl MigratableDatabaseArgs {
 }
 
 /// The options of `serve`.
+/// The options of `serve`. Each is also read from `KEYLEDGER_<NAME>` and from the
+/// `--config` file: see [`config`].
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file of options: each key is a flag's long name with `_` for `-`
+    /// (`data_dir = "/var/lib/keyledger"`, `trusted_proxy = ["10.0.0.1"]`). Precedence:
+    /// flag > environment (`KEYLEDGER_<NAME>`, e.g. KEYLEDGER_DATA_DIR) > file > default.
+    /// An unknown key is an error.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The data directory (created if missing).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
@@ -189,10 +201,35 @@ pub struct ServeArgs {
     /// sends a heartbeat comment.
     #[arg(long, default_value_t = crate::http::watch::DEFAULT_HEARTBEAT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..))]
     watch_heartbeat_ms: u64,
+    /// Serve HTTPS (TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1) with this certificate chain
+    /// (PEM, the server's certificate first). Needs --tls-key. Reloaded when the file
+    /// changes and on SIGHUP; a new certificate that cannot be used is refused and the
+    /// old one kept.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates (mutual TLS) against these authorities (PEM). Clients
+    /// without one are still accepted, except where --require-client-cert-for says.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Where a client certificate is required: `checks` (/v1/check, /v1/authorize), `admin`
+    /// (every other /v1/ operation) or `all` (the handshake itself). Needs --tls-client-ca.
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    require_client_cert_for: Option<crate::tls::ClientCertScope>,
+    /// Seconds between checks of the certificate and key files for a change.
+    #[arg(long, default_value_t = crate::tls::DEFAULT_RELOAD_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    tls_reload_interval_secs: u64,
+    /// Serve plain HTTP on a non-loopback address without the start-up warning.
+    #[arg(long)]
+    allow_plain_http: bool,
 }
 
-impl From<ServeArgs> for Config {
-    fn from(args: ServeArgs) -> Self {
+impl TryFrom<ServeArgs> for Config {
+    type Error = String;
+
+    fn try_from(args: ServeArgs) -> Result<Self, String> {
         let throttle = ThrottleConfig {
             burst: args.failed_check_burst,
             per_minute: args.failed_checks_per_minute,
@@ -205,7 +242,28 @@ impl From<ServeArgs> for Config {
             keep_alive: Duration::from_secs(args.keep_alive_secs),
             idempotency_cache_bytes: args.idempotency_cache_bytes,
         };
-        Config {
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsConfig {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+                require_client_cert_for: args.require_client_cert_for,
+                reload_interval: Duration::from_secs(args.tls_reload_interval_secs),
+            }),
+            (None, None) if args.tls_client_ca.is_none() && args.require_client_cert_for.is_none() => None,
+            (None, None) => {
+                return Err("--tls-client-ca and --require-client-cert-for need --tls-cert and --tls-key".into());
+            }
+            (Some(_), None) => return Err("--tls-cert needs --tls-key, the certificate's private key".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert, the certificate it belongs to".into()),
+        };
+        if tls.as_ref().is_some_and(|tls| tls.require_client_cert_for.is_some() && tls.client_ca.is_none()) {
+            return Err(
+                "--require-client-cert-for needs --tls-client-ca, the authorities to verify client certificates with"
+                    .into(),
+            );
+        }
+        Ok(Config {
             data_dir: args.data_dir,
             database: args.database.config(),
             listen: args.listen,
@@ -218,7 +276,9 @@ impl From<ServeArgs> for Config {
             key_usage_interval: Duration::from_secs(args.key_usage_interval_secs),
             denial_window: Duration::from_secs(args.denial_window_secs),
             watch_heartbeat: Duration::from_millis(args.watch_heartbeat_ms),
-        }
+            tls,
+            allow_plain_http: args.allow_plain_http,
+        })
     }
 }
 
@@ -386,8 +446,72 @@ pub enum Command {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Back up a running service: download its audit bundle (`exportAuditBundle`, a
+    /// consistent signed copy of the log) into a file, written whole or not at all. The
+    /// key (with `security.audit.read`) comes from --key-file or KEYLEDGER_KEY, never
+    /// from the command line. With --public-key or --trusted-checkpoint, the bundle is
+    /// verified before it is kept.
+    Backup {
+        /// The service's base URL, such as https://keyledger.internal:8443.
+        #[arg(long)]
+        url: String,
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A file holding the key; default: the KEYLEDGER_KEY environment variable.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The authorities (PEM) to verify the server's certificate with; default: the
+        /// public web's.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// A client certificate (PEM), for a service that requires one (mutual TLS).
+        #[arg(long, value_name = "FILE", requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// The private key (PEM) of --client-cert.
+        #[arg(long, value_name = "FILE", requires = "client_cert")]
+        client_key: Option<PathBuf>,
+        /// How the signer is pinned, to verify the bundle before keeping it (optional).
+        #[command(flatten)]
+        pin: Pin,
+    },
+    /// Rebuild a data directory from an audit bundle (a backup: `exportAuditBundle`, taken
+    /// while the service runs), after verifying it as `verify` does under a pinned signer.
+    /// Every record is restored byte for byte, with every checkpoint; the directory then
+    /// opens as the original did at the bundle's last position. Refuses a directory that
+    /// is not empty.
+    ///
+    /// Exit status: 0 restored; 1 the bundle does not verify or cannot be written; 2 a
+    /// usage error; 3 the signer was not pinned (nothing is written).
+    Restore {
+        /// The bundle.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The data directory to create (new, or empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The service's signing key file (its private half is never in a bundle: back it
+        /// up apart). It must be the bundle's signer; it is copied into the directory.
+        #[arg(long, value_name = "FILE")]
+        signing_key: PathBuf,
+        /// How the signer is pinned (required: --public-key or --trusted-checkpoint).
+        #[command(flatten)]
+        pin: Pin,
+    },
     /// Print the OpenAPI document.
     Openapi,
+    /// Show the configuration `serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The subcommands of `config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration of `serve` given these options, the environment
+    /// and the --config file, as a TOML file (which --config reads back) with the source
+    /// of each value; secrets are redacted. Checks the options as `serve` does.
+    Print(ServeArgs),
 }
 
 /// Why a command failed: [`main`] prints it once, as `error: …` on standard error, and
@@ -420,7 +544,15 @@ type Outcome = Result<ExitCode, CliError>;
 
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let parsed = config::parse(Cli::command(), std::env::args_os().collect()).and_then(|(matches, effective)| {
+        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.to_string())?;
+        Ok((cli, effective.unwrap_or_default()))
+    });
+    let outcome = match parsed {
+        Ok((cli, effective)) => run(cli.command, effective),
+        Err(message) => Err(CliError::with_status(2, message)),
+    };
+    match outcome {
         Ok(status) => status,
         Err(error) => {
             eprintln!("error: {}", error.message);
@@ -429,9 +561,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Outcome {
+fn run(command: Command, effective: config::Effective) -> Outcome {
     match command {
-        Command::Serve(args) => serve(args.into()),
+        Command::Serve(args) => serve(args.try_into().map_err(|error| CliError::with_status(2, error))?),
+        Command::Config(ConfigCommand::Print(args)) => {
+            Config::try_from(args).map_err(|error| CliError::with_status(2, error))?;
+            print_raw(effective.to_toml().as_bytes());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init { data_dir, database, signing_key } => {
             init(data_dir, database.config(), CheckpointConfig { signing_key, ..CheckpointConfig::default() })
         }
@@ -459,6 +596,20 @@ fn run(command: Command) -> Outcome {
         }
         Command::AccessReport { data_dir, format } => access_report(data_dir, ViewFormat::or_default(format)),
         Command::LookupKey { data_dir } => lookup_key(&data_dir),
+        Command::Backup { url, out, key_file, ca_cert, client_cert, client_key, pin } => {
+            let key = match key_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                None => std::env::var("KEYLEDGER_KEY")
+                    .map_err(|_| "give the key with --key-file FILE or the KEYLEDGER_KEY environment variable")?,
+            };
+            let client = client_cert.as_deref().zip(client_key.as_deref());
+            let source = backup::Source { url: &url, key: &key, ca_cert: ca_cert.as_deref(), client };
+            back_up(&source, &out, &pin)
+        }
+        Command::Restore { from, data_dir, signing_key, pin } => restore(&from, &data_dir, &signing_key, &pin),
         Command::Openapi => {
             say!("{}", crate::http::openapi::document_json().trim_end());
             Ok(ExitCode::SUCCESS)
@@ -471,14 +622,18 @@ fn serve(config: Config) -> Outcome {
     let started = std::time::Instant::now();
     // Bind first: a start that cannot listen must leave the data directory as it found it,
     // so that the next start on a free address bootstraps it and prints the key.
-    let listeners = app::Listeners::bind(&config.listen)
+    // The TLS certificate is loaded then too, for the same reason.
+    let listeners = app::Listeners::bind_with_tls(&config.listen, config.tls.as_ref())
         .and_then(|listeners| listeners.with_metrics(config.metrics_listen.as_deref()))
         .map_err(|error| {
-        format!(
-            "{error}; nothing was initialised or changed in {}: choose a free address with --listen and start again",
-            config.data_dir.display()
-        )
-    })?;
+            let remedy = match error {
+                app::StartError::Bind { .. } => {
+                    ": choose a free address with --listen (or --metrics-listen) and start again"
+                }
+                _ => "",
+            };
+            format!("{error}; nothing was initialised or changed in {}{remedy}", config.data_dir.display())
+        })?;
     let (ledger, secret) =
         app::open_ledger(&config.data_dir, config.database.as_ref(), config.snapshot_every, &config.checkpoints)?;
     actix_web::rt::System::new().block_on(async move {
@@ -496,7 +651,8 @@ fn serve(config: Config) -> Outcome {
         if let Some(metrics) = application.metrics_address() {
             let _ = writeln!(stdout, "metrics on http://{metrics}/metrics");
         }
-        let _ = writeln!(stdout, "listening on http://{}", application.address());
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let _ = writeln!(stdout, "listening on {scheme}://{}", application.address());
         let _ = stdout.flush();
         drop(stdout);
         tracing::info!(
@@ -505,6 +661,7 @@ fn serve(config: Config) -> Outcome {
             startup_ms = started.elapsed().as_millis(),
             "serving"
         );
+        crate::systemd::notify("READY=1");
         application.run().await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
@@ -725,6 +882,48 @@ fn bundle_verdict_json(
             "failure": {"line": failure.line, "place": failure.place, "reason": failure.reason},
         }),
     }
+}
+
+fn back_up(source: &backup::Source<'_>, out: &Path, pin: &Pin) -> Outcome {
+    let options = pin.options()?;
+    let partial = backup::partial_path(out);
+    let downloaded = backup::download(source, &partial).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    if pin.is_pinned() {
+        let file = std::fs::File::open(&partial).map_err(|error| format!("{}: {error}", partial.display()))?;
+        if let Err(failure) = crate::bundle::verify(std::io::BufReader::new(file), &options) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(format!("the downloaded bundle does not verify, so it was not kept: {failure}").into());
+        }
+    }
+    std::fs::rename(&partial, out).map_err(|error| format!("{}: {error}", out.display()))?;
+    let verified = if pin.is_pinned() { ", verified under the pinned signer" } else { "" };
+    say!("backed up {downloaded} bytes into {}{verified}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(bundle: &Path, data_dir: &Path, signing_key: &Path, pin: &Pin) -> Outcome {
+    crate::telemetry::init("warn");
+    if !pin.is_pinned() {
+        return Err(CliError::with_status(
+            EXIT_UNPINNED,
+            "not restored: pin the signer with --public-key KEY or --trusted-checkpoint FILE; a backup is restored \
+             only when it provably comes from your service",
+        ));
+    }
+    let options = pin.options()?;
+    let bytes = std::fs::read(bundle).map_err(|error| format!("{}: {error}", bundle.display()))?;
+    let restored = crate::restore::restore(&bytes, &options, data_dir, signing_key)?;
+    say!(
+        "restored {} records and {} checkpoints into {}; the last checkpoint covers size {} with root {}",
+        restored.records,
+        restored.checkpoints,
+        data_dir.display(),
+        restored.last.size,
+        restored.last.root
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads `--at`: digits are a position, anything else an RFC 3339 time.

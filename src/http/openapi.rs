@@ -20,6 +20,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
     ),
     paths(
         health::health,
+        health::health_live,
+        health::health_ready,
         functions::list_functions,
         roles::create_role,
         roles::list_roles,
@@ -71,7 +73,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "keys", description = "API keys"),
         (name = "checks", description = "Key checks for apps and gateways"),
         (name = "audit", description = "The hash-chained audit trail: records, signed checkpoints, Merkle proofs, export, and the permission view at any point of it"),
-        (name = "health", description = "Liveness"),
+        (name = "health", description = "Liveness and readiness"),
         (name = "metrics", description = "Prometheus metrics"),
     )
 )]

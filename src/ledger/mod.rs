@@ -421,6 +421,12 @@ impl<L: EventLog> Ledger<L> {
         async move { fatal.wait_for(Option::is_some).await.ok().and_then(|error| error.clone()) }
     }
 
+    /// Whether the log has failed a write that only a restart recovers from (see
+    /// [`Ledger::fatal`]).
+    pub fn has_failed(&self) -> bool {
+        self.fatal.borrow().is_some()
+    }
+
     fn sender(&self) -> Result<mpsc::Sender<Job>, SubmitError> {
         self.queue.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(SubmitError::ShuttingDown)
     }

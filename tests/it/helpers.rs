@@ -132,6 +132,11 @@ pub fn spawn_app_logging_to(log_file: &Path) -> TestApp {
 
 /// Starts a server that logs at debug level into `log_file`, with extra `serve` arguments.
 pub fn spawn_app_logging_to_with(log_file: &Path, extra_args: &[&str]) -> TestApp {
+    spawn_app_logging_with(extra_args, log_file)
+}
+
+/// Starts a server with extra `serve` arguments that logs at debug level into `log_file`.
+pub fn spawn_app_logging_with(extra_args: &[&str], log_file: &Path) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     start_logging(DataDir::Owned(dir), extra_args, Some(log_file))
 }
