@@ -20,30 +20,65 @@ use crate::domain::{Command, FunctionId, KeyHash, Timestamp};
 use crate::key_history::{self, Lookup, UsageEntry};
 use crate::wire::credentials::CredentialReportRow;
 
-/// The key to look up: its secret or the hex of its hash, not both.
+// Documentation only: one of two closed objects, so that a body with both members (or
+// neither) is invalid by the schema too. The body is read as `KeyLookupFields`, whose
+// refusal says which rule was broken.
+/// The key to look up: its secret (`key`) or the hex of its hash (`key_hash`), not both.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(example = json!({"key_hash": "0c7e5b1a9d2f4e6c8b0a1d3f5e7c9b2a4d6f8e0c1b3a5d7f9e2c4b6a8d0f1e3c"}))]
+#[allow(dead_code)]
+pub enum KeyLookupRequest {
+    /// The key as found.
+    Key(KeyLookupByKey),
+    /// The hex of the key's hash.
+    KeyHash(KeyLookupByHash),
+}
+
+/// A lookup by the key as found.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"key_hash": "0c7e5b1a9d2f4e6c8b0a1d3f5e7c9b2a4d6f8e0c1b3a5d7f9e2c4b6a8d0f1e3c"}))]
-pub struct KeyLookupRequest {
+#[allow(dead_code)]
+pub struct KeyLookupByKey {
+    /// The key as found (`kl_` and 36 letters and digits, the last 6 a checksum;
+    /// whitespace around it is ignored). Hashed at once; never stored, logged or echoed.
+    #[schema(pattern = "^\\s*kl_[0-9A-Za-z]{36}\\s*$")]
+    key: String,
+}
+
+/// A lookup by the hex of the key's hash.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct KeyLookupByHash {
+    /// The hex of the key's blake3 hash, as `KeyGenerated` records it.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    key_hash: String,
+}
+
+/// The body of `lookupKey` as read: both members optional, so that the refusal can say
+/// which rule a body broke.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLookupFields {
     /// The key as found (`kl_…`). Hashed at once; never stored, logged or echoed.
     #[serde(default)]
     pub key: Option<String>,
     /// Instead of the key: the hex of its blake3 hash, as `KeyGenerated` records it.
     #[serde(default)]
-    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub key_hash: Option<String>,
 }
 
-impl fmt::Debug for KeyLookupRequest {
+impl fmt::Debug for KeyLookupFields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyLookupRequest")
+        f.debug_struct("KeyLookupFields")
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("key_hash", &self.key_hash)
             .finish()
     }
 }
 
-impl KeyLookupRequest {
+impl KeyLookupFields {
     /// The hash the request names.
     fn hash(&self) -> Result<KeyHash, ApiError> {
         match (&self.key, &self.key_hash) {
@@ -162,7 +197,7 @@ pub fn hash_of_key_or_hash(text: &str) -> Option<KeyHash> {
 #[post("/v1/audit/key-lookup")]
 pub async fn lookup_key(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::AUDIT_READ)?;
-    let hash = body.parse::<KeyLookupRequest>()?.hash()?;
+    let hash = body.parse::<KeyLookupFields>()?.hash()?;
     drop(body);
     let reader = state.clone();
     let lookup = web::block(move || key_history::look_up(reader.ledger.log(), &hash))

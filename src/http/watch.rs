@@ -145,7 +145,7 @@ pub struct WatchQuery {
     #[param(rename = "type", example = "KeyGenerated,KeyRevoked")]
     pub kind: Option<String>,
     /// Only records made by this actor: a user id, or `system`.
-    #[param(example = "usr_00aa11bb22cc33dd")]
+    #[param(example = "usr_00aa11bb22cc33dd", pattern = "^(system|usr_[0-9a-f]{16})$")]
     pub actor: Option<String>,
     /// Only records about this role, user or group id (or `system`).
     #[param(example = "usr_5f0c2a9e1b7d4c3a")]
