@@ -1,0 +1,3 @@
+//! The web console (issue #16).
+
+pub mod review;

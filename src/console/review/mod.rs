@@ -1,0 +1,4 @@
+//! The reviewer screens of the console: the audit trail, integrity, the permission view at
+//! a point in time and its diff, and the access review with its charts.
+
+pub mod charts;
