@@ -2,3 +2,4 @@
 //! a point in time and its diff, and the access review with its charts.
 
 pub mod charts;
+pub mod trail;
