@@ -1,5 +1,6 @@
 //! The reviewer screens of the console: the audit trail, integrity, the permission view at
 //! a point in time and its diff, and the access review with its charts.
 
+pub mod access;
 pub mod charts;
 pub mod trail;
