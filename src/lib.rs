@@ -11,6 +11,7 @@ pub mod app;
 pub mod bundle;
 pub mod checkpoint;
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod history;
 pub mod http;
