@@ -76,6 +76,8 @@ pub struct Config {
     /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
     /// heartbeat comment.
     pub watch_heartbeat: Duration,
+    /// How long a console session may stay unused before it ends.
+    pub console_idle_timeout: Duration,
 }
 
 /// A PostgreSQL database for the log and the checkpoints (`--database-url`).
@@ -483,6 +485,11 @@ impl Application {
                 .and_then(|tls| tls.require_client_cert_for)
                 .filter(|scope| *scope != ClientCertScope::All),
         );
+        let console = web::Data::new(crate::console::Sessions::new(crate::console::ConsoleConfig {
+            idle_timeout: config.console_idle_timeout,
+            tls: config.tls.is_some(),
+            trusted_proxies: config.throttle.trusted_proxies.clone(),
+        }));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -514,6 +521,7 @@ impl Application {
                         .config(SwaggerConfig::default().validator_url("none")),
                 )
                 .route(routing::DOCS_WITHOUT_SLASH, web::get().to(routing::redirect_to_docs))
+                .configure(|config| crate::console::configure(config, console.clone()))
                 .default_service(web::to(routing::no_route))
         });
         server = server.on_connect(note_client_certificate);
@@ -808,7 +816,11 @@ fn into_problem(response: ServiceResponse) -> ServiceResponse {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // The console answers its errors as HTML pages.
+    let is_console_page =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"text/html"))
+            && response.request().path().starts_with("/console");
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_console_page {
         return response;
     }
     let detail = response.response().error().map(ToString::to_string).unwrap_or_else(|| status.to_string());

@@ -224,6 +224,9 @@ pub struct ServeArgs {
     /// Serve plain HTTP on a non-loopback address without the start-up warning.
     #[arg(long)]
     allow_plain_http: bool,
+    /// Seconds a console session (/console/) may stay unused before it ends.
+    #[arg(long, default_value_t = crate::console::session::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    console_idle_timeout_secs: u64,
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -278,6 +281,7 @@ impl TryFrom<ServeArgs> for Config {
             watch_heartbeat: Duration::from_millis(args.watch_heartbeat_ms),
             tls,
             allow_plain_http: args.allow_plain_http,
+            console_idle_timeout: Duration::from_secs(args.console_idle_timeout_secs),
         })
     }
 }

@@ -4,3 +4,8 @@
 pub mod access;
 pub mod charts;
 pub mod trail;
+
+use actix_web::web;
+
+/// Registers the reviewer screens' routes inside the `/console` scope (none yet).
+pub fn configure(_config: &mut web::ServiceConfig) {}
