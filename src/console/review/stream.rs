@@ -1,0 +1,61 @@
+//! A download written on a blocking thread and streamed to the browser through a bounded
+//! channel, so a large audit trail or bundle never sits whole in memory and a slow browser
+//! holds the writer back instead of filling memory.
+
+use std::io::Write;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+
+/// Answers a download of `file_name` whose body `write` produces on a blocking thread. An
+/// error after the answer began ends the body early (the browser then reports a failed
+/// download) and is logged.
+pub(super) fn download(
+    content_type: &'static str,
+    file_name: &str,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), String> + Send + 'static,
+) -> HttpResponse {
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(sender.clone()));
+        let written = write(&mut sink).and_then(|()| sink.flush().map_err(|error| error.to_string()));
+        if let Err(error) = written {
+            tracing::warn!(%error, "a console download stopped");
+            let _ = sender.blocking_send(Err(std::io::Error::other(error)));
+        }
+    });
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")))
+        .streaming(ChunkStream(receiver))
+}
+
+/// Hands what is written to the response stream, waiting while the client is slow.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(bytes)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the browser went away"))?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(context)
+    }
+}
