@@ -6,7 +6,7 @@
 //! `keyledger access-report` give; this module only ranks and counts them.
 
 use super::charts::{self, Bar, DayChecks};
-use crate::domain::{AccessReviewRow, Event, Timestamp};
+use crate::domain::{AccessReviewRow, Event, KeySummary, Timestamp};
 use crate::log::EventLog;
 use crate::log::record;
 
@@ -47,8 +47,12 @@ pub struct Finding {
     pub advice: &'static str,
 }
 
-/// Every flag as a finding: severity, the report's flag name, and advice.
-const FLAGS: [(Severity, &str, &str, fn(&AccessReviewRow) -> bool); 5] = [
+/// A flag as a finding: its severity, the report's name for it, advice, and whether a row
+/// raises it.
+type Flag = (Severity, &'static str, &'static str, fn(&AccessReviewRow) -> bool);
+
+/// Every flag as a finding.
+const FLAGS: [Flag; 5] = [
     (
         Severity::High,
         "disabled_user_with_active_key",
@@ -97,20 +101,20 @@ pub fn findings(rows: &[AccessReviewRow]) -> Vec<Finding> {
     found
 }
 
-/// The current keys that pass checks (active, or replaced and in their grace period),
-/// counted by age.
+/// The current keys that pass checks now: their user is enabled and the key is active
+/// (a disabled user's working key is a finding, not a working key).
+fn working_keys(rows: &[AccessReviewRow]) -> impl Iterator<Item = &KeySummary> {
+    rows.iter().filter(|row| row.enabled).filter_map(|row| row.key.as_ref()).filter(|key| key.state.is_usable())
+}
+
+/// The current keys that pass checks, counted by age.
 pub fn keys_by_age(rows: &[AccessReviewRow]) -> Vec<Bar> {
-    charts::keys_by_age(
-        rows.iter().filter_map(|row| row.key.as_ref()).filter(|key| key.state.is_usable()).map(|key| key.age_days),
-    )
+    charts::keys_by_age(working_keys(rows).map(|key| key.age_days))
 }
 
 /// The current keys that pass checks, counted by their last recorded use at `now`.
 pub fn keys_by_last_use(rows: &[AccessReviewRow], now: Timestamp) -> Vec<Bar> {
-    charts::keys_by_last_use(
-        now,
-        rows.iter().filter_map(|row| row.key.as_ref()).filter(|key| key.state.is_usable()).map(|key| key.last_used_at),
-    )
+    charts::keys_by_last_use(now, working_keys(rows).map(|key| key.last_used_at))
 }
 
 /// How many days the checks chart covers, ending today.
@@ -232,7 +236,12 @@ mod tests {
 
     #[test]
     fn the_key_charts_count_current_keys_that_work_by_age_and_last_use() {
-        let mut rows = vec![row(1, Default::default()), row(2, Default::default()), row(3, Default::default())];
+        let mut rows = vec![
+            row(1, Default::default()),
+            row(2, Default::default()),
+            row(3, Default::default()),
+            row(4, Default::default()),
+        ];
         let now = Timestamp::from_unix_millis(400 * DAY);
         let summary = |age_days, state, last_used_at| domain::KeySummary {
             key_id: key(1),
@@ -245,8 +254,10 @@ mod tests {
         rows[0].key = Some(summary(10, domain::KeyState::Active, Some(Timestamp::from_unix_millis(399 * DAY))));
         rows[1].key = Some(summary(200, domain::KeyState::Active, None));
         rows[2].key = Some(summary(5, domain::KeyState::Revoked { at: now }, None));
+        rows[3].key = Some(summary(5, domain::KeyState::Active, None));
+        rows[3].enabled = false;
         let by_age: Vec<u64> = keys_by_age(&rows).iter().map(|bar| bar.value).collect();
-        assert_eq!(by_age, [1, 0, 0, 1, 0], "the revoked key is not counted");
+        assert_eq!(by_age, [1, 0, 0, 1, 0], "neither the revoked key nor the disabled user's is counted");
         let by_use: Vec<u64> = keys_by_last_use(&rows, now).iter().map(|bar| bar.value).collect();
         assert_eq!(by_use, [1, 0, 1, 0, 0, 0]);
     }

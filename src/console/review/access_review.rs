@@ -41,7 +41,11 @@ async fn show(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleError>
     };
     let findings = access::findings(&rows);
     let age = charts::bar_chart(
-        &ChartText { id: "chart-age", title: "Keys by age", summary: "Current keys that pass checks, by days since generated." },
+        &ChartText {
+            id: "chart-age",
+            title: "Keys by age",
+            summary: "Current keys that pass checks, by days since generated.",
+        },
         &access::keys_by_age(&rows),
     );
     let use_ = charts::bar_chart(
@@ -71,17 +75,27 @@ async fn show(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleError>
         section aria-labelledby="charts-heading" {
             h2 #charts-heading { "Pictures" }
             div.charts {
-                figure { (PreEscaped(age)) }
-                figure { (PreEscaped(use_)) }
-                figure { (PreEscaped(checks)) figcaption.muted { "Usage is recorded every few minutes; the last minutes' checks appear after the next record. " (CHECK_DAYS) " days." } }
+                figure aria-labelledby="chart-age-caption" {
+                    figcaption #chart-age-caption { "Keys by age" }
+                    (PreEscaped(age))
+                }
+                figure aria-labelledby="chart-last-use-caption" {
+                    figcaption #chart-last-use-caption { "Keys by last use" }
+                    (PreEscaped(use_))
+                }
+                figure.wide aria-labelledby="chart-checks-caption" {
+                    figcaption #chart-checks-caption { "Checks per day, last " (CHECK_DAYS) " days (UTC)" }
+                    (PreEscaped(checks))
+                }
             }
+            p.hint { "The key charts count current keys that pass checks now (enabled user, active or in grace). Checks come from the usage records, written every few minutes: the latest checks appear after the next one." }
         }
         section aria-labelledby="users-heading" {
             h2 #users-heading { "Every user" }
             (users_table(&rows))
         }
     };
-    Ok(layout::respond(StatusCode::OK, layout::page(&admin, HERE, TITLE, content)))
+    Ok(layout::respond(StatusCode::OK, super::page(&admin, HERE, TITLE, content)))
 }
 
 fn findings_table(findings: &[Finding]) -> Markup {
@@ -119,7 +133,7 @@ fn users_table(rows: &[AccessReviewRow]) -> Markup {
                     tr {
                         td data-label="User" { a href=(format!("/console/users/{}", row.user_id)) { (row.name) } }
                         td data-label="Enabled" { @if row.enabled { "yes" } @else { span.disabled { "no" } } }
-                        td data-label="Roles" { @for (index, role) in row.roles.iter().enumerate() { @if index > 0 { ", " } (role.description) } }
+                        td data-label="Roles" { @if row.roles.is_empty() { "none" } @for (index, role) in row.roles.iter().enumerate() { @if index > 0 { ", " } (role.description) } }
                         td data-label="Functions" { (row.functions.iter().count()) }
                         @match &row.key {
                             Some(key) => {

@@ -32,9 +32,13 @@ fn form_of(request: &HttpRequest) -> TrailForm {
 /// The query string of `form`'s filters (not its cursor), with `extra` pairs after them.
 fn link(path: &str, form: &TrailForm, extra: &[(&str, &str)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in
-        [("type", &form.kind), ("actor", &form.actor), ("subject", &form.subject), ("from", &form.from), ("to", &form.to)]
-    {
+    for (name, value) in [
+        ("type", &form.kind),
+        ("actor", &form.actor),
+        ("subject", &form.subject),
+        ("from", &form.from),
+        ("to", &form.to),
+    ] {
         if !value.trim().is_empty() {
             query.append_pair(name, value.trim());
         }
@@ -53,7 +57,7 @@ async fn show(state: Shared, admin: Admin, request: HttpRequest) -> Result<HttpR
         Err(errors) => {
             let view = state.ledger.view();
             let content = render(&view, &form, &errors, None);
-            return Ok(layout::respond(StatusCode::BAD_REQUEST, layout::page(&admin, HERE, TITLE, content)));
+            return Ok(layout::respond(StatusCode::BAD_REQUEST, super::page(&admin, HERE, TITLE, content)));
         }
     };
     let reader = state.clone();
@@ -70,7 +74,7 @@ async fn show(state: Shared, admin: Admin, request: HttpRequest) -> Result<HttpR
         let view = state.ledger.view();
         render(&view, &form, &[], Some(&page))
     };
-    Ok(layout::respond(StatusCode::OK, layout::page(&admin, HERE, TITLE, content)))
+    Ok(layout::respond(StatusCode::OK, super::page(&admin, HERE, TITLE, content)))
 }
 
 fn sentence(text: &str) -> String {
@@ -82,7 +86,7 @@ fn filters(form: &TrailForm, errors: &[FieldError]) -> Markup {
     let type_refusal = refusal_of(errors, "type");
     let chosen: Vec<&str> = form.kind.split(',').map(str::trim).collect();
     html! {
-        form.filters method="get" action=(HERE) role="search" aria-label="Filter the audit trail" {
+        form.filters.top method="get" action=(HERE) role="search" aria-label="Filter the audit trail" {
             div.field {
                 label for="type" { "Event type" }
                 select id="type" name="type" aria-describedby=[layout::described_by(type_refusal.as_ref(), "type")] {
@@ -121,7 +125,7 @@ fn render(view: &State, form: &TrailForm, errors: &[FieldError], page: Option<&T
             } @else {
                 ol.trail reversed aria-label="Records, newest first" {
                     @for entry in &page.entries {
-                        li value=(entry.seq) {
+                        li value=(entry.seq) id=(format!("record-{}", entry.seq)) {
                             details {
                                 summary {
                                     span.seq { "#" (entry.seq) } " "
@@ -161,12 +165,14 @@ async fn download(state: Shared, admin: Admin, request: HttpRequest) -> Result<H
         Err(errors) => {
             let view = state.ledger.view();
             let content = render(&view, &form, &errors, None);
-            return Ok(layout::respond(StatusCode::BAD_REQUEST, layout::page(&admin, HERE, TITLE, content)));
+            return Ok(layout::respond(StatusCode::BAD_REQUEST, super::page(&admin, HERE, TITLE, content)));
         }
     };
     let reader = state.clone();
     Ok(super::stream::download(format.content_type(), format.file_name(), move |sink| {
-        trail::download(reader.ledger.log(), &filter, format, &mut { sink }).map(|_| ()).map_err(|error| error.to_string())
+        trail::download(reader.ledger.log(), &filter, format, &mut { sink })
+            .map(|_| ())
+            .map_err(|error| error.to_string())
     }))
 }
 

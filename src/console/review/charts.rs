@@ -53,14 +53,19 @@ const REFUSED: &str = "#b3261e";
 /// The colour of text.
 const INK: &str = "#1b1b1b";
 
-/// The drawing's width in user units; it scales to the container.
-const WIDTH: u32 = 480;
+/// The drawing's width in user units; it scales to the container (about 30rem wide on a
+/// desktop, the screen's width on a phone, where 400 units keep 12-unit text readable).
+const WIDTH: u32 = 400;
 /// Where bars start: labels sit left of it.
-const LABEL_WIDTH: u32 = 120;
-/// The room kept right of the longest bar for its value.
-const VALUE_ROOM: u32 = 150;
+const LABEL_WIDTH: u32 = 116;
+/// The room kept right of the longest bar of a one-series chart for its value.
+const VALUE_ROOM: u32 = 60;
+/// The room kept right of the longest bar of the checks chart, whose figures sit under it.
+const CHECKS_ROOM: u32 = 8;
 /// One row's height.
 const ROW: u32 = 26;
+/// One row's height in the checks chart: the bar, and its figures under it.
+const CHECKS_ROW: u32 = 38;
 /// A bar's thickness.
 const BAR_HEIGHT: u32 = 16;
 /// Room above the first row (the legend, in the stacked chart).
@@ -84,8 +89,8 @@ fn escape(text: &str) -> String {
 
 /// The length of a bar of `value` when the largest is `max`, in user units; a non-zero
 /// value always gets at least one unit, so it never looks like nothing.
-fn length(value: u64, max: u64) -> u32 {
-    let room = u64::from(WIDTH - LABEL_WIDTH - VALUE_ROOM);
+fn length(value: u64, max: u64, room: u32) -> u32 {
+    let room = u64::from(room);
     if max == 0 || value == 0 {
         return 0;
     }
@@ -94,13 +99,14 @@ fn length(value: u64, max: u64) -> u32 {
 }
 
 /// Opens the `<svg>` with its title and description, for `rows` rows below `top`.
-fn open(svg: &mut String, text: &ChartText<'_>, described: &str, top: u32, rows: usize) {
-    let height = top + ROW * u32::try_from(rows.max(1)).unwrap_or(u32::MAX / ROW - 1) + 4;
+fn open(svg: &mut String, text: &ChartText<'_>, described: &str, top: u32, rows: usize, row: u32) {
+    let height =
+        top.saturating_add(row.saturating_mul(u32::try_from(rows.max(1)).unwrap_or(u32::MAX))).saturating_add(4);
     let id = escape(text.id);
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" role=\"img\" viewBox=\"0 0 {WIDTH} {height}\" \
-         aria-labelledby=\"{id}-title {id}-desc\" font-family=\"system-ui, sans-serif\" font-size=\"12\">\
+         aria-labelledby=\"{id}-title {id}-desc\" font-family=\"system-ui, sans-serif\" font-size=\"13\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{} {}</desc>",
         escape(text.title),
         escape(text.summary),
@@ -118,14 +124,14 @@ fn nothing(svg: &mut String, top: u32) {
 pub fn bar_chart(text: &ChartText<'_>, bars: &[Bar]) -> String {
     let described = bars.iter().map(|bar| format!("{}: {}.", bar.label, bar.value)).collect::<Vec<_>>().join(" ");
     let mut svg = String::new();
-    open(&mut svg, text, &described, TOP, bars.len());
+    open(&mut svg, text, &described, TOP, bars.len(), ROW);
     let max = bars.iter().map(|bar| bar.value).max().unwrap_or(0);
     if bars.is_empty() {
         nothing(&mut svg, TOP);
     }
     for (row, bar) in (0u32..).zip(bars) {
         let y = TOP + row * ROW;
-        let width = length(bar.value, max);
+        let width = length(bar.value, max, WIDTH - LABEL_WIDTH - VALUE_ROOM);
         let _ = write!(
             svg,
             "<g class=\"bar\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{INK}\">{}</text>\
@@ -153,7 +159,7 @@ pub fn checks_chart(text: &ChartText<'_>, days: &[DayChecks]) -> String {
         .join(" ");
     let top = TOP + 22;
     let mut svg = String::new();
-    open(&mut svg, text, &described, top, days.len());
+    open(&mut svg, text, &described, top, days.len(), CHECKS_ROW);
     let _ = write!(
         svg,
         "<g class=\"legend\"><rect x=\"{LABEL_WIDTH}\" y=\"4\" width=\"12\" height=\"12\" fill=\"{ALLOWED}\"/>\
@@ -169,22 +175,22 @@ pub fn checks_chart(text: &ChartText<'_>, days: &[DayChecks]) -> String {
         nothing(&mut svg, top);
     }
     for (row, day) in (0u32..).zip(days) {
-        let y = top + row * ROW;
-        let total = length(day.allowed.saturating_add(day.refused), max);
-        let allowed = length(day.allowed, max).min(total);
+        let y = top + row * CHECKS_ROW;
+        let room = WIDTH - LABEL_WIDTH - CHECKS_ROOM;
+        let total = length(day.allowed.saturating_add(day.refused), max, room);
+        let allowed = length(day.allowed, max, room).min(total);
         let refused = total - allowed;
         let _ = write!(
             svg,
             "<g class=\"bar\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{INK}\">{}</text>\
              <rect x=\"{LABEL_WIDTH}\" y=\"{y}\" width=\"{allowed}\" height=\"{BAR_HEIGHT}\" fill=\"{ALLOWED}\"/>\
              <rect x=\"{}\" y=\"{y}\" width=\"{refused}\" height=\"{BAR_HEIGHT}\" fill=\"{REFUSED}\"/>\
-             <text x=\"{}\" y=\"{}\" fill=\"{INK}\">{} allowed · {} refused</text></g>",
+             <text x=\"{LABEL_WIDTH}\" y=\"{}\" fill=\"{INK}\" font-size=\"11\">{} allowed · {} refused</text></g>",
             LABEL_WIDTH - 6,
             y + 12,
             escape(&day.day),
             LABEL_WIDTH + allowed,
-            LABEL_WIDTH + total + 4,
-            y + 12,
+            y + BAR_HEIGHT + 13,
             day.allowed,
             day.refused,
         );
@@ -211,7 +217,7 @@ pub fn keys_by_age(ages_in_days: impl IntoIterator<Item = u64>) -> Vec<Bar> {
 
 /// The last-use buckets: never used, then by whole days since the last recorded use.
 const USE_BUCKETS: [(u64, &str); 5] =
-    [(0, "today"), (1, "1–6 days ago"), (7, "7–29 days ago"), (30, "30–89 days ago"), (90, "90 days ago or more")];
+    [(0, "today"), (1, "1–6 days ago"), (7, "7–29 days ago"), (30, "30–89 days ago"), (90, "90+ days ago")];
 
 const MILLIS_PER_DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -366,7 +372,7 @@ mod tests {
         assert!(svg.contains("2027-01-30: 30 allowed, 10 refused."));
         // Legend swatches, then per day the allowed and refused parts.
         let widths = rect_widths(&svg);
-        let room = WIDTH - LABEL_WIDTH - VALUE_ROOM;
+        let room = WIDTH - LABEL_WIDTH - CHECKS_ROOM;
         assert_eq!(&widths[2..], &[room * 3 / 4, room - room * 3 / 4, 0, 0]);
     }
 
@@ -395,7 +401,7 @@ mod tests {
                 ("1–6 days ago".to_owned(), 2),
                 ("7–29 days ago".to_owned(), 1),
                 ("30–89 days ago".to_owned(), 2),
-                ("90 days ago or more".to_owned(), 1),
+                ("90+ days ago".to_owned(), 1),
             ]
         );
         // A use recorded a little after `now` (clocks) counts as today, not as a panic.

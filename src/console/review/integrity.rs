@@ -100,9 +100,9 @@ fn render(checkpoint: &Checkpoint, key: &PublicKey, verification: Option<&Verifi
                 a download=(checkpoint_file_name(size)) href=(format!("{HERE}/checkpoint?size={size}")) { "Download the checkpoint" }
             }
             p { "Then run, on any computer with keyledger and no access to this service:" }
-            pre { code #verify-command { (verify_command(key, size)) } }
+            pre.command { code #verify-command { (verify_command(key, size)) } }
             p { "or, pinning the signer by the checkpoint you downloaded:" }
-            pre { code #verify-checkpoint-command { (verify_with_checkpoint_command(key, size)) } }
+            pre.command { code #verify-checkpoint-command { (verify_with_checkpoint_command(key, size)) } }
             p.hint { "If records were added since this page was made, the bundle's file name ends with the larger number of records; use that name." }
         }
     }
@@ -128,7 +128,7 @@ async fn show(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleError>
     admin.require(FunctionId::AUDIT_READ)?;
     Ok(match latest(&state).await {
         Ok((checkpoint, key)) => {
-            layout::respond(StatusCode::OK, layout::page(&admin, HERE, TITLE, render(&checkpoint, &key, None)))
+            layout::respond(StatusCode::OK, super::page(&admin, HERE, TITLE, render(&checkpoint, &key, None)))
         }
         Err(reason) => failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &reason),
     })
@@ -150,7 +150,7 @@ async fn verify(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleErro
     Ok(match latest(&state).await {
         Ok((checkpoint, key)) => layout::respond(
             StatusCode::OK,
-            layout::page(&admin, HERE, TITLE, render(&checkpoint, &key, Some(&verification))),
+            super::page(&admin, HERE, TITLE, render(&checkpoint, &key, Some(&verification))),
         ),
         Err(reason) => failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &reason),
     })
@@ -175,7 +175,9 @@ async fn bundle(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleErro
     let writer = state.clone();
     let name = bundle_file_name(&key, last.size);
     Ok(super::stream::download("application/x-ndjson", &name, move |sink| {
-        crate::bundle::export(writer.ledger.log(), &key, &all, &last, &mut { sink }).map(|_| ()).map_err(|e| e.to_string())
+        crate::bundle::export(writer.ledger.log(), &key, &all, &last, &mut { sink })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }))
 }
 

@@ -27,13 +27,36 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
+use super::assets::{self, Asset};
 use super::form::{Form, Refusal};
 use super::layout;
 use super::session::Admin;
 use crate::domain::{GroupId, RoleId, State, UserId};
 
+/// The reviewer screens' stylesheet, read after the console's: its rules only add to it.
+pub const STYLESHEET: &Asset =
+    &Asset { name: "review.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("review.css") };
+
+/// `GET /console/review/review.css`: the stylesheet, cached for a year (its URL changes
+/// with it, as the console's assets' do).
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(STYLESHEET.content_type)
+        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+        .body(STYLESHEET.bytes)
+}
+
+/// A reviewer page: the console's layout, with the reviewer stylesheet linked first in
+/// the content (a `<link rel="stylesheet">` in the body is allowed and applies to the whole
+/// page).
+fn page(admin: &Admin, here: &str, title: &str, content: Markup) -> Markup {
+    let url = assets::url(STYLESHEET).replace("/console/assets/", "/console/review/");
+    layout::page(admin, here, title, html! { link rel="stylesheet" href=(url); (content) })
+}
+
 /// Registers the reviewer screens' routes inside the `/console` scope.
 pub fn configure(config: &mut web::ServiceConfig) {
+    config.route("/review/review.css", web::get().to(stylesheet));
     audit::configure(config);
     integrity::configure(config);
     point_in_time::configure(config);
@@ -57,7 +80,7 @@ fn failed(admin: &Admin, here: &str, title: &str, status: StatusCode, reason: &s
         p.error role="alert" { (reason) }
         p { a href=(here) { "Try again" } }
     };
-    layout::respond(status, layout::page(admin, here, title, content))
+    layout::respond(status, page(admin, here, title, content))
 }
 
 /// A form field's refusal, as the layout shows it next to the field.

@@ -68,7 +68,7 @@ fn sentence(text: &str) -> String {
 /// What one change says in words: "function api.events.read", "key key_…".
 pub fn describe(fact: &Fact) -> (&'static str, Option<String>) {
     match fact {
-        Fact::Enabled => ("being enabled", None),
+        Fact::Enabled => ("enabled status", None),
         Fact::Function(function) => ("function", Some(function.as_str().to_owned())),
         Fact::AllEvents => ("access to every event", None),
         Fact::EventGroup(group) => ("event group", Some(group.to_string())),
@@ -136,10 +136,20 @@ async fn show(state: crate::http::Shared, admin: Admin, request: HttpRequest) ->
         Ok(at) => {
             let after = fields.after.trim().parse::<u64>().unwrap_or(0);
             match replay(&state, at).await? {
-                Ok(replayed) => view_answer = Some(PermissionsAt::page(&replayed, at.as_of(&replayed, now), after, PAGE_SIZE)),
+                Ok(replayed) => {
+                    view_answer = Some(PermissionsAt::page(&replayed, at.as_of(&replayed, now), after, PAGE_SIZE))
+                }
                 Err(error) => match place(&error, "position", "at") {
                     Some(refused) => errors.push(refused),
-                    None => return Ok(failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &sentence(&error.to_string()))),
+                    None => {
+                        return Ok(failed(
+                            &admin,
+                            HERE,
+                            TITLE,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &sentence(&error.to_string()),
+                        ));
+                    }
                 },
             }
         }
@@ -158,15 +168,30 @@ async fn show(state: crate::http::Shared, admin: Admin, request: HttpRequest) ->
                 match diff {
                     Ok(diff) => diff_answer = Some(diff),
                     Err(HistoryError::PositionBeyondHead { position, head }) => {
-                        let field = if fields.to_position.trim() == position.to_string() { "to_position" } else { "from_position" };
-                        errors.push(FieldError { field, message: format!("Position {position} is past the head of the log, {head}") });
+                        let field = if fields.to_position.trim() == position.to_string() {
+                            "to_position"
+                        } else {
+                            "from_position"
+                        };
+                        errors.push(FieldError {
+                            field,
+                            message: format!("Position {position} is past the head of the log, {head}"),
+                        });
                     }
                     Err(error @ HistoryError::BeforeFirstRecord { .. }) => {
                         errors.push(FieldError { field: "from", message: sentence(&error.to_string()) });
                     }
                     Err(error) => match place(&error, "to_position", "to") {
                         Some(refused) => errors.push(refused),
-                        None => return Ok(failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &sentence(&error.to_string()))),
+                        None => {
+                            return Ok(failed(
+                                &admin,
+                                HERE,
+                                TITLE,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                &sentence(&error.to_string()),
+                            ));
+                        }
                     },
                 }
             }
@@ -183,7 +208,7 @@ async fn show(state: crate::http::Shared, admin: Admin, request: HttpRequest) ->
         let view = state.ledger.view();
         render(&view, &fields, &errors, view_answer.as_ref(), diff_answer.as_ref())
     };
-    Ok(layout::respond(status, layout::page(&admin, HERE, TITLE, content)))
+    Ok(layout::respond(status, super::page(&admin, HERE, TITLE, content)))
 }
 
 fn render(
@@ -198,7 +223,7 @@ fn render(
             h2 #view-heading { "Permissions at a point" }
             form method="get" action=(HERE) aria-label="Choose a point" {
                 p.hint { "Give a log position (a record number) or a time, or neither for now." }
-                div.filters {
+                div.filters.top {
                     (input("Position", "position", "number", &fields.position, errors, None))
                     (input("Time (UTC)", "at", "datetime-local", &fields.at, errors, None))
                 }
@@ -210,7 +235,7 @@ fn render(
             h2 #diff-heading { "What changed between two points" }
             form method="get" action=(HERE) aria-label="Choose two points" {
                 p.hint { "Each end is a position or a time. The start defaults to the beginning of the log, the end to now." }
-                div.filters {
+                div.filters.top {
                     (input("From position", "from_position", "number", &fields.from_position, errors, None))
                     (input("From time (UTC)", "from", "datetime-local", &fields.from, errors, None))
                     (input("To position", "to_position", "number", &fields.to_position, errors, None))
@@ -248,7 +273,7 @@ fn permissions(view: &State, answer: &PermissionsAt, fields: &Fields) -> Markup 
                             }
                             td data-label="Keys" {
                                 @for key in &user.keys {
-                                    span { code { (key.key_id) } " " span class=(format!("state-{}", key.state.as_str())) { (key.state.as_str()) } } br;
+                                    span { code.nowrap { (key.key_id) } " " span class=(format!("state-{}", key.state.as_str())) { (key.state.as_str()) } } br;
                                 }
                             }
                         }
@@ -312,7 +337,7 @@ fn change(view: &State, caused: &CausedChange) -> Markup {
     html! {
         @if granted { strong.active { "Granted" } } @else { strong.inactive { "Revoked" } }
         " " (what) @if let Some(which) = &which { " " (named(view, which)) }
-        " to " (named(view, &user))
+        @if granted { " to " } @else { " from " } (named(view, &user))
         @if let Some(until) = change.until { " (until " time datetime=(until.to_string()) { (until.to_string()) } ")" }
         br;
         span.muted {
@@ -367,7 +392,7 @@ mod tests {
     fn every_kind_of_change_is_described_in_words() {
         let function = FunctionId::parse("api.events.read").unwrap();
         assert_eq!(describe(&Fact::Function(function)), ("function", Some("api.events.read".to_owned())));
-        assert_eq!(describe(&Fact::Enabled).0, "being enabled");
+        assert_eq!(describe(&Fact::Enabled).0, "enabled status");
         assert_eq!(describe(&Fact::AllEvents).0, "access to every event");
     }
 }
