@@ -120,10 +120,14 @@ pub fn access_form(
             fieldset aria-describedby=[described_by(refusal, "access")] {
                 legend { "Event access" }
                 div.choices {
-                    input #access-all type="radio" name="access" value="all" checked[current.all_events];
-                    label for="access-all" { "All events" }
-                    input #access-groups type="radio" name="access" value="groups" checked[!current.all_events];
-                    label for="access-groups" { "Only the events of the groups ticked below" }
+                    span {
+                        input #access-all type="radio" name="access" value="all" checked[current.all_events];
+                        " " label for="access-all" { "All events" }
+                    }
+                    span {
+                        input #access-groups type="radio" name="access" value="groups" checked[!current.all_events];
+                        " " label for="access-groups" { "Only the events of the groups ticked below" }
+                    }
                 }
                 @if groups.is_empty() {
                     p.muted { "No group yet." }
