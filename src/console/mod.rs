@@ -17,10 +17,14 @@
 
 pub mod assets;
 pub mod form;
+pub mod groups;
+pub mod keys;
 pub mod layout;
 pub mod review;
 pub mod roles;
 pub mod session;
+pub mod users;
+pub mod who_can;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
@@ -146,6 +150,10 @@ pub fn configure(config: &mut web::ServiceConfig, sessions: web::Data<Sessions>)
             .route("/sign-out", web::post().to(session::sign_out))
             .route("/assets/{name}", web::get().to(assets::serve))
             .configure(roles::configure)
+            .configure(users::configure)
+            .configure(keys::configure)
+            .configure(groups::configure)
+            .configure(who_can::configure)
             .configure(review::configure)
             .default_service(web::to(not_found)),
     );

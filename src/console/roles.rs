@@ -147,7 +147,7 @@ fn render_role(
                         table.functions {
                             thead { tr {
                                 @if manage { th scope="col" { span.visually-hidden { "Select" } } }
-                                th scope="col" { "Function" } th scope="col" { "Id" } th scope="col" { "Status" }
+                                th scope="col" { "Function" } th.wide-only scope="col" { "Id" } th scope="col" { "Status" }
                             } }
                             tbody {
                                 @for info in CATALOGUE.iter().filter(|info| info.kind == kind) {
@@ -160,7 +160,7 @@ fn render_role(
                                         } @else {
                                             td { (info.name) }
                                         }
-                                        td { code { (info.id) } }
+                                        td.wide-only { code { (info.id) } }
                                         td { @if active { strong.active { "Active" } } @else { span.inactive { "Inactive" } } }
                                     }
                                 }
