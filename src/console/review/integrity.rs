@@ -8,7 +8,7 @@
 //! visit.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use super::failed;
@@ -96,14 +96,14 @@ fn render(checkpoint: &Checkpoint, key: &PublicKey, verification: Option<&Verifi
         section aria-labelledby="offline-heading" {
             h2 #offline-heading { "Verify offline" }
             div.tools {
-                a download=(bundle_file_name(key, size)) href=(format!("{HERE}/bundle")) { "Download the audit bundle" }
+                a download=(bundle_file_name(key, size)) href=(format!("{HERE}/bundle?size={size}")) { "Download the audit bundle" }
                 a download=(checkpoint_file_name(size)) href=(format!("{HERE}/checkpoint?size={size}")) { "Download the checkpoint" }
             }
             p { "Then run, on any computer with keyledger and no access to this service:" }
             pre.command { code #verify-command { (verify_command(key, size)) } }
             p { "or, pinning the signer by the checkpoint you downloaded:" }
             pre.command { code #verify-checkpoint-command { (verify_with_checkpoint_command(key, size)) } }
-            p.hint { "If records were added since this page was made, the bundle's file name ends with the larger number of records; use that name." }
+            p.hint { "The bundle holds the " (size) " records this checkpoint covers, so the command names the file as downloaded; reload the page for a newer one." }
         }
     }
 }
@@ -156,21 +156,55 @@ async fn verify(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleErro
     })
 }
 
-/// `GET /console/integrity/bundle`: the audit bundle, as `exportAuditBundle` streams it.
-async fn bundle(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleError> {
-    admin.require(FunctionId::AUDIT_READ)?;
-    let (last, key) = match latest(&state).await {
-        Ok(latest) => latest,
-        Err(reason) => return Ok(failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &reason)),
-    };
+/// The `size` query parameter of a download: a number of records, or absent.
+fn size_asked(request: &HttpRequest) -> Result<Option<u64>, String> {
+    let asked = super::query(request).text("size").map(str::to_owned);
+    asked
+        .as_deref()
+        .map(str::parse::<u64>)
+        .transpose()
+        .map_err(|_| format!("“{}” is not a number of records.", asked.unwrap_or_default()))
+}
+
+/// The checkpoint of `size` records (the latest, signed now if need be, without), and
+/// every checkpoint written; or the page's reason and status.
+async fn checkpoint_of(
+    state: &Shared,
+    size: Option<u64>,
+) -> Result<(Checkpoint, PublicKey, Vec<Checkpoint>), (StatusCode, String)> {
+    let unavailable = |reason| (StatusCode::SERVICE_UNAVAILABLE, reason);
+    let (latest, key) = latest(state).await.map_err(unavailable)?;
     let reader = state.clone();
-    let all = web::block(move || reader.ledger.checkpoints()).await.map_err(|_| ConsoleError::Unavailable)?;
-    let all = match all {
-        Ok(all) => all,
-        Err(error) => {
-            let reason = format!("The checkpoints could not be read: {error}.");
-            return Ok(failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &reason));
+    let all = web::block(move || reader.ledger.checkpoints())
+        .await
+        .map_err(|_| unavailable("The checkpoints could not be read.".to_owned()))?
+        .map_err(|error| unavailable(format!("The checkpoints could not be read: {error}.")))?;
+    let found = match size {
+        None => Some(latest),
+        Some(size) if size == latest.size => Some(latest),
+        Some(size) => all.iter().find(|checkpoint| checkpoint.size == size).cloned(),
+    };
+    match found {
+        Some(found) => Ok((found, key, all)),
+        None => {
+            Err((StatusCode::NOT_FOUND, format!("No checkpoint was signed at {} records.", size.unwrap_or_default())))
         }
+    }
+}
+
+/// `GET /console/integrity/bundle?size=N`: the audit bundle of the first `N` records,
+/// ending with the checkpoint signed at that size (the one the screen shows, so the file
+/// and the command it shows agree however many records were added since), as
+/// `exportAuditBundle` streams it; without `size`, of every record.
+async fn bundle(state: Shared, admin: Admin, request: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    admin.require(FunctionId::AUDIT_READ)?;
+    let size = match size_asked(&request) {
+        Ok(size) => size,
+        Err(reason) => return Ok(failed(&admin, HERE, TITLE, StatusCode::BAD_REQUEST, &reason)),
+    };
+    let (last, key, all) = match checkpoint_of(&state, size).await {
+        Ok(found) => found,
+        Err((status, reason)) => return Ok(failed(&admin, HERE, TITLE, status, &reason)),
     };
     let writer = state.clone();
     let name = bundle_file_name(&key, last.size);
@@ -183,36 +217,15 @@ async fn bundle(state: Shared, admin: Admin) -> Result<HttpResponse, ConsoleErro
 
 /// `GET /console/integrity/checkpoint?size=N`: the checkpoint of `size` records as stored
 /// (one JSON line), for `keyledger verify --trusted-checkpoint`; without `size`, the latest.
-async fn checkpoint(
-    state: Shared,
-    admin: Admin,
-    request: actix_web::HttpRequest,
-) -> Result<HttpResponse, ConsoleError> {
+async fn checkpoint(state: Shared, admin: Admin, request: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     admin.require(FunctionId::AUDIT_READ)?;
-    let asked = super::query(&request).text("size").map(str::to_owned);
-    let size = match asked.as_deref().map(str::parse::<u64>).transpose() {
+    let size = match size_asked(&request) {
         Ok(size) => size,
-        Err(_) => {
-            let reason = format!("“{}” is not a number of records.", asked.unwrap_or_default());
-            return Ok(failed(&admin, HERE, TITLE, StatusCode::BAD_REQUEST, &reason));
-        }
+        Err(reason) => return Ok(failed(&admin, HERE, TITLE, StatusCode::BAD_REQUEST, &reason)),
     };
-    let (latest, _) = match latest(&state).await {
-        Ok(latest) => latest,
-        Err(reason) => return Ok(failed(&admin, HERE, TITLE, StatusCode::SERVICE_UNAVAILABLE, &reason)),
-    };
-    let found = match size {
-        None => Some(latest),
-        Some(size) if size == latest.size => Some(latest),
-        Some(size) => {
-            let reader = state.clone();
-            let all = web::block(move || reader.ledger.checkpoints()).await.map_err(|_| ConsoleError::Unavailable)?;
-            all.unwrap_or_default().into_iter().find(|checkpoint| checkpoint.size == size)
-        }
-    };
-    let Some(found) = found else {
-        let reason = format!("No checkpoint was signed at {} records.", size.unwrap_or_default());
-        return Ok(failed(&admin, HERE, TITLE, StatusCode::NOT_FOUND, &reason));
+    let found = match checkpoint_of(&state, size).await {
+        Ok((found, _, _)) => found,
+        Err((status, reason)) => return Ok(failed(&admin, HERE, TITLE, status, &reason)),
     };
     Ok(HttpResponse::Ok()
         .content_type("application/json")
