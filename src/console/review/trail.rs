@@ -190,7 +190,7 @@ pub struct TrailEntry {
     pub actor: String,
     /// What it is about.
     pub subject: String,
-    /// The record as stored, indented for reading.
+    /// The record as stored, indented for reading ([`indent`]).
     pub json: String,
 }
 
@@ -205,11 +205,64 @@ pub struct TrailPage {
     pub scanned: usize,
 }
 
+/// Indents compact JSON for reading, two spaces a level, changing nothing but whitespace
+/// outside strings: the members keep their stored order and every value its stored text,
+/// so what a reviewer reads is the record that was hashed, laid out.
+pub fn indent(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut characters = compact.chars().peekable();
+    while let Some(character) = characters.next() {
+        if in_string {
+            out.push(character);
+            match (escaped, character) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match character {
+            '"' => {
+                in_string = true;
+                out.push(character);
+            }
+            '{' | '[' => {
+                out.push(character);
+                let closes = if character == '{' { '}' } else { ']' };
+                if characters.peek() == Some(&closes) {
+                    // An empty object or array stays on its line.
+                    out.push(closes);
+                    characters.next();
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(character);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            whitespace if whitespace.is_whitespace() => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn entry(record: &StoredRecord, envelope: &Envelope<'_>) -> TrailEntry {
-    let json = serde_json::from_slice::<serde_json::Value>(&record.bytes)
-        .ok()
-        .and_then(|value| serde_json::to_string_pretty(&value).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(&record.bytes).into_owned());
+    let json = indent(&String::from_utf8_lossy(&record.bytes));
     TrailEntry {
         seq: record.seq,
         at: envelope.at,
@@ -456,8 +509,8 @@ mod tests {
         assert_eq!((entry.kind.as_str(), entry.actor.as_str()), ("UserCreated", user(1).to_string().as_str()));
         assert_eq!(entry.subject, user(2).to_string());
         assert_eq!(entry.at, at(2));
-        let stored: serde_json::Value = serde_json::from_slice(&log.read(2, 1).unwrap()[0].bytes).unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&entry.json).unwrap(), stored);
+        let stored = String::from_utf8(log.read(2, 1).unwrap()[0].bytes.clone()).unwrap();
+        assert_eq!(entry.json, indent(&stored));
         assert!(entry.json.contains('\n'), "indented for reading");
     }
 
@@ -477,6 +530,38 @@ mod tests {
         let to = at(5).to_string();
         let window = newest_first(&log, &filter(&[("from", &from), ("to", &to)]), 10).unwrap();
         assert_eq!((seqs(&window), window.older), (vec![4, 3, 2], None));
+    }
+
+    #[test]
+    fn indenting_changes_only_whitespace_outside_strings_and_keeps_the_stored_order() {
+        let compact =
+            r#"{"seq":1,"type":"X","data":{"name":"a, b: {c} [d] \"e\" \\","list":[],"empty":{},"n":[1,2]},"z":null}"#;
+        let indented = indent(compact);
+        assert_eq!(
+            indented,
+            "{\n  \"seq\": 1,\n  \"type\": \"X\",\n  \"data\": {\n    \"name\": \"a, b: {c} [d] \\\"e\\\" \\\\\",\n    \
+             \"list\": [],\n    \"empty\": {},\n    \"n\": [\n      1,\n      2\n    ]\n  },\n  \"z\": null\n}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&indented).unwrap(),
+            serde_json::from_str::<serde_json::Value>(compact).unwrap()
+        );
+        // Every stored record survives the round trip: the same bytes once the added
+        // whitespace (outside strings) is taken away.
+        for stored in log(3).read(1, 3).unwrap() {
+            let text = String::from_utf8(stored.bytes.clone()).unwrap();
+            let shown = indent(&text);
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&shown).unwrap(),
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()
+            );
+            let keys = |json: &str| {
+                json.match_indices("\":")
+                    .map(|(at, _)| json[..at].rsplit('"').next().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&shown), keys(&text), "members in their stored order");
+        }
     }
 
     #[test]
