@@ -191,10 +191,21 @@ fn a_session_shrinks_with_its_users_functions_and_ends_when_its_key_is_revoked()
     let roles = console.get("/console/roles");
     assert_eq!(roles.status, 403, "not offered, and refused anyway");
     assert!(!console.get("/console/users").body.contains("Create user"), "no change offered");
-    // A forged POST with the session's valid token is refused by the server.
+    // A forged POST with the session's valid token is refused by the server, and the
+    // refusal is recorded as the API records its 403s.
+    let head = app.audit_size();
     let forged = console.post("/console/users", &[("csrf", &console.csrf()), ("name", "Forged")]);
     assert_eq!(forged.status, 403);
     assert!(!app.list_all("/v1/users").iter().any(|user| user["name"] == "Forged"));
+    let denied = |records: &[serde_json::Value]| {
+        records.iter().any(|record| {
+            record["type"] == "AdminAccessDenied"
+                && record["actor"] == user_id.as_str()
+                && record["data"]["operation"] == "POST /console/users"
+                && record["data"]["function"] == "security.users.manage"
+        })
+    };
+    assert!(denied(&app.wait_for_records(head, denied)), "the refusal is in the audit trail");
     // Revoking the key ends the session at the next request.
     app.delete(&format!("/v1/users/{user_id}/key")).expect(200);
     let after = console.get("/console/users");
