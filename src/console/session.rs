@@ -249,6 +249,23 @@ pub struct Admin {
     functions: FunctionSet,
     key_hash: KeyHash,
     csrf: String,
+    denials: DenialRecorder,
+}
+
+/// What a refusal of this request is recorded with: an `AdminAccessDenied`, as the API
+/// records a 403 for a missing admin function (within the same per-key limit). The
+/// operation is the console route (`POST /console/roles/{role_id}/functions`).
+#[derive(Clone)]
+struct DenialRecorder {
+    state: Shared,
+    operation: String,
+    target: Option<String>,
+}
+
+impl std::fmt::Debug for DenialRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DenialRecorder").field("operation", &self.operation).field("target", &self.target).finish()
+    }
 }
 
 impl Admin {
@@ -274,8 +291,36 @@ impl Admin {
 
     /// Refuses (403 page) unless the admin holds `function`: every handler calls this
     /// first, whatever the screen offered.
+    ///
+    /// A refusal is recorded as an `AdminAccessDenied` of the admin's key, in the
+    /// background, within the per-key limit the API's refusals share.
     pub fn require(&self, function: FunctionId) -> Result<(), ConsoleError> {
-        if self.may(function) { Ok(()) } else { Err(ConsoleError::Forbidden(function.as_str())) }
+        if self.may(function) {
+            return Ok(());
+        }
+        self.record_denial(function);
+        Err(ConsoleError::Forbidden(function.as_str()))
+    }
+
+    fn record_denial(&self, function: FunctionId) {
+        let recorder = &self.denials;
+        let Some(suppressed) = recorder.state.denials.admit(self.key_hash, Instant::now()) else {
+            return;
+        };
+        let command = Command::RecordAdminAccessDenied {
+            key_hash: self.key_hash,
+            operation: recorder.operation.clone(),
+            function,
+            target: recorder.target.clone(),
+            suppressed,
+        };
+        let request = Request { actor: Actor::User(self.user_id.clone()), expected_version: None, credential: None };
+        let state = recorder.state.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(error) = state.ledger.submit(command, request).await {
+                tracing::warn!(%error, suppressed, "recording a refused console request failed");
+            }
+        });
     }
 
     /// The hidden CSRF field every `<form method="post">` must hold.
@@ -300,9 +345,18 @@ impl Admin {
         let now = Timestamp::now();
         let judged = judge(state, session.key_hash, now);
         let admin = match judged {
-            Ok((user_id, name, functions)) if user_id == session.user_id => {
-                Ok(Admin { user_id, name, functions, key_hash: session.key_hash, csrf: session.csrf.clone() })
-            }
+            Ok((user_id, name, functions)) if user_id == session.user_id => Ok(Admin {
+                user_id,
+                name,
+                functions,
+                key_hash: session.key_hash,
+                csrf: session.csrf.clone(),
+                denials: DenialRecorder {
+                    state: state.clone(),
+                    operation: format!("{} {}", request.method(), request.match_pattern().unwrap_or_default()),
+                    target: crate::http::denials::target_of(request),
+                },
+            }),
             Ok(_) => Err(Ended::KeyStopped),
             Err(Judged::NoAdminFunction) => Err(Ended::NoAdminFunction),
             Err(_) => Err(Ended::KeyStopped),

@@ -11,6 +11,7 @@ mod backup;
 mod cli_formats;
 mod concurrency;
 mod config;
+mod console;
 mod crash;
 mod credentials;
 mod errors;
