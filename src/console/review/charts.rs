@@ -57,7 +57,7 @@ const INK: &str = "#1b1b1b";
 /// desktop, the screen's width on a phone, where 400 units keep 12-unit text readable).
 const WIDTH: u32 = 400;
 /// Where bars start: labels sit left of it.
-const LABEL_WIDTH: u32 = 116;
+const LABEL_WIDTH: u32 = 124;
 /// The room kept right of the longest bar of a one-series chart for its value.
 const VALUE_ROOM: u32 = 60;
 /// The room kept right of the longest bar of the checks chart, whose figures sit under it.
@@ -106,7 +106,7 @@ fn open(svg: &mut String, text: &ChartText<'_>, described: &str, top: u32, rows:
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" role=\"img\" viewBox=\"0 0 {WIDTH} {height}\" \
-         aria-labelledby=\"{id}-title {id}-desc\" font-family=\"system-ui, sans-serif\" font-size=\"13\">\
+         aria-labelledby=\"{id}-title {id}-desc\" font-family=\"system-ui, sans-serif\" font-size=\"14\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{} {}</desc>",
         escape(text.title),
         escape(text.summary),
@@ -185,7 +185,7 @@ pub fn checks_chart(text: &ChartText<'_>, days: &[DayChecks]) -> String {
             "<g class=\"bar\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{INK}\">{}</text>\
              <rect x=\"{LABEL_WIDTH}\" y=\"{y}\" width=\"{allowed}\" height=\"{BAR_HEIGHT}\" fill=\"{ALLOWED}\"/>\
              <rect x=\"{}\" y=\"{y}\" width=\"{refused}\" height=\"{BAR_HEIGHT}\" fill=\"{REFUSED}\"/>\
-             <text x=\"{LABEL_WIDTH}\" y=\"{}\" fill=\"{INK}\" font-size=\"11\">{} allowed · {} refused</text></g>",
+             <text x=\"{LABEL_WIDTH}\" y=\"{}\" fill=\"{INK}\" font-size=\"12\">{} allowed · {} refused</text></g>",
             LABEL_WIDTH - 6,
             y + 12,
             escape(&day.day),
