@@ -12,6 +12,7 @@ mod cli_formats;
 mod concurrency;
 mod config;
 mod console;
+mod console_review;
 mod crash;
 mod credentials;
 mod errors;

@@ -23,6 +23,17 @@ const TITLE: &str = "Point in time";
 /// How many users, roles and groups one page of the view shows, together.
 const PAGE_SIZE: usize = 100;
 
+/// Why a typed point was refused: the field's error, and whether the text was malformed
+/// (400, as the API's `invalid_query` and `conflicting_parameters`) rather than a well-formed
+/// point the log cannot answer for (422, as its `time_in_the_future`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointError {
+    /// The field and its problem.
+    pub error: FieldError,
+    /// Whether the text itself was malformed.
+    pub malformed: bool,
+}
+
 /// Reads a point typed in two fields, a position (`position_field`) and a time
 /// (`time_field`): one of them, or neither (`neither`). A time must not be in the future.
 pub fn parse_point(
@@ -31,20 +42,20 @@ pub fn parse_point(
     fields: (&'static str, &'static str),
     now: Timestamp,
     neither: At,
-) -> Result<At, Vec<FieldError>> {
+) -> Result<At, PointError> {
     let (position, time) = (position.trim(), time.trim());
-    let error = |field, message: String| Err(vec![FieldError { field, message }]);
+    let error = |field, message: String, malformed| Err(PointError { error: FieldError { field, message }, malformed });
     match (position.is_empty(), time.is_empty()) {
-        (false, false) => error(fields.1, "give a position or a time, not both".to_owned()),
+        (false, false) => error(fields.1, "give a position or a time, not both".to_owned(), true),
         (true, true) => Ok(neither),
         (false, true) => match position.parse::<u64>() {
             Ok(position) if position <= i64::MAX as u64 => Ok(At::Position(position)),
-            _ => error(fields.0, format!("“{position}” is not a log position (a record number, 0 or more)")),
+            _ => error(fields.0, format!("“{position}” is not a log position (a record number, 0 or more)"), true),
         },
         (true, false) => match parse_time(time) {
-            Ok(at) if at > now => error(fields.1, format!("{at} is in the future")),
+            Ok(at) if at > now => error(fields.1, format!("{at} is in the future"), false),
             Ok(at) => Ok(At::Time(at)),
-            Err(message) => error(fields.1, message),
+            Err(message) => error(fields.1, message, true),
         },
     }
 }
@@ -128,11 +139,14 @@ async fn show(state: crate::http::Shared, admin: Admin, request: HttpRequest) ->
     let fields = Fields::of(&request);
     let now = Timestamp::now();
     let mut errors = Vec::new();
-    let mut status = StatusCode::OK;
+    let mut malformed = false;
 
     let mut view_answer = None;
     match parse_point(&fields.position, &fields.at, ("position", "at"), now, At::Head) {
-        Err(mut refused) => errors.append(&mut refused),
+        Err(refused) => {
+            malformed |= refused.malformed;
+            errors.push(refused.error);
+        }
         Ok(at) => {
             let after = fields.after.trim().parse::<u64>().unwrap_or(0);
             match replay(&state, at).await? {
@@ -196,14 +210,18 @@ async fn show(state: crate::http::Shared, admin: Admin, request: HttpRequest) ->
                 }
             }
             (from, to) => {
-                errors.extend(from.err().into_iter().flatten());
-                errors.extend(to.err().into_iter().flatten());
+                for refused in [from.err(), to.err()].into_iter().flatten() {
+                    malformed |= refused.malformed;
+                    errors.push(refused.error);
+                }
             }
         }
     }
-    if !errors.is_empty() {
-        status = StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let status = match (errors.is_empty(), malformed) {
+        (true, _) => StatusCode::OK,
+        (false, true) => StatusCode::BAD_REQUEST,
+        (false, false) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
     let content = {
         let view = state.ledger.view();
         render(&view, &fields, &errors, view_answer.as_ref(), diff_answer.as_ref())
@@ -370,12 +388,15 @@ mod tests {
             parse_point("", "2027-01-31T11:00", fields, now(), At::Head),
             Ok(At::Time(Timestamp::parse("2027-01-31T11:00:00Z").unwrap()))
         );
-        let field_of = |position, time| parse_point(position, time, fields, now(), At::Head).unwrap_err()[0].field;
-        assert_eq!(field_of("1", "2027-01-31T11:00"), "at");
-        assert_eq!(field_of("-1", ""), "position");
-        assert_eq!(field_of("lots", ""), "position");
-        assert_eq!(field_of("", "tomorrow"), "at");
-        assert_eq!(field_of("", "2027-02-01T00:00"), "at", "the future is refused");
+        let refused = |position, time| {
+            let refused = parse_point(position, time, fields, now(), At::Head).unwrap_err();
+            (refused.error.field, refused.malformed)
+        };
+        assert_eq!(refused("1", "2027-01-31T11:00"), ("at", true));
+        assert_eq!(refused("-1", ""), ("position", true));
+        assert_eq!(refused("lots", ""), ("position", true));
+        assert_eq!(refused("", "tomorrow"), ("at", true));
+        assert_eq!(refused("", "2027-02-01T00:00"), ("at", false), "the future is well formed, and refused");
         assert_eq!(parse_point("", "", ("from_position", "from"), now(), At::Position(0)), Ok(At::Position(0)));
     }
 
