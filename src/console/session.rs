@@ -199,6 +199,8 @@ impl Sessions {
 /// Why a session ended, shown on the sign-in page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// Never signed in: no session cookie.
+    NotSignedIn,
     /// Signed out.
     SignedOut,
     /// Idle too long, or never signed in.
@@ -212,6 +214,7 @@ pub enum Ended {
 impl Ended {
     fn as_str(self) -> &'static str {
         match self {
+            Ended::NotSignedIn => "",
             Ended::SignedOut => "signed-out",
             Ended::Expired => "expired",
             Ended::KeyStopped => "key-stopped",
@@ -227,8 +230,9 @@ impl Ended {
 
     fn message(self) -> &'static str {
         match self {
+            Ended::NotSignedIn => "",
             Ended::SignedOut => "You signed out.",
-            Ended::Expired => "Your session ended (idle too long, or not signed in). Sign in again.",
+            Ended::Expired => "Your session ended (idle too long, or the server restarted). Sign in again.",
             Ended::KeyStopped => {
                 "Your session ended: the key you signed in with no longer works (revoked, expired or replaced), or its user was disabled."
             }
@@ -340,7 +344,7 @@ impl Admin {
     }
 
     fn from_session(state: &Shared, sessions: &Sessions, request: &HttpRequest) -> Result<Admin, Ended> {
-        let id = cookie_of(request, SESSION_COOKIE).ok_or(Ended::Expired)?;
+        let id = cookie_of(request, SESSION_COOKIE).ok_or(Ended::NotSignedIn)?;
         let session = sessions.touch(&id, Instant::now()).ok_or(Ended::Expired)?;
         let now = Timestamp::now();
         let judged = judge(state, session.key_hash, now);
@@ -458,7 +462,7 @@ pub async fn sign_in_page(request: HttpRequest) -> Result<HttpResponse, ConsoleE
     let (_, sessions) = shared_state(&request)?;
     let ended = request.query_string().split('&').find_map(|pair| pair.strip_prefix("ended=")).and_then(Ended::parse);
     let token = random_token();
-    let notice = ended.map(Ended::message);
+    let notice = ended.map(Ended::message).filter(|message| !message.is_empty());
     let mut response = super::layout::respond(StatusCode::OK, sign_in_form(&token, notice, None));
     set_cookie(&mut response, sessions.cookie(&request, SIGN_IN_COOKIE, &token))?;
     Ok(response)
@@ -560,7 +564,10 @@ fn set_cookie(response: &mut HttpResponse, cookie: String) -> Result<(), Console
 
 /// Where a `GET` without a working session is sent.
 pub fn sign_in_location(ended: Ended) -> String {
-    format!("/console/sign-in?ended={}", ended.as_str())
+    match ended {
+        Ended::NotSignedIn => "/console/sign-in".to_owned(),
+        ended => format!("/console/sign-in?ended={}", ended.as_str()),
+    }
 }
 
 #[cfg(test)]
