@@ -190,7 +190,12 @@ fn a_session_shrinks_with_its_users_functions_and_ends_when_its_key_is_revoked()
     assert_eq!(console.get("/console/users").status, 200);
     let roles = console.get("/console/roles");
     assert_eq!(roles.status, 403, "not offered, and refused anyway");
-    assert!(!console.get("/console/users").body.contains("Create user"), "no change offered");
+    let users = console.get("/console/users").body;
+    assert!(!users.contains("Create user"), "no change offered");
+    assert!(
+        users.contains("href=\"/console/users\"") && !users.contains("href=\"/console/roles\""),
+        "nav follows functions"
+    );
     // A forged POST with the session's valid token is refused by the server, and the
     // refusal is recorded as the API records its 403s.
     let head = app.audit_size();
