@@ -150,6 +150,15 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// Moves the session with id `id` of `user_id` to the key `key_hash`: the admin
+    /// replaced its own key in this session, which then goes on with the new one.
+    fn rebind(&self, id: &str, user_id: &UserId, key_hash: KeyHash) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(session) = open.get_mut(&session_key(id)).filter(|session| &session.user_id == user_id) {
+            session.key_hash = key_hash;
+        }
+    }
+
     /// Ends the session with id `id`, if there is one.
     fn end(&self, id: &str) {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&session_key(id));
@@ -193,6 +202,16 @@ impl Sessions {
     /// The `Set-Cookie` value that removes cookie `name`.
     fn removal(&self, request: &HttpRequest, name: &'static str) -> String {
         self.cookie(request, name, "") + "; Max-Age=0"
+    }
+}
+
+/// Keeps the request's session working after its admin generated a new key for itself
+/// (`key_hash`): the session follows the new key, so that a rotation without grace does
+/// not sign the admin out. Any other session of the old key ends with it.
+pub fn follow_own_new_key(request: &HttpRequest, admin: &Admin, key_hash: KeyHash) {
+    if let (Some(id), Some(sessions)) = (cookie_of(request, SESSION_COOKIE), request.app_data::<web::Data<Sessions>>())
+    {
+        sessions.rebind(&id, admin.user_id(), key_hash);
     }
 }
 

@@ -301,3 +301,16 @@ fn the_key_reaches_no_log() {
         assert!(!log.contains(key), "a key is in the log");
     }
 }
+
+#[test]
+fn an_admin_replacing_its_own_key_stays_signed_in_with_the_new_one() {
+    let app = spawn_app();
+    let admin = app.get("/v1/whoami").json()["user_id"].as_str().expect("user id").to_owned();
+    let console = Console::sign_in(&app, &app.admin_key);
+    let other = Console::sign_in(&app, &app.admin_key);
+    let generated = console.post(&format!("/console/users/{admin}/key"), &[("csrf", &console.csrf()), ("grace", "0")]);
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    assert_eq!(app.check_reason(&app.admin_key, "security.users.read", None), "unknown_key", "the old key is gone");
+    assert_eq!(console.get("/console/users").status, 200, "this session follows the new key");
+    assert_eq!(other.get("/console/users").header("location"), Some("/console/sign-in?ended=key-stopped"));
+}
