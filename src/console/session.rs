@@ -535,6 +535,10 @@ pub async fn sign_in(request: HttpRequest, body: web::Bytes) -> Result<HttpRespo
     match judge(&state, hash, now) {
         Ok((user_id, _, _)) => {
             state.usage.count(hash, true, now);
+            // A new sign-in replaces the browser's previous session, if any.
+            if let Some(previous) = cookie_of(&request, SESSION_COOKIE) {
+                sessions.end(&previous);
+            }
             let id = sessions.open(hash, user_id, Instant::now());
             let mut response = HttpResponse::SeeOther().insert_header(("Location", "/console/")).finish();
             set_cookie(&mut response, sessions.cookie(&request, SESSION_COOKIE, &id))?;
