@@ -314,3 +314,23 @@ fn an_admin_replacing_its_own_key_stays_signed_in_with_the_new_one() {
     assert_eq!(console.get("/console/users").status, 200, "this session follows the new key");
     assert_eq!(other.get("/console/users").header("location"), Some("/console/sign-in?ended=key-stopped"));
 }
+
+#[test]
+fn unknown_console_pages_are_html_404s_and_other_methods_405s() {
+    let app = spawn_app();
+    let console = Console::sign_in(&app, &app.admin_key);
+    for path in ["/console/nothing", "/console/users/usr_0123456789abcdef", "/console/roles/not-an-id"] {
+        let answer = console.get(path);
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(answer.header("content-type").is_some_and(|value| value.starts_with("text/html")), "{path}");
+    }
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let answer = send(&app, method, "/console/roles", &[("Cookie", &console.cookie)], "");
+        assert_eq!(answer.status, 405, "{method}");
+        assert_eq!(answer.header("allow"), Some("GET, HEAD, POST"));
+    }
+    // A value no parser takes is refused next to its field, never a 500.
+    let who = console.get("/console/who-can?function=nope&event=x");
+    assert_eq!(who.status, 422);
+    assert!(who.body.contains("id=\"function-error\""));
+}
