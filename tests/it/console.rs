@@ -334,3 +334,16 @@ fn unknown_console_pages_are_html_404s_and_other_methods_405s() {
     assert_eq!(who.status, 422);
     assert!(who.body.contains("id=\"function-error\""));
 }
+
+#[test]
+fn names_are_escaped_on_every_page() {
+    let app = spawn_app();
+    let role = app.create_role("<script>alert(1)</script> & \"quotes\"");
+    let console = Console::sign_in(&app, &app.admin_key);
+    for path in ["/console/roles".to_owned(), format!("/console/roles/{role}")] {
+        let page = console.get(&path);
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"), "{path}");
+        assert!(!page.body.contains("<script>alert"), "{path}");
+    }
+}
