@@ -189,7 +189,12 @@ fn render_key(
 /// `POST /console/users/{user_id}/key`: generates a key (rotating the current one with
 /// the grace period chosen) and shows its secret once. The secret is in this answer only
 /// (`Cache-Control: no-store`), never in a URL, a cookie or a log.
-async fn generate(state: Shared, posted: Posted, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
+async fn generate(
+    state: Shared,
+    posted: Posted,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let Posted { admin, form } = posted;
     admin.require(FunctionId::KEYS_MANAGE)?;
     let user_id = parse_user(&path)?;
@@ -237,6 +242,9 @@ async fn generate(state: Shared, posted: Posted, path: web::Path<String>) -> Res
             return Ok(layout::respond(refusal.status, render_key(&state, &admin, &user_id, None, Some(&refusal))?));
         }
     };
+    if &user_id == admin.user_id() {
+        super::session::follow_own_new_key(&request, &admin, secret.hash());
+    }
     let replaced = applied.events.iter().find_map(|event| match event {
         Event::KeyGenerated { replaced_key_id: Some(old), replaced_key_valid_until, .. } => {
             Some((old.to_string(), replaced_key_valid_until.map(|at| at.to_string())))

@@ -108,8 +108,25 @@ fn form_sentence(text: &str) -> String {
     }
 }
 
-/// Answers what no console route took: an HTML 404.
+/// Answers what no console route took: an HTML 404, or a 405 for a method the console
+/// never answers (its pages are read with GET and changed with POST only).
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    let method = request.method();
+    if method != actix_web::http::Method::GET && method != actix_web::http::Method::POST {
+        let content = html! {
+            main.error-page {
+                h1 { "Method not allowed" }
+                p.error role="alert" { "The console answers GET and POST only, not " (method.as_str()) "." }
+                p { a href="/console/" { "Back to the console" } }
+            }
+        };
+        let mut response = layout::respond(StatusCode::METHOD_NOT_ALLOWED, layout::bare("Method not allowed", content));
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static("GET, HEAD, POST"),
+        );
+        return response;
+    }
     ConsoleError::NotFound(format!("no console page at {}", request.path())).error_response()
 }
 

@@ -150,6 +150,15 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// Moves the session with id `id` of `user_id` to the key `key_hash`: the admin
+    /// replaced its own key in this session, which then goes on with the new one.
+    fn rebind(&self, id: &str, user_id: &UserId, key_hash: KeyHash) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(session) = open.get_mut(&session_key(id)).filter(|session| &session.user_id == user_id) {
+            session.key_hash = key_hash;
+        }
+    }
+
     /// Ends the session with id `id`, if there is one.
     fn end(&self, id: &str) {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&session_key(id));
@@ -196,9 +205,21 @@ impl Sessions {
     }
 }
 
+/// Keeps the request's session working after its admin generated a new key for itself
+/// (`key_hash`): the session follows the new key, so that a rotation without grace does
+/// not sign the admin out. Any other session of the old key ends with it.
+pub fn follow_own_new_key(request: &HttpRequest, admin: &Admin, key_hash: KeyHash) {
+    if let (Some(id), Some(sessions)) = (cookie_of(request, SESSION_COOKIE), request.app_data::<web::Data<Sessions>>())
+    {
+        sessions.rebind(&id, admin.user_id(), key_hash);
+    }
+}
+
 /// Why a session ended, shown on the sign-in page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// Never signed in: no session cookie.
+    NotSignedIn,
     /// Signed out.
     SignedOut,
     /// Idle too long, or never signed in.
@@ -212,6 +233,7 @@ pub enum Ended {
 impl Ended {
     fn as_str(self) -> &'static str {
         match self {
+            Ended::NotSignedIn => "",
             Ended::SignedOut => "signed-out",
             Ended::Expired => "expired",
             Ended::KeyStopped => "key-stopped",
@@ -227,8 +249,9 @@ impl Ended {
 
     fn message(self) -> &'static str {
         match self {
+            Ended::NotSignedIn => "",
             Ended::SignedOut => "You signed out.",
-            Ended::Expired => "Your session ended (idle too long, or not signed in). Sign in again.",
+            Ended::Expired => "Your session ended (idle too long, or the server restarted). Sign in again.",
             Ended::KeyStopped => {
                 "Your session ended: the key you signed in with no longer works (revoked, expired or replaced), or its user was disabled."
             }
@@ -340,7 +363,7 @@ impl Admin {
     }
 
     fn from_session(state: &Shared, sessions: &Sessions, request: &HttpRequest) -> Result<Admin, Ended> {
-        let id = cookie_of(request, SESSION_COOKIE).ok_or(Ended::Expired)?;
+        let id = cookie_of(request, SESSION_COOKIE).ok_or(Ended::NotSignedIn)?;
         let session = sessions.touch(&id, Instant::now()).ok_or(Ended::Expired)?;
         let now = Timestamp::now();
         let judged = judge(state, session.key_hash, now);
@@ -458,7 +481,7 @@ pub async fn sign_in_page(request: HttpRequest) -> Result<HttpResponse, ConsoleE
     let (_, sessions) = shared_state(&request)?;
     let ended = request.query_string().split('&').find_map(|pair| pair.strip_prefix("ended=")).and_then(Ended::parse);
     let token = random_token();
-    let notice = ended.map(Ended::message);
+    let notice = ended.map(Ended::message).filter(|message| !message.is_empty());
     let mut response = super::layout::respond(StatusCode::OK, sign_in_form(&token, notice, None));
     set_cookie(&mut response, sessions.cookie(&request, SIGN_IN_COOKIE, &token))?;
     Ok(response)
@@ -512,6 +535,10 @@ pub async fn sign_in(request: HttpRequest, body: web::Bytes) -> Result<HttpRespo
     match judge(&state, hash, now) {
         Ok((user_id, _, _)) => {
             state.usage.count(hash, true, now);
+            // A new sign-in replaces the browser's previous session, if any.
+            if let Some(previous) = cookie_of(&request, SESSION_COOKIE) {
+                sessions.end(&previous);
+            }
             let id = sessions.open(hash, user_id, Instant::now());
             let mut response = HttpResponse::SeeOther().insert_header(("Location", "/console/")).finish();
             set_cookie(&mut response, sessions.cookie(&request, SESSION_COOKIE, &id))?;
@@ -560,7 +587,10 @@ fn set_cookie(response: &mut HttpResponse, cookie: String) -> Result<(), Console
 
 /// Where a `GET` without a working session is sent.
 pub fn sign_in_location(ended: Ended) -> String {
-    format!("/console/sign-in?ended={}", ended.as_str())
+    match ended {
+        Ended::NotSignedIn => "/console/sign-in".to_owned(),
+        ended => format!("/console/sign-in?ended={}", ended.as_str()),
+    }
 }
 
 #[cfg(test)]

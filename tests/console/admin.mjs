@@ -11,8 +11,16 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import {
-  STATE_FILE, assert, assertNothingBlocked, checkKey, fetchSession, launch, runner, screenshots,
+  STATE_FILE, assert, assertEveryControlLabelled, assertFitsNarrowScreen, assertNothingBlocked, checkKey,
+  fetchSession, launch, runner, screenshots as take,
 } from "./lib.mjs";
+
+// Every screen: its controls labelled, no sideways scrolling at 390 px, screenshots.
+async function screenshots(page, name) {
+  await assertEveryControlLabelled(page);
+  await assertFitsNarrowScreen(page);
+  await take(page, name);
+}
 
 const [base, adminKey] = process.argv.slice(2);
 if (!base || !adminKey) {
@@ -276,7 +284,7 @@ try {
 } catch (error) {
   console.error(error);
   try {
-    await screenshots(page, "failure");
+    await take(page, "failure");
   } catch {}
 } finally {
   await close();

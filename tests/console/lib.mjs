@@ -139,3 +139,21 @@ export async function fetchSession(base, key) {
   const answer = await post("/console/sign-in", { csrf: token, key });
   return { get, post, answer, csrf: async (path) => ((await (await get(path)).text()).match(/name="csrf" value="([^"]+)"/) || [])[1] };
 }
+
+// Every visible form control of the page has a label (a test finds each by its label).
+export async function assertEveryControlLabelled(page) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((control) => control.type !== "hidden" && control.labels.length === 0)
+      .map((control) => control.outerHTML),
+  );
+  assert(unlabelled.length === 0, `controls without a label on ${page.url()}: ${unlabelled.join(" ")}`);
+}
+
+// At 390 px wide nothing makes the page scroll sideways.
+export async function assertFitsNarrowScreen(page) {
+  await page.setViewportSize({ width: 390, height: 900 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert(width <= 390, `${page.url()} is ${width} px wide at 390 px`);
+}

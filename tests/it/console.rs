@@ -121,7 +121,7 @@ fn try_sign_in_with(app: &TestApp, key: &str, headers: &[(&str, &str)]) -> Answe
 fn signing_in_opens_a_strict_http_only_session_and_pages_carry_a_strict_csp() {
     let app = spawn_app();
     let page = send(&app, "GET", "/console/users", &[], "");
-    assert_eq!((page.status, page.header("location")), (303, Some("/console/sign-in?ended=expired")));
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/sign-in")));
     let answer = try_sign_in(&app, &app.admin_key);
     assert_eq!(answer.status, 303);
     let cookies = answer.set_cookies();
@@ -190,7 +190,12 @@ fn a_session_shrinks_with_its_users_functions_and_ends_when_its_key_is_revoked()
     assert_eq!(console.get("/console/users").status, 200);
     let roles = console.get("/console/roles");
     assert_eq!(roles.status, 403, "not offered, and refused anyway");
-    assert!(!console.get("/console/users").body.contains("Create user"), "no change offered");
+    let users = console.get("/console/users").body;
+    assert!(!users.contains("Create user"), "no change offered");
+    assert!(
+        users.contains("href=\"/console/users\"") && !users.contains("href=\"/console/roles\""),
+        "nav follows functions"
+    );
     // A forged POST with the session's valid token is refused by the server, and the
     // refusal is recorded as the API records its 403s.
     let head = app.audit_size();
@@ -294,5 +299,51 @@ fn the_key_reaches_no_log() {
     assert!(log.contains("/console/"), "the log has the console's requests");
     for key in [app.admin_key.as_str(), secret] {
         assert!(!log.contains(key), "a key is in the log");
+    }
+}
+
+#[test]
+fn an_admin_replacing_its_own_key_stays_signed_in_with_the_new_one() {
+    let app = spawn_app();
+    let admin = app.get("/v1/whoami").json()["user_id"].as_str().expect("user id").to_owned();
+    let console = Console::sign_in(&app, &app.admin_key);
+    let other = Console::sign_in(&app, &app.admin_key);
+    let generated = console.post(&format!("/console/users/{admin}/key"), &[("csrf", &console.csrf()), ("grace", "0")]);
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    assert_eq!(app.check_reason(&app.admin_key, "security.users.read", None), "unknown_key", "the old key is gone");
+    assert_eq!(console.get("/console/users").status, 200, "this session follows the new key");
+    assert_eq!(other.get("/console/users").header("location"), Some("/console/sign-in?ended=key-stopped"));
+}
+
+#[test]
+fn unknown_console_pages_are_html_404s_and_other_methods_405s() {
+    let app = spawn_app();
+    let console = Console::sign_in(&app, &app.admin_key);
+    for path in ["/console/nothing", "/console/users/usr_0123456789abcdef", "/console/roles/not-an-id"] {
+        let answer = console.get(path);
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(answer.header("content-type").is_some_and(|value| value.starts_with("text/html")), "{path}");
+    }
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let answer = send(&app, method, "/console/roles", &[("Cookie", &console.cookie)], "");
+        assert_eq!(answer.status, 405, "{method}");
+        assert_eq!(answer.header("allow"), Some("GET, HEAD, POST"));
+    }
+    // A value no parser takes is refused next to its field, never a 500.
+    let who = console.get("/console/who-can?function=nope&event=x");
+    assert_eq!(who.status, 422);
+    assert!(who.body.contains("id=\"function-error\""));
+}
+
+#[test]
+fn names_are_escaped_on_every_page() {
+    let app = spawn_app();
+    let role = app.create_role("<script>alert(1)</script> & \"quotes\"");
+    let console = Console::sign_in(&app, &app.admin_key);
+    for path in ["/console/roles".to_owned(), format!("/console/roles/{role}")] {
+        let page = console.get(&path);
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"), "{path}");
+        assert!(!page.body.contains("<script>alert"), "{path}");
     }
 }
