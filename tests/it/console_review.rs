@@ -154,7 +154,7 @@ fn malformed_queries_get_a_4xx_page_that_names_the_problem_never_a_500() {
     let reviewer = sign_in(&app, &admin_with(&app, "Reviewer", &["security.audit.read"]));
     let cases: [(&str, u16, &str); 14] = [
         ("/console/audit?type=NoSuchEvent", 400, "there is no event type “NoSuchEvent”"),
-        ("/console/audit?actor=grp_0000000000000001", 400, "is not a user id or `system`"),
+        ("/console/audit?actor=grp_0000000000000001", 400, "is not a user id or “system”"),
         ("/console/audit?subject=%00%FF", 400, "is not a role, user or group id"),
         ("/console/audit?from=yesterday", 400, "“yesterday” is not a time"),
         ("/console/audit?from=2027-02-01T00:00&to=2027-01-01T00:00", 400, "“to” is before “from”"),

@@ -106,7 +106,7 @@ impl TrailFilter {
                 Err(_) if field == "subject" && is_subject_id(text) => Some(text.to_owned()),
                 Err(_) => {
                     let what = if field == "actor" { "a user id" } else { "a role, user or group id" };
-                    error(field, format!("“{text}” is not {what} or `system`"));
+                    error(field, format!("“{text}” is not {what} or “system”"));
                     None
                 }
             })
