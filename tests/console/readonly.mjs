@@ -8,7 +8,16 @@
 //
 // Usage: node readonly.mjs URL ADMIN_KEY (scripts/console-test.sh runs it after admin.mjs).
 import { readFileSync } from "node:fs";
-import { STATE_FILE, assert, assertNothingBlocked, fetchSession, launch, runner, screenshots } from "./lib.mjs";
+import {
+  STATE_FILE, assert, assertEveryControlLabelled, assertFitsNarrowScreen, assertNothingBlocked, fetchSession, launch, runner, screenshots as take,
+} from "./lib.mjs";
+
+// Every screen: its controls labelled, no sideways scrolling at 390 px, screenshots.
+async function screenshots(page, name) {
+  await assertEveryControlLabelled(page);
+  await assertFitsNarrowScreen(page);
+  await take(page, name);
+}
 
 const [base, adminKey] = process.argv.slice(2);
 if (!base || !adminKey) {
@@ -171,7 +180,7 @@ try {
 } catch (error) {
   console.error(error);
   try {
-    await screenshots(page, "readonly-failure");
+    await take(page, "readonly-failure");
   } catch {}
 } finally {
   await close();

@@ -11,7 +11,16 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { STATE_FILE, assert, assertNothingBlocked, launch, runner, screenshots } from "./lib.mjs";
+import {
+  STATE_FILE, assert, assertEveryControlLabelled, assertFitsNarrowScreen, assertNothingBlocked, launch, runner, screenshots as take,
+} from "./lib.mjs";
+
+// Every screen: its controls labelled, no sideways scrolling at 390 px, screenshots.
+async function screenshots(page, name) {
+  await assertEveryControlLabelled(page);
+  await assertFitsNarrowScreen(page);
+  await take(page, name);
+}
 
 const [base, adminKey] = process.argv.slice(2);
 if (!base || !adminKey) {
@@ -230,7 +239,7 @@ try {
 } catch (error) {
   console.error(error);
   try {
-    await screenshots(page, "review-failure");
+    await take(page, "review-failure");
   } catch {}
 } finally {
   await close();
