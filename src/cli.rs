@@ -224,6 +224,12 @@ pub struct ServeArgs {
     /// Serve plain HTTP on a non-loopback address without the start-up warning.
     #[arg(long)]
     allow_plain_http: bool,
+    /// Refuse a change that grants access (activate functions, assign a role, enable a
+    /// user, set event access, add an event to a group, generate or rotate a key) without
+    /// a Keyledger-Justification header: 422 justification_required. Creations of empty
+    /// things and removals never need one.
+    #[arg(long)]
+    require_justification: bool,
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -278,6 +284,7 @@ impl TryFrom<ServeArgs> for Config {
             watch_heartbeat: Duration::from_millis(args.watch_heartbeat_ms),
             tls,
             allow_plain_http: args.allow_plain_http,
+            require_justification: args.require_justification,
         })
     }
 }

@@ -7,6 +7,13 @@
 //!  "data":{…},"prev_hash":"…","hash":"…"}
 //! ```
 //!
+//! A record of a change whose admin gave a reason (`Keyledger-Justification`) carries it
+//! beside the actor, as `"actor":"usr_…","justification":"OPS-1234","subject":…`; every
+//! record of that change carries it. The member is optional and absent otherwise, so the
+//! records written before it existed keep their bytes, decode as they did (with no
+//! justification) and verify; `null` is refused, so a record has one spelling. It is part
+//! of the envelope, not of `data`, so no event type's schema version moved.
+//!
 //! `hash` is blake3 over the record's *body*: the same bytes with the `hash` member
 //! removed, which is always the last member. So the body of a stored record is its bytes
 //! up to `,"hash":` plus the closing brace, and verifying a record never re-serialises
@@ -29,7 +36,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::domain::{Actor, Event, Timestamp};
+use crate::domain::{Actor, Event, Justification, Timestamp};
 
 /// A blake3 hash in the chain.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -163,6 +170,8 @@ pub struct Record {
     pub at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
+    /// Why, if the change's admin said (`Keyledger-Justification`).
+    pub justification: Option<Justification>,
     /// The event, upcast to this build's schema.
     pub event: Event,
     /// The hash of the record before it.
@@ -180,6 +189,8 @@ pub struct Envelope {
     pub at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
+    /// Why, if the change's admin said: written beside the actor, left out when `None`.
+    pub justification: Option<Justification>,
 }
 
 #[derive(Serialize)]
@@ -191,6 +202,8 @@ struct Body<'a> {
     id: &'a str,
     at: Timestamp,
     actor: &'a Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    justification: Option<&'a Justification>,
     subject: &'a str,
     data: serde_json::Value,
     prev_hash: ChainHash,
@@ -208,12 +221,20 @@ struct Raw<'a> {
     id: Cow<'a, str>,
     at: Timestamp,
     actor: Actor,
+    #[serde(default, deserialize_with = "present")]
+    justification: Option<Justification>,
     #[serde(borrow)]
     subject: Cow<'a, str>,
     #[serde(borrow)]
     data: &'a RawValue,
     prev_hash: ChainHash,
     hash: ChainHash,
+}
+
+/// An optional member that, when present, holds a value: `null` is refused, so that a
+/// record without a justification has one spelling (the member left out).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What chain verification needs of a record; the rest is skipped unparsed.
@@ -250,6 +271,7 @@ struct Layout<'a> {
     id: &'a str,
     at: &'a str,
     actor: &'a str,
+    justification: Option<&'a str>,
     subject: &'a str,
     data: &'a str,
     prev_hash: ChainHash,
@@ -286,6 +308,10 @@ impl<'a> Layout<'a> {
         let at = cursor.string()?;
         cursor.literal(",\"actor\":")?;
         let actor = cursor.string()?;
+        let justification = match cursor.literal(",\"justification\":") {
+            Some(()) => Some(cursor.string()?),
+            None => None,
+        };
         cursor.literal(",\"subject\":")?;
         let subject = cursor.string()?;
         cursor.literal(",\"data\":")?;
@@ -294,7 +320,7 @@ impl<'a> Layout<'a> {
         if data.is_empty() || nesting > FAST_PATH_MAX_NESTING {
             return None;
         }
-        Some(Layout { seq, kind, v, id, at, actor, subject, data, prev_hash, hash })
+        Some(Layout { seq, kind, v, id, at, actor, justification, subject, data, prev_hash, hash })
     }
 }
 
@@ -443,6 +469,7 @@ pub fn encode(envelope: &Envelope, event: &Event, prev_hash: ChainHash) -> (Stor
         id: &id,
         at: envelope.at,
         actor: &envelope.actor,
+        justification: envelope.justification.as_ref(),
         subject: &event.subject(),
         data,
         prev_hash,
@@ -489,12 +516,17 @@ fn decode_fast(bytes: &[u8]) -> Option<Record> {
     }
     let at = Timestamp::parse(layout.at).ok()?;
     let actor = Actor::try_from(layout.actor.to_owned()).ok()?;
+    let justification = match layout.justification {
+        Some(text) => Some(Justification::parse(text).ok()?),
+        None => None,
+    };
     let event = event_from_parts(layout.kind, layout.data).ok()?;
     (event.subject() == layout.subject).then(|| Record {
         seq: layout.seq,
         id: layout.id.to_owned(),
         at,
         actor,
+        justification,
         event,
         prev_hash: layout.prev_hash,
         hash: layout.hash,
@@ -516,6 +548,7 @@ fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
         id: raw.id.into_owned(),
         at: raw.at,
         actor: raw.actor,
+        justification: raw.justification,
         event,
         prev_hash: raw.prev_hash,
         hash: raw.hash,
@@ -706,6 +739,7 @@ mod tests {
             seq,
             at: Timestamp::from_unix_millis(1_800_000_000_000),
             actor: Actor::User(UserId::parse("usr_00000000000000aa").unwrap()),
+            justification: None,
         };
         let event = Event::RoleCreated {
             role_id: RoleId::parse(&format!("role_{seq:016x}")).unwrap(),
@@ -744,6 +778,42 @@ mod tests {
         let decoded = decode(&record.bytes).unwrap();
         assert_eq!(decoded.hash, hash);
         assert_eq!(decoded.prev_hash, ChainHash::GENESIS);
+    }
+
+    #[test]
+    fn a_justification_is_kept_beside_the_actor_and_a_record_without_one_keeps_its_old_bytes() {
+        let (plain, _) = sample(1, ChainHash::GENESIS);
+        let plain_text = String::from_utf8(plain.bytes.clone()).unwrap();
+        assert!(!plain_text.contains("justification"), "{plain_text}");
+        assert_eq!(decode(&plain.bytes).unwrap().justification, None);
+
+        for why in ["OPS-1234", "ticket \"OPS-9\" \\ café"] {
+            let envelope = Envelope {
+                seq: 1,
+                at: Timestamp::from_unix_millis(1_800_000_000_000),
+                actor: Actor::System,
+                justification: Some(Justification::parse(why).unwrap()),
+            };
+            let event = Event::RoleCreated {
+                role_id: RoleId::parse("role_0000000000000001").unwrap(),
+                description: "R".into(),
+            };
+            let (stored, hash) = encode(&envelope, &event, ChainHash::GENESIS);
+            let text = String::from_utf8(stored.bytes.clone()).unwrap();
+            assert!(text.contains(r#""actor":"system","justification":"#), "{text}");
+            let record = decode(&stored.bytes).unwrap();
+            assert_eq!(record.justification.as_ref().map(Justification::as_str), Some(why));
+            assert_eq!(record.hash, hash);
+            assert_eq!(decode_general(&stored.bytes), Ok(record));
+            assert_fast_paths_agree(&stored.bytes);
+            // The justification is covered by the hash.
+            let edited = text.replace("OPS", "XYZ").replace("ticket", "tacket");
+            assert!(matches!(decode(edited.as_bytes()), Err(RecordError::HashMismatch { .. })));
+        }
+        // One spelling: a null justification is refused, even resealed.
+        let null = plain_text
+            .replace(r#""actor":"usr_00000000000000aa","#, r#""actor":"usr_00000000000000aa","justification":null,"#);
+        assert!(matches!(decode(&reseal(null.as_bytes())), Err(RecordError::Malformed(_))));
     }
 
     #[test]
@@ -794,7 +864,12 @@ mod tests {
         let mut verifier = ChainVerifier::default();
         let mut prev = ChainHash::GENESIS;
         for (event, seq) in Event::examples().into_iter().zip(1..) {
-            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let envelope = Envelope {
+                seq,
+                at: Timestamp::from_unix_millis(1_800_000_000_000),
+                actor: Actor::System,
+                justification: None,
+            };
             let (stored, hash) = encode(&envelope, &event, prev);
             let record =
                 verifier.verify_and_decode_next(&stored).unwrap_or_else(|e| panic!("{}: {e}", event.type_name()));
@@ -863,7 +938,8 @@ mod tests {
         let mut prev = verifier.head_hash();
         for (event, seq) in missing.iter().zip(verifier.size() + 1..) {
             last_at = last_at.plus_seconds(1);
-            let (stored, hash) = encode(&Envelope { seq, at: last_at, actor: Actor::System }, event, prev);
+            let (stored, hash) =
+                encode(&Envelope { seq, at: last_at, actor: Actor::System, justification: None }, event, prev);
             let text = String::from_utf8(stored.bytes).unwrap();
             std::fs::write(dir.join(format!("{seq:02}-{}", event.type_name())), &text).unwrap();
             log.push('\n');
@@ -913,8 +989,12 @@ mod tests {
             .into_iter()
             .zip(1..)
             .map(|(event, seq)| {
-                let envelope =
-                    Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+                let envelope = Envelope {
+                    seq,
+                    at: Timestamp::from_unix_millis(1_800_000_000_000),
+                    actor: Actor::System,
+                    justification: None,
+                };
                 let (stored, hash) = encode(&envelope, &event, prev);
                 prev = hash;
                 stored

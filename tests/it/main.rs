@@ -20,6 +20,7 @@ mod health;
 mod helpers;
 mod hygiene;
 mod idempotency;
+mod justification;
 mod key_state;
 mod limits;
 mod lookup;
