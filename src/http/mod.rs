@@ -153,7 +153,7 @@ impl AppState {
         let now = Timestamp::now();
         let guarded = auth::require(&self.ledger.view(), request, function, now);
         if let Some(key) = &guarded.known_key {
-            self.usage.count(key.hash, guarded.outcome.is_ok(), now);
+            self.usage.count(key.hash, Some(function), guarded.outcome.is_ok(), now);
         }
         match (&guarded.outcome, guarded.known_key) {
             (Err(ApiError::KeyRefused(reason)), _) => self.limiter.record(client, *reason),

@@ -511,7 +511,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
 fn decode_fast(bytes: &[u8]) -> Option<Record> {
     let layout = Layout::find(bytes)?;
     // An unknown type fails to deserialise below, and the general path names it.
-    if body_hash(bytes)? != layout.hash || layout.v != 1 {
+    if body_hash(bytes)? != layout.hash || layout.v != Event::current_version(layout.kind) {
         return None;
     }
     let at = Timestamp::parse(layout.at).ok()?;
@@ -521,7 +521,7 @@ fn decode_fast(bytes: &[u8]) -> Option<Record> {
         None => None,
     };
     let event = event_from_parts(layout.kind, layout.data).ok()?;
-    (event.subject() == layout.subject).then(|| Record {
+    (event.subject() == layout.subject && event.has_shape_of_version(layout.v)).then(|| Record {
         seq: layout.seq,
         id: layout.id.to_owned(),
         at,
@@ -557,10 +557,14 @@ fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
 
 /// Turns a stored event of any known schema version into this build's [`Event`].
 ///
-/// Every type is at version 1 so far. When a type's shape changes, its old versions are
-/// rewritten here, in memory, from the `data` as stored.
+/// Every type is at version 1 but `KeyUsageIntervalRecorded`, at version 2 since issue
+/// #14: each key's entry gained a seventh member, its passed checks per function. Its
+/// version 1 is upcast by reading each six-member entry with `functions` `None` (which
+/// functions were used is not known); a version 1 record holding a seventh member, or a
+/// version 2 record lacking one, is malformed. When a type's shape changes, its old
+/// versions are rewritten here, in memory, from the `data` as stored.
 fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, RecordError> {
-    if version != 1 || !Event::TYPE_NAMES.contains(&kind) {
+    if version == 0 || !Event::TYPE_NAMES.contains(&kind) || version > Event::current_version(kind) {
         return Err(RecordError::UnknownEvent { seq, kind: kind.to_owned(), version });
     }
     // `kind` is one of the known names, so it needs no escaping.
@@ -571,7 +575,15 @@ fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, 
     tagged.push_str("\",\"data\":");
     tagged.push_str(data);
     tagged.push('}');
-    serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))
+    let event: Event =
+        serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))?;
+    if !event.has_shape_of_version(version) {
+        return Err(RecordError::Malformed(format!(
+            "record {seq}: a {kind} of version {version} counts checks per function {}",
+            if version >= 2 { "for every key" } else { "for no key" }
+        )));
+    }
+    Ok(event)
 }
 
 /// The fewest items worth a thread of their own in [`map_on_all_cores`]: below this,

@@ -37,6 +37,7 @@ mod snapshots;
 mod storage;
 mod throttle;
 mod tls;
+mod unused;
 mod upgrade;
 mod usage;
 mod walkthrough;
