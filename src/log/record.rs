@@ -828,6 +828,43 @@ mod tests {
         assert!(matches!(decode(&reseal(null.as_bytes())), Err(RecordError::Malformed(_))));
     }
 
+    /// A usage record as a build before issue #14 wrote it (the fuzz seed committed with
+    /// `KeyUsageIntervalRecorded`, commit cebddcc): version 1, six members per key.
+    const USAGE_RECORD_V1: &str = include_str!("../../fuzz/seeds/record_decoder/21-KeyUsageIntervalRecorded");
+
+    #[test]
+    fn a_usage_record_of_version_1_is_upcast_with_its_functions_unknown_and_encodes_back_as_version_1() {
+        let record = decode(USAGE_RECORD_V1.as_bytes()).unwrap();
+        let Event::KeyUsageIntervalRecorded { keys, .. } = &record.event else { panic!("{:?}", record.event) };
+        assert_eq!((keys.len(), keys[0].allowed, keys[0].functions.as_ref()), (1, 3, None));
+        assert_eq!(decode_general(USAGE_RECORD_V1.as_bytes()), Ok(record.clone()));
+        assert!(decode_fast(USAGE_RECORD_V1.as_bytes()).is_none(), "an old version takes the upcaster");
+        // Encoding what was read gives a version 1 record again, which reads the same.
+        assert_eq!(record.event.schema_version(), 1);
+        let envelope = Envelope { seq: 1, at: record.at, actor: Actor::System, justification: None };
+        let (stored, _) = encode(&envelope, &record.event, ChainHash::GENESIS);
+        assert!(String::from_utf8_lossy(&stored.bytes).contains(r#""v":1,"#));
+        assert_eq!(decode(&stored.bytes).unwrap().event, record.event);
+
+        // Each version has its one shape: functions in a version 1 record, or none in a
+        // version 2 one, are malformed, and there is no version 3.
+        let with_functions = USAGE_RECORD_V1.replace("60000,120000]", r#"60000,120000,[["api.events.read",3,0]]]"#);
+        let as_version = |text: &str, version: &str| reseal(text.replacen(r#""v":1"#, version, 1).as_bytes());
+        for (bytes, malformed) in [
+            (reseal(with_functions.as_bytes()), true),
+            (as_version(USAGE_RECORD_V1, r#""v":2"#), true),
+            (as_version(&with_functions, r#""v":2"#), false),
+        ] {
+            let decoded = decode(&bytes);
+            assert_eq!(matches!(decoded, Err(RecordError::Malformed(_))), malformed, "{decoded:?}");
+            assert_fast_paths_agree(&bytes);
+        }
+        assert!(matches!(
+            decode(&as_version(&with_functions, r#""v":3"#)),
+            Err(RecordError::UnknownEvent { version: 3, .. })
+        ));
+    }
+
     #[test]
     fn an_intact_chain_verifies() {
         assert_eq!(verify(&chain(5)), Ok(5));
