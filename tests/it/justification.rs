@@ -183,3 +183,27 @@ fn every_mutation_in_the_spec_takes_the_justification_header() {
     }
     assert!(mutations >= 14, "{mutations}");
 }
+
+#[test]
+fn an_idempotent_retry_must_give_the_same_justification() {
+    let app = spawn_app();
+    let role = app.create_role("Retried");
+    let path = format!("/v1/roles/{role}/functions/activate");
+    let body = serde_json::to_vec(&json!({"functions": ["api.events.read"]})).unwrap();
+    let authorization = format!("Bearer {}", app.admin_key);
+    let send = |why: &str| {
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", "retry-1"),
+            ("keyledger-justification", why),
+        ];
+        app.raw("POST", &path, &headers, Some(&body))
+    };
+    send("OPS-1").expect(200);
+    let replayed = send("OPS-1");
+    replayed.expect(200);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    // Another reason is another request: the records would say something else.
+    send("OPS-2").expect_problem(422, "idempotency_key_reused");
+}
