@@ -100,3 +100,38 @@ fn unused_functions_in_the_report_match_exactly_what_the_keys_used() {
     assert_eq!(row_of(&offline, &idle)["unused_keys"][0]["key_id"], idle_key_id.as_str());
     assert_eq!(offline["unused"]["days"], 30);
 }
+
+/// A data directory written before functions were counted (issue #11's fixture, whose
+/// `KeyUsageRecorded` says the app's key passed 1 check, not of which function): it opens
+/// and verifies, the key counts as used, and the report says its function findings are not
+/// exact for a window reaching back before that use. Checks made after the upgrade are
+/// counted per function.
+#[test]
+fn usage_recorded_before_functions_were_counted_is_known_per_key_and_flagged_inexact_per_function() {
+    const ADMIN_KEY: &str = "kl_DbPtVSlvVJrxsmRYCSrrqboVExh7VC1xGKYc";
+    const APP_KEY: &str = "kl_1QfHjtC69THjVNHPNHHB1raaFQDV0R0mVdvz";
+    const APP_USER: &str = "usr_20357f8bea5df66f";
+    let dir = crate::upgrade::copy_fixture("85c86d6-data");
+    let mut app = crate::helpers::spawn_app_in_with(dir.path(), &["--key-usage-interval-secs", "1"]);
+    app.admin_key = ADMIN_KEY.to_owned();
+    assert_eq!(app.get("/v1/audit/verify").json()["valid"], true);
+
+    let report = app.get("/v1/audit/access-report?unused_days=365").json();
+    let old_use = report["unused"]["exact_since"].as_str().expect("usage recorded without functions").to_owned();
+    assert_eq!(report["unused"]["exact"], false);
+    let row = row_of(&report, APP_USER);
+    assert_eq!(row["unused_keys"], json!([]), "the old record says the key was used");
+    // Which functions the old checks were of is not known: none counts as used.
+    assert_eq!(row["unused_functions"], row["functions"]);
+    assert_eq!(row["functions"].as_array().map(Vec::len), Some(2));
+
+    // After the upgrade, a check is counted against its function.
+    let key_id = key_id_of(&app, APP_USER);
+    assert_eq!(app.check(APP_KEY, "api.events.read", None)["allowed"], true);
+    wait_for_usage_of(&app, &key_id);
+    let report = app.get("/v1/audit/access-report?unused_days=365").json();
+    assert_eq!(report["unused"]["exact_since"], old_use.as_str(), "a new record moves nothing");
+    let unused: Vec<&str> =
+        row_of(&report, APP_USER)["unused_functions"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(unused, vec!["api.attendees.read"]);
+}
