@@ -207,3 +207,41 @@ fn an_idempotent_retry_must_give_the_same_justification() {
     // Another reason is another request: the records would say something else.
     send("OPS-2").expect_problem(422, "idempotency_key_reused");
 }
+
+#[test]
+fn who_can_names_the_records_that_gave_access_to_the_event_and_forgets_what_was_taken_away() {
+    let app = spawn_app();
+    let (user, _key) = app.user_with_functions("Attendance app", &["api.attendees.read"]);
+    let group = app.create_group("USA", None);
+    let path = format!("/v1/event-groups/{group}/events/summit-nyc");
+    send(&app, "PUT", &path, None, Some("OPS-5 the summit joins USA")).expect(200);
+    let access = json!({"all_events": false, "groups": [group]});
+    send(&app, "PUT", &format!("/v1/users/{user}/event-access"), Some(&access), Some("OPS-6")).expect(200);
+
+    let granted_by = |query: &str| -> Vec<(String, Value)> {
+        let answer = app.get(&format!("/v1/audit/who-can?{query}")).json();
+        let listed = answer["users"].as_array().unwrap().iter().find(|listed| listed["user_id"] == user.as_str());
+        listed.expect("the user is listed")["granted_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|grant| (grant["cause"]["type"].as_str().unwrap().to_owned(), grant["cause"]["justification"].clone()))
+            .collect()
+    };
+    let answer = granted_by("function=api.attendees.read&event_id=summit-nyc");
+    assert!(answer.contains(&("EventAddedToGroup".to_owned(), json!("OPS-5 the summit joins USA"))), "{answer:?}");
+    assert!(answer.contains(&("EventAccessSet".to_owned(), json!("OPS-6"))), "{answer:?}");
+    let kinds: Vec<&str> = answer.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["FunctionActivated", "RoleAssigned", "KeyGenerated", "EventAddedToGroup", "EventAccessSet"],
+        "in log order"
+    );
+
+    // The event leaves the group and comes back without a reason: the record named is the
+    // one that made the fact as it stands.
+    app.delete(&path).expect(200);
+    app.put(&path, None).expect(200);
+    let answer = granted_by("function=api.attendees.read&event_id=summit-nyc");
+    assert!(answer.contains(&("EventAddedToGroup".to_owned(), Value::Null)), "{answer:?}");
+}
