@@ -477,3 +477,47 @@ pub async fn create<T: Target + Display>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn read(values: &[&[u8]]) -> Result<Option<String>, String> {
+        let mut request = TestRequest::default();
+        for value in values {
+            request = request.append_header((JUSTIFICATION_HEADER, HeaderValue::from_bytes(value).unwrap()));
+        }
+        justification(&request.to_http_request())
+            .map(|why| why.map(|why| why.as_str().to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_justification_is_read_as_utf8_or_else_as_iso_8859_1_once_and_by_the_rules() {
+        assert_eq!(read(&[]), Ok(None));
+        assert_eq!(read(&["  OPS-1 café ".as_bytes()]), Ok(Some("OPS-1 café".to_owned())));
+        assert_eq!(read(&[b"caf\xe9 \xabOPS\xbb"]), Ok(Some("café «OPS»".to_owned())));
+        assert_eq!(read(&[b"OPS-1", b"OPS-2"]), Err("Keyledger-Justification must be sent once".to_owned()));
+        assert_eq!(
+            read(&[b"OPS\xad1"]),
+            Err("Keyledger-Justification contains U+00AD, a control or format character".to_owned())
+        );
+        assert!(read(&[b"x".repeat(501).as_slice()]).is_err_and(|error| error.contains("at most 500")));
+    }
+
+    #[test]
+    fn the_idempotency_fingerprint_covers_the_justification() {
+        let with = |why: Option<&str>| {
+            let mut request = TestRequest::post().uri("/v1/roles");
+            if let Some(why) = why {
+                request = request.insert_header((JUSTIFICATION_HEADER, why));
+            }
+            fingerprint(&request.to_http_request(), b"{}")
+        };
+        assert_eq!(with(Some("OPS-1")), with(Some("OPS-1")));
+        assert_ne!(with(Some("OPS-1")), with(Some("OPS-2")));
+        assert_ne!(with(None), with(Some("")));
+    }
+}
