@@ -85,7 +85,7 @@ fn format_of(format: Option<ReportFormat>, request: &HttpRequest) -> ReportForma
         Guarded<AuditRead>,
         (status = 200, description = "The report", content(
             (AccessReport = "application/json"),
-            (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_state,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key,recovered_administrator\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,active,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false,false\r\n"),
+            (String = "text/csv", example = "user_id,name,enabled,role_ids,role_descriptions,functions,event_access,key_id,key_state,key_created_at,key_age_days,key_expires_at,key_last_used_at,write_on_api_role,key_older_than_90_days,key_unused_90_days,disabled_user_with_active_key,recovered_administrator,unused_functions,unused_key_ids\r\nusr_5f0c2a9e1b7d4c3a,Attendance app,true,role_9d8e7f6a5b4c3d2e,API Access,api.attendees.read;api.attendees.write,grp_1a2b3c4d5e6f7a8b,key_0f1e2d3c4b5a6978,active,2027-01-31T17:00:00.000Z,89,,2027-04-30T22:15:00.000Z,true,false,false,false,false,api.attendees.write,\r\n"),
         )),
         (status = 400, description = "Unknown format or query parameter, or `unused_days` not 1 to 365", body = Problem, content_type = "application/problem+json"),
     ),
