@@ -71,7 +71,7 @@ fn encoded_log_by(actor: Actor) -> Vec<StoredRecord> {
     let mut prev_hash = ChainHash::GENESIS;
     common::population(users, 0, |event| {
         let seq = records.len() as u64 + 1;
-        let envelope = Envelope { seq, at: common::at(seq), actor: actor.clone() };
+        let envelope = Envelope { seq, at: common::at(seq), actor: actor.clone(), justification: None };
         let (stored, hash) = record::encode(&envelope, &event, prev_hash);
         prev_hash = hash;
         records.push(stored);

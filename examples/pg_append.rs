@@ -33,7 +33,7 @@ impl<L: EventLog> Filling<L> {
     fn append(&mut self, batch: usize) -> Result<(), String> {
         let mut records: Vec<StoredRecord> = Vec::with_capacity(batch);
         for seq in self.head + 1..=self.head + batch as u64 {
-            let envelope = Envelope { seq, at: Timestamp::now(), actor: Actor::System };
+            let envelope = Envelope { seq, at: Timestamp::now(), actor: Actor::System, justification: None };
             let user_id = UserId::parse(&format!("usr_{seq:016x}")).map_err(|e| e.to_string())?;
             let (stored, hash) = record::encode(&envelope, &Event::UserEnabled { user_id }, self.prev);
             self.prev = hash;

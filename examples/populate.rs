@@ -38,8 +38,11 @@ impl Filler {
         let events = decide(&self.state, &context, command).map_err(|e| e.to_string())?;
         for event in events {
             let seq = self.state.head() + 1;
-            let (stored, hash) =
-                record::encode(&Envelope { seq, at: now, actor: actor.clone() }, &event, self.prev_hash);
+            let (stored, hash) = record::encode(
+                &Envelope { seq, at: now, actor: actor.clone(), justification: None },
+                &event,
+                self.prev_hash,
+            );
             self.state.apply(Position { seq, at: now }, &event);
             self.prev_hash = hash;
             self.pending.push(stored);

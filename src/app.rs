@@ -73,6 +73,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Serve plain HTTP on a non-loopback address without the warning.
     pub allow_plain_http: bool,
+    /// Whether a change that grants access needs a `Keyledger-Justification`
+    /// (`--require-justification`).
+    pub require_justification: bool,
     /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
     /// heartbeat comment.
     pub watch_heartbeat: Duration,
@@ -466,6 +469,7 @@ impl Application {
             followers: Followers::new(config.watch_heartbeat),
             checks: CheckCounters::default(),
             refusals: RefusalLog::default(),
+            require_justification: config.require_justification,
         });
         let routes = RouteTable::from_openapi(&openapi);
         let metrics_server = match listeners.metrics {
@@ -713,7 +717,10 @@ async fn record_key_usage(state: &AppState) {
         let command = Command::RecordKeyUsage { usage: chunk.to_vec() };
         match state
             .ledger
-            .submit(command, Request { actor: Actor::System, expected_version: None, credential: None })
+            .submit(
+                command,
+                Request { actor: Actor::System, expected_version: None, credential: None, justification: None },
+            )
             .await
         {
             Ok(applied) => tracing::debug!(keys = chunk.len(), records = applied.events.len(), "recorded key usage"),

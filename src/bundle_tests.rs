@@ -55,7 +55,8 @@ fn signed_ledger(every: u64) -> SignedLedger {
     let ledger = Ledger::open_with(MemoryLog::new(), policies).unwrap();
     let admin_secret = ledger.bootstrap().unwrap().unwrap();
     let admin = ledger.view().key(&admin_secret.hash()).unwrap().user_id().clone();
-    let by_admin = Request { actor: Actor::User(admin.clone()), expected_version: None, credential: None };
+    let by_admin =
+        Request { actor: Actor::User(admin.clone()), expected_version: None, credential: None, justification: None };
     SignedLedger { ledger, key, key_path, admin, by_admin, dir }
 }
 
@@ -241,7 +242,12 @@ fn forge(lines: &[Vec<u8>], index: usize) -> Vec<u8> {
         }
         for record in decoded {
             seq += 1;
-            let envelope = record::Envelope { seq, at: record.at, actor: record.actor.clone() };
+            let envelope = record::Envelope {
+                seq,
+                at: record.at,
+                actor: record.actor.clone(),
+                justification: record.justification.clone(),
+            };
             let (stored, hash) = record::encode(&envelope, &record.event, prev);
             prev = hash;
             out.extend_from_slice(&stored.bytes);
@@ -347,7 +353,7 @@ fn a_forged_record_whose_actor_lacked_the_authority_is_named_even_when_signed_by
     }
     let seq = state.head() + 1;
     let at = last.time;
-    let envelope = record::Envelope { seq, at, actor: Actor::User(deputy.clone()) };
+    let envelope = record::Envelope { seq, at, actor: Actor::User(deputy.clone()), justification: None };
     let forged_event = crate::domain::Event::RoleAssigned { user_id: deputy, role_id: admin_role };
     let (forged, _) = record::encode(&envelope, &forged_event, prev_hash);
     frontier.push(merkle::leaf_hash(&forged.bytes), |_, _| {});

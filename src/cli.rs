@@ -227,6 +227,12 @@ pub struct ServeArgs {
     /// Seconds a console session (/console/) may stay unused before it ends.
     #[arg(long, default_value_t = crate::console::session::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     console_idle_timeout_secs: u64,
+    /// Refuse a change that grants access (activate functions, assign a role, enable a
+    /// user, set event access, add an event to a group, generate or rotate a key) without
+    /// a Keyledger-Justification header: 422 justification_required. Creations of empty
+    /// things and removals never need one.
+    #[arg(long)]
+    require_justification: bool,
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -282,6 +288,7 @@ impl TryFrom<ServeArgs> for Config {
             tls,
             allow_plain_http: args.allow_plain_http,
             console_idle_timeout: Duration::from_secs(args.console_idle_timeout_secs),
+            require_justification: args.require_justification,
         })
     }
 }
@@ -438,6 +445,10 @@ pub enum Command {
         /// otherwise.
         #[arg(long, value_enum)]
         format: Option<ViewFormat>,
+        /// The window of the unused access findings (functions granted but not used, and
+        /// keys not used), in days ending now: 1 to 365.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=365))]
+        unused_days: u32,
     },
     /// Look up a key found where it should not be, offline: read the key (or the 64
     /// hexadecimal characters of its hash) from the first line of standard input, and
@@ -598,7 +609,9 @@ fn run(command: Command, effective: config::Effective) -> Outcome {
             say!("{}", crate::checkpoint::Signer::load(&path)?.public_key().to_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Command::AccessReport { data_dir, format } => access_report(data_dir, ViewFormat::or_default(format)),
+        Command::AccessReport { data_dir, format, unused_days } => {
+            access_report(data_dir, ViewFormat::or_default(format), unused_days)
+        }
         Command::LookupKey { data_dir } => lookup_key(&data_dir),
         Command::Backup { url, out, key_file, ca_cert, client_cert, client_key, pin } => {
             let key = match key_file {
@@ -1104,13 +1117,14 @@ fn lookup_key(data_dir: &Path) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn access_report(data_dir: PathBuf, format: ViewFormat) -> Outcome {
+fn access_report(data_dir: PathBuf, format: ViewFormat, unused_days: u32) -> Outcome {
+    let unused_days = crate::domain::UnusedDays::new(unused_days).ok_or("--unused-days must be 1 to 365")?;
     crate::telemetry::init("warn");
     let log = progress::ProgressLog::new(open_log(&data_dir)?, "replaying")?;
     // No snapshots: the report replays and verifies the whole log, and writes nothing.
     let ledger = Ledger::open(log)?;
     ledger.log().bar().finish_and_clear();
-    let report = AccessReport::of(&ledger.view(), Timestamp::now());
+    let report = AccessReport::with_unused_days(&ledger.view(), Timestamp::now(), unused_days);
     let bytes = match format {
         ViewFormat::Json => {
             let mut bytes = report.render(ReportFormat::Json);

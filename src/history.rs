@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use crate::domain::{Actor, Change, State, Timestamp};
+use crate::domain::{Actor, Change, Justification, State, Timestamp};
 use crate::ledger::VerifiedReplay;
 use crate::ledger::replay::Prepared;
 use crate::log::record::Record;
@@ -113,6 +113,8 @@ pub struct Cause {
     pub at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
+    /// Why, if the change's admin said.
+    pub justification: Option<Justification>,
 }
 
 /// A permission change and the record that caused it.
@@ -356,6 +358,7 @@ pub fn diff<'a, L: EventLog + 'a>(source: impl Into<Source<'a, L>>, from: At, to
             id: record.id,
             at: record.at,
             actor: record.actor,
+            justification: record.justification,
         };
         changes.extend(caused.into_iter().map(|change| CausedChange { change, cause: cause.clone() }));
     })?;
@@ -404,7 +407,7 @@ mod tests {
         let mut prev = ChainHash::GENESIS;
         for (seq, event) in (1..).zip(&events) {
             let minute = if seq == 4 { 10 } else { seq as i64 };
-            let envelope = Envelope { seq, at: at(minute), actor: Actor::System };
+            let envelope = Envelope { seq, at: at(minute), actor: Actor::System, justification: None };
             let (stored, hash) = record::encode(&envelope, event, prev);
             log.append(seq - 1, &[stored]).unwrap();
             prev = hash;

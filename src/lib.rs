@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod metrics;
+pub mod provenance;
 pub mod restore;
 pub mod snapshot;
 pub mod systemd;

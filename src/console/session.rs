@@ -30,7 +30,7 @@ use rand::RngExt;
 
 use super::ConsoleError;
 use super::form::Form;
-use crate::domain::{Actor, Command, FunctionId, FunctionSet, KeyHash, Reason, Timestamp, UserId};
+use crate::domain::{Actor, Command, FunctionId, FunctionSet, Justification, KeyHash, Reason, Timestamp, UserId};
 use crate::http::Shared;
 use crate::http::problem::ApiError;
 use crate::ledger::{Applied, Request};
@@ -273,6 +273,9 @@ pub struct Admin {
     key_hash: KeyHash,
     csrf: String,
     denials: DenialRecorder,
+    /// The reason given in the posted form's `justification` field, if any: stored with
+    /// every record the change appends, as the API's `Keyledger-Justification` header.
+    justification: Option<Result<Justification, String>>,
 }
 
 /// What a refusal of this request is recorded with: an `AdminAccessDenied`, as the API
@@ -337,7 +340,12 @@ impl Admin {
             target: recorder.target.clone(),
             suppressed,
         };
-        let request = Request { actor: Actor::User(self.user_id.clone()), expected_version: None, credential: None };
+        let request = Request {
+            actor: Actor::User(self.user_id.clone()),
+            expected_version: None,
+            credential: None,
+            justification: None,
+        };
         let state = recorder.state.clone();
         actix_web::rt::spawn(async move {
             if let Err(error) = state.ledger.submit(command, request).await {
@@ -354,10 +362,16 @@ impl Admin {
     /// Submits `command` to the ledger with this admin as the actor and its key as the
     /// credential: the same command, authority rules and record as the API's.
     pub async fn submit(&self, state: &Shared, command: Command) -> Result<Applied, ApiError> {
+        let justification = match &self.justification {
+            Some(Err(rule)) => return Err(ApiError::InvalidJustification(rule.clone())),
+            Some(Ok(justification)) => Some(justification.clone()),
+            None => None,
+        };
         let request = Request {
             actor: Actor::User(self.user_id.clone()),
             expected_version: None,
             credential: Some(self.key_hash),
+            justification,
         };
         Ok(state.ledger.submit(command, request).await?)
     }
@@ -374,6 +388,7 @@ impl Admin {
                 functions,
                 key_hash: session.key_hash,
                 csrf: session.csrf.clone(),
+                justification: None,
                 denials: DenialRecorder {
                     state: state.clone(),
                     operation: format!("{} {}", request.method(), request.match_pattern().unwrap_or_default()),
@@ -385,7 +400,7 @@ impl Admin {
             Err(_) => Err(Ended::KeyStopped),
         };
         match &admin {
-            Ok(_) => state.usage.count(session.key_hash, true, now),
+            Ok(_) => state.usage.count(session.key_hash, None, true, now),
             Err(_) => sessions.end(&id),
         }
         admin
@@ -471,6 +486,11 @@ impl FromRequest for Posted {
             if !constant_time_eq(token.as_bytes(), admin.csrf.as_bytes()) {
                 return Err(ConsoleError::CsrfMismatch);
             }
+            let mut admin = admin;
+            admin.justification = form
+                .get("justification")
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| Justification::parse(text).map_err(|rule| rule.to_string()));
             Ok(Posted { admin, form })
         })
     }
@@ -534,7 +554,7 @@ pub async fn sign_in(request: HttpRequest, body: web::Bytes) -> Result<HttpRespo
     let now = Timestamp::now();
     match judge(&state, hash, now) {
         Ok((user_id, _, _)) => {
-            state.usage.count(hash, true, now);
+            state.usage.count(hash, None, true, now);
             // A new sign-in replaces the browser's previous session, if any.
             if let Some(previous) = cookie_of(&request, SESSION_COOKIE) {
                 sessions.end(&previous);
@@ -548,7 +568,7 @@ pub async fn sign_in(request: HttpRequest, body: web::Bytes) -> Result<HttpRespo
         Err(Judged::Refused(reason)) => {
             state.limiter.record(client, reason);
             if reason != Reason::UnknownKey {
-                state.usage.count(hash, false, now);
+                state.usage.count(hash, None, false, now);
             }
             let message = match reason {
                 Reason::UserDisabled => "This key's user is disabled.",
@@ -559,7 +579,7 @@ pub async fn sign_in(request: HttpRequest, body: web::Bytes) -> Result<HttpRespo
             Ok(refuse(StatusCode::UNAUTHORIZED, message))
         }
         Err(Judged::NoAdminFunction) => {
-            state.usage.count(hash, false, now);
+            state.usage.count(hash, None, false, now);
             Ok(refuse(StatusCode::FORBIDDEN, "This key's user holds no admin function: the console is for admins."))
         }
     }

@@ -88,10 +88,15 @@ macro_rules! subject_value {
 pub const MAX_KEYS_PER_USAGE_RECORD: usize = 4096;
 
 /// One key's checks in a `KeyUsageIntervalRecorded`. It is written as the JSON array
-/// `[user_id, key_id, allowed, refused, first, last]`, `first` and `last` in milliseconds
-/// after the record's `from`: a fifth of the bytes of a record per key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "KeyUseRow", into = "KeyUseRow")]
+/// `[user_id, key_id, allowed, refused, first, last, functions]`, `first` and `last` in
+/// milliseconds after the record's `from`, `functions` the checks passed per function
+/// (each `[function, allowed, last]`, in catalogue order): a fifth of the bytes of a record
+/// per key, and about 30 more per function used.
+///
+/// Version 1 of the record (before issue #14) wrote the first six members only; such an
+/// entry reads with `functions` `None`: which functions its passed checks were of is not
+/// known.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyUse {
     /// The key's user.
     pub user_id: UserId,
@@ -105,20 +110,69 @@ pub struct KeyUse {
     pub first_after: u64,
     /// The last of those checks, in milliseconds after the record's `from`.
     pub last_after: u64,
+    /// The passed checks per function, one entry per function used, in catalogue order;
+    /// `None` in a record of version 1, which did not count them.
+    pub functions: Option<Vec<FunctionUse>>,
 }
 
-/// How a [`KeyUse`] is written.
-type KeyUseRow = (UserId, KeyId, u64, u64, u64, u64);
+/// The checks one key passed for one function in a `KeyUsageIntervalRecorded`, written as
+/// `[function, allowed, last]`, `last` in milliseconds after the record's `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionUse(
+    /// The function.
+    pub FunctionId,
+    /// Checks of it the key passed.
+    pub u64,
+    /// The last of them, in milliseconds after the record's `from`.
+    pub u64,
+);
 
-impl From<KeyUseRow> for KeyUse {
-    fn from((user_id, key_id, allowed, refused, first_after, last_after): KeyUseRow) -> Self {
-        KeyUse { user_id, key_id, allowed, refused, first_after, last_after }
+impl Serialize for KeyUse {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut row = serializer.serialize_tuple(if self.functions.is_some() { 7 } else { 6 })?;
+        row.serialize_element(&self.user_id)?;
+        row.serialize_element(&self.key_id)?;
+        row.serialize_element(&self.allowed)?;
+        row.serialize_element(&self.refused)?;
+        row.serialize_element(&self.first_after)?;
+        row.serialize_element(&self.last_after)?;
+        if let Some(functions) = &self.functions {
+            row.serialize_element(functions)?;
+        }
+        row.end()
     }
 }
 
-impl From<KeyUse> for KeyUseRow {
-    fn from(used: KeyUse) -> Self {
-        (used.user_id, used.key_id, used.allowed, used.refused, used.first_after, used.last_after)
+impl<'de> Deserialize<'de> for KeyUse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(KeyUseVisitor)
+    }
+}
+
+/// Reads a [`KeyUse`] row: six members (version 1) or seven, in one pass.
+struct KeyUseVisitor;
+
+impl<'de> serde::de::Visitor<'de> for KeyUseVisitor {
+    type Value = KeyUse;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("[user_id, key_id, allowed, refused, first, last] or with [functions] after them")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut row: A) -> Result<KeyUse, A::Error> {
+        let missing = |at: usize| serde::de::Error::invalid_length(at, &self);
+        let user_id = row.next_element()?.ok_or_else(|| missing(0))?;
+        let key_id = row.next_element()?.ok_or_else(|| missing(1))?;
+        let allowed = row.next_element()?.ok_or_else(|| missing(2))?;
+        let refused = row.next_element()?.ok_or_else(|| missing(3))?;
+        let first_after = row.next_element()?.ok_or_else(|| missing(4))?;
+        let last_after = row.next_element()?.ok_or_else(|| missing(5))?;
+        let functions = row.next_element()?;
+        if row.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(serde::de::Error::invalid_length(8, &self));
+        }
+        Ok(KeyUse { user_id, key_id, allowed, refused, first_after, last_after, functions })
     }
 }
 
@@ -131,6 +185,13 @@ impl KeyUse {
     /// The last check, given the record's `from`.
     pub fn last_used_at(&self, from: Timestamp) -> Timestamp {
         after(from, self.last_after)
+    }
+}
+
+impl FunctionUse {
+    /// The last check of the function, given the record's `from`.
+    pub fn last_used_at(&self, from: Timestamp) -> Timestamp {
+        after(from, self.2)
     }
 }
 
@@ -343,9 +404,33 @@ event_types! {
 }
 
 impl Event {
-    /// The schema version this build writes for the event's type.
+    /// The schema version this build writes for the event: 1, but 2 for a
+    /// `KeyUsageIntervalRecorded`, whose entries count the checks passed per function since
+    /// issue #14 (`crate::log::record` upcasts version 1). One read from a version 1
+    /// record (its entries' `functions` unknown) is written as version 1 again, so that
+    /// encoding any decoded event gives a record that decodes to it.
     pub fn schema_version(&self) -> u32 {
-        1
+        match self {
+            Event::KeyUsageIntervalRecorded { keys, .. } if keys.iter().any(|used| used.functions.is_none()) => 1,
+            _ => Self::current_version(self.type_name()),
+        }
+    }
+
+    /// Whether the event has the shape its type has at schema `version`: a
+    /// `KeyUsageIntervalRecorded` of version 1 counts no function, one of version 2 counts
+    /// them for every key; every other type has one shape.
+    pub fn has_shape_of_version(&self, version: u32) -> bool {
+        match self {
+            Event::KeyUsageIntervalRecorded { keys, .. } => {
+                keys.iter().all(|used| used.functions.is_some() == (version >= 2))
+            }
+            _ => true,
+        }
+    }
+
+    /// The schema version this build writes for events of type `kind`.
+    pub fn current_version(kind: &str) -> u32 {
+        if kind == "KeyUsageIntervalRecorded" { 2 } else { 1 }
     }
 
     /// One example of every event type, in the order of [`Event::TYPE_NAMES`], with the
@@ -415,6 +500,7 @@ impl Event {
                     refused: 0,
                     first_after: 60_000,
                     last_after: 120_000,
+                    functions: Some(vec![FunctionUse(FunctionId::USERS_READ, 3, 120_000)]),
                 }],
             },
             Event::AdministratorRecovered {

@@ -13,13 +13,16 @@ mod decide;
 mod error;
 mod event;
 mod fingerprint;
+mod function_usage;
 mod ids;
+mod justification;
 mod key;
 mod key_state;
 mod report;
 mod small_set;
 mod state;
 mod time;
+mod unused;
 mod values;
 mod view;
 
@@ -34,15 +37,18 @@ pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionS
 pub use check::{CheckRequest, Decision, Reason, check, check_key_hash};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
-pub use event::{Event, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
+pub use event::{Event, FunctionUse, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
 pub use fingerprint::FingerprintCache;
+pub use function_usage::FunctionUsage;
 pub use ids::{Actor, EventId, GroupId, IdText, InvalidEventId, InvalidId, KeyId, RoleId, UserId};
+pub use justification::{Justification, required_for as justification_required_for};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use key_state::KeyState;
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use small_set::SmallSet;
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};
+pub use unused::{UnusedAccess, UnusedByUser, UnusedDays, unused_access};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};
 pub use view::{
     Change, ChangeKind, EventAccessReason, Fact, GroupSummary, HeldRole, KeyAtTime, PermissionView, RoleSummary,

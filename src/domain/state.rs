@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fingerprint::ChangeLog;
 use super::small_set::SmallSet;
-use super::{Event, EventId, FunctionSet, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId};
+use super::{
+    Event, EventId, FunctionSet, FunctionUsage, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId,
+};
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
 /// the event itself.
@@ -407,6 +409,8 @@ pub struct State {
     #[serde(serialize_with = "in_key_order")]
     keys: KeyMap,
     head: u64,
+    /// The last recorded use of each function by each user (issue #14, unused access).
+    function_usage: FunctionUsage,
     /// The entities `apply` changed lately, for the fingerprint; not in snapshots.
     #[serde(skip)]
     changes: ChangeLog,
@@ -438,6 +442,11 @@ impl State {
     /// The position of the last event applied; 0 for an empty log.
     pub fn head(&self) -> u64 {
         self.head
+    }
+
+    /// The last recorded use of each function by each user.
+    pub fn function_usage(&self) -> &FunctionUsage {
+        &self.function_usage
     }
 
     /// A role by id.
@@ -708,12 +717,20 @@ impl State {
             Event::AdminAccessDenied { .. } => {}
             // A lookup changes nothing: it is on the record only.
             Event::KeyLookedUp { .. } => {}
-            Event::KeyUsageRecorded { user_id, key_id, last_used_at, .. } => {
+            Event::KeyUsageRecorded { user_id, key_id, allowed, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
+                if *allowed > 0 {
+                    self.function_usage.note_uncounted(*last_used_at);
+                }
             }
             Event::KeyUsageIntervalRecorded { from, to: _, keys } => {
                 for used in keys {
                     self.apply_key_usage(&used.user_id, &used.key_id, used.last_used_at(*from));
+                    match &used.functions {
+                        Some(functions) => self.function_usage.note_used(&used.user_id, *from, functions),
+                        None if used.allowed > 0 => self.function_usage.note_uncounted(used.last_used_at(*from)),
+                        None => {}
+                    }
                 }
             }
             Event::AdministratorRecovered { user_id, name, role_id, role_description, key_id, key_hash, reason: _ } => {

@@ -1372,7 +1372,7 @@ fn denied(user_id: UserId, key_id: KeyId, target: Option<&str>, suppressed: u32)
 }
 
 fn usage(key_hash: KeyHash, allowed: u64, refused: u64, first: Timestamp, last: Timestamp) -> KeyUsage {
-    KeyUsage { key_hash, allowed, refused, first_used_at: first, last_used_at: last }
+    KeyUsage { key_hash, allowed, refused, first_used_at: first, last_used_at: last, functions: Vec::new() }
 }
 
 fn usage_recorded(
@@ -1401,6 +1401,7 @@ fn interval_recorded(keys: &[(UserId, KeyId, u64, u64, Timestamp, Timestamp)]) -
             refused: *refused,
             first_after: after(*first),
             last_after: after(*last),
+            functions: Some(Vec::new()),
         })
         .collect();
     Event::KeyUsageIntervalRecorded { from, to, keys }

@@ -86,7 +86,7 @@ pub fn fold(value: &str) -> String {
 /// Whether a character is a control character (general category Cc: C0, C1, DEL) or a
 /// format character (Cf: bidi embeddings, overrides and isolates, zero-width spaces and
 /// joiners, the byte order mark, soft hyphens and the like).
-fn is_control_or_format(c: char) -> bool {
+pub(super) fn is_control_or_format(c: char) -> bool {
     matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format)
 }
 

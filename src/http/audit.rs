@@ -23,6 +23,7 @@ use crate::log::{EventLog, StoredRecord};
     "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61",
     "at": "2027-01-31T17:00:00.000Z",
     "actor": "usr_00aa11bb22cc33dd",
+    "justification": "OPS-1234",
     "subject": "usr_5f0c2a9e1b7d4c3a",
     "data": {"user_id": "usr_5f0c2a9e1b7d4c3a", "role_id": "role_9d8e7f6a5b4c3d2e"},
     "prev_hash": "9b1f…",
@@ -42,6 +43,10 @@ pub struct AuditRecord {
     pub at: String,
     /// The user whose key made the change, or `system` for bootstrap.
     pub actor: String,
+    /// Why, as the admin said in `Keyledger-Justification` (every record of the change
+    /// carries it). Absent when it did not, and in records written before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
     /// The role, user or group it is about; `system` for records about many (key usage).
     pub subject: String,
     /// The event's fields.

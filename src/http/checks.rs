@@ -17,7 +17,7 @@ use super::auth::presented_key;
 use super::body::RawJson;
 use super::problem::{ApiError, Problem};
 use super::refusals::RefusedCheck;
-use crate::domain::{self, CheckRequest, KeyId, Reason, Timestamp, UserId};
+use crate::domain::{self, CheckRequest, FunctionId, KeyId, Reason, Timestamp, UserId};
 use crate::metrics::CheckEndpoint;
 
 /// Response header naming the key's user, for the upstream.
@@ -156,7 +156,10 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
     }
     drop(view);
     if let Some(key_hash) = used_key {
-        state.usage.count(key_hash, decision_reason == Reason::Granted, now);
+        // A passed check names a function of the catalogue, which it also counts against.
+        let granted = decision_reason == Reason::Granted;
+        let function = granted.then(|| FunctionId::parse(&input.function).ok()).flatten();
+        state.usage.count(key_hash, function, granted, now);
     }
     state.limiter.record_request(&request, decision_reason);
     state.checks.count(CheckEndpoint::CheckKey, decision_reason);
@@ -239,7 +242,8 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
     let reason = decision.reason;
     state.checks.count(CheckEndpoint::AuthorizeRequest, reason);
     if let Some(key_hash) = decision.key_hash {
-        state.usage.count(key_hash, decision.allowed(), now);
+        let function = decision.allowed().then(|| FunctionId::parse(&query.function).ok()).flatten();
+        state.usage.count(key_hash, function, decision.allowed(), now);
     }
     if decision.allowed() {
         let mut response = HttpResponse::Ok();

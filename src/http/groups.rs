@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::body::RawJson;
 use super::mutation::{self, Target};
-use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch};
+use super::params::{GroupEventPath, GroupPath, IdempotencyKey, IfMatch, Justification};
 use super::problem::{ApiError, Problem};
 use super::responses::{
     BodyMutation, Changed, Created, EventAccessManage, EventAccessRead, Guarded, HeaderMutation, Versioned,
@@ -108,7 +108,7 @@ impl Target for GroupId {
     operation_id = "createEventGroup",
     tag = "event access",
     request_body = CreateEventGroupRequest,
-    params(IdempotencyKey),
+    params(IdempotencyKey, Justification),
     responses(
         Created<GroupView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such parent group", body = Problem, content_type = "application/problem+json"),
@@ -164,11 +164,11 @@ pub async fn get_event_group(
 #[utoipa::path(
     operation_id = "addEventToGroup",
     tag = "event access",
-    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey, Justification),
     responses(
         Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed event id, or the Idempotency-Key was used for a different request, or the server requires a Keyledger-Justification for a change that grants access (`justification_required`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -188,7 +188,7 @@ pub async fn add_event_to_group(
 #[utoipa::path(
     operation_id = "removeEventFromGroup",
     tag = "event access",
-    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey),
+    params(GroupEventPath, IfMatch<GroupView>, IdempotencyKey, Justification),
     responses(
         Changed<GroupView, HeaderMutation<EventAccessManage>>,
         (status = 404, description = "No such group, or the event is not in it", body = Problem, content_type = "application/problem+json"),

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
-use super::params::{IdempotencyKey, IfMatch, UserPath};
+use super::params::{IdempotencyKey, IfMatch, Justification, UserPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, HeaderMutation, KeysManage};
 use super::users::{UserView, user_id};
@@ -88,6 +88,7 @@ pub struct GeneratedKey {
         UserPath,
         IfMatch<UserView>,
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer without the secret", min_length = 1, max_length = 255),
+        Justification,
     ),
     responses(
         BodyMutation<KeysManage>,
@@ -96,7 +97,7 @@ pub struct GeneratedKey {
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The change would leave no standing administrator (`last_administrator`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid grace_seconds or expires_at, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid grace_seconds or expires_at, or the Idempotency-Key was used for a different request, or the server requires a Keyledger-Justification for a change that grants access (`justification_required`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -161,7 +162,7 @@ pub async fn generate_key(
 #[utoipa::path(
     operation_id = "revokeKey",
     tag = "keys",
-    params(UserPath, IfMatch<UserView>, IdempotencyKey),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, HeaderMutation<KeysManage>>,
         (status = 404, description = "No such user, or the user has no working key", body = Problem, content_type = "application/problem+json"),

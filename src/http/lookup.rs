@@ -183,6 +183,7 @@ pub fn hash_of_key_or_hash(text: &str) -> Option<KeyHash> {
     operation_id = "lookupKey",
     tag = "audit",
     request_body = KeyLookupRequest,
+    params(super::params::Justification),
     responses(
         Guarded<AuditRead>,
         (status = 200, description = "The key and what the log says about it", body = KeyLookup),

@@ -126,6 +126,9 @@ pub struct AppState {
     pub checks: crate::metrics::CheckCounters,
     /// The recent refused checks of each key (`listKeyRefusals`).
     pub refusals: refusals::RefusalLog,
+    /// Whether a change that grants access needs a `Keyledger-Justification`
+    /// (`--require-justification`; see `domain::justification_required_for`).
+    pub require_justification: bool,
 }
 
 /// The key an admin request authenticated with, kept in the request's extensions by the
@@ -150,7 +153,7 @@ impl AppState {
         let now = Timestamp::now();
         let guarded = auth::require(&self.ledger.view(), request, function, now);
         if let Some(key) = &guarded.known_key {
-            self.usage.count(key.hash, guarded.outcome.is_ok(), now);
+            self.usage.count(key.hash, Some(function), guarded.outcome.is_ok(), now);
         }
         match (&guarded.outcome, guarded.known_key) {
             (Err(ApiError::KeyRefused(reason)), _) => self.limiter.record(client, *reason),
@@ -181,7 +184,8 @@ impl AppState {
             target: denials::target_of(request),
             suppressed,
         };
-        let request = Request { actor: Actor::User(user_id), expected_version: None, credential: None };
+        let request =
+            Request { actor: Actor::User(user_id), expected_version: None, credential: None, justification: None };
         actix_web::rt::spawn(async move {
             if let Err(error) = state.ledger.submit(command, request).await {
                 tracing::warn!(%error, suppressed, "recording a refused admin request failed");
@@ -196,9 +200,13 @@ impl AppState {
     /// guard.
     pub async fn submit(&self, command: Command, request: &HttpRequest, actor: &UserId) -> Result<Applied, ApiError> {
         let expected_version = mutation::expected_version(request)?;
+        let justification = mutation::justification(request)?;
+        if self.require_justification && justification.is_none() && domain::justification_required_for(&command) {
+            return Err(ApiError::JustificationRequired);
+        }
         let credential = request.extensions().get::<Credential>().map(|credential| credential.0);
         let needed = domain::function_of_command(&command);
-        let submitted = Request { actor: Actor::User(actor.clone()), expected_version, credential };
+        let submitted = Request { actor: Actor::User(actor.clone()), expected_version, credential, justification };
         let outcome = self.ledger.submit(command, submitted).await;
         if let (Err(SubmitError::Refused(DomainError::InsufficientAuthority { shortfall, .. })), Some(key)) =
             (&outcome, credential)

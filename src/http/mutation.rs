@@ -8,6 +8,10 @@
 //! default, `--idempotency-cache-bytes`), forgetting the oldest answers first, and does
 //! not survive a restart. A request refused for a malformed header is not remembered, so
 //! a corrected retry with the same key runs.
+//!
+//! Any mutation may say why in `Keyledger-Justification` (see [`justification`]): the
+//! text is kept in every record the change appends, and a server started with
+//! `--require-justification` refuses a change that grants access without one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
@@ -21,12 +25,14 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use crate::domain::{self, Command, Resource, UserId};
+use crate::domain::{self, Command, Justification, Resource, UserId};
 
 /// The response header carrying the log position of a mutation's last event.
 pub const POSITION_HEADER: &str = "Keyledger-Position";
 /// The response header set on a replayed idempotent response.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+/// The request header in which an admin says why it makes a change.
+pub const JUSTIFICATION_HEADER: &str = "Keyledger-Justification";
 
 /// A mutation's answer, kept so that it can be replayed.
 #[derive(Debug, Clone)]
@@ -133,6 +139,27 @@ pub fn expected_version(request: &HttpRequest) -> Result<Option<u64>, ApiError> 
     let value = value.strip_prefix("W/").unwrap_or(value);
     let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
     value.parse().map(Some).map_err(|_| invalid())
+}
+
+/// Reads `Keyledger-Justification`: `None` when the request has none. Its bytes are read
+/// as UTF-8, or, when they are not UTF-8, as ISO-8859-1 (what HTTP long took header bytes
+/// for, and what clients that cannot send UTF-8 send), then parsed by
+/// [`Justification::parse`]: trimmed, 1 to 500 characters, no control or format character.
+/// Every other refusal is a 400 `invalid_justification` naming the rule.
+pub fn justification(request: &HttpRequest) -> Result<Option<Justification>, ApiError> {
+    let mut values = request.headers().get_all(JUSTIFICATION_HEADER);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidJustification("must be sent once".to_owned()));
+    }
+    let bytes = value.as_bytes();
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(bytes.iter().map(|&byte| char::from(byte)).collect()),
+    };
+    Justification::parse(&text).map(Some).map_err(|error| ApiError::InvalidJustification(error.to_string()))
 }
 
 const TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -322,12 +349,15 @@ impl Mutation {
 }
 
 /// What makes two requests with the same `Idempotency-Key` the same request: the method,
-/// the path, every header that changes the outcome (`If-Match`; the actor is part of the
-/// cache's key) and the body. Each part is length-prefixed, so no two requests share one.
+/// the path, every header that changes the outcome (`If-Match`, and
+/// `Keyledger-Justification`, which the records keep; the actor is part of the cache's
+/// key) and the body. Each part is length-prefixed, so no two requests share one.
 fn fingerprint(request: &HttpRequest, body: &[u8]) -> blake3::Hash {
     let if_match = request.headers().get(header::IF_MATCH).map(HeaderValue::as_bytes);
+    let justification = request.headers().get(JUSTIFICATION_HEADER).map(HeaderValue::as_bytes);
     let mut hasher = blake3::Hasher::new();
-    for part in [Some(request.method().as_str().as_bytes()), Some(request.path().as_bytes()), if_match, Some(body)] {
+    let method = request.method().as_str().as_bytes();
+    for part in [Some(method), Some(request.path().as_bytes()), if_match, justification, Some(body)] {
         match part {
             Some(bytes) => hasher.update(&(bytes.len() as u64 + 1).to_le_bytes()).update(bytes),
             None => hasher.update(&0u64.to_le_bytes()),
@@ -360,9 +390,10 @@ where
     let key = value.to_str().ok().filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN).ok_or_else(|| {
         ApiError::InvalidHeader(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
     })?;
-    // A malformed If-Match is refused before the key is remembered, so that the corrected
-    // retry with the same key runs.
+    // A malformed If-Match or justification is refused before the key is remembered, so
+    // that the corrected retry with the same key runs.
     expected_version(request)?;
+    justification(request)?;
     let fingerprint = fingerprint(request, body);
     let cache_key = (actor.clone(), key.to_owned());
     match state.idempotency.begin(&cache_key, fingerprint)? {
@@ -445,4 +476,48 @@ pub async fn create<T: Target + Display>(
         Ok(id.reply(&m.state, StatusCode::CREATED, applied.position)?.with_location(format!("{collection}/{id}")))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn read(values: &[&[u8]]) -> Result<Option<String>, String> {
+        let mut request = TestRequest::default();
+        for value in values {
+            request = request.append_header((JUSTIFICATION_HEADER, HeaderValue::from_bytes(value).unwrap()));
+        }
+        justification(&request.to_http_request())
+            .map(|why| why.map(|why| why.as_str().to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_justification_is_read_as_utf8_or_else_as_iso_8859_1_once_and_by_the_rules() {
+        assert_eq!(read(&[]), Ok(None));
+        assert_eq!(read(&["  OPS-1 café ".as_bytes()]), Ok(Some("OPS-1 café".to_owned())));
+        assert_eq!(read(&[b"caf\xe9 \xabOPS\xbb"]), Ok(Some("café «OPS»".to_owned())));
+        assert_eq!(read(&[b"OPS-1", b"OPS-2"]), Err("Keyledger-Justification must be sent once".to_owned()));
+        assert_eq!(
+            read(&[b"OPS\xad1"]),
+            Err("Keyledger-Justification contains U+00AD, a control or format character".to_owned())
+        );
+        assert!(read(&[b"x".repeat(501).as_slice()]).is_err_and(|error| error.contains("at most 500")));
+    }
+
+    #[test]
+    fn the_idempotency_fingerprint_covers_the_justification() {
+        let with = |why: Option<&str>| {
+            let mut request = TestRequest::post().uri("/v1/roles");
+            if let Some(why) = why {
+                request = request.insert_header((JUSTIFICATION_HEADER, why));
+            }
+            fingerprint(&request.to_http_request(), b"{}")
+        };
+        assert_eq!(with(Some("OPS-1")), with(Some("OPS-1")));
+        assert_ne!(with(Some("OPS-1")), with(Some("OPS-2")));
+        assert_ne!(with(None), with(Some("")));
+    }
 }

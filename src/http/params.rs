@@ -16,7 +16,9 @@ use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use super::mutation;
 use super::responses::Versioned;
+use crate::domain;
 
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -65,6 +67,10 @@ pub struct IfMatch<V>(PhantomData<V>);
 
 /// The `Idempotency-Key` header, as most mutations describe it.
 pub struct IdempotencyKey;
+
+/// The `Keyledger-Justification` header every mutation takes: why the change is made,
+/// kept in its records (`mutation::justification` reads it).
+pub struct Justification;
 
 /// The `Last-Event-ID` header of the change feed (`watchAuditEvents`).
 pub struct LastEventId;
@@ -131,6 +137,28 @@ impl IntoParams for IdempotencyKey {
         let schema = header_string().min_length(Some(1)).max_length(Some(MAX_IDEMPOTENCY_KEY_LEN));
         let description = "Retrying with the same key returns the first answer and changes nothing";
         vec![optional_header("Idempotency-Key", description).schema(Some(schema)).build()]
+    }
+}
+
+impl IntoParams for Justification {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        // What `Justification::parse` accepts, as far as a pattern can say: some character
+        // other than white space, and no control character (nor U+00AD, the one format
+        // character of ISO-8859-1, in which a header that is not UTF-8 is read). Other
+        // format characters (bidi overrides, zero-width spaces) are refused too.
+        let allowed = r"[^\u0000-\u001f\u007f-\u009f\u00ad]";
+        let visible = r"[^\u0000-\u0020\u007f-\u009f\u00ad]";
+        let schema = header_string()
+            .min_length(Some(1))
+            .max_length(Some(domain::Justification::MAX_CHARS))
+            .pattern(Some(format!("^{allowed}*{visible}{allowed}*$")))
+            .examples(["OPS-1234: onboarding the attendance app"]);
+        let description = "Why the change is made, such as a ticket id: 1 to 500 characters (UTF-8, or \
+ISO-8859-1 when not UTF-8), trimmed, with no control or format character (else 400 `invalid_justification`). \
+Kept in every record the change appends, and shown by listAuditEvents, diffPermissions and the export. A server \
+started with `--require-justification` refuses a change that grants access without one (422 \
+`justification_required`)";
+        vec![optional_header(mutation::JUSTIFICATION_HEADER, description).schema(Some(schema)).build()]
     }
 }
 

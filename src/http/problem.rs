@@ -50,6 +50,13 @@ pub enum ApiError {
     /// A header is malformed.
     #[error("{0}")]
     InvalidHeader(String),
+    /// The `Keyledger-Justification` header breaks its rules.
+    #[error("Keyledger-Justification {0}")]
+    InvalidJustification(String),
+    /// The change grants access and the server requires a justification for it
+    /// (`serve --require-justification`).
+    #[error("this change grants access: say why in the Keyledger-Justification header (1 to 500 characters)")]
+    JustificationRequired,
     /// No key, or a key that does not work.
     #[error("{0}")]
     Unauthenticated(String),
@@ -167,6 +174,8 @@ impl ApiError {
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::InvalidHeader(_) => "invalid_header",
+            ApiError::InvalidJustification(_) => "invalid_justification",
+            ApiError::JustificationRequired => "justification_required",
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => "unauthenticated",
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => "forbidden",
             ApiError::NotFound { .. } | ApiError::NoRoute(_) | ApiError::KeyNotIssued => "not_found",
@@ -288,6 +297,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBody(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidHeader(_)
+            | ApiError::InvalidJustification(_)
             | ApiError::ConflictingParameters(_)
             | ApiError::UnknownEventType(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
@@ -311,9 +321,10 @@ impl ResponseError for ApiError {
                 DomainError::LookalikeName { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::CONFLICT,
             },
-            ApiError::InvalidValue { .. } | ApiError::UnknownFunction(_) | ApiError::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidValue { .. }
+            | ApiError::UnknownFunction(_)
+            | ApiError::IdempotencyKeyReused
+            | ApiError::JustificationRequired => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PositionBeyondHead { .. }
             | ApiError::BeforeFirstRecord(_)
             | ApiError::TimeInTheFuture(_)

@@ -96,7 +96,10 @@ impl<F: Needs> IntoResponses for Paged<F> {
 impl<F: Needs> IntoResponses for HeaderMutation<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let mut responses = mutation_responses::<F>();
-        responses.extend([status(400, problem("Malformed header"))]);
+        responses.extend([status(
+            400,
+            problem("Malformed header, such as a Keyledger-Justification (`invalid_justification`)"),
+        )]);
         responses
     }
 }
@@ -105,7 +108,10 @@ impl<F: Needs> IntoResponses for BodyMutation<F> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let mut responses = mutation_responses::<F>();
         responses.extend([
-            status(400, problem("Malformed body")),
+            status(
+                400,
+                problem("Malformed body or header, such as a Keyledger-Justification (`invalid_justification`)"),
+            ),
             status(413, problem("Body too large")),
             status(415, problem("Body is not JSON")),
         ]);
@@ -152,6 +158,10 @@ impl<V: Versioned, S: IntoResponses> IntoResponses for Created<V, S> {
     }
 }
 
+/// What the 422 of a mutation adds for `--require-justification`.
+const JUSTIFICATION_REQUIRED: &str =
+    ", or the server requires a Keyledger-Justification for a change that grants access (`justification_required`)";
+
 /// The 403 of a read: the key lacks `function`.
 fn lacks(function: FunctionId) -> String {
     format!("The key lacks {}", function.as_str())
@@ -179,7 +189,10 @@ fn mutation_responses<F: Needs>() -> BTreeMap<String, RefOr<Response>> {
     responses.extend([
         status(403, problem(&may_not_change(F::FUNCTION))),
         status(409, problem("A request with the same Idempotency-Key is in progress")),
-        status(422, problem("The Idempotency-Key was used for a different request")),
+        status(
+            422,
+            problem(&format!("The Idempotency-Key was used for a different request{}", JUSTIFICATION_REQUIRED)),
+        ),
         status(503, problem("Storage unavailable; nothing changed")),
     ]);
     responses

@@ -15,7 +15,8 @@ use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
 use super::{Page, Shared, paginate, query};
 use crate::domain::{self, ChangeKind, EventAccessReason, EventId, Fact, FunctionId, Timestamp};
-use crate::history::{self, At, CausedChange, Replayed};
+use crate::history::{self, At, Cause, CausedChange, Replayed};
+use crate::provenance::{self, Grants};
 use crate::wire::review::strings;
 pub use crate::wire::review::{
     GroupAtTimeView, HeldRoleView, KeyAtTimeView, PermissionsAt, RoleAtTimeView, UserPermissionsView,
@@ -183,7 +184,12 @@ pub struct EventAccessExplanation {
     "name": "Attendance app",
     "key_ids": ["key_0f1e2d3c4b5a6978"],
     "via_roles": [{"id": "role_9d8e7f6a5b4c3d2e", "description": "API Access"}],
-    "event_access": {"all_events": false, "group_chains": [["grp_1a2b3c4d5e6f7a8b"]]}
+    "event_access": {"all_events": false, "group_chains": [["grp_1a2b3c4d5e6f7a8b"]]},
+    "granted_by": [{
+        "grants": "role role_9d8e7f6a5b4c3d2e to usr_5f0c2a9e1b7d4c3a",
+        "explanation": "granted by usr_00aa11bb22cc33dd at 2027-01-31T17:00:00.000Z: OPS-1234",
+        "cause": {"seq": 41, "type": "RoleAssigned", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T17:00:00.000Z", "actor": "usr_00aa11bb22cc33dd", "justification": "OPS-1234"}
+    }]
 }))]
 pub struct WhoCanUser {
     /// The user.
@@ -196,6 +202,67 @@ pub struct WhoCanUser {
     pub via_roles: Vec<HeldRoleView>,
     /// How the user reached the event; null when no event was asked about.
     pub event_access: Option<EventAccessExplanation>,
+    /// The records that made each part of the answer as it stood (the function active on
+    /// each role, each role assignment, the user enabled again, its event access and the
+    /// event in the groups that hold it, each key), in log order: who, when and why.
+    pub granted_by: Vec<GrantedBy>,
+}
+
+/// One record a whoCan answer rests on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantedBy {
+    /// What it granted, such as `role role_… to usr_…` or `api.attendees.read on role_…`.
+    pub grants: String,
+    /// "granted by ACTOR at TIME: JUSTIFICATION" (without the colon when no justification
+    /// was given).
+    pub explanation: String,
+    /// The record.
+    pub cause: ChangeCause,
+}
+
+impl From<&Cause> for ChangeCause {
+    fn from(cause: &Cause) -> Self {
+        ChangeCause {
+            seq: cause.seq,
+            kind: cause.kind.to_owned(),
+            id: cause.id.clone(),
+            at: cause.at.to_string(),
+            actor: cause.actor.to_string(),
+            justification: cause.justification.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// The records behind `answer` (see [`WhoCanUser::granted_by`]).
+fn granted_by(
+    grants: &Grants,
+    answer: &domain::WhoCanAnswer,
+    function: FunctionId,
+    event: Option<&EventId>,
+) -> Vec<GrantedBy> {
+    let user = &answer.user_id;
+    let mut found: Vec<(String, &Cause)> = Vec::new();
+    for role in &answer.via_roles {
+        found.extend(grants.activation(&role.id, function).map(|cause| (format!("{function} on {}", role.id), cause)));
+        found.extend(grants.assignment(user, &role.id).map(|cause| (format!("role {} to {user}", role.id), cause)));
+    }
+    found.extend(grants.enabling(user).map(|cause| (format!("{user} enabled"), cause)));
+    if let (Some(event), Some(reason)) = (event, &answer.event_access) {
+        found.extend(grants.event_access(user).map(|cause| (format!("event access of {user}"), cause)));
+        if let EventAccessReason::Groups(chains) = reason {
+            for holder in chains.iter().filter_map(|chain| chain.first()) {
+                found.extend(grants.event_in_group(holder, event).map(|cause| (format!("{event} in {holder}"), cause)));
+            }
+        }
+    }
+    for key in &answer.key_ids {
+        found.extend(grants.key(key).map(|cause| (format!("key {key}"), cause)));
+    }
+    found.sort_by_key(|(_, cause)| cause.seq);
+    found
+        .into_iter()
+        .map(|(grants, cause)| GrantedBy { grants, explanation: provenance::explanation(cause), cause: cause.into() })
+        .collect()
 }
 
 /// The users whose keys could do a function (on an event).
@@ -234,6 +301,7 @@ impl From<&domain::WhoCanAnswer> for WhoCanUser {
             name: answer.name.clone(),
             key_ids: strings(&answer.key_ids),
             via_roles: answer.via_roles.iter().map(HeldRoleView::from).collect(),
+            granted_by: Vec::new(),
             event_access: answer.event_access.as_ref().map(|reason| match reason {
                 EventAccessReason::AllEvents => EventAccessExplanation { all_events: true, group_chains: vec![] },
                 EventAccessReason::Groups(chains) => EventAccessExplanation {
@@ -280,14 +348,29 @@ pub async fn who_can(state: Shared, request: HttpRequest) -> Result<HttpResponse
     let (limit, after) = page(query.limit, query.after)?;
     let now = Timestamp::now();
     let at = point(query.position, query.at.as_deref(), ("position", "at"), now, At::Head)?;
+    let reader = state.clone();
     let answer = replay_then(&state, at, move |replayed| {
         let as_of = at.as_of(&replayed, now);
         let users = domain::who_can(&replayed.state, function, event.as_ref().map(EventId::as_str), as_of);
         let created =
             |answer: &&domain::WhoCanAnswer| replayed.state.user(&answer.user_id).map_or(0, |user| user.created().seq);
-        let (users, next) =
-            paginate(users.iter().filter(|answer| created(answer) > after), limit, created, WhoCanUser::from);
-        WhoCanAnswer {
+        let (page, next) = paginate(users.iter().filter(|answer| created(answer) > after), limit, created, |a| a);
+        // Who granted what: one read of the log up to the answer's position, only when
+        // someone is listed.
+        let grants =
+            if page.is_empty() { Ok(Grants::default()) } else { Grants::scan(reader.ledger.log(), replayed.position) };
+        let grants = match grants {
+            Ok(grants) => grants,
+            Err(error) => return Err(ApiError::StorageUnavailable(error.to_string())),
+        };
+        let users = page
+            .into_iter()
+            .map(|answer| WhoCanUser {
+                granted_by: granted_by(&grants, answer, function, event.as_ref()),
+                ..WhoCanUser::from(answer)
+            })
+            .collect();
+        Ok(WhoCanAnswer {
             position: replayed.position,
             recorded_at: replayed.recorded_at.map(|at| at.to_string()),
             as_of: as_of.to_string(),
@@ -295,9 +378,9 @@ pub async fn who_can(state: Shared, request: HttpRequest) -> Result<HttpResponse
             event_id: event.as_ref().map(ToString::to_string),
             users,
             next,
-        }
+        })
     })
-    .await?;
+    .await??;
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -402,7 +485,7 @@ impl From<&Fact> for ChangedPermission {
 
 /// The record that caused a change.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"seq": 41, "type": "FunctionActivated", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T17:00:00.000Z", "actor": "usr_00aa11bb22cc33dd"}))]
+#[schema(example = json!({"seq": 41, "type": "FunctionActivated", "id": "5b3c3f0e-8a57-4b7b-9d43-2f0f8cbd4a61", "at": "2027-01-31T17:00:00.000Z", "actor": "usr_00aa11bb22cc33dd", "justification": "OPS-1234"}))]
 pub struct ChangeCause {
     /// The record's sequence number.
     pub seq: u64,
@@ -415,6 +498,8 @@ pub struct ChangeCause {
     pub at: String,
     /// Who made the change: a user id, or `system`.
     pub actor: String,
+    /// Why, as the admin said in `Keyledger-Justification`; null when it did not.
+    pub justification: Option<String>,
 }
 
 /// One permission given or taken away from one user, and the record that did it.
@@ -452,13 +537,7 @@ impl From<&CausedChange> for PermissionChange {
             user_id: change.user_id.to_string(),
             what: (&change.fact).into(),
             until: change.until.map(|at| at.to_string()),
-            cause: ChangeCause {
-                seq: cause.seq,
-                kind: cause.kind.to_owned(),
-                id: cause.id.clone(),
-                at: cause.at.to_string(),
-                actor: cause.actor.to_string(),
-            },
+            cause: cause.into(),
         }
     }
 }

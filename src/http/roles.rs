@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::body::RawJson;
 use super::mutation::{self, Target};
-use super::params::{IdempotencyKey, IfMatch, RolePath};
+use super::params::{IdempotencyKey, IfMatch, Justification, RolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Changed, Created, Guarded, RolesManage, RolesRead, Versioned};
 use super::{Shared, paginate};
@@ -126,7 +126,7 @@ impl Target for RoleId {
     operation_id = "createRole",
     tag = "roles",
     request_body = CreateRoleRequest,
-    params(IdempotencyKey),
+    params(IdempotencyKey, Justification),
     responses(
         Created<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "Another role has this description (`duplicate_description`) or one that looks like it (`lookalike_name`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
@@ -182,12 +182,12 @@ pub async fn get_role(
     operation_id = "activateFunctions",
     tag = "roles",
     request_body = FunctionsRequest,
-    params(RolePath, IfMatch<RoleView>, IdempotencyKey),
+    params(RolePath, IfMatch<RoleView>, IdempotencyKey, Justification),
     responses(
         Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "API and admin functions mixed, or a holder is not standalone, or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown function id or empty list, or the Idempotency-Key was used for a different request, or the server requires a Keyledger-Justification for a change that grants access (`justification_required`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -211,7 +211,7 @@ pub async fn activate_functions(
     operation_id = "deactivateFunctions",
     tag = "roles",
     request_body = FunctionsRequest,
-    params(RolePath, IfMatch<RoleView>, IdempotencyKey),
+    params(RolePath, IfMatch<RoleView>, IdempotencyKey, Justification),
     responses(
         Changed<RoleView, BodyMutation<RolesManage>>,
         (status = 409, description = "You cannot deactivate admin functions on a role you hold, the change would leave no standing administrator (`last_administrator`), or a request with the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),

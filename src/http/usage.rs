@@ -17,7 +17,7 @@ use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::domain::{KeyHash, KeyHashHasher, KeyUsage, Timestamp};
+use crate::domain::{FunctionId, KeyHash, KeyHashHasher, KeyUsage, Timestamp};
 
 /// How many independently locked maps the counts are spread over, so that workers
 /// counting different keys never wait for each other.
@@ -40,9 +40,13 @@ impl KeyUsageCounter {
         self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts one check of a known key, made at `at`.
-    pub fn count(&self, key_hash: KeyHash, allowed: bool, at: Timestamp) {
-        let one = KeyUsage::of_one_check(key_hash, allowed, at);
+    /// Counts one check of a known key, made at `at`, of `function` when the check names
+    /// a function of the catalogue: a passed one counts against the key and the function.
+    pub fn count(&self, key_hash: KeyHash, function: Option<FunctionId>, allowed: bool, at: Timestamp) {
+        let one = match function {
+            Some(function) => KeyUsage::of_one_check_of(key_hash, function, allowed, at),
+            None => KeyUsage::of_one_check(key_hash, allowed, at),
+        };
         match self.shard(&key_hash).entry(key_hash) {
             Entry::Occupied(mut counted) => counted.get_mut().merge(&one),
             Entry::Vacant(first) => {
@@ -68,7 +72,7 @@ impl KeyUsageCounter {
             match self.shard(&returned.key_hash).entry(returned.key_hash) {
                 Entry::Occupied(mut counted) => counted.get_mut().merge(returned),
                 Entry::Vacant(empty) => {
-                    empty.insert(*returned);
+                    empty.insert(returned.clone());
                 }
             }
         }
@@ -88,15 +92,30 @@ mod tests {
     fn checks_are_counted_per_key_and_taking_them_empties_the_counter() {
         let counter = KeyUsageCounter::default();
         let (one, other) = (KeySecret::generate(&mut rand::rng()).hash(), KeySecret::generate(&mut rand::rng()).hash());
-        counter.count(one, true, at(2));
-        counter.count(one, false, at(1));
-        counter.count(one, true, at(3));
-        counter.count(other, false, at(5));
+        let (read, write) = (FunctionId::USERS_READ, FunctionId::USERS_MANAGE);
+        counter.count(one, Some(write), true, at(2));
+        counter.count(one, Some(write), false, at(1));
+        counter.count(one, Some(read), true, at(3));
+        counter.count(one, Some(write), true, at(4));
+        counter.count(one, None, true, at(4));
+        counter.count(other, Some(read), false, at(5));
         let mut taken = counter.take();
         taken.sort_by_key(|usage| usage.first_used_at);
+        let functions = {
+            let mut counted = vec![(read, 1, at(3)), (write, 2, at(4))];
+            counted.sort();
+            counted
+        };
         let expected = [
-            KeyUsage { key_hash: one, allowed: 2, refused: 1, first_used_at: at(1), last_used_at: at(3) },
-            KeyUsage { key_hash: other, allowed: 0, refused: 1, first_used_at: at(5), last_used_at: at(5) },
+            KeyUsage { key_hash: one, allowed: 4, refused: 1, first_used_at: at(1), last_used_at: at(4), functions },
+            KeyUsage {
+                key_hash: other,
+                allowed: 0,
+                refused: 1,
+                first_used_at: at(5),
+                last_used_at: at(5),
+                functions: vec![],
+            },
         ];
         assert_eq!(taken, expected);
         assert!(counter.take().is_empty());
@@ -106,13 +125,22 @@ mod tests {
     fn counts_put_back_after_a_failed_record_are_added_to_the_newer_ones() {
         let counter = KeyUsageCounter::default();
         let key = KeySecret::generate(&mut rand::rng()).hash();
-        counter.count(key, true, at(1));
+        let function = FunctionId::USERS_READ;
+        counter.count(key, Some(function), true, at(1));
         let failed = counter.take();
-        counter.count(key, false, at(9));
+        counter.count(key, Some(function), false, at(9));
+        counter.count(key, Some(function), true, at(7));
         counter.put_back(&failed);
         assert_eq!(
             counter.take(),
-            [KeyUsage { key_hash: key, allowed: 1, refused: 1, first_used_at: at(1), last_used_at: at(9) }]
+            [KeyUsage {
+                key_hash: key,
+                allowed: 2,
+                refused: 1,
+                first_used_at: at(1),
+                last_used_at: at(9),
+                functions: vec![(function, 2, at(7))],
+            }]
         );
     }
 }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::body::RawJson;
 use super::mutation::{self, Target};
-use super::params::{IdempotencyKey, IfMatch, UserPath, UserRolePath};
+use super::params::{IdempotencyKey, IfMatch, Justification, UserPath, UserRolePath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
     BodyMutation, Changed, Created, EventAccessManage, Guarded, HeaderMutation, UsersManage, UsersRead, Versioned,
@@ -158,7 +158,7 @@ impl Target for UserId {
     operation_id = "createUser",
     tag = "users",
     request_body = CreateUserRequest,
-    params(IdempotencyKey),
+    params(IdempotencyKey, Justification),
     responses(
         Created<UserView, BodyMutation<UsersManage>>,
         (status = 409, description = "Another user has this name or one that looks like it (`lookalike_name`), or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
@@ -218,7 +218,7 @@ pub async fn get_user(
 #[utoipa::path(
     operation_id = "disableUser",
     tag = "users",
-    params(UserPath, IfMatch<UserView>, IdempotencyKey),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -241,7 +241,7 @@ pub async fn disable_user(
 #[utoipa::path(
     operation_id = "enableUser",
     tag = "users",
-    params(UserPath, IfMatch<UserView>, IdempotencyKey),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -265,7 +265,7 @@ pub async fn enable_user(
 #[utoipa::path(
     operation_id = "assignRole",
     tag = "users",
-    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"),
@@ -289,7 +289,7 @@ pub async fn assign_role(
 #[utoipa::path(
     operation_id = "unassignRole",
     tag = "users",
-    params(UserRolePath, IfMatch<UserView>, IdempotencyKey),
+    params(UserRolePath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, HeaderMutation<UsersManage>>,
         (status = 404, description = "No such user or role, or the user does not hold the role", body = Problem, content_type = "application/problem+json"),
@@ -314,11 +314,11 @@ pub async fn unassign_role(
     operation_id = "setUserEventAccess",
     tag = "event access",
     request_body = EventAccessView,
-    params(UserPath, IfMatch<UserView>, IdempotencyKey),
+    params(UserPath, IfMatch<UserView>, IdempotencyKey, Justification),
     responses(
         Changed<UserView, BodyMutation<EventAccessManage>>,
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "all_events together with groups, or the Idempotency-Key was used for a different request, or the server requires a Keyledger-Justification for a change that grants access (`justification_required`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("basic" = []))
 )]

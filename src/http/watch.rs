@@ -574,7 +574,8 @@ mod tests {
         let ledger = Ledger::open(MemoryLog::new()).expect("the ledger opens");
         let secret = ledger.bootstrap().expect("bootstrap").expect("a new ledger");
         let admin = ledger.view().users_after(0).next().map(|user| user.id().clone()).expect("the Administrator");
-        let request = Request { actor: Actor::User(admin), expected_version: None, credential: None };
+        let request =
+            Request { actor: Actor::User(admin), expected_version: None, credential: None, justification: None };
         (Arc::new(ledger), request, secret.hash())
     }
 

@@ -121,7 +121,7 @@ pub async fn who_am_i(state: Shared, request: HttpRequest) -> Result<HttpRespons
         Ok(found) => found,
         Err((reason, known)) => {
             if let Some(hash) = known.filter(|_| reason != Reason::UnknownKey) {
-                state.usage.count(hash, false, now);
+                state.usage.count(hash, None, false, now);
             }
             state.limiter.record(client, reason);
             return Err(ApiError::KeyRefused(reason));
@@ -137,7 +137,7 @@ pub async fn who_am_i(state: Shared, request: HttpRequest) -> Result<HttpRespons
         answer.refusals = Some(kept.iter().map(|refusal| RefusalView::of(&key_id, refusal)).collect());
     }
     drop(view);
-    state.usage.count(hash, true, now);
+    state.usage.count(hash, None, true, now);
     Ok(HttpResponse::Ok().json(answer))
 }
 

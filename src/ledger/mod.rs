@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
-use crate::domain::{self, Actor, Command, DomainError, Event, KeyHash, KeySecret, State};
+use crate::domain::{self, Actor, Command, DomainError, Event, Justification, KeyHash, KeySecret, State};
 use crate::log::{ChainError, EventLog};
 use crate::metrics::{CommandKind, CommandOutcome, WriteMetrics};
 
@@ -157,6 +157,9 @@ pub struct Request {
     /// The hash of the key the actor presented, if it presented one: the command is
     /// refused if that key no longer works when the command is applied.
     pub credential: Option<KeyHash>,
+    /// Why, if the admin said (`Keyledger-Justification`): kept in every record of the
+    /// command.
+    pub justification: Option<Justification>,
 }
 
 // Commands are by far the most common job, so the queue holds them unboxed.
@@ -369,8 +372,10 @@ impl<L: EventLog> Ledger<L> {
             key_id: domain::KeyId::generate(&mut rng),
             key_hash: secret.hash(),
         };
-        match self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })
-        {
+        match self.submit_blocking(
+            command,
+            Request { actor: Actor::System, expected_version: None, credential: None, justification: None },
+        ) {
             Ok(_) => Ok(Some(secret)),
             Err(SubmitError::Refused(DomainError::AlreadyInitialised)) => Ok(None),
             Err(other) => Err(other),
@@ -395,7 +400,10 @@ impl<L: EventLog> Ledger<L> {
             key_hash: secret.hash(),
             reason,
         };
-        self.submit_blocking(command, Request { actor: Actor::System, expected_version: None, credential: None })?;
+        self.submit_blocking(
+            command,
+            Request { actor: Actor::System, expected_version: None, credential: None, justification: None },
+        )?;
         Ok((user_id, secret))
     }
 

@@ -247,11 +247,11 @@ fn open_ledger<L: EventLog>(log: L) -> Ledger<L> {
 }
 
 fn system() -> Request {
-    Request { actor: Actor::System, expected_version: None, credential: None }
+    Request { actor: Actor::System, expected_version: None, credential: None, justification: None }
 }
 
 fn by(user_id: &UserId) -> Request {
-    Request { actor: Actor::User(user_id.clone()), expected_version: None, credential: None }
+    Request { actor: Actor::User(user_id.clone()), expected_version: None, credential: None, justification: None }
 }
 
 /// Asks as whoever may: the ledger's standing administrator once there is one, keyledger
@@ -675,7 +675,7 @@ fn open_refuses_a_log_whose_chain_was_tampered_with<L: EventLog>(open: impl Fn()
     {
         // A well-formed record whose `prev_hash` does not link it to the record before it.
         let log = open();
-        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System };
+        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System, justification: None };
         let event = Event::UserCreated { user_id: new_user_id(), name: "Intruder".to_owned(), email: None };
         let (forged, _) = record::encode(&envelope, &event, ChainHash::GENESIS);
         log.append(head, &[forged]).expect("the log appends the forged record");
@@ -735,7 +735,7 @@ fn verification_reports_a_record_its_actor_was_not_allowed_to_make_and_open_stil
     };
     {
         let log = open();
-        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System };
+        let envelope = Envelope { seq: head + 1, at: Timestamp::now(), actor: Actor::System, justification: None };
         let event = Event::UserCreated { user_id: user_id.clone(), name: "Unauthorised".to_owned(), email: None };
         let (stored, _) = record::encode(&envelope, &event, head_hash);
         log.append(head, &[stored]).expect("the log appends the record");
@@ -792,7 +792,7 @@ fn record_times_never_go_backwards_even_when_the_clock_does<L: EventLog>(open: i
     let future_seq = {
         let log = open();
         let chain = verify_log(&log, &[], None).expect("the log reads");
-        let envelope = Envelope { seq: chain.verified + 1, at: future, actor: Actor::System };
+        let envelope = Envelope { seq: chain.verified + 1, at: future, actor: Actor::System, justification: None };
         let event = Event::UserCreated { user_id: new_user_id(), name: "Time traveller".to_owned(), email: None };
         let (stored, _) = record::encode(&envelope, &event, chain.head_hash);
         log.append(chain.verified, &[stored]).expect("the log appends the record");
@@ -1057,7 +1057,12 @@ mod checkpoints {
         let rewritten = MemoryLog::new();
         let mut prev = crate::log::ChainHash::GENESIS;
         for record in &records {
-            let envelope = record::Envelope { seq: record.seq, at: record.at, actor: record.actor.clone() };
+            let envelope = record::Envelope {
+                seq: record.seq,
+                at: record.at,
+                actor: record.actor.clone(),
+                justification: record.justification.clone(),
+            };
             let (stored, hash) = record::encode(&envelope, &record.event, prev);
             rewritten.append(record.seq - 1, &[stored]).unwrap();
             prev = hash;

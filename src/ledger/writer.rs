@@ -216,6 +216,7 @@ impl<L: EventLog> Writer<L> {
         for (command, request, reply) in batch {
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
+            let justification = request.justification;
             let context = Context {
                 actor: request.actor,
                 now,
@@ -224,7 +225,12 @@ impl<L: EventLog> Writer<L> {
             };
             let outcome = domain::decide(&self.state, &context, command).map(|events| {
                 for event in &events {
-                    let envelope = Envelope { seq: self.state.head() + 1, at: now, actor: context.actor.clone() };
+                    let envelope = Envelope {
+                        seq: self.state.head() + 1,
+                        at: now,
+                        actor: context.actor.clone(),
+                        justification: justification.clone(),
+                    };
                     let (stored, hash) = record::encode(&envelope, event, self.prev_hash);
                     let position = Position { seq: envelope.seq, at: now };
                     self.state.apply(position, event);

@@ -7,6 +7,13 @@
 //!  "data":{…},"prev_hash":"…","hash":"…"}
 //! ```
 //!
+//! A record of a change whose admin gave a reason (`Keyledger-Justification`) carries it
+//! beside the actor, as `"actor":"usr_…","justification":"OPS-1234","subject":…`; every
+//! record of that change carries it. The member is optional and absent otherwise, so the
+//! records written before it existed keep their bytes, decode as they did (with no
+//! justification) and verify; `null` is refused, so a record has one spelling. It is part
+//! of the envelope, not of `data`, so no event type's schema version moved.
+//!
 //! `hash` is blake3 over the record's *body*: the same bytes with the `hash` member
 //! removed, which is always the last member. So the body of a stored record is its bytes
 //! up to `,"hash":` plus the closing brace, and verifying a record never re-serialises
@@ -29,7 +36,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::domain::{Actor, Event, Timestamp};
+use crate::domain::{Actor, Event, Justification, Timestamp};
 
 /// A blake3 hash in the chain.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -163,6 +170,8 @@ pub struct Record {
     pub at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
+    /// Why, if the change's admin said (`Keyledger-Justification`).
+    pub justification: Option<Justification>,
     /// The event, upcast to this build's schema.
     pub event: Event,
     /// The hash of the record before it.
@@ -180,6 +189,8 @@ pub struct Envelope {
     pub at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
+    /// Why, if the change's admin said: written beside the actor, left out when `None`.
+    pub justification: Option<Justification>,
 }
 
 #[derive(Serialize)]
@@ -191,6 +202,8 @@ struct Body<'a> {
     id: &'a str,
     at: Timestamp,
     actor: &'a Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    justification: Option<&'a Justification>,
     subject: &'a str,
     data: serde_json::Value,
     prev_hash: ChainHash,
@@ -208,12 +221,20 @@ struct Raw<'a> {
     id: Cow<'a, str>,
     at: Timestamp,
     actor: Actor,
+    #[serde(default, deserialize_with = "present")]
+    justification: Option<Justification>,
     #[serde(borrow)]
     subject: Cow<'a, str>,
     #[serde(borrow)]
     data: &'a RawValue,
     prev_hash: ChainHash,
     hash: ChainHash,
+}
+
+/// An optional member that, when present, holds a value: `null` is refused, so that a
+/// record without a justification has one spelling (the member left out).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What chain verification needs of a record; the rest is skipped unparsed.
@@ -250,6 +271,7 @@ struct Layout<'a> {
     id: &'a str,
     at: &'a str,
     actor: &'a str,
+    justification: Option<&'a str>,
     subject: &'a str,
     data: &'a str,
     prev_hash: ChainHash,
@@ -286,6 +308,10 @@ impl<'a> Layout<'a> {
         let at = cursor.string()?;
         cursor.literal(",\"actor\":")?;
         let actor = cursor.string()?;
+        let justification = match cursor.literal(",\"justification\":") {
+            Some(()) => Some(cursor.string()?),
+            None => None,
+        };
         cursor.literal(",\"subject\":")?;
         let subject = cursor.string()?;
         cursor.literal(",\"data\":")?;
@@ -294,7 +320,7 @@ impl<'a> Layout<'a> {
         if data.is_empty() || nesting > FAST_PATH_MAX_NESTING {
             return None;
         }
-        Some(Layout { seq, kind, v, id, at, actor, subject, data, prev_hash, hash })
+        Some(Layout { seq, kind, v, id, at, actor, justification, subject, data, prev_hash, hash })
     }
 }
 
@@ -443,6 +469,7 @@ pub fn encode(envelope: &Envelope, event: &Event, prev_hash: ChainHash) -> (Stor
         id: &id,
         at: envelope.at,
         actor: &envelope.actor,
+        justification: envelope.justification.as_ref(),
         subject: &event.subject(),
         data,
         prev_hash,
@@ -484,17 +511,22 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
 fn decode_fast(bytes: &[u8]) -> Option<Record> {
     let layout = Layout::find(bytes)?;
     // An unknown type fails to deserialise below, and the general path names it.
-    if body_hash(bytes)? != layout.hash || layout.v != 1 {
+    if body_hash(bytes)? != layout.hash || layout.v != Event::current_version(layout.kind) {
         return None;
     }
     let at = Timestamp::parse(layout.at).ok()?;
     let actor = Actor::try_from(layout.actor.to_owned()).ok()?;
+    let justification = match layout.justification {
+        Some(text) => Some(Justification::parse(text).ok()?),
+        None => None,
+    };
     let event = event_from_parts(layout.kind, layout.data).ok()?;
-    (event.subject() == layout.subject).then(|| Record {
+    (event.subject() == layout.subject && event.has_shape_of_version(layout.v)).then(|| Record {
         seq: layout.seq,
         id: layout.id.to_owned(),
         at,
         actor,
+        justification,
         event,
         prev_hash: layout.prev_hash,
         hash: layout.hash,
@@ -516,6 +548,7 @@ fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
         id: raw.id.into_owned(),
         at: raw.at,
         actor: raw.actor,
+        justification: raw.justification,
         event,
         prev_hash: raw.prev_hash,
         hash: raw.hash,
@@ -524,10 +557,14 @@ fn decode_general(bytes: &[u8]) -> Result<Record, RecordError> {
 
 /// Turns a stored event of any known schema version into this build's [`Event`].
 ///
-/// Every type is at version 1 so far. When a type's shape changes, its old versions are
-/// rewritten here, in memory, from the `data` as stored.
+/// Every type is at version 1 but `KeyUsageIntervalRecorded`, at version 2 since issue
+/// #14: each key's entry gained a seventh member, its passed checks per function. Its
+/// version 1 is upcast by reading each six-member entry with `functions` `None` (which
+/// functions were used is not known); a version 1 record holding a seventh member, or a
+/// version 2 record lacking one, is malformed. When a type's shape changes, its old
+/// versions are rewritten here, in memory, from the `data` as stored.
 fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, RecordError> {
-    if version != 1 || !Event::TYPE_NAMES.contains(&kind) {
+    if version == 0 || !Event::TYPE_NAMES.contains(&kind) || version > Event::current_version(kind) {
         return Err(RecordError::UnknownEvent { seq, kind: kind.to_owned(), version });
     }
     // `kind` is one of the known names, so it needs no escaping.
@@ -538,7 +575,15 @@ fn upcast(seq: u64, kind: &str, version: u32, data: &RawValue) -> Result<Event, 
     tagged.push_str("\",\"data\":");
     tagged.push_str(data);
     tagged.push('}');
-    serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))
+    let event: Event =
+        serde_json::from_str(&tagged).map_err(|e| RecordError::Malformed(format!("record {seq}: {e}")))?;
+    if !event.has_shape_of_version(version) {
+        return Err(RecordError::Malformed(format!(
+            "record {seq}: a {kind} of version {version} counts checks per function {}",
+            if version >= 2 { "for every key" } else { "for no key" }
+        )));
+    }
+    Ok(event)
 }
 
 /// The fewest items worth a thread of their own in [`map_on_all_cores`]: below this,
@@ -706,6 +751,7 @@ mod tests {
             seq,
             at: Timestamp::from_unix_millis(1_800_000_000_000),
             actor: Actor::User(UserId::parse("usr_00000000000000aa").unwrap()),
+            justification: None,
         };
         let event = Event::RoleCreated {
             role_id: RoleId::parse(&format!("role_{seq:016x}")).unwrap(),
@@ -744,6 +790,79 @@ mod tests {
         let decoded = decode(&record.bytes).unwrap();
         assert_eq!(decoded.hash, hash);
         assert_eq!(decoded.prev_hash, ChainHash::GENESIS);
+    }
+
+    #[test]
+    fn a_justification_is_kept_beside_the_actor_and_a_record_without_one_keeps_its_old_bytes() {
+        let (plain, _) = sample(1, ChainHash::GENESIS);
+        let plain_text = String::from_utf8(plain.bytes.clone()).unwrap();
+        assert!(!plain_text.contains("justification"), "{plain_text}");
+        assert_eq!(decode(&plain.bytes).unwrap().justification, None);
+
+        for why in ["OPS-1234", "ticket \"OPS-9\" \\ café"] {
+            let envelope = Envelope {
+                seq: 1,
+                at: Timestamp::from_unix_millis(1_800_000_000_000),
+                actor: Actor::System,
+                justification: Some(Justification::parse(why).unwrap()),
+            };
+            let event = Event::RoleCreated {
+                role_id: RoleId::parse("role_0000000000000001").unwrap(),
+                description: "R".into(),
+            };
+            let (stored, hash) = encode(&envelope, &event, ChainHash::GENESIS);
+            let text = String::from_utf8(stored.bytes.clone()).unwrap();
+            assert!(text.contains(r#""actor":"system","justification":"#), "{text}");
+            let record = decode(&stored.bytes).unwrap();
+            assert_eq!(record.justification.as_ref().map(Justification::as_str), Some(why));
+            assert_eq!(record.hash, hash);
+            assert_eq!(decode_general(&stored.bytes), Ok(record));
+            assert_fast_paths_agree(&stored.bytes);
+            // The justification is covered by the hash.
+            let edited = text.replace("OPS", "XYZ").replace("ticket", "tacket");
+            assert!(matches!(decode(edited.as_bytes()), Err(RecordError::HashMismatch { .. })));
+        }
+        // One spelling: a null justification is refused, even resealed.
+        let null = plain_text
+            .replace(r#""actor":"usr_00000000000000aa","#, r#""actor":"usr_00000000000000aa","justification":null,"#);
+        assert!(matches!(decode(&reseal(null.as_bytes())), Err(RecordError::Malformed(_))));
+    }
+
+    /// A usage record as a build before issue #14 wrote it (the fuzz seed committed with
+    /// `KeyUsageIntervalRecorded`, commit cebddcc): version 1, six members per key.
+    const USAGE_RECORD_V1: &str = include_str!("../../fuzz/seeds/record_decoder/21-KeyUsageIntervalRecorded");
+
+    #[test]
+    fn a_usage_record_of_version_1_is_upcast_with_its_functions_unknown_and_encodes_back_as_version_1() {
+        let record = decode(USAGE_RECORD_V1.as_bytes()).unwrap();
+        let Event::KeyUsageIntervalRecorded { keys, .. } = &record.event else { panic!("{:?}", record.event) };
+        assert_eq!((keys.len(), keys[0].allowed, keys[0].functions.as_ref()), (1, 3, None));
+        assert_eq!(decode_general(USAGE_RECORD_V1.as_bytes()), Ok(record.clone()));
+        assert!(decode_fast(USAGE_RECORD_V1.as_bytes()).is_none(), "an old version takes the upcaster");
+        // Encoding what was read gives a version 1 record again, which reads the same.
+        assert_eq!(record.event.schema_version(), 1);
+        let envelope = Envelope { seq: 1, at: record.at, actor: Actor::System, justification: None };
+        let (stored, _) = encode(&envelope, &record.event, ChainHash::GENESIS);
+        assert!(String::from_utf8_lossy(&stored.bytes).contains(r#""v":1,"#));
+        assert_eq!(decode(&stored.bytes).unwrap().event, record.event);
+
+        // Each version has its one shape: functions in a version 1 record, or none in a
+        // version 2 one, are malformed, and there is no version 3.
+        let with_functions = USAGE_RECORD_V1.replace("60000,120000]", r#"60000,120000,[["api.events.read",3,0]]]"#);
+        let as_version = |text: &str, version: &str| reseal(text.replacen(r#""v":1"#, version, 1).as_bytes());
+        for (bytes, malformed) in [
+            (reseal(with_functions.as_bytes()), true),
+            (as_version(USAGE_RECORD_V1, r#""v":2"#), true),
+            (as_version(&with_functions, r#""v":2"#), false),
+        ] {
+            let decoded = decode(&bytes);
+            assert_eq!(matches!(decoded, Err(RecordError::Malformed(_))), malformed, "{decoded:?}");
+            assert_fast_paths_agree(&bytes);
+        }
+        assert!(matches!(
+            decode(&as_version(&with_functions, r#""v":3"#)),
+            Err(RecordError::UnknownEvent { version: 3, .. })
+        ));
     }
 
     #[test]
@@ -794,7 +913,12 @@ mod tests {
         let mut verifier = ChainVerifier::default();
         let mut prev = ChainHash::GENESIS;
         for (event, seq) in Event::examples().into_iter().zip(1..) {
-            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let envelope = Envelope {
+                seq,
+                at: Timestamp::from_unix_millis(1_800_000_000_000),
+                actor: Actor::System,
+                justification: None,
+            };
             let (stored, hash) = encode(&envelope, &event, prev);
             let record =
                 verifier.verify_and_decode_next(&stored).unwrap_or_else(|e| panic!("{}: {e}", event.type_name()));
@@ -863,7 +987,8 @@ mod tests {
         let mut prev = verifier.head_hash();
         for (event, seq) in missing.iter().zip(verifier.size() + 1..) {
             last_at = last_at.plus_seconds(1);
-            let (stored, hash) = encode(&Envelope { seq, at: last_at, actor: Actor::System }, event, prev);
+            let (stored, hash) =
+                encode(&Envelope { seq, at: last_at, actor: Actor::System, justification: None }, event, prev);
             let text = String::from_utf8(stored.bytes).unwrap();
             std::fs::write(dir.join(format!("{seq:02}-{}", event.type_name())), &text).unwrap();
             log.push('\n');
@@ -913,8 +1038,12 @@ mod tests {
             .into_iter()
             .zip(1..)
             .map(|(event, seq)| {
-                let envelope =
-                    Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+                let envelope = Envelope {
+                    seq,
+                    at: Timestamp::from_unix_millis(1_800_000_000_000),
+                    actor: Actor::System,
+                    justification: None,
+                };
                 let (stored, hash) = encode(&envelope, &event, prev);
                 prev = hash;
                 stored

@@ -7,7 +7,12 @@ use record::Envelope;
 fn records(from: u64, count: u64, mut prev: ChainHash) -> Vec<StoredRecord> {
     (from..from + count)
         .map(|seq| {
-            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(1_800_000_000_000), actor: Actor::System };
+            let envelope = Envelope {
+                seq,
+                at: Timestamp::from_unix_millis(1_800_000_000_000),
+                actor: Actor::System,
+                justification: None,
+            };
             let event = Event::UserEnabled { user_id: UserId::parse(&format!("usr_{seq:016x}")).unwrap() };
             let (record, hash) = record::encode(&envelope, &event, prev);
             prev = hash;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{EventAccessView, KeyState};
-use crate::domain::{self, AccessReviewRow, FunctionId, REVIEW_PERIOD_DAYS, Timestamp};
+use crate::domain::{self, AccessReviewRow, FunctionId, REVIEW_PERIOD_DAYS, Timestamp, UnusedAccess, UnusedDays};
 
 /// The formats the report comes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -84,6 +84,36 @@ pub struct AccessReportRow {
     pub key_last_used_at: Option<String>,
     /// The findings.
     pub flags: ReportFlags,
+    /// The functions the user's roles grant that none of its keys passed a check of
+    /// within the unused window (see the report's `unused`), in catalogue order.
+    pub unused_functions: Vec<&'static str>,
+    /// The user's working keys (current, and replaced in its grace period) that passed no
+    /// check within the unused window.
+    pub unused_keys: Vec<UnusedKey>,
+}
+
+/// A working key unused within the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnusedKey {
+    /// The key's public id.
+    pub key_id: String,
+    /// Its last recorded use; null if none was ever recorded.
+    pub last_used_at: Option<String>,
+}
+
+/// The window behind each row's `unused_functions` and `unused_keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnusedWindow {
+    /// The window's length in days (`unused_days`, 1 to 365, default 90).
+    pub days: u32,
+    /// When the window starts: a check recorded at or after it is a use.
+    pub since: String,
+    /// Whether `unused_functions` is exact: usage records count every key's passed checks
+    /// per function, but logs written before they did (before issue #14) recorded some
+    /// without; a window reaching back before the last of those is not exact.
+    pub exact: bool,
+    /// From when every passed check is known with its function; null when every one is.
+    pub exact_since: Option<String>,
 }
 
 /// The access review: every user, at one position of the log.
@@ -105,8 +135,11 @@ pub struct AccessReportRow {
         "key_age_days": 89,
         "key_expires_at": null,
         "key_last_used_at": "2027-04-30T22:15:00.000Z",
-        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false, "recovered_administrator": false}
-    }]
+        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false, "recovered_administrator": false},
+        "unused_functions": ["api.attendees.write"],
+        "unused_keys": []
+    }],
+    "unused": {"days": 90, "since": "2027-01-31T08:00:00.000Z", "exact": true, "exact_since": null}
 }))]
 pub struct AccessReport {
     /// When the report was made; key ages and flags are judged at this time.
@@ -117,17 +150,49 @@ pub struct AccessReport {
     pub review_period_days: u64,
     /// One row per user, in the order they were created.
     pub rows: Vec<AccessReportRow>,
+    /// The window of the unused access findings.
+    pub unused: UnusedWindow,
 }
 
 impl AccessReport {
-    /// The report of the view at `now`.
+    /// The report of the view at `now`, unused access over the default 90 days.
     pub fn of(view: &domain::State, now: Timestamp) -> Self {
-        let rows = domain::access_report(view, now).into_iter().map(AccessReportRow::from).collect();
+        Self::with_unused_days(view, now, UnusedDays::DEFAULT)
+    }
+
+    /// The report of the view at `now`, unused access over `unused_days`.
+    pub fn with_unused_days(view: &domain::State, now: Timestamp, unused_days: UnusedDays) -> Self {
+        let window = UnusedAccess::window(view, now, unused_days);
+        let rows = domain::access_report(view, now)
+            .into_iter()
+            .map(|row| {
+                let unused = view.user(&row.user_id).map(|user| window.of(view, user, now));
+                let mut shown = AccessReportRow::from(row);
+                if let Some(unused) = unused {
+                    shown.unused_functions = unused.functions.iter().map(FunctionId::as_str).collect();
+                    shown.unused_keys = unused
+                        .keys
+                        .into_iter()
+                        .map(|(key_id, last)| UnusedKey {
+                            key_id: key_id.to_string(),
+                            last_used_at: last.map(|at| at.to_string()),
+                        })
+                        .collect();
+                }
+                shown
+            })
+            .collect();
         AccessReport {
             generated_at: now.to_string(),
             position: view.head(),
             review_period_days: REVIEW_PERIOD_DAYS,
             rows,
+            unused: UnusedWindow {
+                days: unused_days.days(),
+                since: window.since.to_string(),
+                exact: window.exact,
+                exact_since: window.exact_since.map(|at| at.to_string()),
+            },
         }
     }
 
@@ -177,13 +242,15 @@ impl From<AccessReviewRow> for AccessReportRow {
                 disabled_user_with_active_key: row.flags.disabled_user_with_active_key,
                 recovered_administrator: row.flags.recovered_administrator,
             },
+            unused_functions: Vec::new(),
+            unused_keys: Vec::new(),
         }
     }
 }
 
 /// The CSV header: one column per field, multi-valued ones joined with `;`, one column
 /// per flag.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 20] = [
     "user_id",
     "name",
     "enabled",
@@ -202,6 +269,8 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "key_unused_90_days",
     "disabled_user_with_active_key",
     "recovered_administrator",
+    "unused_functions",
+    "unused_key_ids",
 ];
 
 impl AccessReportRow {
@@ -231,6 +300,8 @@ impl AccessReportRow {
             self.flags.key_unused_90_days.to_string(),
             self.flags.disabled_user_with_active_key.to_string(),
             self.flags.recovered_administrator.to_string(),
+            self.unused_functions.join(";"),
+            joined(self.unused_keys.iter().map(|key| key.key_id.as_str()).collect()),
         ]
         .into_iter()
     }

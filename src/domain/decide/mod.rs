@@ -192,7 +192,7 @@ pub enum Command {
 }
 
 /// How one key was used during an interval, as counted in memory by the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyUsage {
     /// The hash of the key's secret, which the checks have at hand.
     pub key_hash: KeyHash,
@@ -204,10 +204,12 @@ pub struct KeyUsage {
     pub first_used_at: Timestamp,
     /// When the last of them was made.
     pub last_used_at: Timestamp,
+    /// The passed checks per function, sorted by function: how many, and the last.
+    pub functions: Vec<(FunctionId, u64, Timestamp)>,
 }
 
 impl KeyUsage {
-    /// The usage of one check made at `at`.
+    /// The usage of one check made at `at`, of no function in particular.
     pub fn of_one_check(key_hash: KeyHash, allowed: bool, at: Timestamp) -> Self {
         KeyUsage {
             key_hash,
@@ -215,15 +217,37 @@ impl KeyUsage {
             refused: u64::from(!allowed),
             first_used_at: at,
             last_used_at: at,
+            functions: Vec::new(),
         }
     }
 
-    /// Adds another count of the same key: the sums of the checks and the widest span.
+    /// The usage of one check of `function` made at `at`: a passed check also counts
+    /// against its function.
+    pub fn of_one_check_of(key_hash: KeyHash, function: FunctionId, allowed: bool, at: Timestamp) -> Self {
+        let mut usage = Self::of_one_check(key_hash, allowed, at);
+        if allowed {
+            usage.functions.push((function, 1, at));
+        }
+        usage
+    }
+
+    /// Adds another count of the same key: the sums of the checks and the widest span, per
+    /// key and per function.
     pub fn merge(&mut self, other: &KeyUsage) {
         self.allowed = self.allowed.saturating_add(other.allowed);
         self.refused = self.refused.saturating_add(other.refused);
         self.first_used_at = self.first_used_at.min(other.first_used_at);
         self.last_used_at = self.last_used_at.max(other.last_used_at);
+        for &(function, passed, last) in &other.functions {
+            match self.functions.binary_search_by_key(&function, |counted| counted.0) {
+                Ok(at) => {
+                    let counted = &mut self.functions[at];
+                    counted.1 = counted.1.saturating_add(passed);
+                    counted.2 = counted.2.max(last);
+                }
+                Err(at) => self.functions.insert(at, (function, passed, last)),
+            }
+        }
     }
 }
 

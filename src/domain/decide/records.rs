@@ -2,8 +2,8 @@
 //! no permission.
 
 use super::super::{
-    DomainError, Event, FunctionId, Key, KeyHash, KeyId, KeyUse, MAX_KEYS_PER_USAGE_RECORD, Resource, State, Timestamp,
-    UserId,
+    DomainError, Event, FunctionId, FunctionUse, Key, KeyHash, KeyId, KeyUse, MAX_KEYS_PER_USAGE_RECORD, Resource,
+    State, Timestamp, UserId,
 };
 use super::{KeyUsage, MAX_DENIAL_TARGET_CHARS};
 
@@ -60,6 +60,13 @@ fn interval_record(keys: &[(&Key, KeyUsage)]) -> Event {
                 refused: usage.refused,
                 first_after: since_from(first),
                 last_after: since_from(last),
+                functions: Some(
+                    usage
+                        .functions
+                        .iter()
+                        .map(|&(function, passed, last)| FunctionUse(function, passed, since_from(last)))
+                        .collect(),
+                ),
             }
         })
         .collect();
