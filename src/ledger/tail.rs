@@ -114,7 +114,9 @@ const WAITING_POLL: Duration = Duration::from_millis(5);
 pub struct NodeState {
     config: TailConfig,
     started: Instant,
-    /// Milliseconds from `started` to the last round trip to the database that succeeded.
+    /// Milliseconds from `started` to the sending of the last heartbeat that succeeded (the
+    /// node had applied the head it had just read): the node is stale once this is older
+    /// than the node timeout, no later than the other nodes stop counting it live.
     last_contact_ms: AtomicU64,
     /// Milliseconds from `started` to the last heartbeat written.
     last_heartbeat_ms: AtomicU64,
@@ -144,8 +146,9 @@ impl NodeState {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn contact(&self) {
-        self.last_contact_ms.store(self.now_ms(), Ordering::Relaxed);
+    fn contact_at(&self, at: Instant) {
+        let ms = u64::try_from(at.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        self.last_contact_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// This node's id.
@@ -158,7 +161,7 @@ impl NodeState {
         self.config.node_timeout
     }
 
-    /// How long since the node last reached the database.
+    /// How long since the node last wrote its heartbeat, having applied the head it read.
     pub fn since_contact(&self) -> Duration {
         Duration::from_millis(self.now_ms().saturating_sub(self.last_contact_ms.load(Ordering::Relaxed)))
     }
@@ -308,17 +311,18 @@ fn run<L: EventLog, F: Follower>(
                 }
             }
         }
-        // In contact only once the records up to the head just read are applied: a node
-        // that was stale answers checks again only then.
-        node.contact();
         let due = last_heartbeat.is_none_or(|at| at.elapsed() >= heartbeat_every);
         if !(caught_up || due || waiting) {
             continue;
         }
         let applied = *shared.applied.borrow();
+        // Taken before the heartbeat is sent, so before the database's `now()` that it
+        // records: this node counts itself stale no later than the others stop counting it
+        // live, and it has applied the head it just read.
+        let sent = Instant::now();
         match follower.heartbeat(&config.node_id, applied, config.node_timeout, caught_up) {
             Ok(nodes) => {
-                node.contact();
+                node.contact_at(sent);
                 node.last_heartbeat_ms.store(node.now_ms(), Ordering::Relaxed);
                 node.nodes.send_replace(nodes);
                 last_heartbeat = Some(Instant::now());
