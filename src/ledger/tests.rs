@@ -59,6 +59,32 @@ against_both_logs!(
     open_refuses_a_log_whose_stored_tree_is_not_the_tree_of_its_records,
     record_times_never_go_backwards_even_when_the_clock_does,
     racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
+    a_commit_whose_outcome_is_unknown_is_answered_by_what_the_log_holds,
+);
+
+/// Generates, for every scenario named, one test over a shared [`MemoryLog`] and one over
+/// PostgreSQL (when `KEYLEDGER_TEST_DATABASE_URL` names a server): the logs that two
+/// ledgers can append to at once, as the nodes of issue #12 do.
+macro_rules! against_shared_logs {
+    ($($scenario:ident),+ $(,)?) => {
+        mod shared_memory_log {
+            $(#[test] fn $scenario() { super::$scenario(super::memory()); })+
+        }
+        mod shared_postgres_log {
+            $(#[test] fn $scenario() {
+                match super::postgres() {
+                    Some(open) => super::$scenario(open),
+                    None => eprintln!("KEYLEDGER_TEST_DATABASE_URL is not set: the PostgreSQL scenario did not run"),
+                }
+            })+
+        }
+    };
+}
+
+against_shared_logs!(
+    a_node_whose_head_another_moved_catches_up_and_decides_its_commands_again,
+    a_node_catching_up_sees_a_revocation_another_node_appended,
+    a_command_decided_again_after_a_conflict_sees_what_the_other_node_did,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -125,6 +151,9 @@ struct FailingLog<L> {
     pause: Mutex<Option<(SyncSender<()>, Receiver<()>)>>,
     /// How many records each append was asked to write, failed appends included.
     append_sizes: Mutex<Vec<usize>>,
+    /// When set, the next append loses its connection at COMMIT: it writes (`true`) or
+    /// not (`false`), and fails with [`FailingLogError::ConnectionLost`] either way.
+    lose_commit: Mutex<Option<bool>>,
 }
 
 /// What a [`FailingLog`] fails with.
@@ -133,6 +162,9 @@ enum FailingLogError<E: std::error::Error + 'static> {
     /// The failure the test switched on.
     #[error("the disk is full")]
     DiskFull,
+    /// The connection was lost at COMMIT: whether the append was written is unknown.
+    #[error("the connection was lost while the append committed")]
+    ConnectionLost,
     /// A failure of the log underneath.
     #[error(transparent)]
     Inner(E),
@@ -167,7 +199,13 @@ impl<L: EventLog> FailingLog<L> {
             forged_node: Mutex::new(None),
             pause: Mutex::new(None),
             append_sizes: Mutex::new(Vec::new()),
+            lose_commit: Mutex::new(None),
         }
+    }
+
+    /// Makes the next append lose its connection at COMMIT, having written or not.
+    fn lose_next_commit(&self, written: bool) {
+        *self.lose_commit.lock().unwrap_or_else(PoisonError::into_inner) = Some(written);
     }
 
     /// While set, a failed append needs a restart before the log takes writes again.
@@ -216,6 +254,14 @@ impl<L: EventLog> EventLog for FailingLog<L> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(AppendError::Storage(FailingLogError::DiskFull));
         }
+        if let Some(written) = self.lose_commit.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            if written {
+                self.inner
+                    .append(expected_head, records)
+                    .map_err(|_| AppendError::Storage(FailingLogError::DiskFull))?;
+            }
+            return Err(AppendError::Storage(FailingLogError::ConnectionLost));
+        }
         self.inner.append(expected_head, records).map_err(|error| match error {
             AppendError::Conflict { expected, actual } => AppendError::Conflict { expected, actual },
             AppendError::OutOfSequence { first_expected } => AppendError::OutOfSequence { first_expected },
@@ -235,6 +281,10 @@ impl<L: EventLog> EventLog for FailingLog<L> {
 
     fn requires_restart(&self, error: &Self::Error) -> bool {
         matches!(error, FailingLogError::DiskFull) && self.needs_restart.load(Ordering::SeqCst)
+    }
+
+    fn outcome_unknown(&self, error: &Self::Error) -> bool {
+        matches!(error, FailingLogError::ConnectionLost)
     }
 }
 
@@ -368,6 +418,90 @@ fn create_api_user<L: EventLog>(ledger: &Ledger<L>) -> ApiUser {
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 // ---------------------------------------------------------------------------------------
+
+fn a_commit_whose_outcome_is_unknown_is_answered_by_what_the_log_holds<L: EventLog>(open: impl Fn() -> L) {
+    // Issue #12: a connection lost at COMMIT leaves the append's outcome unknown; the
+    // writer reads the log back rather than stop.
+    let ledger = open_ledger(FailingLog::new(open()));
+    ledger.bootstrap().expect("bootstrap").expect("empty");
+    let head = head_of(&ledger);
+    ledger.log().lose_next_commit(true);
+    let written = new_role_id();
+    let applied = submit(&ledger, create_role(&written, "Written before the connection was lost"));
+    assert_eq!(applied.position, head + 1);
+    assert!(ledger.view().role(&written).is_some(), "the written batch is applied");
+    ledger.log().lose_next_commit(false);
+    let lost = new_role_id();
+    let refused = ledger.submit_blocking(create_role(&lost, "Never written"), as_administrator(&ledger));
+    assert!(matches!(refused, Err(SubmitError::Storage(_))), "{refused:?}");
+    assert!(ledger.view().role(&lost).is_none());
+    assert!(!ledger.has_failed(), "the writer goes on");
+    let next = submit(&ledger, create_role(&new_role_id(), "After"));
+    assert_eq!(next.position, head + 2);
+    assert!(ledger.verify().expect("verifies").is_valid());
+}
+
+// Several nodes on one log (issue #12): two ledgers over the same log, as two processes.
+
+fn a_node_whose_head_another_moved_catches_up_and_decides_its_commands_again<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let b = open_ledger(open());
+    let mut applied = b.applied();
+    let role_on_a = new_role_id();
+    submit(&a, create_role(&role_on_a, "Made on A"));
+    // B has not seen A's role; its append conflicts on the head, it catches up and decides
+    // the command again on the new head.
+    let role_on_b = new_role_id();
+    let after_a = a.log().head().expect("head");
+    let on_b = submit(&b, create_role(&role_on_b, "Made on B"));
+    assert_eq!(on_b.position, after_a + 1, "B appended after A's record");
+    assert!(b.view().role(&role_on_a).is_some(), "B applied A's record while catching up");
+    assert_eq!(*applied.borrow_and_update(), on_b.position, "B published its applied position");
+    assert_eq!(a.catch_up_blocking().expect("A catches up"), on_b.position);
+    assert_eq!(snapshot(&a.view()), snapshot(&b.view()), "both views are the log's");
+    // Both chains verify, and the log is one chain.
+    assert!(a.verify().expect("verifies").is_valid());
+    assert_eq!(records_of(a.log()).len() as u64, on_b.position);
+}
+
+fn a_node_catching_up_sees_a_revocation_another_node_appended<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let user = create_api_user(&a);
+    let b = open_ledger(open());
+    // The function is event-scoped: the working key is told to name an event.
+    let working = check_reason(&a.view(), &user.key, "api.attendees.read");
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), working);
+    assert_ne!(working, Reason::RevokedKey);
+    let mut feed = b.subscribe();
+    let revoked = submit(&a, Command::RevokeKey { user_id: user.user_id.clone() });
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), working, "not tailed yet");
+    assert_eq!(b.catch_up_blocking().expect("B catches up"), revoked.position);
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), Reason::RevokedKey);
+    // What B applied went to its followers too, exactly as stored.
+    match feed.try_recv().expect("B published the records it tailed") {
+        Change::Records(records) => {
+            assert_eq!(records.last().map(|record| record.seq), Some(revoked.position));
+            assert_eq!(records.to_vec(), a.log().read(records[0].seq, records.len()).expect("read"));
+        }
+        other => panic!("expected records, got {other:?}"),
+    }
+}
+
+fn a_command_decided_again_after_a_conflict_sees_what_the_other_node_did<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let b = open_ledger(open());
+    submit(&a, create_user(&new_user_id(), "Billing app"));
+    // Decided on B's old state, the same name was free; decided again after catching up,
+    // it is a lookalike of A's user and refused, and nothing of it is written.
+    let head = head_of(&a);
+    let refused = b.submit_blocking(create_user(&new_user_id(), "Billing app"), as_administrator(&b));
+    assert!(matches!(refused, Err(SubmitError::Refused(DomainError::LookalikeName { .. }))), "{refused:?}");
+    assert_eq!(a.log().head().expect("head"), head);
+    assert_eq!(head_of(&b), head);
+}
 
 fn bootstrap_returns_a_key_holding_every_admin_function_and_only_once<L: EventLog>(open: impl Fn() -> L) {
     let ledger = open_ledger(open());
