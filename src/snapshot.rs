@@ -4,7 +4,7 @@
 //! A snapshot file is `snapshot-<seq>.bin` in the snapshot directory:
 //!
 //! ```text
-//! "KLSNAP07" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
+//! "KLSNAP08" | blake3 of the body (32 bytes) | body = postcard(Snapshot)
 //! ```
 //!
 //! postcard is not self-describing, so the magic names the layout of the state: any change
@@ -14,7 +14,7 @@
 //! `KLSNAP05` all of these together, `KLSNAP06` key hashes as 32 bytes instead of 64 hex
 //! characters, `KLSNAP07` role, user, group and key ids as the 8 bytes of their number
 //! instead of their text, and users in a sequence by slot beside an index of their
-//! slots), and a snapshot of another layout is refused before
+//! slots; `KLSNAP08` the key policy and each key's legacy mark, issue #14), and a snapshot of another layout is refused before
 //! decoding rather than mis-decoded. A test serialises a fixed state and compares its
 //! digest with `LAYOUT_DIGEST_FOR_MAGIC`, so a layout change cannot go in without both
 //! being bumped.
@@ -49,12 +49,12 @@ use crate::domain::{CATALOGUE, State, Timestamp};
 use crate::log::{ChainHash, EventLog};
 
 /// The magic of this build's snapshots: [`MAGIC_PREFIX`] and the layout's number.
-const MAGIC: &[u8; 8] = b"KLSNAP07";
+const MAGIC: &[u8; 8] = b"KLSNAP08";
 /// blake3 of the magic and the body of a snapshot of a fixed state, for the test that
 /// fails when the layout changes: a change to the serialised `State` bumps [`MAGIC`] and
 /// records the new digest here (the test prints it).
 #[cfg(test)]
-const LAYOUT_DIGEST_FOR_MAGIC: &str = "73790e1611d8188cb894ec88529fd4fa19f83458afd6b9c914028db9ac87fc03";
+const LAYOUT_DIGEST_FOR_MAGIC: &str = "992d958caef4ebcf9b37827a689e89f774eb0aad06e611ca637222c0a68f7bbc";
 /// What every keyledger snapshot starts with, whatever its layout.
 const MAGIC_PREFIX: &[u8; 6] = b"KLSNAP";
 /// How many of the newest snapshot files are always kept.
@@ -477,10 +477,10 @@ mod tests {
         // A KLSNAP02 snapshot holds only the groups that contain each event directly; the
         // KLSNAP03 and KLSNAP04 ones written by commits before everything was merged each
         // lack some of the current layout, KLSNAP05 wrote key hashes as hex text and
-        // KLSNAP06 ids as text.
+        // KLSNAP06 ids as text; KLSNAP07 has no key policy and no legacy mark.
         // Their checksums are intact, so only the magic can tell them from a current one;
         // postcard would mis-decode them.
-        for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04", b"KLSNAP05", b"KLSNAP06"] {
+        for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04", b"KLSNAP05", b"KLSNAP06", b"KLSNAP07"] {
             let dir = tempfile::tempdir().unwrap();
             let at = Timestamp::from_unix_millis(1_800_000_000_000);
             let path = write(dir.path(), 1, ChainHash::GENESIS, at, &state_with_a_user()).unwrap();
