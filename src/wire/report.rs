@@ -345,6 +345,8 @@ mod tests {
             domain::KeyState::Replaced { valid_until: at },
             domain::KeyState::Expired { at },
             domain::KeyState::Revoked { at },
+            domain::KeyState::TooOld { since: at },
+            domain::KeyState::Dormant { since: at },
         ];
         for state in states {
             let view = KeyState::from(state);
