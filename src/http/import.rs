@@ -84,7 +84,7 @@ pub struct ImportKeyFields {
     key_sha256: Option<String>,
     #[serde(default)]
     expires_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::keys::whole_seconds")]
     grace_seconds: Option<u64>,
 }
 

@@ -105,6 +105,11 @@ pub async fn get_key_policy(state: Shared, request: HttpRequest) -> Result<HttpR
 #[put("/v1/policies/keys")]
 pub async fn set_key_policy(state: Shared, request: HttpRequest, body: RawJson) -> Result<HttpResponse, ApiError> {
     let actor = state.authorize(&request, FunctionId::KEYS_MANAGE)?;
+    // The policy is replaced whole, so a missing body is refused rather than read as `{}`,
+    // which would clear every limit.
+    if body.bytes().trim_ascii().is_empty() {
+        return Err(ApiError::InvalidBody("send the whole policy as a JSON object (`{}` sets no limit)".to_owned()));
+    }
     let input: SetKeyPolicyRequest = body.parse()?;
     let policy = KeyPolicy::new(input.max_lifetime_days, input.require_expiry, input.max_unused_days)
         .map_err(|invalid| ApiError::InvalidValue { field: invalid.field, reason: invalid.to_string() })?;

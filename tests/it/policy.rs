@@ -215,4 +215,5 @@ fn require_expiry_refuses_keys_without_expires_at_except_an_administrators() {
         app.put("/v1/policies/keys", Some(&bad)).expect_problem(422, "invalid_value");
     }
     app.put("/v1/policies/keys", Some(&json!({ "max_days": 3 }))).expect(400);
+    app.put("/v1/policies/keys", None).expect_problem(400, "invalid_body");
 }
