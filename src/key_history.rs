@@ -42,6 +42,8 @@ pub struct IssuedKey {
     pub allowed: u64,
     /// Recorded checks it failed while it was known.
     pub refused: u64,
+    /// Whether it was imported (`KeyImported`) rather than issued by keyledger.
+    pub legacy: bool,
 }
 
 /// Every key issued up to a point of the log, in the order they were issued.
@@ -66,12 +68,17 @@ impl KeyHistory {
                 expires_at,
                 replaced_key_id,
                 replaced_key_valid_until,
-            } => {
+            }
+            | Event::KeyImported { user_id, key_id, key_hash, expires_at, replaced_key_id, replaced_key_valid_until } =>
+            {
                 if let Some(replaced) = replaced_key_id.as_ref().and_then(|id| self.get_mut(id)) {
                     replaced.replaced = Some((at, key_id.clone()));
                     replaced.grace_until = *replaced_key_valid_until;
                 }
                 self.issue(key_id, *key_hash, user_id, record.seq, at, *expires_at);
+                if let (Event::KeyImported { .. }, Some(imported)) = (&record.event, self.keys.last_mut()) {
+                    imported.legacy = true;
+                }
             }
             Event::AdministratorRecovered { user_id, key_id, key_hash, .. } => {
                 self.issue(key_id, *key_hash, user_id, record.seq, at, None);
@@ -120,6 +127,7 @@ impl KeyHistory {
             last_used_at: None,
             allowed: 0,
             refused: 0,
+            legacy: false,
         });
     }
 
@@ -235,7 +243,8 @@ impl Lookup {
 /// Whether a record is about the key `key_id` (usage records aside).
 fn is_about(event: &Event, key_id: &KeyId) -> bool {
     match event {
-        Event::KeyGenerated { key_id: id, replaced_key_id, .. } => {
+        Event::KeyGenerated { key_id: id, replaced_key_id, .. }
+        | Event::KeyImported { key_id: id, replaced_key_id, .. } => {
             id == key_id || replaced_key_id.as_ref() == Some(key_id)
         }
         Event::KeyRevoked { key_id: id, .. }
@@ -281,6 +290,7 @@ pub fn look_up<L: EventLog>(log: &L, hash: &KeyHash) -> Result<Option<Lookup>, S
         if found.is_none() {
             found = match &record.event {
                 Event::KeyGenerated { key_id, key_hash, .. }
+                | Event::KeyImported { key_id, key_hash, .. }
                 | Event::AdministratorRecovered { key_id, key_hash, .. }
                     if key_hash == hash =>
                 {

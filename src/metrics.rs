@@ -49,7 +49,7 @@ impl CheckEndpoint {
 }
 
 /// Every check reason, in index order ([`reason_index`]).
-const REASONS: [Reason; 10] = [
+const REASONS: [Reason; 12] = [
     Reason::Granted,
     Reason::MalformedKey,
     Reason::UnknownKey,
@@ -60,6 +60,8 @@ const REASONS: [Reason; 10] = [
     Reason::EventNotAccessible,
     Reason::EventRequired,
     Reason::UnknownFunction,
+    Reason::KeyTooOld,
+    Reason::KeyDormant,
 ];
 
 /// The counter of a reason; a new reason fails to compile here until it has one.
@@ -75,6 +77,8 @@ const fn reason_index(reason: Reason) -> usize {
         Reason::EventNotAccessible => 7,
         Reason::EventRequired => 8,
         Reason::UnknownFunction => 9,
+        Reason::KeyTooOld => 10,
+        Reason::KeyDormant => 11,
     }
 }
 
@@ -181,6 +185,8 @@ command_kinds! {
     SetUserEventAccess => "setUserEventAccess",
     GenerateKey => "generateKey",
     RevokeKey => "revokeKey",
+    ImportKey => "importKey",
+    SetKeyPolicy => "setKeyPolicy",
     RecordAdminAccessDenied => "recordAdminAccessDenied",
     RecordKeyUsage => "recordKeyUsage",
     RecordKeyLookup => "lookupKey",
@@ -531,7 +537,7 @@ mod tests {
             Gauges { log_head: 0, throttled_clients: 0, tracked_clients: 0 },
         );
         let checks = samples(&text, "keyledger_checks_total");
-        assert_eq!(checks.len(), 2 * 11);
+        assert_eq!(checks.len(), 2 * 13);
         assert!(checks.contains(&"keyledger_checks_total{endpoint=\"authorizeRequest\",reason=\"event_required\"} 2"));
         assert!(checks.contains(&"keyledger_checks_total{endpoint=\"checkKey\",reason=\"throttled\"} 1"));
         assert!(checks.contains(&"keyledger_checks_total{endpoint=\"checkKey\",reason=\"event_required\"} 0"));

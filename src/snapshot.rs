@@ -14,8 +14,8 @@
 //! `KLSNAP05` all of these together, `KLSNAP06` key hashes as 32 bytes instead of 64 hex
 //! characters, `KLSNAP07` role, user, group and key ids as the 8 bytes of their number
 //! instead of their text, and users in a sequence by slot beside an index of their
-//! slots, `KLSNAP08` each user's last use of each function, for the unused access report),
-//! and a snapshot of another layout is refused before
+//! slots; `KLSNAP08` each user's last use of each function, for the unused access report,
+//! the key policy and each key's legacy mark, issue #14), and a snapshot of another layout is refused before
 //! decoding rather than mis-decoded. A test serialises a fixed state and compares its
 //! digest with `LAYOUT_DIGEST_FOR_MAGIC`, so a layout change cannot go in without both
 //! being bumped.
@@ -478,7 +478,8 @@ mod tests {
         // A KLSNAP02 snapshot holds only the groups that contain each event directly; the
         // KLSNAP03 and KLSNAP04 ones written by commits before everything was merged each
         // lack some of the current layout, KLSNAP05 wrote key hashes as hex text and
-        // KLSNAP06 ids as text; KLSNAP07 lacks the users' last use of each function.
+        // KLSNAP06 ids as text; KLSNAP07 lacks the users' last use of each function, the key
+        // policy and the legacy mark.
         // Their checksums are intact, so only the magic can tell them from a current one;
         // postcard would mis-decode them.
         for old in [b"KLSNAP02", b"KLSNAP03", b"KLSNAP04", b"KLSNAP05", b"KLSNAP06", b"KLSNAP07"] {

@@ -108,6 +108,8 @@ fn flags(row: &AccessReportRow) -> String {
         (flags.key_unused_90_days, "key_unused_90_days"),
         (flags.disabled_user_with_active_key, "disabled_user_with_active_key"),
         (flags.recovered_administrator, "recovered_administrator"),
+        (flags.key_blocked_by_policy, "key_blocked_by_policy"),
+        (flags.legacy_key_rotate, "legacy_key_rotate"),
     ];
     list(raised.into_iter().filter(|(raised, _)| *raised).map(|(_, name)| name))
 }

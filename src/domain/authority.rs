@@ -133,7 +133,10 @@ pub fn function_of(command: &Command) -> Option<FunctionId> {
         | Command::AddEventToGroup { .. }
         | Command::RemoveEventFromGroup { .. }
         | Command::SetUserEventAccess { .. } => Some(FunctionId::EVENT_ACCESS_MANAGE),
-        Command::GenerateKey { .. } | Command::RevokeKey { .. } => Some(FunctionId::KEYS_MANAGE),
+        Command::GenerateKey { .. }
+        | Command::RevokeKey { .. }
+        | Command::ImportKey { .. }
+        | Command::SetKeyPolicy { .. } => Some(FunctionId::KEYS_MANAGE),
         Command::RecordKeyLookup { .. } => Some(FunctionId::AUDIT_READ),
     }
 }
@@ -264,9 +267,12 @@ fn demand_of(state: &State, event: &Event) -> Demand {
             vec![command(FunctionId::EVENT_ACCESS_MANAGE)]
         }
         Event::EventAccessSet { user_id, .. } => vec![command(FunctionId::EVENT_ACCESS_MANAGE), target(user_id)],
-        Event::KeyGenerated { user_id, .. } | Event::KeyRevoked { user_id, .. } => {
+        Event::KeyGenerated { user_id, .. }
+        | Event::KeyRevoked { user_id, .. }
+        | Event::KeyImported { user_id, .. } => {
             vec![command(FunctionId::KEYS_MANAGE), target(user_id)]
         }
+        Event::KeyPolicySet { .. } => vec![command(FunctionId::KEYS_MANAGE)],
         Event::AdminAccessDenied { user_id, .. } => return Demand::OwnRecord(user_id.clone()),
         Event::KeyLookedUp { .. } => vec![command(FunctionId::AUDIT_READ)],
         Event::KeyUsageRecorded { .. } | Event::KeyUsageIntervalRecorded { .. } => return Demand::Record,
@@ -287,7 +293,8 @@ fn able_to_act(
     if !user.is_enabled() {
         return Err(Shortfall::Disabled);
     }
-    let works = |hash: &KeyHash| state.key(hash).is_some_and(|key| key.user_id() == user_id && works_at(key, at));
+    let works =
+        |hash: &KeyHash| state.key(hash).is_some_and(|key| key.user_id() == user_id && works_at(state, key, at));
     let has_working_key = match credential {
         Some(presented) => works(presented),
         None => [user.current_key(), user.grace_key()].into_iter().flatten().any(|hash| works(&hash)),
@@ -299,8 +306,8 @@ fn able_to_act(
 }
 
 /// Whether the key passes checks at `at`, judged as the check judges it.
-fn works_at(key: &Key, at: Timestamp) -> bool {
-    key.state_at(at).is_usable()
+fn works_at(state: &State, key: &Key, at: Timestamp) -> bool {
+    state.key_state(key, at).is_usable()
 }
 
 fn admin_only(functions: FunctionSet) -> FunctionSet {
@@ -364,7 +371,7 @@ fn could_end_a_standing(event: &Event) -> bool {
         | Event::RoleUnassigned { .. }
         | Event::FunctionDeactivated { .. }
         | Event::KeyRevoked { .. } => true,
-        Event::KeyGenerated { expires_at, .. } => expires_at.is_some(),
+        Event::KeyGenerated { expires_at, .. } | Event::KeyImported { expires_at, .. } => expires_at.is_some(),
         _ => false,
     }
 }
@@ -385,7 +392,10 @@ fn stands_after(state: &State, user_id: &UserId, events: &[Event]) -> bool {
             Event::RoleUnassigned { user_id: subject, role_id } if subject == user_id => {
                 roles.remove(role_id);
             }
-            Event::KeyGenerated { user_id: subject, key_id, expires_at, .. } if subject == user_id => {
+            Event::KeyGenerated { user_id: subject, key_id, expires_at, .. }
+            | Event::KeyImported { user_id: subject, key_id, expires_at, .. }
+                if subject == user_id =>
+            {
                 key = Some((key_id.clone(), expires_at.is_none()));
             }
             Event::KeyRevoked { user_id: subject, key_id }

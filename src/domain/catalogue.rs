@@ -234,6 +234,10 @@ impl FunctionSet {
     /// Every event-scoped function, gathered from the catalogue when the crate is built.
     pub const EVENT_SCOPED: FunctionSet = FunctionSet(event_scoped_mask());
 
+    /// Every admin function, gathered from the catalogue when the crate is built: the same
+    /// set as [`FunctionSet::all_admin`], for the check path.
+    pub const ALL_ADMIN: FunctionSet = FunctionSet(admin_mask());
+
     /// Every admin function: what the bootstrap Administrator role holds.
     pub fn all_admin() -> Self {
         FunctionId::all().filter(|f| f.is_admin()).collect()
@@ -242,6 +246,12 @@ impl FunctionSet {
     /// Whether the set holds the function.
     pub fn contains(self, function: FunctionId) -> bool {
         self.0 & function.bit() != 0
+    }
+
+    /// Whether the set holds every function of `other`.
+    #[inline]
+    pub fn contains_all(self, other: FunctionSet) -> bool {
+        self.0 & other.0 == other.0
     }
 
     /// Adds a function.
@@ -286,6 +296,18 @@ const fn event_scoped_mask() -> u64 {
     let mut index = 0;
     while index < CATALOGUE.len() {
         if matches!(CATALOGUE[index].scope, FunctionScope::Event) {
+            mask |= 1 << index;
+        }
+        index += 1;
+    }
+    mask
+}
+
+const fn admin_mask() -> u64 {
+    let mut mask = 0;
+    let mut index = 0;
+    while index < CATALOGUE.len() {
+        if matches!(CATALOGUE[index].kind, FunctionKind::Admin) {
             mask |= 1 << index;
         }
         index += 1;

@@ -29,6 +29,12 @@ pub enum Reason {
     EventRequired,
     /// The function is not in the catalogue.
     UnknownFunction,
+    /// The key is older than the key policy's `max_lifetime_days`: blocked, not revoked,
+    /// so raising or clearing the limit lets it through again.
+    KeyTooOld,
+    /// The key has no recorded use for the key policy's `max_unused_days`: blocked until
+    /// it is rotated.
+    KeyDormant,
 }
 
 impl Reason {
@@ -45,6 +51,8 @@ impl Reason {
             Reason::EventNotAccessible => "event_not_accessible",
             Reason::EventRequired => "event_required",
             Reason::UnknownFunction => "unknown_function",
+            Reason::KeyTooOld => "key_too_old",
+            Reason::KeyDormant => "key_dormant",
         }
     }
 
@@ -53,8 +61,22 @@ impl Reason {
     pub fn is_authentication_failure(self) -> bool {
         matches!(
             self,
-            Reason::MalformedKey | Reason::UnknownKey | Reason::RevokedKey | Reason::ExpiredKey | Reason::UserDisabled
+            Reason::MalformedKey
+                | Reason::UnknownKey
+                | Reason::RevokedKey
+                | Reason::ExpiredKey
+                | Reason::UserDisabled
+                | Reason::KeyTooOld
+                | Reason::KeyDormant
         )
+    }
+
+    /// Whether a check refused for this reason still counts as a use of the key (its
+    /// `last_used_at`, once recorded). Every refusal of a known key does, except
+    /// `key_dormant`: a dormant key's refused attempts must not make it look used and let
+    /// it through again; it stays blocked until it is rotated.
+    pub fn counts_as_use(self) -> bool {
+        self != Reason::KeyDormant
     }
 }
 
@@ -90,7 +112,7 @@ pub struct CheckRequest<'a> {
 }
 
 /// Decides a check. The key is judged first (is it a key, is it known, does it work, by
-/// [`Key::state_at`](super::Key::state_at)),
+/// [`State::key_state`], which includes the key policy),
 /// then the request (is the function granted, is the event accessible).
 ///
 /// A check that names an event tests access to it, whatever the function's scope. A
@@ -122,7 +144,7 @@ pub fn check_key_hash<'a>(
     let decided =
         |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()), key_hash: Some(hash) };
     // A replaced key past its grace period is refused as if unknown: nothing of it shows.
-    match key.state_at(now).refusal() {
+    match state.key_state(key, now).refusal() {
         None => {}
         Some(Reason::UnknownKey) => return refuse(Reason::UnknownKey),
         Some(reason) => return decided(reason),

@@ -99,6 +99,13 @@ pub enum DomainError {
     /// The requested expiry time has already passed.
     #[error("expires_at must be in the future")]
     ExpiryInThePast,
+    /// The key policy requires an expiry (`require_expiry`) and none was given.
+    #[error("the key policy requires expires_at for this user's keys (require_expiry)")]
+    ExpiryRequired,
+    /// An imported key is already known: another user's, or this user's, key. The message
+    /// never names the key.
+    #[error("this key is already known to keyledger; import a key only once")]
+    KeyAlreadyKnown,
     /// The grace period asked for is longer than allowed.
     #[error("grace_seconds must be at most {max} (30 days)")]
     GracePeriodTooLong {

@@ -401,6 +401,39 @@ event_types! {
         /// The key found.
         key_id: KeyId,
     },
+    /// The key policy was set (`setKeyPolicy`), replacing the previous one whole. It changes
+    /// no entity and no version; the check judges every key by it from then on.
+    KeyPolicySet about "system" {
+        /// A key this many days after its creation is refused as `key_too_old`; `None`:
+        /// no limit.
+        max_lifetime_days: Option<u32>,
+        /// Whether a new key must have an expiry (administrators' keys excepted).
+        require_expiry: bool,
+        /// A key with no recorded use for this many days is refused as `key_dormant`;
+        /// `None`: no limit.
+        max_unused_days: Option<u32>,
+    },
+    /// An existing key (one of the platform's 32-hexadecimal-character keys, or only its
+    /// SHA-256) was imported for a user, replacing their previous key, as `KeyGenerated`
+    /// does. The key is marked legacy.
+    ///
+    /// It holds a hash derived from the key's SHA-256 (`KeyHash::of_legacy_sha256`), never
+    /// the key.
+    KeyImported about user_id {
+        /// The user the key authenticates.
+        user_id: UserId,
+        /// The key's public id, minted by keyledger.
+        key_id: KeyId,
+        /// The hash the check looks the key up by: blake3, keyed for legacy keys, of the
+        /// key's SHA-256.
+        key_hash: KeyHash,
+        /// When the key stops working, if it expires.
+        expires_at: Option<Timestamp>,
+        /// The key this one replaces, if the user had one.
+        replaced_key_id: Option<KeyId>,
+        /// Until when the replaced key still works; `None` means it stopped at once.
+        replaced_key_valid_until: Option<Timestamp>,
+    },
 }
 
 impl Event {
@@ -513,6 +546,15 @@ impl Event {
                 reason: "The last administrator left".to_owned(),
             },
             Event::KeyLookedUp { user_id: UserId::example(1), key_id: KeyId::example(1) },
+            Event::KeyPolicySet { max_lifetime_days: Some(365), require_expiry: true, max_unused_days: Some(90) },
+            Event::KeyImported {
+                user_id: UserId::example(1),
+                key_id: KeyId::example(3),
+                key_hash: KeyHash::example(3),
+                expires_at: Some(at.plus_seconds(86_400 * 30)),
+                replaced_key_id: None,
+                replaced_key_valid_until: None,
+            },
         ]
     }
 }

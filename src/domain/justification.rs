@@ -65,7 +65,8 @@ impl std::fmt::Display for Justification {
 /// A command grants access when it can make some key pass a check it did not pass before:
 /// a function activated on a role, a role assigned, a user enabled, event access set (it
 /// may widen), an event added to a group (every holder of the group and of its ancestors
-/// reaches it), or a key generated (a new credential, rotation included). Creating an
+/// reaches it), or a key generated or imported (a new credential, rotation included), or the key
+/// policy set (raising or clearing a limit lets blocked keys pass again). Creating an
 /// empty role, user or group grants nothing until one of those follows, and removals
 /// (deactivate, unassign, disable, remove an event, revoke) only take access away: they
 /// never need one, so that taking access away in a hurry is never held up. Records of what
@@ -77,7 +78,10 @@ pub fn required_for(command: &Command) -> bool {
         | Command::EnableUser { .. }
         | Command::SetUserEventAccess { .. }
         | Command::AddEventToGroup { .. }
-        | Command::GenerateKey { .. } => true,
+        | Command::GenerateKey { .. }
+        | Command::ImportKey { .. }
+        // A policy change may loosen a limit, which lets blocked keys pass again.
+        | Command::SetKeyPolicy { .. } => true,
         Command::Bootstrap { .. }
         | Command::CreateRole { .. }
         | Command::DeactivateFunctions { .. }

@@ -4,17 +4,31 @@
 //! cryptographically secure generator) + 6 base62 characters of CRC32 over everything
 //! before them, as GitHub's token format does. The checksum lets a mistyped or junk key
 //! be refused before any lookup. keyledger keeps only the blake3 hash of a key.
+//!
+//! **Legacy keys** (issue #14, point 8): the platform's keys before keyledger are 32
+//! hexadecimal characters, which apps send as the Basic password with an empty user name.
+//! `importKey` takes one, or only its SHA-256, and keyledger keeps
+//! [`KeyHash::of_legacy_sha256`] of that SHA-256: blake3 keyed by a context string of its
+//! own, so it can never equal the hash of a `kl_` key. A presented secret that is not a
+//! `kl_` key and is 32 hexadecimal characters is hashed that way (SHA-256 of the 32
+//! characters exactly as sent, then the keyed blake3) and looked up like any key; the
+//! `kl_` path is unchanged. Hexadecimal case is part of the key, as the platform hashed it.
 
 use std::fmt;
 
 use rand::{CryptoRng, RngExt};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 const PREFIX: &str = "kl_";
 const RANDOM_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
 /// The length of every key keyledger issues.
 pub const KEY_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+/// The length of a legacy (imported) key: 32 hexadecimal characters.
+pub const LEGACY_KEY_LEN: usize = 32;
+/// The blake3 key-derivation context of legacy keys' hashes.
+const LEGACY_CONTEXT: &str = "keyledger 2026-11 legacy key sha256";
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A key's secret. It exists only between generation and the response that shows it
@@ -96,7 +110,7 @@ impl KeyHash {
         let key = key.trim_ascii();
         let bytes = key.as_bytes();
         if bytes.len() != KEY_LEN || !key.starts_with(PREFIX) {
-            return Err(MalformedKey);
+            return KeyHash::of_legacy_key(key).ok_or(MalformedKey);
         }
         let (body, checksum) = bytes.split_at(KEY_LEN - CHECKSUM_LEN);
         if !body[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric) {
@@ -107,6 +121,22 @@ impl KeyHash {
             return Err(MalformedKey);
         }
         Ok(KeyHash::of_well_formed(key))
+    }
+
+    /// The hash of a legacy key as presented (32 hexadecimal characters), or `None` if it
+    /// is not one: the SHA-256 of its characters, then [`KeyHash::of_legacy_sha256`].
+    pub fn of_legacy_key(key: &str) -> Option<KeyHash> {
+        let key = key.trim_ascii();
+        if key.len() != LEGACY_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(KeyHash::of_legacy_sha256(&sha2::Sha256::digest(key.as_bytes()).into()))
+    }
+
+    /// The hash keyledger keeps for a legacy key known by its SHA-256: blake3 in key
+    /// derivation mode with a context of its own, which no `kl_` key's hash can equal.
+    pub fn of_legacy_sha256(sha256: &[u8; 32]) -> KeyHash {
+        KeyHash(blake3::derive_key(LEGACY_CONTEXT, sha256))
     }
 
     fn of_well_formed(key: &str) -> KeyHash {
@@ -221,6 +251,19 @@ mod tests {
         let (head, tail) = key.expose().split_at(10);
         assert!(KeyHash::of_presented(&format!("{head} {tail}")).is_err());
         assert!(KeyHash::of_presented(&format!("{}\u{a0}", key.expose())).is_err(), "only ASCII whitespace");
+    }
+
+    #[test]
+    fn a_legacy_key_is_hashed_from_its_sha256_and_never_like_a_kl_key() {
+        let legacy = "0123456789abcdef0123456789ABCDEF";
+        let sha: [u8; 32] = sha2::Sha256::digest(legacy.as_bytes()).into();
+        assert_eq!(KeyHash::of_presented(legacy), Ok(KeyHash::of_legacy_sha256(&sha)));
+        assert_eq!(KeyHash::of_presented(&format!(" {legacy}\n")), Ok(KeyHash::of_legacy_sha256(&sha)));
+        assert_ne!(KeyHash::of_legacy_sha256(&sha), KeyHash::of_well_formed(legacy));
+        assert_ne!(KeyHash::of_presented(&legacy.to_lowercase()), KeyHash::of_presented(legacy), "case is kept");
+        for not_legacy in [&legacy[1..], &format!("{legacy}0"), "0123456789abcdef0123456789abcdeg"] {
+            assert_eq!(KeyHash::of_presented(not_legacy), Err(MalformedKey), "{not_legacy}");
+        }
     }
 
     #[test]

@@ -11,10 +11,16 @@
 //! 1. **revoked** — an admin stopped it; nothing brings it back;
 //! 2. **replaced** — a newer key took its place and its grace period is over;
 //! 3. **expired** — its expiry time has come;
-//! 4. **grace** — replaced, but still inside its grace period;
-//! 5. **active** — the user's current key.
+//! 4. **too old** — the key policy's `max_lifetime_days` have passed since its creation;
+//! 5. **dormant** — the key policy's `max_unused_days` have passed since its last
+//!    recorded use (or its creation);
+//! 6. **grace** — replaced, but still inside its grace period;
+//! 7. **active** — the user's current key.
 //!
-//! The first three pass no check, the last two do. A grace period never outlasts the key's
+//! The first five pass no check, the last two do. *Too old* and *dormant* are the key
+//! policy's (`policy.rs`), so only [`State::key_state`](super::State::key_state), which
+//! knows the policy and the key's user, judges them; [`Key::state_at`] is the key's own
+//! state, the policy aside, and every view, report and check asks `State::key_state`. A grace period never outlasts the key's
 //! expiry (`decide` ends it at the expiry), so a replaced key that has also expired is
 //! *replaced*: the end of its grace period came first. Whether the user is disabled is not
 //! part of a key's state: it is the user's, and the check judges it after the key.
@@ -48,10 +54,23 @@ pub enum KeyState {
         /// When it was revoked.
         at: Timestamp,
     },
+    /// Blocked by the key policy's `max_lifetime_days`: it passes no check until the
+    /// limit is raised or cleared.
+    TooOld {
+        /// When the limit was reached.
+        since: Timestamp,
+    },
+    /// Blocked by the key policy's `max_unused_days`: it passes no check until it is
+    /// rotated (or the limit is raised or cleared).
+    Dormant {
+        /// When the limit was reached.
+        since: Timestamp,
+    },
 }
 
 impl Key {
-    /// Where the key stands at `now`: revoked, then replaced with its grace period over,
+    /// Where the key stands at `now`, the key policy aside (see
+    /// [`State::key_state`](super::State::key_state)): revoked, then replaced with its grace period over,
     /// then expired, then in its grace period, else active. Allocates nothing.
     pub fn state_at(&self, now: Timestamp) -> KeyState {
         match self.status() {
@@ -69,7 +88,7 @@ impl Key {
 }
 
 impl KeyState {
-    /// Judges a key at `now`; the same as [`Key::state_at`].
+    /// Judges a key at `now`, the key policy aside; the same as [`Key::state_at`].
     pub fn of(key: &Key, now: Timestamp) -> KeyState {
         key.state_at(now)
     }
@@ -87,6 +106,8 @@ impl KeyState {
             KeyState::Replaced { .. } => Some(Reason::UnknownKey),
             KeyState::Expired { .. } => Some(Reason::ExpiredKey),
             KeyState::Revoked { .. } => Some(Reason::RevokedKey),
+            KeyState::TooOld { .. } => Some(Reason::KeyTooOld),
+            KeyState::Dormant { .. } => Some(Reason::KeyDormant),
         }
     }
 
@@ -98,7 +119,7 @@ impl KeyState {
     }
 
     /// The state as clients see it, in every view and report: `active`, `grace`,
-    /// `replaced`, `expired` or `revoked`.
+    /// `replaced`, `expired`, `revoked`, `too_old` or `dormant`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Active => "active",
@@ -106,6 +127,8 @@ impl KeyState {
             KeyState::Replaced { .. } => "replaced",
             KeyState::Expired { .. } => "expired",
             KeyState::Revoked { .. } => "revoked",
+            KeyState::TooOld { .. } => "too_old",
+            KeyState::Dormant { .. } => "dormant",
         }
     }
 

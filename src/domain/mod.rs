@@ -18,6 +18,7 @@ mod ids;
 mod justification;
 mod key;
 mod key_state;
+mod policy;
 mod report;
 mod small_set;
 mod state;
@@ -44,7 +45,8 @@ pub use ids::{Actor, EventId, GroupId, IdText, InvalidEventId, InvalidId, KeyId,
 pub use justification::{Justification, required_for as justification_required_for};
 pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use key_state::KeyState;
-pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
+pub use policy::{InvalidKeyPolicy, KeyPolicy, MAX_POLICY_DAYS, PolicyLimit, may_skip_expiry};
+pub use report::{AccessReviewRow, KeySummary, POLICY_WARNING_DAYS, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use small_set::SmallSet;
 pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
 pub use time::{InvalidTimestamp, Timestamp};

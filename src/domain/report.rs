@@ -6,11 +6,16 @@
 //! made by the server (`accessReport`) and offline (`keyledger access-report`).
 
 use super::view::HeldRole;
-use super::{EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyState, State, Timestamp, User, UserId};
+use super::{
+    EventAccess, FunctionKind, FunctionSet, KeyHash, KeyId, KeyState, PolicyLimit, State, Timestamp, User, UserId,
+};
 
 /// How many days make a key old, and how many days without use make it unused: 90, the
 /// rotation period most compliance frameworks ask for.
 pub const REVIEW_PERIOD_DAYS: u64 = 90;
+
+/// How many days ahead the report looks for keys the key policy will block: 14.
+pub const POLICY_WARNING_DAYS: u32 = 14;
 
 const MILLIS_PER_DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -50,6 +55,11 @@ pub struct KeySummary {
     pub state: KeyState,
     /// Its last recorded use, if any (see [`crate::domain::Key::last_used_at`]).
     pub last_used_at: Option<Timestamp>,
+    /// When the key policy blocks (or blocked) the key, and by which limit, if a limit
+    /// binds it (it is not exempt, and not revoked, replaced or expired).
+    pub policy_block: Option<(PolicyLimit, Timestamp)>,
+    /// Whether the key was imported (`importKey`) rather than issued by keyledger.
+    pub legacy: bool,
 }
 
 /// The findings a reviewer wants flagged. Each is defined at its field.
@@ -72,6 +82,12 @@ pub struct ReviewFlags {
     /// record, which holds the operator's reason): a full administrator made outside the
     /// API, which a reviewer should confirm was expected.
     pub recovered_administrator: bool,
+    /// The key policy blocks the user's current key now, or will within
+    /// [`POLICY_WARNING_DAYS`] days (`KeySummary::policy_block` says when and why).
+    pub key_blocked_by_policy: bool,
+    /// The user's current key was imported (`importKey`): rotate it, which issues a `kl_`
+    /// key (with a grace period for the imported one, if asked).
+    pub legacy_key_rotate: bool,
 }
 
 /// The report at `now`: one row per user, in the order they were created.
@@ -89,9 +105,17 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
         created_at: key.created_at(),
         age_days: days_between(key.created_at(), now),
         expires_at: key.expires_at(),
-        state: key.state_at(now),
+        state: state.key_state(key, now),
         last_used_at: key.last_used_at(),
+        policy_block: Some(key)
+            .filter(|key| key.state_at(now).is_usable() && !state.is_policy_exempt(key))
+            .and_then(|key| state.key_policy().next_block(key)),
+        legacy: key.is_legacy(),
     });
+    let warning_horizon = now.plus_seconds(u64::from(POLICY_WARNING_DAYS) * 24 * 60 * 60);
+    let key_blocked_by_policy =
+        key.as_ref().and_then(|key| key.policy_block).is_some_and(|(_, from)| from <= warning_horizon);
+    let legacy_key_rotate = key.as_ref().is_some_and(|key| key.legacy);
     let older_than_period = |at: Timestamp| more_than_a_review_period(at, now);
     let key_older_than_90_days = key.as_ref().is_some_and(|key| older_than_period(key.created_at));
     let key_unused_90_days =
@@ -115,13 +139,15 @@ fn row(state: &State, user: &User, now: Timestamp) -> AccessReviewRow {
             key_unused_90_days,
             disabled_user_with_active_key,
             recovered_administrator: user.recovered().is_some(),
+            key_blocked_by_policy,
+            legacy_key_rotate,
         },
     }
 }
 
 /// Whether the key would pass a check at `now` if its user were enabled.
 fn works(state: &State, hash: KeyHash, now: Timestamp) -> bool {
-    state.key(&hash).is_some_and(|key| key.state_at(now).is_usable())
+    state.key(&hash).is_some_and(|key| state.key_state(key, now).is_usable())
 }
 
 /// Whole days from `from` to `to`; 0 if `to` is not after `from`.

@@ -6,9 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::ChangeLog;
+use super::policy::{self, KeyPolicy};
 use super::small_set::SmallSet;
 use super::{
-    Event, EventId, FunctionSet, FunctionUsage, GroupId, KeyHash, KeyId, Lookalike, RoleId, Timestamp, UserId,
+    Event, EventId, FunctionSet, FunctionUsage, GroupId, KeyHash, KeyId, KeyState, Lookalike, RoleId, Timestamp, UserId,
 };
 
 /// Where an event sits in the log and when it was recorded: what `apply` needs besides
@@ -251,6 +252,9 @@ pub struct Key {
     /// The latest check recorded by a `KeyUsageRecorded`; usage not yet recorded is not
     /// included.
     last_used_at: Option<Timestamp>,
+    /// Whether the key was imported (`KeyImported`, `importKey`) rather than issued by
+    /// keyledger: an existing key of the platform, known by the hash of its SHA-256.
+    legacy: bool,
 }
 
 impl Key {
@@ -282,6 +286,11 @@ impl Key {
     /// `None` if no use was recorded.
     pub fn last_used_at(&self) -> Option<Timestamp> {
         self.last_used_at
+    }
+    /// Whether the key was imported (`importKey`) rather than issued by keyledger: every
+    /// view marks it `legacy`, and the access report recommends rotating it.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
     }
 }
 
@@ -408,6 +417,8 @@ pub struct State {
     user_checks: Vec<UserCheck>,
     #[serde(serialize_with = "in_key_order")]
     keys: KeyMap,
+    /// The key policy (`KeyPolicySet`), which the check judges every key by.
+    key_policy: KeyPolicy,
     head: u64,
     /// The last recorded use of each function by each user (issue #14, unused access).
     function_usage: FunctionUsage,
@@ -447,6 +458,37 @@ impl State {
     /// The last recorded use of each function by each user.
     pub fn function_usage(&self) -> &FunctionUsage {
         &self.function_usage
+    }
+
+    /// The key policy in force (`setKeyPolicy`).
+    pub fn key_policy(&self) -> &KeyPolicy {
+        &self.key_policy
+    }
+
+    /// Where `key` stands at `now`: the one judgement of a key's state, which the check,
+    /// the authority rules, the views and the reports ask. Its own state
+    /// ([`Key::state_at`]), then, for a key that state lets through, the key policy's
+    /// limits (too old, dormant), unless the key is exempt (`policy::is_exempt`: a standing
+    /// administrator's key). With no limit set it costs one branch more than
+    /// `Key::state_at`; with one, one read of the user's check entry and a few
+    /// comparisons. Allocates nothing.
+    #[inline]
+    pub fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
+        let own = key.state_at(now);
+        if !self.key_policy.blocks_keys() || !own.is_usable() {
+            return own;
+        }
+        let functions = self.user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions);
+        if policy::is_exempt(key, functions) {
+            return own;
+        }
+        self.key_policy.judge(key, now).unwrap_or(own)
+    }
+
+    /// Whether the key policy leaves `key` alone (see `policy::is_exempt`).
+    pub fn is_policy_exempt(&self, key: &Key) -> bool {
+        let functions = self.user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions);
+        policy::is_exempt(key, functions)
     }
 
     /// A role by id.
@@ -711,7 +753,35 @@ impl State {
                 expires_at,
                 replaced_key_id: _,
                 replaced_key_valid_until,
-            } => self.apply_key_generated(position, user_id, key_id, *key_hash, *expires_at, *replaced_key_valid_until),
+            } => self.apply_key_generated(
+                position,
+                user_id,
+                key_id,
+                *key_hash,
+                *expires_at,
+                *replaced_key_valid_until,
+                false,
+            ),
+            Event::KeyImported {
+                user_id,
+                key_id,
+                key_hash,
+                expires_at,
+                replaced_key_id: _,
+                replaced_key_valid_until,
+            } => self.apply_key_generated(
+                position,
+                user_id,
+                key_id,
+                *key_hash,
+                *expires_at,
+                *replaced_key_valid_until,
+                true,
+            ),
+            // The policy changes no entity and no version: the check reads it.
+            Event::KeyPolicySet { max_lifetime_days, require_expiry, max_unused_days } => {
+                self.key_policy = KeyPolicy::recorded(*max_lifetime_days, *require_expiry, *max_unused_days);
+            }
             Event::KeyRevoked { user_id, key_id } => self.apply_key_revoked(position, user_id, key_id),
             // A record of a refusal: it changes no permission and no version.
             Event::AdminAccessDenied { .. } => {}
@@ -876,6 +946,7 @@ impl State {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_key_generated(
         &mut self,
         position: Position,
@@ -884,6 +955,7 @@ impl State {
         key_hash: KeyHash,
         expires_at: Option<Timestamp>,
         replaced_key_valid_until: Option<Timestamp>,
+        legacy: bool,
     ) {
         let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) else {
             return;
@@ -916,6 +988,7 @@ impl State {
             expires_at,
             status: KeyStatus::Active,
             last_used_at: None,
+            legacy,
         };
         self.keys.insert(key_hash, key);
     }

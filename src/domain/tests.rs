@@ -2418,3 +2418,175 @@ fn a_lookup_of_a_key_of_an_unknown_user_is_refused() {
         .when(Command::RecordKeyLookup { user_id: booking_app(), key_id: first_key() })
         .then_error(DomainError::NotFound { resource: Resource::User, id: booking_app().to_string() });
 }
+
+// ---------------------------------------------------------------------------------------
+// The key policy and imported keys (issue #14, points 2 and 8).
+// ---------------------------------------------------------------------------------------
+
+const DAY_SECONDS: u64 = 24 * 60 * 60;
+
+fn policy_set(max_lifetime_days: Option<u32>, require_expiry: bool, max_unused_days: Option<u32>) -> Event {
+    Event::KeyPolicySet { max_lifetime_days, require_expiry, max_unused_days }
+}
+
+#[test]
+fn issue_14_a_key_past_the_policys_lifetime_is_too_old_and_passes_again_when_the_limit_is_raised() {
+    let secret = new_secret();
+    let mut history = booking_app_with_key(secret.hash());
+    history.push(policy_set(Some(30), false, None));
+    let thirty_days_on = seconds_after(RECORDED_AT, 30 * DAY_SECONDS);
+    let scenario = given(&history);
+    assert_eq!(scenario.check(secret.expose(), "api.events.read", None), "granted");
+    let at_the_limit = given(&history).at(thirty_days_on);
+    assert_eq!(at_the_limit.check(secret.expose(), "api.events.read", None), "key_too_old");
+    let decision = at_the_limit.checked(secret.expose(), "api.events.read", None);
+    assert_eq!(decision.key_id, Some(&first_key()), "a blocked key is known, not unknown");
+    assert!(Reason::KeyTooOld.is_authentication_failure());
+    // Blocked, not revoked: a higher limit lets it through.
+    history.push(policy_set(Some(31), false, None));
+    assert_eq!(given(&history).at(thirty_days_on).check(secret.expose(), "api.events.read", None), "granted");
+    history.push(policy_set(None, false, None));
+    assert_eq!(
+        given(&history).at(seconds_after(RECORDED_AT, 3000 * DAY_SECONDS)).check(
+            secret.expose(),
+            "api.events.read",
+            None
+        ),
+        "granted"
+    );
+}
+
+#[test]
+fn issue_14_a_key_unused_for_the_policys_idle_days_is_dormant_counted_from_its_last_use_or_creation() {
+    let secret = new_secret();
+    let mut history = booking_app_with_key(secret.hash());
+    history.push(policy_set(None, false, Some(10)));
+    let ten_days_on = seconds_after(RECORDED_AT, 10 * DAY_SECONDS);
+    assert_eq!(
+        given(&history).at(seconds_before(ten_days_on, 1)).check(secret.expose(), "api.events.read", None),
+        "granted"
+    );
+    assert_eq!(given(&history).at(ten_days_on).check(secret.expose(), "api.events.read", None), "key_dormant");
+    assert!(!Reason::KeyDormant.counts_as_use(), "a dormant key's refused attempts must not wake it");
+    // A recorded use five days in moves the limit five days on.
+    history.push(Event::KeyUsageIntervalRecorded {
+        from: seconds_after(RECORDED_AT, 5 * DAY_SECONDS),
+        to: seconds_after(RECORDED_AT, 5 * DAY_SECONDS),
+        keys: vec![KeyUse {
+            user_id: booking_app(),
+            key_id: first_key(),
+            allowed: 1,
+            refused: 0,
+            first_after: 0,
+            last_after: 0,
+        }],
+    });
+    assert_eq!(given(&history).at(ten_days_on).check(secret.expose(), "api.events.read", None), "granted");
+    let fifteen_days_on = seconds_after(RECORDED_AT, 15 * DAY_SECONDS);
+    assert_eq!(given(&history).at(fifteen_days_on).check(secret.expose(), "api.events.read", None), "key_dormant");
+    // Rotated on day 15, the new key starts its own count from its creation.
+    let rotated = new_secret();
+    let mut scenario = given(&history).at(seconds_after(fifteen_days_on, 9 * DAY_SECONDS));
+    let position = Position { seq: scenario.state.head() + 1, at: fifteen_days_on };
+    scenario.state.apply(position, &key_generated(booking_app(), second_key(), rotated.hash(), None));
+    assert_eq!(scenario.check(rotated.expose(), "api.events.read", None), "granted");
+    let key = scenario.state.key(&rotated.hash()).expect("the rotated key");
+    let limit = seconds_after(fifteen_days_on, 10 * DAY_SECONDS);
+    assert_eq!(scenario.state.key_state(key, limit), KeyState::Dormant { since: limit });
+}
+
+#[test]
+fn issue_14_the_standing_administrators_key_is_exempt_from_the_policy_but_not_an_expiring_admin_key() {
+    let mut history = the_administrator();
+    history.push(policy_set(Some(1), false, Some(1)));
+    let years_on = seconds_after(RECORDED_AT, 900 * DAY_SECONDS);
+    let scenario = given(&history).at(years_on);
+    let admin_key = scenario.state.key(&key_hash(0xad)).expect("the administrator's key");
+    assert_eq!(scenario.state.key_state(admin_key, years_on), KeyState::Active);
+    assert!(scenario.state.is_policy_exempt(admin_key));
+    // The administrator can still act, so the policy can be changed: no lockout.
+    scenario.when(Command::SetKeyPolicy { policy: KeyPolicy::default() }).then(&[policy_set(None, false, None)]);
+    // An administrator's key that expires does not make a standing administrator, and is
+    // held to the policy.
+    history.push(key_generated(
+        admin(),
+        key_id("key_00000000000000ae"),
+        key_hash(0xae),
+        Some(seconds_after(RECORDED_AT, 1000 * DAY_SECONDS)),
+    ));
+    let scenario = given(&history).at(years_on);
+    let expiring = scenario.state.key(&key_hash(0xae)).expect("the expiring key");
+    assert!(!scenario.state.is_policy_exempt(expiring));
+    assert!(matches!(scenario.state.key_state(expiring, years_on), KeyState::TooOld { .. }));
+}
+
+#[test]
+fn issue_14_require_expiry_refuses_a_key_without_expiry_except_for_an_administrator() {
+    let history = vec![user_created(booking_app(), "Booking app"), policy_set(None, true, None)];
+    let generate = |user_id: UserId, expires_at| Command::GenerateKey {
+        user_id,
+        key_id: second_key(),
+        key_hash: key_hash(2),
+        expires_at,
+        grace_seconds: None,
+    };
+    given(&history).when(generate(booking_app(), None)).then_error(DomainError::ExpiryRequired);
+    let import = Command::ImportKey {
+        user_id: booking_app(),
+        key_id: second_key(),
+        key_hash: key_hash(2),
+        expires_at: None,
+        grace_seconds: None,
+    };
+    given(&history).when(import).then_error(DomainError::ExpiryRequired);
+    let expiry = seconds_after(NOW, DAY_SECONDS);
+    given(&history).when(generate(booking_app(), Some(expiry))).then(&[key_generated(
+        booking_app(),
+        second_key(),
+        key_hash(2),
+        Some(expiry),
+    )]);
+    // The administrator's own key needs none: the lockout rule counts only keys that last.
+    let replaced = Some(key_id("key_00000000000000ad"));
+    given(&history).when(generate(admin(), None)).then(&[Event::KeyGenerated {
+        user_id: admin(),
+        key_id: second_key(),
+        key_hash: key_hash(2),
+        expires_at: None,
+        replaced_key_id: replaced,
+        replaced_key_valid_until: None,
+    }]);
+}
+
+#[test]
+fn issue_14_an_imported_key_is_checked_by_the_sha256_of_its_characters_and_marked_legacy() {
+    let legacy = "0123456789abcdef0123456789abcdef";
+    let hash = KeyHash::of_legacy_key(legacy).expect("a legacy key");
+    let mut history = booking_app_with_key(new_secret().hash());
+    let import = Command::ImportKey {
+        user_id: booking_app(),
+        key_id: second_key(),
+        key_hash: hash,
+        expires_at: None,
+        grace_seconds: Some(60),
+    };
+    let events = given(&history).when(import.clone()).result.expect("imported");
+    assert_eq!(
+        events,
+        [Event::KeyImported {
+            user_id: booking_app(),
+            key_id: second_key(),
+            key_hash: hash,
+            expires_at: None,
+            replaced_key_id: Some(first_key()),
+            replaced_key_valid_until: Some(seconds_after(NOW, 60)),
+        }]
+    );
+    history.extend(events);
+    let scenario = given(&history);
+    assert_eq!(scenario.check(legacy, "api.events.read", None), "granted");
+    assert_eq!(scenario.check(&legacy.to_uppercase(), "api.events.read", None), "unknown_key");
+    assert!(scenario.state.key(&hash).expect("the imported key").is_legacy());
+    // A key already known is not imported again.
+    scenario.when(import).then_error(DomainError::KeyAlreadyKnown);
+}

@@ -123,7 +123,7 @@ impl PermissionView {
                             key_id: key.id().clone(),
                             created_at: key.created_at(),
                             expires_at: key.expires_at(),
-                            state: key.state_at(as_of),
+                            state: state.key_state(key, as_of),
                         })
                         .collect(),
                 }
@@ -167,7 +167,7 @@ fn usable_keys<'a>(state: &'a State, user: &User, now: Timestamp) -> Vec<(&'a Ke
         .flatten()
         .filter_map(|hash| state.key(&hash))
         .filter_map(|key| {
-            let grace_end = match key.state_at(now) {
+            let grace_end = match state.key_state(key, now) {
                 KeyState::Active => None,
                 KeyState::InGrace { valid_until } => Some(valid_until),
                 _ => return None,
@@ -386,7 +386,10 @@ pub fn affected_users(state: &State, event: &Event) -> BTreeSet<UserId> {
         | Event::EventAccessSet { user_id, .. }
         | Event::KeyGenerated { user_id, .. }
         | Event::KeyRevoked { user_id, .. }
+        | Event::KeyImported { user_id, .. }
         | Event::AdministratorRecovered { user_id, .. } => BTreeSet::from([user_id.clone()]),
+        // The policy may block or let through any user's key.
+        Event::KeyPolicySet { .. } => state.users_after(0).map(|user| user.id().clone()).collect(),
         Event::FunctionActivated { role_id, .. } | Event::FunctionDeactivated { role_id, .. } => {
             state.role(role_id).map(|role| role.holders().clone()).unwrap_or_default()
         }

@@ -53,6 +53,12 @@ pub enum CheckReason {
     EventRequired,
     /// The function is not in the catalogue.
     UnknownFunction,
+    /// The key is older than the key policy's `max_lifetime_days` (`getKeyPolicy`): blocked,
+    /// not revoked; raising the limit lets it through again.
+    KeyTooOld,
+    /// The key had no recorded use for the key policy's `max_unused_days`: blocked until it
+    /// is rotated.
+    KeyDormant,
 }
 
 impl From<Reason> for CheckReason {
@@ -68,6 +74,8 @@ impl From<Reason> for CheckReason {
             Reason::EventNotAccessible => CheckReason::EventNotAccessible,
             Reason::EventRequired => CheckReason::EventRequired,
             Reason::UnknownFunction => CheckReason::UnknownFunction,
+            Reason::KeyTooOld => CheckReason::KeyTooOld,
+            Reason::KeyDormant => CheckReason::KeyDormant,
         }
     }
 }
@@ -164,7 +172,7 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
         keep_refusal(&state, &request, &decision, &input.function, input.event_id.as_deref(), now);
     }
     drop(view);
-    if let Some(key_hash) = used_key {
+    if let Some(key_hash) = used_key.filter(|_| decision_reason.counts_as_use()) {
         // A passed check names a function of the catalogue, which it also counts against.
         let granted = decision_reason == Reason::Granted;
         let function = granted.then(|| FunctionId::parse(&input.function).ok()).flatten();
@@ -257,7 +265,7 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
     let decision = domain::check(&view, question, now);
     let reason = decision.reason;
     state.checks.count(CheckEndpoint::AuthorizeRequest, reason);
-    if let Some(key_hash) = decision.key_hash {
+    if let Some(key_hash) = decision.key_hash.filter(|_| reason.counts_as_use()) {
         let function = decision.allowed().then(|| FunctionId::parse(&query.function).ok()).flatten();
         state.usage.count(key_hash, function, decision.allowed(), now);
     }

@@ -33,7 +33,7 @@ pub struct GenerateKeyRequest {
 
 /// A whole number of seconds as JSON Schema's `integer` admits it: `3600`, or `3600.0`
 /// as some clients write a whole float (Python's `json.dumps(3600.0)`).
-fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
         return Ok(None);
     };

@@ -40,9 +40,10 @@ pub enum KeyLookupRequest {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct KeyLookupByKey {
-    /// The key as found (`kl_` and 36 letters and digits, the last 6 a checksum;
-    /// whitespace around it is ignored). Hashed at once; never stored, logged or echoed.
-    #[schema(pattern = "^\\s*kl_[0-9A-Za-z]{36}\\s*$")]
+    /// The key as found (`kl_` and 36 letters and digits, the last 6 a checksum; or an
+    /// imported legacy key, 32 hexadecimal characters; whitespace around it is ignored).
+    /// Hashed at once; never stored, logged or echoed.
+    #[schema(pattern = "^\\s*(kl_[0-9A-Za-z]{36}|[0-9A-Fa-f]{32})\\s*$")]
     key: String,
 }
 

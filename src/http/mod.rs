@@ -73,6 +73,7 @@ pub mod denials;
 pub mod functions;
 pub mod groups;
 pub mod health;
+pub mod import;
 pub mod integrity;
 pub mod keys;
 pub mod lookup;
@@ -81,6 +82,7 @@ pub mod mutation;
 pub mod openapi;
 pub mod params;
 pub mod position;
+pub mod policy;
 pub mod problem;
 pub mod refusals;
 pub mod report;
@@ -153,7 +155,9 @@ impl AppState {
         self.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
         let now = Timestamp::now();
         let guarded = auth::require(&self.ledger.view(), request, function, now);
-        if let Some(key) = &guarded.known_key {
+        // A dormant key's refused attempts are not a use of it (`Reason::counts_as_use`).
+        let dormant = matches!(guarded.outcome, Err(ApiError::KeyRefused(reason)) if !reason.counts_as_use());
+        if let Some(key) = guarded.known_key.as_ref().filter(|_| !dormant) {
             self.usage.count(key.hash, Some(function), guarded.outcome.is_ok(), now);
         }
         match (&guarded.outcome, guarded.known_key) {
@@ -321,6 +325,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
     roles::configure(config);
     groups::configure(config);
     keys::configure(config);
+    import::configure(config);
+    policy::configure(config);
     audit::configure(config);
     watch::configure(config);
     integrity::configure(config);

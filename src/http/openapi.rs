@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 use super::position::PositionSpec;
 
 use super::{
-    audit, checks, functions, groups, health, integrity, keys, lookup, metrics, refusals, report, review, roles, users,
-    watch, whoami,
+    audit, checks, functions, groups, health, import, integrity, keys, lookup, metrics, policy, refusals, report,
+    review, roles, users, watch, whoami,
 };
 
 /// The keyledger API.
@@ -46,6 +46,9 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         groups::remove_event_from_group,
         keys::generate_key,
         keys::revoke_key,
+        import::import_key,
+        policy::get_key_policy,
+        policy::set_key_policy,
         checks::check_key,
         checks::authorize_request,
         whoami::who_am_i,

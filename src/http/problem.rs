@@ -205,6 +205,8 @@ impl ApiError {
                 DomainError::EventNotInGroup { .. } => "event_not_in_group",
                 DomainError::NoKey { .. } => "no_key",
                 DomainError::ExpiryInThePast => "expiry_in_the_past",
+                DomainError::ExpiryRequired => "expiry_required",
+                DomainError::KeyAlreadyKnown => "key_already_known",
                 DomainError::GracePeriodTooLong { .. } => "invalid_value",
                 DomainError::SelfLockout { .. } => "self_lockout",
                 DomainError::VersionMismatch { .. } => "version_mismatch",
@@ -328,7 +330,7 @@ impl ResponseError for ApiError {
                 | DomainError::RoleNotAssigned { .. }
                 | DomainError::EventNotInGroup { .. }
                 | DomainError::NoKey { .. } => StatusCode::NOT_FOUND,
-                DomainError::ExpiryInThePast | DomainError::GracePeriodTooLong { .. } => {
+                DomainError::ExpiryInThePast | DomainError::ExpiryRequired | DomainError::GracePeriodTooLong { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,

@@ -20,7 +20,7 @@ pub use crate::wire::{EventAccessView, KeyState};
 
 /// A key, by its public id. Never the secret.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z"}))]
+#[schema(example = json!({"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z", "legacy": false}))]
 pub struct KeyView {
     /// The key's public id.
     pub key_id: String,
@@ -36,12 +36,15 @@ pub struct KeyView {
     /// if none was recorded. Usage is recorded every `--key-usage-interval-secs` (15
     /// minutes by default), so this can be that much behind.
     pub last_used_at: Option<String>,
+    /// Whether the key was imported (`importKey`: an existing platform key) rather than
+    /// issued by keyledger. Rotate it with generateKey, which issues a `kl_` key.
+    pub legacy: bool,
 }
 
 impl KeyView {
     fn of(view: &domain::State, hash: KeyHash, now: Timestamp) -> Option<KeyView> {
         let key = view.key(&hash)?;
-        let state = key.state_at(now);
+        let state = view.key_state(key, now);
         Some(KeyView {
             key_id: key.id().to_string(),
             state: state.into(),
@@ -49,6 +52,7 @@ impl KeyView {
             expires_at: key.expires_at().map(|at| at.to_string()),
             valid_until: state.valid_until().map(|at| at.to_string()),
             last_used_at: key.last_used_at().map(|at| at.to_string()),
+            legacy: key.is_legacy(),
         })
     }
 }
@@ -62,7 +66,7 @@ impl KeyView {
     "enabled": true,
     "roles": ["role_9d8e7f6a5b4c3d2e"],
     "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
-    "key": {"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z"},
+    "key": {"key_id": "key_0f1e2d3c4b5a6978", "state": "active", "created_at": "2027-01-31T17:00:00.000Z", "expires_at": null, "valid_until": null, "last_used_at": "2027-02-03T09:15:00.000Z", "legacy": false},
     "previous_key": null,
     "created_at": "2027-01-31T16:58:00.000Z",
     "version": 12

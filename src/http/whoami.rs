@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::presented_key;
+use super::policy::KeyPolicyLimits;
 use super::problem::{ApiError, Problem};
 use super::refusals::RefusalView;
 use super::{Page, Shared, paginate};
@@ -50,7 +51,9 @@ list_page! {
     "valid_until": null,
     "functions": ["api.attendees.read", "api.events.read"],
     "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
-    "events": {"items": ["summit-2027-nyc"]}
+    "events": {"items": ["summit-2027-nyc"]},
+    "legacy": false,
+    "policy": {"exempt": false, "max_lifetime_days": 365, "too_old_from": "2028-01-31T17:00:00.000Z", "max_unused_days": null, "dormant_from": null, "blocked_from": "2028-01-31T17:00:00.000Z", "blocked_reason": "key_too_old"}
 }))]
 pub struct WhoAmI {
     /// The key's user.
@@ -77,6 +80,12 @@ pub struct WhoAmI {
     /// The events reached through `event_access.groups`, paged with `limit` and `after`;
     /// empty when `event_access.all_events` (every event passes).
     pub events: EventIdList,
+    /// Whether the key was imported (`importKey`: an existing platform key) rather than
+    /// issued by keyledger; ask an admin to rotate it.
+    pub legacy: bool,
+    /// Which key policy limits (`getKeyPolicy`) apply to this key and when they would
+    /// start refusing it.
+    pub policy: KeyPolicyLimits,
     /// With `refusals=true`: this key's most recent refused checks since the service
     /// started, most recent first (at most 100), as `listKeyRefusals` shows them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,7 +103,7 @@ pub struct WhoAmI {
     responses(
         (status = 200, description = "The key's identity and permissions", body = WhoAmI),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed, unknown, revoked or expired key, or disabled user", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "Missing, malformed, unknown, revoked, expired, too old or dormant key, or disabled user", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String))),
         (status = 429, description = "Too many checks with wrong keys from this address", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
@@ -120,7 +129,7 @@ pub async fn who_am_i(state: Shared, request: HttpRequest) -> Result<HttpRespons
     let (hash, view) = match identified {
         Ok(found) => found,
         Err((reason, known)) => {
-            if let Some(hash) = known.filter(|_| reason != Reason::UnknownKey) {
+            if let Some(hash) = known.filter(|_| reason != Reason::UnknownKey && reason.counts_as_use()) {
                 state.usage.count(hash, None, false, now);
             }
             state.limiter.record(client, reason);
@@ -145,7 +154,7 @@ pub async fn who_am_i(state: Shared, request: HttpRequest) -> Result<HttpRespons
 /// or in its grace period, and its user is enabled.
 fn identify(view: &domain::State, hash: KeyHash, now: Timestamp) -> Result<KeyHash, Reason> {
     let key = view.key(&hash).ok_or(Reason::UnknownKey)?;
-    if let Some(reason) = key.state_at(now).refusal() {
+    if let Some(reason) = view.key_state(key, now).refusal() {
         return Err(reason);
     }
     let user = view.user_check(key.user_slot()).ok_or(Reason::UnknownKey)?;
@@ -160,7 +169,7 @@ fn who_am_i_of(view: &domain::State, hash: KeyHash, now: Timestamp, after: u64, 
     let key = view.key(&hash)?;
     let user = view.user(key.user_id())?;
     let check = view.user_check(key.user_slot())?;
-    let key_state = key.state_at(now);
+    let key_state = view.key_state(key, now);
     let events = domain::accessible_events(view, user).unwrap_or_default();
     let skip = usize::try_from(after).unwrap_or(usize::MAX);
     let (items, next) = paginate(
@@ -180,6 +189,8 @@ fn who_am_i_of(view: &domain::State, hash: KeyHash, now: Timestamp, after: u64, 
         functions: check.functions().iter().map(|function| function.as_str().to_owned()).collect(),
         event_access: user.event_access().into(),
         events: EventIdList { items, next },
+        legacy: key.is_legacy(),
+        policy: KeyPolicyLimits::of(view, key),
         refusals: None,
     })
 }

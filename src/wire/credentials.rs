@@ -13,7 +13,7 @@ use crate::domain::{self, Timestamp};
 use crate::key_history::{IssuedKey, KeyHistory};
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "user_id",
     "name",
     "key_id",
@@ -29,6 +29,7 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "checks_refused",
     "functions",
     "event_access",
+    "legacy",
 ];
 
 /// One row per key ever issued, oldest first.
@@ -51,7 +52,8 @@ pub const CSV_COLUMNS: [&str; 15] = [
         "checks_allowed": 1204,
         "checks_refused": 3,
         "functions": ["api.attendees.read"],
-        "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]}
+        "event_access": {"all_events": false, "groups": ["grp_1a2b3c4d5e6f7a8b"]},
+        "legacy": false
     }]
 }))]
 pub struct CredentialReport {
@@ -98,6 +100,9 @@ pub struct CredentialReportRow {
     /// The events it may act on now, as its user's event access; null when it works for
     /// nothing.
     pub event_access: Option<EventAccessView>,
+    /// Whether the key was imported (`importKey`: an existing platform key, known by its
+    /// SHA-256) rather than issued by keyledger. Rotate it: rotation issues a `kl_` key.
+    pub legacy: bool,
 }
 
 impl CredentialReport {
@@ -122,7 +127,7 @@ impl CredentialReport {
 /// replaced without grace or whose grace was cut short), replaced.
 pub fn key_state(key: &IssuedKey, view: &domain::State, now: Timestamp) -> domain::KeyState {
     match view.key(&key.key_hash) {
-        Some(known) => known.state_at(now),
+        Some(known) => view.key_state(known, now),
         None => domain::KeyState::Replaced { valid_until: key.grace_until.unwrap_or(key.created_at) },
     }
 }
@@ -157,6 +162,7 @@ impl CredentialReportRow {
             checks_refused: key.refused,
             functions,
             event_access,
+            legacy: key.legacy,
         }
     }
 
@@ -183,6 +189,7 @@ impl CredentialReportRow {
             self.checks_refused.to_string(),
             self.functions.join(";"),
             event_access,
+            self.legacy.to_string(),
         ]
         .into_iter()
     }

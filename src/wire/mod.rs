@@ -42,7 +42,8 @@ where
 
 /// Where a key stands at the time a view is of. getUser, getPermissionsAt and
 /// accessReport use these names and judge a key alike, as checkKey does. When several
-/// apply, the first in this order wins: revoked, replaced, expired, grace, active.
+/// apply, the first in this order wins: revoked, replaced, expired, too_old, dormant,
+/// grace, active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
@@ -56,6 +57,12 @@ pub enum KeyState {
     Expired,
     /// Revoked: it passes no check.
     Revoked,
+    /// Blocked by the key policy's `max_lifetime_days`: it passes no check until the limit
+    /// is raised or cleared.
+    TooOld,
+    /// Blocked by the key policy's `max_unused_days`: it passes no check until it is
+    /// rotated.
+    Dormant,
 }
 
 impl KeyState {
@@ -68,6 +75,8 @@ impl KeyState {
             KeyState::Replaced => "replaced",
             KeyState::Expired => "expired",
             KeyState::Revoked => "revoked",
+            KeyState::TooOld => "too_old",
+            KeyState::Dormant => "dormant",
         }
     }
 }
@@ -80,6 +89,8 @@ impl From<domain::KeyState> for KeyState {
             domain::KeyState::Replaced { .. } => KeyState::Replaced,
             domain::KeyState::Expired { .. } => KeyState::Expired,
             domain::KeyState::Revoked { .. } => KeyState::Revoked,
+            domain::KeyState::TooOld { .. } => KeyState::TooOld,
+            domain::KeyState::Dormant { .. } => KeyState::Dormant,
         }
     }
 }

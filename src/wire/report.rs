@@ -52,6 +52,12 @@ pub struct ReportFlags {
     /// The user is a full administrator created by `keyledger recover-admin` (an
     /// `AdministratorRecovered` record, with the operator's reason): confirm it was expected.
     pub recovered_administrator: bool,
+    /// The key policy (`getKeyPolicy`) blocks the current key now, or will within
+    /// `policy_warning_days` (see `key_blocked_from` and `key_blocked_reason`).
+    pub key_blocked_by_policy: bool,
+    /// The current key was imported (`importKey`, `legacy`): rotate it with generateKey,
+    /// which issues a `kl_` key.
+    pub legacy_key_rotate: bool,
 }
 
 /// One user in the access review.
@@ -82,6 +88,13 @@ pub struct AccessReportRow {
     pub key_expires_at: Option<String>,
     /// The current key's last recorded use; null if none was recorded.
     pub key_last_used_at: Option<String>,
+    /// When the key policy blocks (or blocked) the current key; null if no limit binds it
+    /// (no limit set, the key is exempt, or it no longer works anyway).
+    pub key_blocked_from: Option<String>,
+    /// The check reason from `key_blocked_from`: `key_too_old` or `key_dormant`.
+    pub key_blocked_reason: Option<String>,
+    /// Whether the current key was imported (`importKey`) rather than issued by keyledger.
+    pub key_legacy: bool,
     /// The findings.
     pub flags: ReportFlags,
     /// The functions the user's roles grant that none of its keys passed a check of
@@ -135,11 +148,15 @@ pub struct UnusedWindow {
         "key_age_days": 89,
         "key_expires_at": null,
         "key_last_used_at": "2027-04-30T22:15:00.000Z",
-        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false, "recovered_administrator": false},
+        "key_blocked_from": null,
+        "key_blocked_reason": null,
+        "key_legacy": false,
+        "flags": {"write_on_api_role": true, "key_older_than_90_days": false, "key_unused_90_days": false, "disabled_user_with_active_key": false, "recovered_administrator": false, "key_blocked_by_policy": false, "legacy_key_rotate": false},
         "unused_functions": ["api.attendees.write"],
         "unused_keys": []
     }],
-    "unused": {"days": 90, "since": "2027-01-31T08:00:00.000Z", "exact": true, "exact_since": null}
+    "unused": {"days": 90, "since": "2027-01-31T08:00:00.000Z", "exact": true, "exact_since": null},
+    "policy_warning_days": 14
 }))]
 pub struct AccessReport {
     /// When the report was made; key ages and flags are judged at this time.
@@ -152,6 +169,8 @@ pub struct AccessReport {
     pub rows: Vec<AccessReportRow>,
     /// The window of the unused access findings.
     pub unused: UnusedWindow,
+    /// How many days ahead `key_blocked_by_policy` looks: 14.
+    pub policy_warning_days: u32,
 }
 
 impl AccessReport {
@@ -193,6 +212,7 @@ impl AccessReport {
                 exact: window.exact,
                 exact_since: window.exact_since.map(|at| at.to_string()),
             },
+            policy_warning_days: domain::POLICY_WARNING_DAYS,
         }
     }
 
@@ -235,12 +255,19 @@ impl From<AccessReviewRow> for AccessReportRow {
             key_age_days: key.map(|key| key.age_days),
             key_expires_at: key.and_then(|key| key.expires_at).map(|at| at.to_string()),
             key_last_used_at: key.and_then(|key| key.last_used_at).map(|at| at.to_string()),
+            key_blocked_from: key.and_then(|key| key.policy_block).map(|(_, at)| at.to_string()),
+            key_blocked_reason: key
+                .and_then(|key| key.policy_block)
+                .map(|(limit, _)| limit.reason().as_str().to_owned()),
+            key_legacy: key.is_some_and(|key| key.legacy),
             flags: ReportFlags {
                 write_on_api_role: row.flags.write_on_api_role,
                 key_older_than_90_days: row.flags.key_older_than_90_days,
                 key_unused_90_days: row.flags.key_unused_90_days,
                 disabled_user_with_active_key: row.flags.disabled_user_with_active_key,
                 recovered_administrator: row.flags.recovered_administrator,
+                key_blocked_by_policy: row.flags.key_blocked_by_policy,
+                legacy_key_rotate: row.flags.legacy_key_rotate,
             },
             unused_functions: Vec::new(),
             unused_keys: Vec::new(),
@@ -250,7 +277,7 @@ impl From<AccessReviewRow> for AccessReportRow {
 
 /// The CSV header: one column per field, multi-valued ones joined with `;`, one column
 /// per flag.
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 25] = [
     "user_id",
     "name",
     "enabled",
@@ -271,6 +298,11 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "recovered_administrator",
     "unused_functions",
     "unused_key_ids",
+    "key_blocked_from",
+    "key_blocked_reason",
+    "key_legacy",
+    "key_blocked_by_policy",
+    "legacy_key_rotate",
 ];
 
 impl AccessReportRow {
@@ -302,6 +334,11 @@ impl AccessReportRow {
             self.flags.recovered_administrator.to_string(),
             self.unused_functions.join(";"),
             joined(self.unused_keys.iter().map(|key| key.key_id.as_str()).collect()),
+            optional(&self.key_blocked_from),
+            optional(&self.key_blocked_reason),
+            self.key_legacy.to_string(),
+            self.flags.key_blocked_by_policy.to_string(),
+            self.flags.legacy_key_rotate.to_string(),
         ]
         .into_iter()
     }
@@ -379,6 +416,8 @@ mod tests {
             domain::KeyState::Replaced { valid_until: at },
             domain::KeyState::Expired { at },
             domain::KeyState::Revoked { at },
+            domain::KeyState::TooOld { since: at },
+            domain::KeyState::Dormant { since: at },
         ];
         for state in states {
             let view = KeyState::from(state);

@@ -114,6 +114,23 @@ const ADMIN_OPERATIONS: &[AdminOperation] = &[
     ),
     operation("generateKey", "POST", "/v1/users/{user_id}/key", Some("{}"), "security.keys.manage", 201),
     operation("revokeKey", "DELETE", "/v1/users/{user_id}/key", None, "security.keys.manage", 200),
+    operation(
+        "importKey",
+        "POST",
+        "/v1/users/{user_id}/key/import",
+        Some(r#"{"key":"0123456789abcdef0123456789abcdef"}"#),
+        "security.keys.manage",
+        201,
+    ),
+    operation("getKeyPolicy", "GET", "/v1/policies/keys", None, "security.users.read", 200),
+    operation(
+        "setKeyPolicy",
+        "PUT",
+        "/v1/policies/keys",
+        Some(r#"{"max_unused_days":3650}"#),
+        "security.keys.manage",
+        200,
+    ),
     operation("listAuditEvents", "GET", "/v1/audit/events", None, "security.audit.read", 200),
     // `until` ends the stream, so that the call returns.
     operation("watchAuditEvents", "GET", "/v1/audit/watch?until=1", None, "security.audit.read", 200),

@@ -344,6 +344,8 @@ fn the_access_report_has_a_row_per_user_with_roles_functions_key_and_flags_as_js
         "key_unused_90_days": false,
         "disabled_user_with_active_key": false,
         "recovered_administrator": false,
+        "key_blocked_by_policy": false,
+        "legacy_key_rotate": false,
     });
     assert_eq!(api_row["flags"], no_flags);
     assert_eq!(row(&report, &writer)["flags"]["write_on_api_role"], true);

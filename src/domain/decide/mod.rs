@@ -8,6 +8,7 @@
 mod bootstrap;
 mod groups;
 mod keys;
+mod policy;
 mod records;
 mod roles;
 mod users;
@@ -15,8 +16,8 @@ mod users;
 use std::collections::BTreeSet;
 
 use super::{
-    Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, GroupId, KeyHash, KeyId, Name, RecoveryReason,
-    Resource, RoleId, State, Timestamp, UserId, authority,
+    Actor, DomainError, Email, Event, EventAccess, EventId, FunctionId, GroupId, KeyHash, KeyId, KeyPolicy, Name,
+    RecoveryReason, Resource, RoleId, State, Timestamp, UserId, authority,
 };
 
 /// The longest grace period a rotation may give the replaced key: 30 days.
@@ -144,6 +145,25 @@ pub enum Command {
     RevokeKey {
         /// The user.
         user_id: UserId,
+    },
+    /// Imports an existing (legacy) key for a user, known by a hash derived from its
+    /// SHA-256, replacing their current key as `GenerateKey` does.
+    ImportKey {
+        /// The user.
+        user_id: UserId,
+        /// The key's public id, minted by keyledger.
+        key_id: KeyId,
+        /// `KeyHash::of_legacy_sha256` of the key.
+        key_hash: KeyHash,
+        /// When the key expires.
+        expires_at: Option<Timestamp>,
+        /// How long the replaced key keeps working; `None` or 0 stops it at once.
+        grace_seconds: Option<u64>,
+    },
+    /// Sets the key policy, replacing the previous one whole.
+    SetKeyPolicy {
+        /// The new policy.
+        policy: KeyPolicy,
     },
     /// Records that a working key was refused an admin operation for lack of a function.
     /// Not an admin change: it ignores `If-Match`, and records nothing for a key that is
@@ -305,6 +325,10 @@ fn decide_unguarded(state: &State, context: &Context, command: Command) -> Resul
             keys::generate(state, context, user_id, key_id, key_hash, expires_at, grace_seconds)
         }
         Command::RevokeKey { user_id } => keys::revoke(state, context, user_id),
+        Command::ImportKey { user_id, key_id, key_hash, expires_at, grace_seconds } => {
+            keys::import(state, context, user_id, key_id, key_hash, expires_at, grace_seconds)
+        }
+        Command::SetKeyPolicy { policy } => policy::set(state, policy),
         Command::RecordAdminAccessDenied { key_hash, operation, function, target, suppressed } => {
             records::admin_access_denied(state, key_hash, operation, function, target, suppressed)
         }
@@ -331,6 +355,8 @@ fn check_version(state: &State, context: &Context, command: &Command) -> Result<
         }
         // Creates everything it touches.
         Command::RecoverAdministrator { .. } => return Ok(()),
+        // The policy has no version of its own; it is replaced whole.
+        Command::SetKeyPolicy { .. } => return Ok(()),
         Command::ActivateFunctions { role_id, .. } | Command::DeactivateFunctions { role_id, .. } => {
             (Resource::Role, find_role(state, role_id)?.version())
         }
@@ -340,6 +366,7 @@ fn check_version(state: &State, context: &Context, command: &Command) -> Result<
         | Command::UnassignRole { user_id, .. }
         | Command::SetUserEventAccess { user_id, .. }
         | Command::GenerateKey { user_id, .. }
+        | Command::ImportKey { user_id, .. }
         | Command::RevokeKey { user_id } => (Resource::User, find_user(state, user_id)?.version()),
         Command::AddEventToGroup { group_id, .. } | Command::RemoveEventFromGroup { group_id, .. } => {
             (Resource::Group, find_group(state, group_id)?.version())
