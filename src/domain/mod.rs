@@ -31,7 +31,7 @@ pub use authority::{
     is_standing_administrator,
 };
 pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionScope, FunctionSet, UnknownFunction};
-pub use check::{CheckRequest, Decision, Reason, check, check_key_hash};
+pub use check::{CheckRequest, CheckView, Decision, Reason, check, check_key_hash};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
 pub use event::{Event, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
@@ -41,7 +41,9 @@ pub use key::{InvalidKeyHash, KEY_LEN, KeyHash, KeySecret, MalformedKey};
 pub use key_state::KeyState;
 pub use report::{AccessReviewRow, KeySummary, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use small_set::SmallSet;
-pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
+pub use state::{
+    CheckIndex, CheckUpdate, EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck,
+};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};
 pub use view::{

@@ -2417,3 +2417,60 @@ fn a_lookup_of_a_key_of_an_unknown_user_is_refused() {
         .when(Command::RecordKeyLookup { user_id: booking_app(), key_id: first_key() })
         .then_error(DomainError::NotFound { resource: Resource::User, id: booking_app().to_string() });
 }
+
+// ---------------------------------------------------------------------------------------
+// One copy of the state (issue #11): batches applied in place under a journal, rolled
+// back exactly, or committed and copied into the check index.
+// ---------------------------------------------------------------------------------------
+
+/// The state as a snapshot holds it: every entity and index, in key order.
+fn state_bytes(state: &State) -> Vec<u8> {
+    postcard::to_stdvec(state).expect("a state serialises")
+}
+
+#[test]
+fn a_rolled_back_batch_leaves_the_state_exactly_as_it_was_and_the_check_index_follows_committed_ones() {
+    let (mut rolled_back, mut committed) = (0, 0);
+    for seed in 0..SEEDS / 4 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut live = State::default();
+        let mut index = CheckIndex::of(&live);
+        let mut secrets = Vec::new();
+        let mut now = RECORDED_AT;
+        let opening = opening_commands(&mut rng, &mut secrets);
+        let mut step = 0;
+        while step < STEPS_PER_SEED {
+            let before = state_bytes(&live);
+            live.begin_batch();
+            let mut applied = 0;
+            for _ in 0..rng.random_range(1..8) {
+                now = seconds_after(now, rng.random_range(0..900));
+                let Some((context, command)) = random_step(&mut rng, &live, now, step, &opening, &mut secrets) else {
+                    continue;
+                };
+                step += 1;
+                let Ok(events) = decide(&live, &context, command) else { continue };
+                for event in events {
+                    live.apply(Position { seq: live.head() + 1, at: now }, &event);
+                    applied += 1;
+                }
+            }
+            // The opening must stand for the random commands after it to mean anything.
+            if step > opening.len() && rng.random_bool(0.3) {
+                live.rollback_batch();
+                rolled_back += usize::from(applied > 0);
+                assert!(!live.in_batch());
+                assert_eq!(state_bytes(&live), before, "seed {seed}, step {step}: the rollback left a trace");
+            } else {
+                index.update(live.commit_batch());
+                committed += usize::from(applied > 0);
+            }
+            assert!(index.matches(&live), "seed {seed}, step {step}: the check index differs from the state");
+            for secret in &secrets {
+                let question = CheckRequest { key: secret.expose(), function: "api.attendees.read", event_id: None };
+                assert_eq!(check(&index, question, now), check(&live, question, now), "seed {seed}, step {step}");
+            }
+        }
+    }
+    assert!(rolled_back > 100 && committed > 100, "rolled back {rolled_back} batches, committed {committed}");
+}

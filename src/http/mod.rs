@@ -148,7 +148,7 @@ impl AppState {
         let client = self.limiter.client_of(request);
         self.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
         let now = Timestamp::now();
-        let guarded = auth::require(&self.ledger.view(), request, function, now);
+        let guarded = auth::require(&*self.ledger.checks(), request, function, now);
         if let Some(key) = &guarded.known_key {
             self.usage.count(key.hash, guarded.outcome.is_ok(), now);
         }
