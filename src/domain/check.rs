@@ -3,7 +3,51 @@
 //! A pure function of the permission view and the time. It allocates nothing and makes a
 //! handful of hash lookups, because apps pay for it on every request they serve.
 
-use super::{FunctionId, KeyHash, KeyId, State, Timestamp, UserId};
+use super::{CheckIndex, FunctionId, Key, KeyHash, KeyId, KeyState, State, Timestamp, UserCheck, UserId};
+
+/// What a check reads: the keys, the users' check entries and the events' groups. The
+/// running service checks against its [`CheckIndex`], which holds only durable state;
+/// tests and the command line check against a [`State`].
+pub trait CheckView {
+    /// A key by the hash of its secret.
+    fn key(&self, hash: &KeyHash) -> Option<&Key>;
+    /// What a key check needs of the user in `slot`.
+    fn user_check(&self, slot: u32) -> Option<&UserCheck>;
+    /// Whether `user` may access `event` through the groups they were granted.
+    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool;
+    /// Where `key` stands at `now`, the key policy included ([`State::key_state`]).
+    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState;
+}
+
+impl CheckView for State {
+    fn key(&self, hash: &KeyHash) -> Option<&Key> {
+        State::key(self, hash)
+    }
+    fn user_check(&self, slot: u32) -> Option<&UserCheck> {
+        State::user_check(self, slot)
+    }
+    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
+        State::may_access_event(self, user, event)
+    }
+    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
+        State::key_state(self, key, now)
+    }
+}
+
+impl CheckView for CheckIndex {
+    fn key(&self, hash: &KeyHash) -> Option<&Key> {
+        CheckIndex::key(self, hash)
+    }
+    fn user_check(&self, slot: u32) -> Option<&UserCheck> {
+        CheckIndex::user_check(self, slot)
+    }
+    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
+        CheckIndex::may_access_event(self, user, event)
+    }
+    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
+        CheckIndex::key_state(self, key, now)
+    }
+}
 
 /// Why a check was allowed or refused. The names are part of the HTTP contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,7 +164,7 @@ pub struct CheckRequest<'a> {
 /// for a user with access to every event; anyone else is refused as
 /// [`Reason::EventRequired`], since access to some events says nothing of the one the
 /// app will touch.
-pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
+pub fn check<'a, V: CheckView + ?Sized>(state: &'a V, request: CheckRequest<'_>, now: Timestamp) -> Decision<'a> {
     let Ok(hash) = KeyHash::of_presented(request.key) else {
         return Decision { reason: Reason::MalformedKey, user_id: None, key_id: None, key_hash: None };
     };
@@ -130,8 +174,8 @@ pub fn check<'a>(state: &'a State, request: CheckRequest<'_>, now: Timestamp) ->
 /// [`check`] of a key already known by its hash: what a long-lived request (the change
 /// feed) asks again, later, of the key it was opened with, without keeping the secret.
 #[inline]
-pub fn check_key_hash<'a>(
-    state: &'a State,
+pub fn check_key_hash<'a, V: CheckView + ?Sized>(
+    state: &'a V,
     hash: KeyHash,
     function: &str,
     event_id: Option<&str>,

@@ -51,6 +51,24 @@ impl FunctionUsage {
         self.last_used.insert(user.clone(), used.into_boxed_slice());
     }
 
+    /// `user`'s entry as it stands, for the batch journal ([`super::State::rollback_batch`]).
+    pub(super) fn kept(&self, user: &UserId) -> Option<Box<[(FunctionId, Timestamp)]>> {
+        self.last_used.get(user).cloned()
+    }
+
+    /// Puts back `user`'s entry as [`FunctionUsage::kept`] returned it.
+    pub(super) fn restore(&mut self, user: UserId, kept: Option<Box<[(FunctionId, Timestamp)]>>) {
+        match kept {
+            Some(kept) => self.last_used.insert(user, kept),
+            None => self.last_used.remove(&user),
+        };
+    }
+
+    /// Puts back `exact_since` as [`FunctionUsage::exact_since`] returned it.
+    pub(super) fn restore_exact_since(&mut self, exact_since: Option<Timestamp>) {
+        self.exact_since = exact_since;
+    }
+
     /// From when every passed check is known with its function; `None` when every one is.
     pub fn exact_since(&self) -> Option<Timestamp> {
         self.exact_since

@@ -35,7 +35,7 @@ pub use authority::{
     is_standing_administrator,
 };
 pub use catalogue::{CATALOGUE, FunctionId, FunctionInfo, FunctionKind, FunctionScope, FunctionSet, UnknownFunction};
-pub use check::{CheckRequest, Decision, Reason, check, check_key_hash};
+pub use check::{CheckRequest, CheckView, Decision, Reason, check, check_key_hash};
 pub use decide::{Command, Context, KeyUsage, MAX_DENIAL_TARGET_CHARS, MAX_GRACE_SECONDS, decide};
 pub use error::{DomainError, Resource};
 pub use event::{Event, FunctionUse, KeyUse, MAX_KEYS_PER_USAGE_RECORD};
@@ -48,7 +48,9 @@ pub use key_state::KeyState;
 pub use policy::{InvalidKeyPolicy, KeyPolicy, MAX_POLICY_DAYS, PolicyLimit, may_skip_expiry};
 pub use report::{AccessReviewRow, KeySummary, POLICY_WARNING_DAYS, REVIEW_PERIOD_DAYS, ReviewFlags, access_report};
 pub use small_set::SmallSet;
-pub use state::{EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck};
+pub use state::{
+    CheckIndex, CheckUpdate, EventAccess, Group, Key, KeyHashHasher, KeyStatus, Position, Role, State, User, UserCheck,
+};
 pub use time::{InvalidTimestamp, Timestamp};
 pub use unused::{UnusedAccess, UnusedByUser, UnusedDays, unused_access};
 pub use values::{Email, InvalidText, Lookalike, Name, RecoveryReason};

@@ -1,6 +1,18 @@
 //! The permission view: the state every command is decided against and every key check
 //! reads. It changes only through [`State::apply`].
+//!
+//! There is one copy of it in a running ledger. The writer applies a batch to it in place
+//! before the batch is durable, under a [`Journal`] ([`State::begin_batch`]) that keeps
+//! the value every entity had before the batch first touched it: a failed append puts
+//! those back ([`State::rollback_batch`]), a durable one hands the new values of what the
+//! batch touched to the check index ([`State::commit_batch`], [`CheckIndex`]), which the
+//! check path reads instead of the state.
 
+mod check_index;
+
+pub use check_index::{CheckIndex, CheckUpdate};
+
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -425,6 +437,58 @@ pub struct State {
     /// The entities `apply` changed lately, for the fingerprint; not in snapshots.
     #[serde(skip)]
     changes: ChangeLog,
+    /// What the batch being decided changed, while there is one; not in snapshots.
+    #[serde(skip)]
+    journal: Option<Box<Journal>>,
+}
+
+/// The values a batch replaced, each kept the first time the batch touched it, and the
+/// lengths of the append-only vectors when it began: enough to put the state back exactly
+/// as it was ([`State::rollback_batch`]), and to name what the check index must copy once
+/// the batch is durable ([`State::commit_batch`]). It holds one entry per entity touched,
+/// not per event, so a batch of `MAX_BATCH` commands keeps at most a few thousand.
+#[derive(Debug, Clone, Default)]
+struct Journal {
+    head: u64,
+    role_order: usize,
+    users: usize,
+    group_order: usize,
+    group_parents: usize,
+    user_checks: usize,
+    /// Each touched role as it was; `None` for one the batch created.
+    roles: HashMap<RoleId, Option<Role>>,
+    /// The lookalike keys the batch added (it never changes or removes one).
+    role_lookalikes: Vec<Lookalike>,
+    user_lookalikes: Vec<Lookalike>,
+    /// Each touched user that existed before the batch, as it was, by slot. Users the
+    /// batch created are above `users` and simply cut off.
+    users_before: HashMap<u32, User>,
+    groups: HashMap<GroupId, Option<Group>>,
+    groups_of_event: HashMap<EventId, Option<EventGroups>>,
+    /// Each touched check entry that existed before the batch, as it was, by slot.
+    user_checks_before: HashMap<u32, UserCheck>,
+    keys: HashMap<KeyHash, Option<Key>>,
+    /// The key policy before the batch first set it.
+    key_policy: Option<KeyPolicy>,
+    /// The function usage's `exact_since` before the batch first changed it.
+    function_usage_exact_since: Option<Option<Timestamp>>,
+    /// Each user's function usage before the batch first changed it.
+    function_usage: HashMap<UserId, Option<Box<[(super::FunctionId, Timestamp)]>>>,
+}
+
+/// Where `key` stands at `now` under `policy`, the users' check entries telling whether
+/// it is exempt: [`State::key_state`], and the check index's, which must judge alike.
+#[inline]
+pub(super) fn key_state_under(policy: &KeyPolicy, user_checks: &[UserCheck], key: &Key, now: Timestamp) -> KeyState {
+    let own = key.state_at(now);
+    if !policy.blocks_keys() || !own.is_usable() {
+        return own;
+    }
+    let functions = user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions);
+    if policy::is_exempt(key, functions) {
+        return own;
+    }
+    policy.judge(key, now).unwrap_or(own)
 }
 
 /// The user with id `id`, through the slot index.
@@ -474,15 +538,7 @@ impl State {
     /// comparisons. Allocates nothing.
     #[inline]
     pub fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
-        let own = key.state_at(now);
-        if !self.key_policy.blocks_keys() || !own.is_usable() {
-            return own;
-        }
-        let functions = self.user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions);
-        if policy::is_exempt(key, functions) {
-            return own;
-        }
-        self.key_policy.judge(key, now).unwrap_or(own)
+        key_state_under(&self.key_policy, &self.user_checks, key, now)
     }
 
     /// Whether the key policy leaves `key` alone (see `policy::is_exempt`).
@@ -567,19 +623,7 @@ impl State {
     /// sorted slots kept by `apply`, so no chain of groups is walked: the shorter side is
     /// looked up in the longer.
     pub fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
-        if user.all_events {
-            return true;
-        }
-        let Some(groups) = self.groups_of_event.get(event) else {
-            return false;
-        };
-        let granted = user.groups.as_slice();
-        let (few, many) = if groups.reachable.len() <= granted.len() {
-            (&*groups.reachable, granted)
-        } else {
-            (granted, &*groups.reachable)
-        };
-        few.iter().any(|slot| many.binary_search(slot).is_ok())
+        event_reachable(&self.groups_of_event, user, event)
     }
 
     /// Index upkeep of a new user: its check entry, in the next slot, and its name in the
@@ -589,7 +633,12 @@ impl State {
         // A log written before names had to look different may hold lookalikes; each key
         // keeps naming the first of them.
         for key in Lookalike::keys_of(&user.name) {
-            self.user_lookalikes.entry(key).or_insert_with(|| user_id.clone());
+            if let Entry::Vacant(vacant) = self.user_lookalikes.entry(key) {
+                vacant.insert(user_id.clone());
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.user_lookalikes.push(key);
+                }
+            }
         }
         self.reindex_user(user_id);
     }
@@ -600,7 +649,12 @@ impl State {
         // A log written before descriptions had to look different may hold lookalikes;
         // each key keeps naming the first of them.
         for key in Lookalike::keys_of(&role.description) {
-            self.role_lookalikes.entry(key).or_insert_with(|| role_id.clone());
+            if let Entry::Vacant(vacant) = self.role_lookalikes.entry(key) {
+                vacant.insert(role_id.clone());
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.role_lookalikes.push(key);
+                }
+            }
         }
     }
 
@@ -633,7 +687,14 @@ impl State {
             groups,
         };
         match self.user_checks.get_mut(user.slot as usize) {
-            Some(entry) => *entry = check,
+            Some(entry) => {
+                if let Some(journal) = self.journal.as_mut()
+                    && (user.slot as usize) < journal.user_checks
+                {
+                    journal.user_checks_before.entry(user.slot).or_insert_with(|| entry.clone());
+                }
+                *entry = check;
+            }
             None => self.user_checks.push(check),
         }
     }
@@ -650,6 +711,12 @@ impl State {
     /// Index upkeep of an event's groups, after it was added to or removed from the group
     /// in a slot.
     fn reindex_event(&mut self, event_id: &EventId, change: MembershipChange) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal
+                .groups_of_event
+                .entry(event_id.clone())
+                .or_insert_with(|| self.groups_of_event.get(event_id).cloned());
+        }
         match change {
             MembershipChange::Added(slot) => {
                 let groups = self.groups_of_event.entry(event_id.clone()).or_default();
@@ -780,6 +847,9 @@ impl State {
             ),
             // The policy changes no entity and no version: the check reads it.
             Event::KeyPolicySet { max_lifetime_days, require_expiry, max_unused_days } => {
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.key_policy.get_or_insert(self.key_policy);
+                }
                 self.key_policy = KeyPolicy::recorded(*max_lifetime_days, *require_expiry, *max_unused_days);
             }
             Event::KeyRevoked { user_id, key_id } => self.apply_key_revoked(position, user_id, key_id),
@@ -790,6 +860,7 @@ impl State {
             Event::KeyUsageRecorded { user_id, key_id, allowed, last_used_at, .. } => {
                 self.apply_key_usage(user_id, key_id, *last_used_at);
                 if *allowed > 0 {
+                    self.note_function_usage(None);
                     self.function_usage.note_uncounted(*last_used_at);
                 }
             }
@@ -797,8 +868,14 @@ impl State {
                 for used in keys {
                     self.apply_key_usage(&used.user_id, &used.key_id, used.last_used_at(*from));
                     match &used.functions {
-                        Some(functions) => self.function_usage.note_used(&used.user_id, *from, functions),
-                        None if used.allowed > 0 => self.function_usage.note_uncounted(used.last_used_at(*from)),
+                        Some(functions) => {
+                            self.note_function_usage(Some(&used.user_id));
+                            self.function_usage.note_used(&used.user_id, *from, functions);
+                        }
+                        None if used.allowed > 0 => {
+                            self.note_function_usage(None);
+                            self.function_usage.note_uncounted(used.last_used_at(*from));
+                        }
                         None => {}
                     }
                 }
@@ -843,6 +920,7 @@ impl State {
             created: position,
             version: position.seq,
         };
+        self.note_role(role_id);
         if self.roles.insert(role_id.clone(), role).is_none() {
             self.role_order.push(role_id.clone());
         }
@@ -860,6 +938,7 @@ impl State {
             created: position,
             version: position.seq,
         };
+        self.note_group(group_id);
         if self.groups.insert(group_id.clone(), group).is_none() {
             self.group_order.push(group_id.clone());
         }
@@ -871,6 +950,7 @@ impl State {
 
     fn apply_key_revoked(&mut self, position: Position, user_id: &UserId, key_id: &KeyId) {
         let mut revoked = None;
+        self.note_user(user_id);
         if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
             user.version = position.seq;
             self.changes.user(user.created.seq);
@@ -882,6 +962,9 @@ impl State {
                     revoked = Some(hash);
                 }
             }
+        }
+        if let Some(hash) = revoked {
+            note_key(&mut self.journal, &self.keys, hash);
         }
         if let Some(key) = revoked.and_then(|hash| self.keys.get_mut(&hash)) {
             key.status = KeyStatus::Revoked { at: position.at };
@@ -926,6 +1009,7 @@ impl State {
         for part in &parts {
             self.apply(position, part);
         }
+        self.note_user(user_id);
         if let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) {
             user.recovered = Some(Box::new(position));
         }
@@ -941,6 +1025,9 @@ impl State {
             .into_iter()
             .flatten()
             .find(|hash| self.keys.get(hash).is_some_and(|key| key.id == *key_id));
+        if let Some(hash) = hash {
+            note_key(&mut self.journal, &self.keys, hash);
+        }
         if let Some(key) = hash.and_then(|hash| self.keys.get_mut(&hash)) {
             key.last_used_at = key.last_used_at.max(Some(last_used_at));
         }
@@ -957,11 +1044,15 @@ impl State {
         replaced_key_valid_until: Option<Timestamp>,
         legacy: bool,
     ) {
+        self.note_user(user_id);
         let Some(user) = found_mut(&mut self.users, &self.user_slots, user_id) else {
             return;
         };
         user.version = position.seq;
         self.changes.user(user.created.seq);
+        for hash in [user.grace_key, user.current_key, Some(key_hash)].into_iter().flatten() {
+            note_key(&mut self.journal, &self.keys, hash);
+        }
         // Only the most recent replaced key gets a grace period; an older one is gone.
         if let Some(old_grace) = user.grace_key.take() {
             self.keys.remove(&old_grace);
@@ -995,6 +1086,7 @@ impl State {
 
     /// Changes a user and sets its version; `None` if there is no such user.
     fn touch_user<R>(&mut self, id: &UserId, position: Position, change: impl FnOnce(&mut User) -> R) -> Option<R> {
+        self.note_user(id);
         let user = found_mut(&mut self.users, &self.user_slots, id)?;
         let result = change(user);
         user.version = position.seq;
@@ -1004,6 +1096,7 @@ impl State {
 
     /// Changes a role and sets its version; `None` if there is no such role.
     fn touch_role<R>(&mut self, id: &RoleId, position: Position, change: impl FnOnce(&mut Role) -> R) -> Option<R> {
+        self.note_role(id);
         let role = self.roles.get_mut(id)?;
         let result = change(role);
         role.version = position.seq;
@@ -1013,11 +1106,197 @@ impl State {
 
     /// Changes a group and sets its version; `None` if there is no such group.
     fn touch_group<R>(&mut self, id: &GroupId, position: Position, change: impl FnOnce(&mut Group) -> R) -> Option<R> {
+        self.note_group(id);
         let group = self.groups.get_mut(id)?;
         let result = change(group);
         group.version = position.seq;
         self.changes.group(group.created.seq);
         Some(result)
+    }
+}
+
+/// Whether `user` reaches `event` through the groups `groups_of_event` says hold it:
+/// [`State::may_access_event`], for the state and for the [`CheckIndex`].
+fn event_reachable(groups_of_event: &HashMap<EventId, EventGroups>, user: &UserCheck, event: &str) -> bool {
+    if user.all_events {
+        return true;
+    }
+    let Some(groups) = groups_of_event.get(event) else {
+        return false;
+    };
+    let granted = user.groups.as_slice();
+    let (few, many) = if groups.reachable.len() <= granted.len() {
+        (&*groups.reachable, granted)
+    } else {
+        (granted, &*groups.reachable)
+    };
+    few.iter().any(|slot| many.binary_search(slot).is_ok())
+}
+
+/// Notes a key's value before the batch under way first changes it.
+fn note_key(journal: &mut Option<Box<Journal>>, keys: &KeyMap, hash: KeyHash) {
+    if let Some(journal) = journal {
+        journal.keys.entry(hash).or_insert_with(|| keys.get(&hash).cloned());
+    }
+}
+
+/// Batches applied before they are durable: the writer's side of the one copy.
+impl State {
+    /// Starts journaling: from here on, `apply` keeps the value each entity had before it
+    /// first changes it, until [`State::commit_batch`] or [`State::rollback_batch`]. A
+    /// batch already under way is committed first (nothing is lost, nothing is undone).
+    pub fn begin_batch(&mut self) {
+        let _ = self.commit_batch();
+        self.journal = Some(Box::new(Journal {
+            head: self.head,
+            role_order: self.role_order.len(),
+            users: self.users.len(),
+            group_order: self.group_order.len(),
+            group_parents: self.group_parents.len(),
+            user_checks: self.user_checks.len(),
+            ..Journal::default()
+        }));
+    }
+
+    /// Whether a batch is under way ([`State::begin_batch`]).
+    pub fn in_batch(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Ends the batch under way, keeping what it applied, and returns the new values of
+    /// everything the check index copies that it touched ([`CheckIndex::update`]). With no
+    /// batch under way, an update that changes nothing but the head.
+    pub fn commit_batch(&mut self) -> CheckUpdate {
+        let Some(journal) = self.journal.take() else {
+            return CheckUpdate { head: self.head, key_policy: self.key_policy, ..CheckUpdate::default() };
+        };
+        let keys = journal.keys.into_keys().map(|hash| (hash, self.keys.get(&hash).cloned())).collect();
+        let mut user_checks: Vec<(u32, UserCheck)> = journal
+            .user_checks_before
+            .into_keys()
+            .chain((journal.user_checks..self.user_checks.len()).filter_map(|slot| u32::try_from(slot).ok()))
+            .filter_map(|slot| self.user_checks.get(slot as usize).map(|check| (slot, check.clone())))
+            .collect();
+        user_checks.sort_unstable_by_key(|(slot, _)| *slot);
+        let events = journal
+            .groups_of_event
+            .into_keys()
+            .map(|event| {
+                let groups = self.groups_of_event.get(&event).cloned();
+                (event, groups)
+            })
+            .collect();
+        CheckUpdate { head: self.head, keys, user_checks, events, key_policy: self.key_policy }
+    }
+
+    /// Forgets the batch under way: puts back every value it replaced and cuts off what it
+    /// added, so that the state is exactly what it was at [`State::begin_batch`] (its
+    /// snapshot bytes are the same). The change log of the fingerprint keeps the batch's
+    /// notes, so a [`FingerprintCache`](super::FingerprintCache) kept across the batch must
+    /// be thrown away. With no batch under way, does nothing.
+    pub fn rollback_batch(&mut self) {
+        let Some(journal) = self.journal.take() else { return };
+        let journal = *journal;
+        for (hash, key) in journal.keys {
+            match key {
+                Some(key) => self.keys.insert(hash, key),
+                None => self.keys.remove(&hash),
+            };
+        }
+        for (event, groups) in journal.groups_of_event {
+            match groups {
+                Some(groups) => self.groups_of_event.insert(event, groups),
+                None => self.groups_of_event.remove(&event),
+            };
+        }
+        self.user_checks.truncate(journal.user_checks);
+        for (slot, check) in journal.user_checks_before {
+            if let Some(entry) = self.user_checks.get_mut(slot as usize) {
+                *entry = check;
+            }
+        }
+        self.group_parents.truncate(journal.group_parents);
+        for (id, group) in journal.groups {
+            match group {
+                Some(group) => self.groups.insert(id, group),
+                None => self.groups.remove(&id),
+            };
+        }
+        self.group_order.truncate(journal.group_order);
+        for key in &journal.user_lookalikes {
+            self.user_lookalikes.remove(key);
+        }
+        for key in &journal.role_lookalikes {
+            self.role_lookalikes.remove(key);
+        }
+        for user in self.users.drain(journal.users..) {
+            self.user_slots.remove(&user.id);
+        }
+        for (slot, user) in journal.users_before {
+            if let Some(entry) = self.users.get_mut(slot as usize) {
+                *entry = user;
+            }
+        }
+        for (id, role) in journal.roles {
+            match role {
+                Some(role) => self.roles.insert(id, role),
+                None => self.roles.remove(&id),
+            };
+        }
+        self.role_order.truncate(journal.role_order);
+        if let Some(policy) = journal.key_policy {
+            self.key_policy = policy;
+        }
+        if let Some(exact_since) = journal.function_usage_exact_since {
+            self.function_usage.restore_exact_since(exact_since);
+        }
+        for (user, used) in journal.function_usage {
+            self.function_usage.restore(user, used);
+        }
+        self.head = journal.head;
+    }
+
+    /// Notes the function usage before the batch under way first changes it: `user`'s
+    /// entry, or, for `None`, when every passed check is known with its function.
+    fn note_function_usage(&mut self, user: Option<&UserId>) {
+        let Some(journal) = self.journal.as_mut() else { return };
+        match user {
+            Some(user) => {
+                if !journal.function_usage.contains_key(user) {
+                    journal.function_usage.insert(user.clone(), self.function_usage.kept(user));
+                }
+            }
+            None => {
+                journal.function_usage_exact_since.get_or_insert(self.function_usage.exact_since());
+            }
+        }
+    }
+
+    /// Notes a user's value before the batch under way first changes it. Users the batch
+    /// created need no note: rolling back cuts them off.
+    fn note_user(&mut self, id: &UserId) {
+        let Some(journal) = self.journal.as_mut() else { return };
+        let Some(&slot) = self.user_slots.get(id) else { return };
+        if (slot as usize) < journal.users
+            && let Entry::Vacant(vacant) = journal.users_before.entry(slot)
+            && let Some(user) = self.users.get(slot as usize)
+        {
+            vacant.insert(user.clone());
+        }
+    }
+
+    /// Notes a role's value (or its absence) before the batch under way first changes it.
+    fn note_role(&mut self, id: &RoleId) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.roles.entry(id.clone()).or_insert_with(|| self.roles.get(id).cloned());
+        }
+    }
+
+    /// Notes a group's value (or its absence) before the batch under way first changes it.
+    fn note_group(&mut self, id: &GroupId) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.groups.entry(id.clone()).or_insert_with(|| self.groups.get(id).cloned());
+        }
     }
 }
 

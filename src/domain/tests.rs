@@ -1737,7 +1737,7 @@ fn random_command(rng: &mut StdRng, state: &State, now: Timestamp, secrets: &mut
     let role = pick(rng, &role_pool());
     let group = pick(rng, &group_pool());
     let event = event_id(pick(rng, &EVENT_POOL));
-    let command = match rng.random_range(0..17) {
+    let command = match rng.random_range(0..19) {
         0 | 2 => Command::ActivateFunctions { role_id: role, functions: random_functions(rng) },
         1 if state.role(&role).is_none() => {
             Command::CreateRole { role_id: role, description: name(pick(rng, &NAME_POOL)) }
@@ -1787,7 +1787,17 @@ fn random_command(rng: &mut StdRng, state: &State, now: Timestamp, secrets: &mut
         // Records of what keys did: they must change no answer.
         15 if !secrets.is_empty() => {
             let key_hash = secrets[rng.random_range(0..secrets.len())].hash();
-            Command::RecordKeyUsage { usage: vec![KeyUsage::of_one_check(key_hash, rng.random_bool(0.5), now)] }
+            let usage = if rng.random_bool(0.5) {
+                KeyUsage::of_one_check_of(
+                    key_hash,
+                    pick(rng, &FunctionId::all().collect::<Vec<_>>()),
+                    rng.random_bool(0.5),
+                    now,
+                )
+            } else {
+                KeyUsage::of_one_check(key_hash, rng.random_bool(0.5), now)
+            };
+            Command::RecordKeyUsage { usage: vec![usage] }
         }
         16 if !secrets.is_empty() => Command::RecordAdminAccessDenied {
             key_hash: secrets[rng.random_range(0..secrets.len())].hash(),
@@ -1796,6 +1806,24 @@ fn random_command(rng: &mut StdRng, state: &State, now: Timestamp, secrets: &mut
             target: Some(role.to_string()),
             suppressed: rng.random_range(0..3),
         },
+        17 => {
+            let days = |rng: &mut StdRng| rng.random_bool(0.5).then(|| rng.random_range(1..30));
+            let (lifetime, unused) = (days(rng), days(rng));
+            let policy = KeyPolicy::new(lifetime, rng.random_bool(0.2), unused).expect("days from 1 to 29");
+            Command::SetKeyPolicy { policy }
+        }
+        18 => {
+            let secret = KeySecret::generate(rng);
+            let command = Command::ImportKey {
+                user_id: user,
+                key_id: KeyId::generate(rng),
+                key_hash: secret.hash(),
+                expires_at: None,
+                grace_seconds: rng.random_bool(0.5).then(|| rng.random_range(0..3600)),
+            };
+            secrets.push(secret);
+            command
+        }
         _ => return None,
     };
     Some(command)
@@ -2479,6 +2507,7 @@ fn issue_14_a_key_unused_for_the_policys_idle_days_is_dormant_counted_from_its_l
             refused: 0,
             first_after: 0,
             last_after: 0,
+            functions: None,
         }],
     });
     assert_eq!(given(&history).at(ten_days_on).check(secret.expose(), "api.events.read", None), "granted");
@@ -2589,4 +2618,61 @@ fn issue_14_an_imported_key_is_checked_by_the_sha256_of_its_characters_and_marke
     assert!(scenario.state.key(&hash).expect("the imported key").is_legacy());
     // A key already known is not imported again.
     scenario.when(import).then_error(DomainError::KeyAlreadyKnown);
+}
+
+// ---------------------------------------------------------------------------------------
+// One copy of the state (issue #11): batches applied in place under a journal, rolled
+// back exactly, or committed and copied into the check index.
+// ---------------------------------------------------------------------------------------
+
+/// The state as a snapshot holds it: every entity and index, in key order.
+fn state_bytes(state: &State) -> Vec<u8> {
+    postcard::to_stdvec(state).expect("a state serialises")
+}
+
+#[test]
+fn a_rolled_back_batch_leaves_the_state_exactly_as_it_was_and_the_check_index_follows_committed_ones() {
+    let (mut rolled_back, mut committed) = (0, 0);
+    for seed in 0..SEEDS / 4 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut live = State::default();
+        let mut index = CheckIndex::of(&live);
+        let mut secrets = Vec::new();
+        let mut now = RECORDED_AT;
+        let opening = opening_commands(&mut rng, &mut secrets);
+        let mut step = 0;
+        while step < STEPS_PER_SEED {
+            let before = state_bytes(&live);
+            live.begin_batch();
+            let mut applied = 0;
+            for _ in 0..rng.random_range(1..8) {
+                now = seconds_after(now, rng.random_range(0..900));
+                let Some((context, command)) = random_step(&mut rng, &live, now, step, &opening, &mut secrets) else {
+                    continue;
+                };
+                step += 1;
+                let Ok(events) = decide(&live, &context, command) else { continue };
+                for event in events {
+                    live.apply(Position { seq: live.head() + 1, at: now }, &event);
+                    applied += 1;
+                }
+            }
+            // The opening must stand for the random commands after it to mean anything.
+            if step > opening.len() && rng.random_bool(0.3) {
+                live.rollback_batch();
+                rolled_back += usize::from(applied > 0);
+                assert!(!live.in_batch());
+                assert_eq!(state_bytes(&live), before, "seed {seed}, step {step}: the rollback left a trace");
+            } else {
+                index.update(live.commit_batch());
+                committed += usize::from(applied > 0);
+            }
+            assert!(index.matches(&live), "seed {seed}, step {step}: the check index differs from the state");
+            for secret in &secrets {
+                let question = CheckRequest { key: secret.expose(), function: "api.attendees.read", event_id: None };
+                assert_eq!(check(&index, question, now), check(&live, question, now), "seed {seed}, step {step}");
+            }
+        }
+    }
+    assert!(rolled_back > 100 && committed > 100, "rolled back {rolled_back} batches, committed {committed}");
 }

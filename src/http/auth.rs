@@ -8,7 +8,7 @@ use actix_web::http::header;
 use base64::Engine;
 
 use super::problem::ApiError;
-use crate::domain::{self, CheckRequest, FunctionId, KeyHash, Reason, State, Timestamp, UserId};
+use crate::domain::{self, CheckRequest, CheckView, FunctionId, KeyHash, Reason, Timestamp, UserId};
 
 /// A key as found in the `Authorization` header.
 #[derive(Debug)]
@@ -67,8 +67,14 @@ pub struct Guarded {
 }
 
 /// Authenticates the request's key and checks, at `now`, that it holds `function`: the
-/// guard of every admin operation.
-pub fn require(view: &State, request: &HttpRequest, function: FunctionId, now: Timestamp) -> Guarded {
+/// guard of every admin operation. The service passes its check index, which holds only
+/// durable state and never waits on disk.
+pub fn require<V: CheckView + ?Sized>(
+    view: &V,
+    request: &HttpRequest,
+    function: FunctionId,
+    now: Timestamp,
+) -> Guarded {
     let Some(presented) = presented_key(request) else {
         let refusal = ApiError::Unauthenticated(
             "send an API key as `Authorization: Bearer <key>` (or as the Basic password)".to_owned(),

@@ -155,8 +155,8 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
     let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
     let now = Timestamp::now();
-    let view = state.ledger.view();
-    let decision = domain::check(&view, question, now);
+    let view = state.ledger.checks();
+    let decision = domain::check(&*view, question, now);
     let decision_reason = decision.reason;
     let used_key = decision.key_hash;
     let (user_id, key_id) = (decision.user_id.map(UserId::text), decision.key_id.map(KeyId::text));
@@ -261,8 +261,8 @@ pub async fn authorize_request(state: Shared, request: HttpRequest) -> HttpRespo
     let key = presented.as_ref().map_or("", |presented| presented.key());
     let question = CheckRequest { key, function: &query.function, event_id: query.event_id.as_deref() };
     let now = Timestamp::now();
-    let view = state.ledger.view();
-    let decision = domain::check(&view, question, now);
+    let view = state.ledger.checks();
+    let decision = domain::check(&*view, question, now);
     let reason = decision.reason;
     state.checks.count(CheckEndpoint::AuthorizeRequest, reason);
     if let Some(key_hash) = decision.key_hash.filter(|_| reason.counts_as_use()) {

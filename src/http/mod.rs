@@ -81,8 +81,8 @@ pub mod metrics;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
-pub mod position;
 pub mod policy;
+pub mod position;
 pub mod problem;
 pub mod refusals;
 pub mod report;
@@ -154,7 +154,7 @@ impl AppState {
         let client = self.limiter.client_of(request);
         self.limiter.admit(client).map_err(ApiError::TooManyFailedChecks)?;
         let now = Timestamp::now();
-        let guarded = auth::require(&self.ledger.view(), request, function, now);
+        let guarded = auth::require(&*self.ledger.checks(), request, function, now);
         // A dormant key's refused attempts are not a use of it (`Reason::counts_as_use`).
         let dormant = matches!(guarded.outcome, Err(ApiError::KeyRefused(reason)) if !reason.counts_as_use());
         if let Some(key) = guarded.known_key.as_ref().filter(|_| !dormant) {

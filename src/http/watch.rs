@@ -39,7 +39,7 @@ use super::params::LastEventId;
 use super::problem::{ApiError, Problem};
 use super::responses::{AuditRead, Guarded};
 use crate::checkpoint::Checkpoint;
-use crate::domain::{self, FunctionId, KeyHash, Reason, State, Timestamp};
+use crate::domain::{self, CheckView, FunctionId, KeyHash, Reason, Timestamp};
 use crate::ledger::Change;
 use crate::log::{EventLog, StoredRecord};
 
@@ -104,7 +104,7 @@ trait Followed: Clone + Send + Sync + 'static {
 }
 
 /// Whether `key` passes the admin guard's check of `security.audit.read` now.
-fn holds_audit_read(view: &State, key: KeyHash) -> bool {
+fn holds_audit_read<V: CheckView + ?Sized>(view: &V, key: KeyHash) -> bool {
     domain::check_key_hash(view, key, FunctionId::AUDIT_READ.as_str(), None, Timestamp::now()).reason == Reason::Granted
 }
 
@@ -122,7 +122,7 @@ impl Followed for Shared {
     }
 
     fn still_allowed(&self, key: KeyHash) -> bool {
-        holds_audit_read(&self.ledger.view(), key)
+        holds_audit_read(&*self.ledger.checks(), key)
     }
 }
 
@@ -564,7 +564,7 @@ mod tests {
         }
 
         fn still_allowed(&self, key: KeyHash) -> bool {
-            holds_audit_read(&self.view(), key)
+            holds_audit_read(&*self.checks(), key)
         }
     }
 

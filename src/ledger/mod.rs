@@ -2,11 +2,20 @@
 //! writer that turns commands into durable events.
 //!
 //! Commands go to one writer thread through a queue. The writer takes every command
-//! waiting (up to [`MAX_BATCH`]), decides each in order against its own copy of the
-//! state (so later commands see earlier ones), appends all their events in one synced
-//! batch, then applies them to the shared view under a write lock held only for the
-//! apply, and answers every command. This is group commit: concurrent writers share
-//! one fsync. Key checks and reads take the view's read lock and never wait on disk.
+//! waiting (up to [`MAX_BATCH`]), and, holding the view's write lock, decides each in
+//! order and applies its events to the one copy of the state in place (so later commands
+//! see earlier ones), under a journal of what the batch replaced. It appends all their
+//! events in one synced batch, still holding the lock: a failed append puts back what the
+//! journal kept ([`domain::State::rollback_batch`]); a durable one is copied into the
+//! check index ([`domain::CheckIndex`]). Then it lets go of the lock and answers every
+//! command. This is group commit: concurrent writers share one fsync.
+//!
+//! So there are two things to read. Key checks (`checkKey`, `authorizeRequest`, the admin
+//! guard) read the check index ([`Ledger::checks`]), which holds only durable state and
+//! whose lock the writer takes only to install a durable batch's changes: they never see
+//! an event that is not durable and never wait on disk. Admin reads take the view's read
+//! lock ([`Ledger::view`]) and see only durable state too, but may wait for the batch
+//! under way, its fsync included: at most one batch.
 //!
 //! The writer also signs checkpoints (every so many records, when asked, and at
 //! shutdown): it alone knows the view at exactly the log's head. At open, the log must
@@ -27,7 +36,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PublicKey, Signer};
-use crate::domain::{self, Actor, Command, DomainError, Event, Justification, KeyHash, KeySecret, State};
+use crate::domain::{self, Actor, CheckIndex, Command, DomainError, Event, Justification, KeyHash, KeySecret, State};
 use crate::log::{ChainError, EventLog};
 use crate::metrics::{CommandKind, CommandOutcome, WriteMetrics};
 
@@ -183,7 +192,13 @@ enum Job {
 
 struct Shared<L> {
     log: L,
+    /// The one copy of the state. The writer holds the write lock for a whole batch, so
+    /// readers see only durable state.
     view: RwLock<State>,
+    /// What checks read, as of the last durable batch ([`domain::CheckIndex`]). Never
+    /// taken while holding `view`'s lock, nor the other way round: the writer copies a
+    /// batch's changes out of the view, lets go of it, then installs them here.
+    checks: RwLock<CheckIndex>,
     /// The public half of the signing key, when checkpoints are kept.
     public_key: Option<PublicKey>,
     /// The checkpoint file, when checkpoints are kept.
@@ -244,9 +259,11 @@ impl<L: EventLog> Ledger<L> {
         };
         let public_key = signer.as_ref().map(Signer::public_key);
         let opened_head = opened.state.head();
+        let checks = RwLock::new(CheckIndex::of(&opened.state));
         let shared = Arc::new(Shared {
             log,
             view: RwLock::new(opened.state),
+            checks,
             public_key,
             checkpoints: store,
             snapshots: snapshots.as_ref().map(|policy| policy.dir.clone()),
@@ -260,10 +277,8 @@ impl<L: EventLog> Ledger<L> {
         let (fatal_sender, fatal) = watch::channel(None);
         let writer = writer::Writer {
             shared: Arc::clone(&shared),
-            // The writer takes its own copy of the view on its thread (`Writer::run`), so
-            // opening does not wait for the clone.
-            state: State::default(),
             prev_hash: opened.head_hash,
+            batch_start: None,
             last_at: opened.last_at,
             last_snapshot: opened.from_snapshot,
             snapshots,
@@ -290,9 +305,19 @@ impl<L: EventLog> Ledger<L> {
         })
     }
 
-    /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
+    /// The permission view, for admin reads: only durable state. Taking it may wait for
+    /// the batch the writer is deciding and syncing (at most one batch); hold the guard
+    /// briefly, the writer waits for it. Key checks read [`Ledger::checks`] instead, and
+    /// never take both guards at once.
     pub fn view(&self) -> RwLockReadGuard<'_, State> {
         self.shared.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The check index, for key checks: only durable state, and never held by the writer
+    /// across a disk write, so a check never waits on disk. Do not take [`Ledger::view`]
+    /// while holding it.
+    pub fn checks(&self) -> RwLockReadGuard<'_, CheckIndex> {
+        self.shared.checks.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Follows the change feed: every batch of records appended and every checkpoint

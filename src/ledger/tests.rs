@@ -58,6 +58,8 @@ against_both_logs!(
     verification_reports_a_record_its_actor_was_not_allowed_to_make_and_open_still_serves_it,
     open_refuses_a_log_whose_stored_tree_is_not_the_tree_of_its_records,
     record_times_never_go_backwards_even_when_the_clock_does,
+    checks_never_see_a_batch_before_it_is_durable_and_admin_reads_wait_for_it,
+    records_applied_from_elsewhere_reach_the_view_and_the_checks_and_a_discarded_batch_leaves_nothing,
     racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
     a_commit_whose_outcome_is_unknown_is_answered_by_what_the_log_holds,
 );
@@ -363,6 +365,12 @@ fn generate_key(user_id: &UserId, secret: &KeySecret) -> Command {
 /// What a key check for `function` answers, now.
 fn check_reason(view: &State, key: &KeySecret, function: &str) -> Reason {
     domain::check(view, CheckRequest { key: key.expose(), function, event_id: None }, Timestamp::now()).reason
+}
+
+/// What a key check for `function` answers now, against the check index the service's
+/// checks read.
+fn check_reason_in_index(index: &CheckIndex, key: &KeySecret, function: &str) -> Reason {
+    domain::check(index, CheckRequest { key: key.expose(), function, event_id: None }, Timestamp::now()).reason
 }
 
 /// Everything the view holds of roles, users and groups, in creation order, to compare
@@ -709,12 +717,15 @@ fn commands_decided_in_one_batch_see_each_other<L: EventLog>(open: impl Fn() -> 
 
     // Hold the writer inside the first batch's append, so that the two commands queued
     // meanwhile, without waiting for each other, are taken together as the next batch.
+    // Who asks is read from the view before the writer is paused: admin reads wait for a
+    // batch under way, so reading it during the pause would wait for the release.
+    let admin = as_administrator(&ledger);
     let paused = ledger.log().pause_next_append();
-    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), as_administrator(&ledger)));
+    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), admin.clone()));
     queue(blocker.as_mut());
     paused.wait_until_entered();
-    let mut created = pin!(ledger.submit(create_role(&role_id, "API Access"), as_administrator(&ledger)));
-    let mut activated = pin!(ledger.submit(activate(&role_id, &["api.attendees.read"]), as_administrator(&ledger)));
+    let mut created = pin!(ledger.submit(create_role(&role_id, "API Access"), admin.clone()));
+    let mut activated = pin!(ledger.submit(activate(&role_id, &["api.attendees.read"]), admin.clone()));
     queue(created.as_mut());
     queue(activated.as_mut());
     paused.release();
@@ -753,6 +764,7 @@ fn a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer<L:
     assert!(matches!(outcome, Err(SubmitError::Storage(_))), "{outcome:?}");
     assert_eq!(head_of(&ledger), head, "a failed append appends nothing");
     assert_eq!(snapshot(&ledger.view()), before, "a failed append changes nothing in the view");
+    assert!(ledger.checks().matches(&ledger.view()), "the checks never saw the failed batch");
 
     // Once storage recovers, the same command succeeds at the next position (so the writer
     // forgot the failed batch's state and positions) and the chain verifies (so it forgot
@@ -772,12 +784,15 @@ fn a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusa
     let ledger = open_ledger(FailingLog::new(open()));
 
     // Two roles with the same description are queued into one batch, whose append fails.
+    // Who asks is read from the view before the writer is paused: admin reads wait for a
+    // batch under way, so reading it during the pause would wait for the release.
+    let admin = as_administrator(&ledger);
     let paused = ledger.log().pause_next_append();
-    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), as_administrator(&ledger)));
+    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), admin.clone()));
     queue(blocker.as_mut());
     paused.wait_until_entered();
-    let mut first = pin!(ledger.submit(create_role(&new_role_id(), "Operations"), as_administrator(&ledger)));
-    let mut second = pin!(ledger.submit(create_role(&new_role_id(), "operations"), as_administrator(&ledger)));
+    let mut first = pin!(ledger.submit(create_role(&new_role_id(), "Operations"), admin.clone()));
+    let mut second = pin!(ledger.submit(create_role(&new_role_id(), "operations"), admin.clone()));
     queue(first.as_mut());
     queue(second.as_mut());
     ledger.log().set_failing(true);
@@ -1417,4 +1432,106 @@ fn the_writer_never_waits_for_a_follower_that_reads_nothing_and_the_follower_lea
         kept.extend(batch.iter().map(|record| record.seq));
     }
     assert_eq!(kept, (before + 11..=before + commands).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------
+// One copy of the state (issue #11).
+// ---------------------------------------------------------------------------------------
+
+/// What a check of the API user's event-scoped function without an event answers for a
+/// key that works: the key passed, the request lacks an event.
+const WORKS: Reason = Reason::EventRequired;
+
+fn checks_never_see_a_batch_before_it_is_durable_and_admin_reads_wait_for_it<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(FailingLog::new(open()));
+    ledger.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    let app = create_api_user(&ledger);
+    let rotated = KeySecret::generate(&mut rand::rng());
+
+    // Hold the writer inside the append of a rotation without a grace period: the new key
+    // is decided and applied to the one copy of the state, but not durable.
+    let admin = as_administrator(&ledger);
+    let paused = ledger.log().pause_next_append();
+    let mut rotation = pin!(ledger.submit(generate_key(&app.user_id, &rotated), admin));
+    queue(rotation.as_mut());
+    paused.wait_until_entered();
+    // Checks answer at once, from durable state: the old key works, the new one is unknown.
+    let index = ledger.checks();
+    assert_eq!(check_reason_in_index(&index, &app.key, "api.attendees.read"), WORKS);
+    assert_eq!(check_reason_in_index(&index, &rotated, "api.attendees.read"), Reason::UnknownKey);
+    drop(index);
+    // Admin reads wait for the batch rather than see it.
+    assert!(
+        matches!(ledger.shared.view.try_read(), Err(std::sync::TryLockError::WouldBlock)),
+        "the view can be read while a batch that is not durable is in it"
+    );
+    paused.release();
+
+    runtime().block_on(rotation).expect("the rotation is applied");
+    let index = ledger.checks();
+    assert_eq!(check_reason_in_index(&index, &app.key, "api.attendees.read"), Reason::UnknownKey);
+    assert_eq!(check_reason_in_index(&index, &rotated, "api.attendees.read"), WORKS);
+    drop(index);
+    assert!(ledger.checks().matches(&ledger.view()), "the check index holds the durable batch");
+}
+
+/// A writer over `ledger`'s view and check index, outside the writer thread, for the seams
+/// a node tailing a shared log calls: `apply_durable` and `discard_batch`.
+fn writer_of<L: EventLog>(ledger: &Ledger<L>) -> writer::Writer<L> {
+    let (fatal, _) = watch::channel(None);
+    writer::Writer {
+        shared: Arc::clone(&ledger.shared),
+        snapshots: None,
+        saving: None,
+        last_snapshot: 0,
+        prev_hash: ChainHash::GENESIS,
+        last_at: Timestamp::from_unix_millis(0),
+        batch_start: None,
+        signer: None,
+        checkpoint_every: u64::MAX,
+        last_checkpoint: None,
+        fingerprints: domain::FingerprintCache::default(),
+        fatal,
+        stopped: None,
+        frontier: None,
+    }
+}
+
+fn records_applied_from_elsewhere_reach_the_view_and_the_checks_and_a_discarded_batch_leaves_nothing<L: EventLog>(
+    open: impl Fn() -> L,
+) {
+    // Another node's ledger decides and appends; this one only receives its records.
+    let elsewhere = open_ledger(open());
+    elsewhere.bootstrap().expect("bootstrap is written").expect("an empty ledger bootstraps");
+    let app = create_api_user(&elsewhere);
+    let records: Vec<(Position, Event)> = records_of(elsewhere.log())
+        .into_iter()
+        .map(|record| (Position { seq: record.seq, at: record.at }, record.event))
+        .collect();
+
+    let here = open_ledger(MemoryLog::new());
+    let mut writer = writer_of(&here);
+    writer.apply_durable(&records[..2]);
+    writer.apply_durable(&records[2..]);
+    assert_eq!(snapshot(&here.view()), snapshot(&elsewhere.view()));
+    assert_eq!(check_reason_in_index(&here.checks(), &app.key, "api.attendees.read"), WORKS);
+    assert!(here.checks().matches(&here.view()));
+
+    // A batch under way in the view (as the writer leaves it while it appends) is forgotten
+    // exactly, in the view and the checks.
+    let before = snapshot(&here.view());
+    {
+        let mut state = here.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+        state.begin_batch();
+        let position = Position { seq: state.head() + 1, at: Timestamp::now() };
+        state.apply(position, &Event::UserDisabled { user_id: app.user_id.clone() });
+    }
+    writer.batch_start = Some((ChainHash::GENESIS, Timestamp::from_unix_millis(0)));
+    writer.discard_batch();
+    assert_eq!(snapshot(&here.view()), before);
+    assert_eq!(check_reason_in_index(&here.checks(), &app.key, "api.attendees.read"), WORKS);
+    assert!(here.checks().matches(&here.view()));
+    // With nothing under way, discarding does nothing.
+    writer.discard_batch();
+    assert_eq!(snapshot(&here.view()), before);
 }

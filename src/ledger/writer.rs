@@ -1,9 +1,13 @@
 //! The single writer thread: group commit of commands, then checkpoints and snapshots.
 //!
-//! The writer takes every command waiting (up to [`MAX_BATCH`]), decides each in order
-//! against its own copy of the state, appends all their events in one synced batch, then
-//! applies them to the shared view and answers every command. It alone has the view at
-//! exactly the log's head, so it also signs checkpoints and saves snapshots. When the log
+//! The writer takes every command waiting (up to [`MAX_BATCH`]) and, holding the view's
+//! write lock, decides each in order and applies its events to the one copy of the state
+//! in place, under the state's journal ([`State::begin_batch`]). It appends all their
+//! events in one synced batch, still holding the lock; then it copies what the batch
+//! touched into the check index, lets go of the view and answers every command. A failed
+//! append puts the state back from the journal ([`Writer::discard_batch`]) before anyone
+//! can read it. It alone has the view at exactly the log's head, so it also signs
+//! checkpoints and saves snapshots. When the log
 //! fails a write that only a restart can recover from, the writer answers that batch and
 //! every later command with a storage error and reports the failure to the ledger's owner
 //! ([`super::Ledger::fatal`]), which decides to stop the process.
@@ -15,7 +19,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::{Checkpoint, Signer};
-use crate::domain::{self, Command, Context, Event, FingerprintCache, Position, State, Timestamp};
+use crate::domain::{self, CheckUpdate, Command, Context, Event, FingerprintCache, Position, State, Timestamp};
 use crate::log::record::{self, Envelope};
 use crate::log::{AppendError, ChainHash, ChainVerifier, EventLog, StoredRecord, Tree};
 use crate::merkle::{self, Frontier, TreeHash};
@@ -54,18 +58,22 @@ pub(super) struct Writer<L> {
     pub(super) saving: Option<JoinHandle<()>>,
     /// The position of the newest snapshot saved or loaded.
     pub(super) last_snapshot: u64,
-    /// The writer's own copy of the state: the view plus whatever the current batch has
-    /// decided. It equals the view between batches. Empty until [`Writer::run`] copies it.
-    pub(super) state: State,
+    /// The chain hash of the last record applied to the view (durable, or of the batch
+    /// under way).
     pub(super) prev_hash: ChainHash,
+    /// The time of the last record applied to the view.
     pub(super) last_at: Timestamp,
+    /// `prev_hash` and `last_at` as they were when the batch under way began, to go back
+    /// to if it is discarded; `None` between batches.
+    pub(super) batch_start: Option<(ChainHash, Timestamp)>,
     /// The signing key, when checkpoints are kept.
     pub(super) signer: Option<Signer>,
     pub(super) checkpoint_every: u64,
     /// The newest checkpoint written or loaded.
     pub(super) last_checkpoint: Option<Checkpoint>,
     /// The digests of the view's entities as of the last checkpoint, so that the next one
-    /// re-encodes only what changed. Belongs to `state`: reset with it.
+    /// re-encodes only what changed. Belongs to the view's line of states: reset when a
+    /// batch is discarded.
     pub(super) fingerprints: FingerprintCache,
     /// Where the writer reports a storage failure that stops it.
     pub(super) fatal: watch::Sender<Option<FatalStorageError>>,
@@ -81,14 +89,12 @@ impl<L: EventLog> Writer<L> {
     /// Serves the queue until it is closed and drained, then signs a last checkpoint and
     /// saves a last snapshot (unless a storage failure stopped the writer).
     pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        // The writer's own copy of the state, taken here rather than while the ledger
-        // opens: the service answers reads meanwhile, and commands wait in the queue.
-        self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
         // The first checkpoint re-encodes only what changed since this fingerprint, so the
-        // walk over every entity is paid here, while commands wait as they do for the copy,
-        // rather than in the middle of a stream of writes. Open usually computed it already.
+        // walk over every entity is paid here, while commands wait in the queue, rather
+        // than in the middle of a stream of writes. Open usually computed it already.
         if self.signer.is_some() && self.fingerprints.is_empty() {
-            let _ = self.state.fingerprint_cached(&mut self.fingerprints);
+            let view = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
+            let _ = view.fingerprint_cached(&mut self.fingerprints);
         }
         while let Some(first) = jobs.blocking_recv() {
             let mut batch = vec![first];
@@ -149,16 +155,22 @@ impl<L: EventLog> Writer<L> {
         self.snapshot_if_due(true);
     }
 
+    /// The view's head. Only the writer changes the view, so between batches this is the
+    /// log's head.
+    fn head(&self) -> u64 {
+        self.shared.view.read().unwrap_or_else(PoisonError::into_inner).head()
+    }
+
     fn since_checkpoint(&self) -> u64 {
         // Saturating: on several nodes the signer's latest checkpoint may be ahead of this
         // node's view.
-        self.state.head().saturating_sub(self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size))
+        self.head().saturating_sub(self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size))
     }
 
     /// A checkpoint at the head: the latest, if it is there already, or a new one signed
     /// over the stored tree's root and the view's fingerprint, and synced.
     fn checkpoint(&mut self) -> Result<Checkpoint, SubmitError> {
-        let head = self.state.head();
+        let head = self.head();
         if let Some(latest) = self.last_checkpoint.as_ref().filter(|latest| latest.size == head) {
             return Ok(latest.clone());
         }
@@ -179,7 +191,10 @@ impl<L: EventLog> Writer<L> {
         if !self.shared.signing.load(Ordering::Acquire) {
             return self.follow_signer(head);
         }
-        let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
+        let view = {
+            let state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
+            TreeHash::from_bytes(state.fingerprint_cached(&mut self.fingerprints))
+        };
         // A checkpoint is never older than the records it covers.
         let time = Timestamp::now().max(self.last_at);
         let checkpoint = signer.sign(head, root, time, view);
@@ -201,14 +216,15 @@ impl<L: EventLog> Writer<L> {
         if let Some(saving) = self.saving.take_if(|saving| shutting_down || saving.is_finished()) {
             let _ = saving.join();
         }
-        let since = self.state.head() - self.last_snapshot;
+        let since = self.head() - self.last_snapshot;
         if since == 0 || (!shutting_down && (since < policy.every || self.saving.is_some())) {
             return;
         }
-        let (seq, head_hash, last_at) = (self.state.head(), self.prev_hash, self.last_at);
+        let (seq, head_hash, last_at) = (self.head(), self.prev_hash, self.last_at);
         self.last_snapshot = seq;
         if shutting_down {
-            save_snapshot(&policy, seq, head_hash, last_at, &self.state);
+            let state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
+            save_snapshot(&policy, seq, head_hash, last_at, &state);
             return;
         }
         // While serving, the snapshot is rebuilt from the durable log on a thread of its
@@ -271,10 +287,15 @@ impl<L: EventLog> Writer<L> {
     /// [`Writer::commit`]'s one attempt. Returns the batch, unanswered, when the log's head
     /// had moved (another node appended): nothing of it was written or applied.
     fn commit_once(&mut self, batch: Vec<CommandJob>) -> Option<Vec<CommandJob>> {
-        let head = self.state.head();
-        let (prev_hash, last_at) = (self.prev_hash, self.last_at);
+        // The view stays locked until the batch is durable or forgotten: admin reads wait
+        // for at most this batch, and never see it before it is durable. Checks read the
+        // check index, which this lock does not cover.
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.view.write().unwrap_or_else(PoisonError::into_inner);
+        let head = state.head();
+        state.begin_batch();
+        self.batch_start = Some((self.prev_hash, self.last_at));
         let mut records: Vec<StoredRecord> = Vec::new();
-        let mut applied: Vec<(Position, Event)> = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
         // Kept for deciding again should another node move the head first.
         let mut retry = Vec::with_capacity(batch.len());
@@ -289,23 +310,22 @@ impl<L: EventLog> Writer<L> {
                 expected_version: request.expected_version,
                 credential: request.credential,
             };
-            let outcome = domain::decide(&self.state, &context, command).map(|events| {
+            let outcome = domain::decide(&state, &context, command).map(|events| {
                 for event in &events {
                     let envelope = Envelope {
-                        seq: self.state.head() + 1,
+                        seq: state.head() + 1,
                         at: now,
                         actor: context.actor.clone(),
                         justification: justification.clone(),
                     };
                     let (stored, hash) = record::encode(&envelope, event, self.prev_hash);
                     let position = Position { seq: envelope.seq, at: now };
-                    self.state.apply(position, event);
+                    state.apply(position, event);
                     self.prev_hash = hash;
                     self.last_at = now;
                     records.push(stored);
-                    applied.push((position, event.clone()));
                 }
-                Applied { position: self.state.head(), events }
+                Applied { position: state.head(), events }
             });
             answers.push((reply, outcome));
         }
@@ -314,9 +334,8 @@ impl<L: EventLog> Writer<L> {
         let appended = if records.is_empty() { Ok(()) } else { self.shared.log.append(head, &records) };
         if let Err(AppendError::Conflict { expected, actual }) = &appended {
             tracing::debug!(expected, actual, "another node appended first; deciding the batch again");
-            self.prev_hash = prev_hash;
-            self.last_at = last_at;
-            self.discard_batch();
+            self.forget_batch(&mut state);
+            drop(state);
             let replies = answers.into_iter().map(|(reply, _)| reply);
             return Some(
                 retry.into_iter().zip(replies).map(|((command, request), reply)| (command, request, reply)).collect(),
@@ -326,9 +345,8 @@ impl<L: EventLog> Writer<L> {
             && self.shared.log.outcome_unknown(storage)
         {
             tracing::warn!(error = %storage, "the outcome of an append is unknown; reading the log back");
-            self.prev_hash = prev_hash;
-            self.last_at = last_at;
-            self.discard_batch();
+            self.forget_batch(&mut state);
+            drop(state);
             self.resolve_unknown(head, &records, answers);
             return None;
         }
@@ -339,9 +357,9 @@ impl<L: EventLog> Writer<L> {
                 other => other.to_string(),
             };
             tracing::error!(error = %message, "appending a batch failed; nothing of it was applied");
-            self.prev_hash = prev_hash;
-            self.last_at = last_at;
-            self.discard_batch();
+            // Forget the batch before anyone can read it: back to the durable state.
+            self.forget_batch(&mut state);
+            drop(state);
             // Every command of the batch was decided against events that were never
             // written, refusals included, so none of those answers stands.
             for (reply, _) in answers {
@@ -359,18 +377,20 @@ impl<L: EventLog> Writer<L> {
             return None;
         }
 
-        if !applied.is_empty() {
-            let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
-            for (position, event) in &applied {
-                view.apply(*position, event);
-            }
+        // Durable: the batch stays in the view, and what it touched goes to the checks.
+        let update = state.commit_batch();
+        self.batch_start = None;
+        let applied_head = state.head();
+        drop(state);
+        if !records.is_empty() {
+            self.install(update);
         }
         if let Some(frontier) = self.frontier.as_mut() {
             for record in &records {
                 frontier.push(merkle::leaf_hash(&record.bytes), |_, _| {});
             }
         }
-        self.shared.applied.send_replace(self.state.head());
+        self.shared.applied.send_replace(applied_head);
         // Durable and in the view: followers may have them now. Never waits.
         self.shared.feed.publish_records(records);
         for (reply, outcome) in answers {
@@ -378,32 +398,6 @@ impl<L: EventLog> Writer<L> {
             let _ = reply.send(outcome.map_err(SubmitError::Refused));
         }
         None
-    }
-
-    /// Forgets what the current batch decided: the writer's state goes back to the view
-    /// (the durable state). Its positions will be used again, so digests cached by them
-    /// may no longer be right. The caller restores `prev_hash` and `last_at`.
-    pub(super) fn discard_batch(&mut self) {
-        self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
-        self.fingerprints = FingerprintCache::default();
-        self.frontier = None;
-    }
-
-    /// Applies durable events (records read from the log, already verified) to the
-    /// writer's state and to the view, and publishes the new applied position.
-    pub(super) fn apply_durable(&mut self, events: &[(Position, Event)]) {
-        if events.is_empty() {
-            return;
-        }
-        for (position, event) in events {
-            self.state.apply(*position, event);
-        }
-        let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
-        for (position, event) in events {
-            view.apply(*position, event);
-        }
-        drop(view);
-        self.shared.applied.send_replace(self.state.head());
     }
 
     /// Reads the records other nodes appended after the state's head, verifies each (its
@@ -418,7 +412,7 @@ impl<L: EventLog> Writer<L> {
             SubmitError::Storage(error)
         };
         loop {
-            let head = self.state.head();
+            let head = self.head();
             let stored = self.shared.log.read(head + 1, CATCH_UP_CHUNK).map_err(|e| storage(e.to_string()))?;
             if stored.is_empty() {
                 return Ok(head);
@@ -451,7 +445,7 @@ impl<L: EventLog> Writer<L> {
             }
             self.frontier = Some(frontier);
             self.apply_durable(&events);
-            tracing::debug!(from = head + 1, to = self.state.head(), "applied records other nodes appended");
+            tracing::debug!(from = head + 1, to = self.head(), "applied records other nodes appended");
             self.shared.feed.publish_records(stored);
         }
     }
@@ -499,7 +493,10 @@ impl<L: EventLog> Writer<L> {
         };
         let latest = store.all().map_err(|e| SubmitError::Storage(e.to_string()))?.pop();
         if let Some(latest) = latest.as_ref().filter(|latest| latest.size == head) {
-            let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
+            let view = {
+                let state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
+                TreeHash::from_bytes(state.fingerprint_cached(&mut self.fingerprints))
+            };
             if latest.view != view {
                 tracing::error!(size = head, "the signer's checkpoint names another view than this node's");
             }
@@ -511,6 +508,73 @@ impl<L: EventLog> Writer<L> {
             }
             None => Err(SubmitError::Storage("no checkpoint signed yet; another node signs them".into())),
         }
+    }
+}
+
+impl<L> Writer<L> {
+    /// Forgets the batch under way, if there is one, and restores the durable state: the
+    /// view as it was before the batch (from the state's journal,
+    /// [`State::rollback_batch`]), and the chain hash and time of the last durable record.
+    /// The check index never saw the batch, so it has nothing to forget.
+    ///
+    /// [`Writer::commit`] already does this, under the lock it holds for the batch, when an
+    /// append fails; so after a failed commit this finds nothing under way and does
+    /// nothing. It is the seam for a caller that stops a batch some other way.
+    // The seam for the PostgreSQL tail (issue #12), which calls it from the writer loop.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) fn discard_batch(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.view.write().unwrap_or_else(PoisonError::into_inner);
+        self.forget_batch(&mut state);
+    }
+
+    /// Applies records this writer did not decide (another node appended them, and they
+    /// were read back from the shared log) to the view and to the check index, as one
+    /// durable batch. A batch of this writer's still under way is discarded first: its
+    /// positions are these records'. Does not publish them on the feed, and leaves
+    /// `prev_hash` to the caller, who read the records and knows the last one's chain hash.
+    // The seam for the PostgreSQL tail (issue #12), which calls it from the writer loop.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) fn apply_durable(&mut self, records: &[(Position, Event)]) {
+        if records.is_empty() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.view.write().unwrap_or_else(PoisonError::into_inner);
+        self.forget_batch(&mut state);
+        state.begin_batch();
+        for (position, event) in records {
+            state.apply(*position, event);
+            self.last_at = self.last_at.max(position.at);
+        }
+        let update = state.commit_batch();
+        let applied_head = state.head();
+        drop(state);
+        self.install(update);
+        self.shared.applied.send_replace(applied_head);
+    }
+
+    /// Forgets the batch under way in `state`, which the caller holds locked; does nothing
+    /// when there is none.
+    fn forget_batch(&mut self, state: &mut State) {
+        if !state.in_batch() {
+            return;
+        }
+        state.rollback_batch();
+        if let Some((prev_hash, last_at)) = self.batch_start.take() {
+            self.prev_hash = prev_hash;
+            self.last_at = last_at;
+        }
+        // The batch's positions will be used again, so digests cached by them (and the
+        // Merkle frontier grown by them) may no longer be right.
+        self.fingerprints = FingerprintCache::default();
+        self.frontier = None;
+    }
+
+    /// Installs a durable batch's changes in the check index. Called with the view's lock
+    /// let go, so no lock is ever taken while holding the other.
+    fn install(&self, update: CheckUpdate) {
+        self.shared.checks.write().unwrap_or_else(PoisonError::into_inner).update(update);
     }
 }
 

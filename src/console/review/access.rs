@@ -250,6 +250,8 @@ mod tests {
             expires_at: None,
             state,
             last_used_at,
+            policy_block: None,
+            legacy: false,
         };
         rows[0].key = Some(summary(10, domain::KeyState::Active, Some(Timestamp::from_unix_millis(399 * DAY))));
         rows[1].key = Some(summary(200, domain::KeyState::Active, None));
@@ -266,7 +268,8 @@ mod tests {
         let log = MemoryLog::new();
         let mut prev = ChainHash::GENESIS;
         for (seq, (millis, event)) in (1..).zip(records) {
-            let envelope = Envelope { seq, at: Timestamp::from_unix_millis(*millis), actor: Actor::System };
+            let envelope =
+                Envelope { seq, at: Timestamp::from_unix_millis(*millis), actor: Actor::System, justification: None };
             let (stored, hash) = record::encode(&envelope, event, prev);
             log.append(seq - 1, &[stored]).unwrap();
             prev = hash;
@@ -287,6 +290,7 @@ mod tests {
                     refused: *refused,
                     first_after: 0,
                     last_after: *last_after,
+                    functions: None,
                 })
                 .collect(),
         }

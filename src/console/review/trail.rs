@@ -460,7 +460,7 @@ mod tests {
         for (seq, index) in (1..).zip(1..=n) {
             let event = Event::UserCreated { user_id: user(index), name: format!("=1+{index}"), email: None };
             let actor = if index == 1 { Actor::System } else { Actor::User(user(1)) };
-            let envelope = RecordEnvelope { seq, at: at(i64::from(index)), actor };
+            let envelope = RecordEnvelope { seq, at: at(i64::from(index)), actor, justification: None };
             let (stored, hash) = record::encode(&envelope, &event, prev);
             log.append(seq - 1, &[stored]).unwrap();
             prev = hash;
@@ -603,8 +603,11 @@ mod tests {
         let records: Vec<_> = (1..=total)
             .map(|seq| {
                 let event = Event::UserEnabled { user_id: user(1) };
-                let (stored, hash) =
-                    record::encode(&RecordEnvelope { seq, at: at(0), actor: Actor::System }, &event, prev);
+                let (stored, hash) = record::encode(
+                    &RecordEnvelope { seq, at: at(0), actor: Actor::System, justification: None },
+                    &event,
+                    prev,
+                );
                 prev = hash;
                 stored
             })
