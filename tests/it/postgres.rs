@@ -11,7 +11,7 @@ use crate::upgrade::copy_fixture;
 
 /// A connection string for a new, empty database on the test server, or `None` when
 /// `KEYLEDGER_TEST_DATABASE_URL` is not set.
-fn fresh_database() -> Option<String> {
+pub(crate) fn fresh_database() -> Option<String> {
     let Ok(url) = std::env::var("KEYLEDGER_TEST_DATABASE_URL") else {
         eprintln!("KEYLEDGER_TEST_DATABASE_URL is not set: the PostgreSQL test did not run");
         return None;
