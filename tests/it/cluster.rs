@@ -144,3 +144,44 @@ fn a_revocation_acknowledged_on_node_a_is_refused_on_nodes_b_and_c_at_once_every
         }
     }
 }
+
+#[test]
+fn access_report_and_lookup_key_read_a_log_kept_in_postgres() {
+    let Some(database) = fresh_database() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().to_str().expect("a UTF-8 path");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(crate::helpers::BINARY)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("keyledger runs");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("keyledger ends");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let initialised = run(&["init", "--data-dir", data_dir, "--database-url", &database, "--migrate"], "");
+    let admin_key = initialised.lines().last().expect("the key's line").trim().to_owned();
+
+    let report: Value = serde_json::from_str(&run(
+        &["access-report", "--data-dir", data_dir, "--database-url", &database, "--format", "json"],
+        "",
+    ))
+    .expect("the report is JSON");
+    let rows = report["rows"].as_array().unwrap_or_else(|| panic!("rows: {report}"));
+    assert_eq!(rows.len(), 1, "the Administrator alone: {report}");
+
+    let lookup: Value =
+        serde_json::from_str(&run(&["lookup-key", "--data-dir", data_dir, "--database-url", &database], &admin_key))
+            .expect("the lookup is JSON");
+    assert_eq!(lookup["key"]["key_id"], rows[0]["key_id"], "{lookup}\n{report}");
+}
