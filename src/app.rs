@@ -76,6 +76,18 @@ pub struct Config {
     /// How long a change feed stream (`watchAuditEvents`) stays silent before it sends a
     /// heartbeat comment.
     pub watch_heartbeat: Duration,
+    /// How this node works beside others on one PostgreSQL log (issue #12).
+    pub nodes: NodeConfig,
+}
+
+/// How a node works beside others on one PostgreSQL log: how it follows the log, when it
+/// counts as stale, and how long requests wait for a position.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id in the heartbeat table, how it tails the log, and when it is stale.
+    pub tail: crate::ledger::tail::TailConfig,
+    /// The longest a request with `Keyledger-Min-Position` waits for the view to reach it.
+    pub max_position_wait: Duration,
 }
 
 /// A PostgreSQL database for the log and the checkpoints (`--database-url`).
@@ -465,6 +477,13 @@ impl Application {
             checks: CheckCounters::default(),
             refusals: RefusalLog::default(),
         });
+        if let Some(follower) = state.ledger.log().follower() {
+            state
+                .ledger
+                .follow(follower, config.nodes.tail.clone())
+                .map_err(|source| StartError::Signals { source })?;
+        }
+        let positions = web::Data::new(http::position::Positions::new(config.nodes.max_position_wait));
         let routes = RouteTable::from_openapi(&openapi);
         let metrics_server = match listeners.metrics {
             Some((listen, sockets)) => Some(MetricsServer::start(&listen, sockets, state.clone())?),
@@ -497,9 +516,11 @@ impl Application {
                         .error_handler(|error, _| ApiError::InvalidQuery(error.to_string()).into()),
                 )
                 .app_data(routes.clone())
+                .app_data(positions.clone())
                 .app_data(client_certificates)
                 // Only where a scope is set: the checks' hot path pays nothing otherwise.
                 .wrap(Condition::new(client_certificates.0.is_some(), from_fn(require_client_certificate)))
+                .wrap(from_fn(http::position::positions))
                 .wrap(from_fn(request_context))
                 .configure(http::configure)
                 .configure(|config| {

@@ -224,6 +224,36 @@ pub struct ServeArgs {
     /// Serve plain HTTP on a non-loopback address without the start-up warning.
     #[arg(long)]
     allow_plain_http: bool,
+    /// This node's id among the nodes serving one database (--database-url): its row in
+    /// the heartbeat table, and what Keyledger-Nodes-Pending names. Default: the host
+    /// name and the process id.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// Milliseconds after which a node whose heartbeat is older is not waited for, and a
+    /// node that has not reached the database answers checks as --stale-checks says.
+    #[arg(long, default_value_t = crate::ledger::tail::DEFAULT_NODE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..))]
+    node_timeout_ms: u64,
+    /// What a node that has not reached the database for --node-timeout-ms does with
+    /// checks: `fail-closed` refuses them (503 node_stale), `serve-stale` answers from its
+    /// view as it stands.
+    #[arg(long, value_enum, default_value_t = StaleChecksArg::FailClosed)]
+    stale_checks: StaleChecksArg,
+    /// Milliseconds between reads of the log's head when no notification came.
+    #[arg(long, default_value_t = crate::ledger::tail::DEFAULT_POLL_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(5..))]
+    tail_poll_ms: u64,
+    /// The longest a request with Keyledger-Min-Position (or min_position) waits for this
+    /// node to apply that position, in milliseconds, before a 503 position_not_reached.
+    #[arg(long, default_value_t = crate::http::position::DEFAULT_MAX_WAIT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    max_position_wait_ms: u64,
+}
+
+/// `--stale-checks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StaleChecksArg {
+    /// Refuse checks (503 node_stale).
+    FailClosed,
+    /// Answer checks from the view as it stands.
+    ServeStale,
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -278,8 +308,30 @@ impl TryFrom<ServeArgs> for Config {
             watch_heartbeat: Duration::from_millis(args.watch_heartbeat_ms),
             tls,
             allow_plain_http: args.allow_plain_http,
+            nodes: app::NodeConfig {
+                tail: crate::ledger::tail::TailConfig {
+                    node_id: args.node_id.unwrap_or_else(default_node_id),
+                    node_timeout: Duration::from_millis(args.node_timeout_ms),
+                    poll_interval: Duration::from_millis(args.tail_poll_ms),
+                    stale_checks: match args.stale_checks {
+                        StaleChecksArg::FailClosed => crate::ledger::tail::StaleChecks::FailClosed,
+                        StaleChecksArg::ServeStale => crate::ledger::tail::StaleChecks::ServeStale,
+                    },
+                },
+                max_position_wait: Duration::from_millis(args.max_position_wait_ms),
+            },
         })
     }
+}
+
+/// A node id when none is given: the host name and the process id.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The subcommands.

@@ -91,6 +91,12 @@ pub struct CheckKeyRequest<'a> {
     #[serde(default, borrow)]
     #[schema(value_type = Option<String>)]
     pub event_id: Option<Cow<'a, str>>,
+    /// A log position (`Keyledger-Position` of an earlier change) this node must have
+    /// applied before it answers: it waits up to `--max-position-wait-ms`, else 503
+    /// `position_not_reached`. Same as the `Keyledger-Min-Position` header.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub min_position: Option<u64>,
 }
 
 /// The answer to a check.
@@ -134,6 +140,9 @@ pub async fn check_key(state: Shared, request: HttpRequest, body: RawJson) -> Re
         return Err(ApiError::TooManyFailedChecks(wait));
     }
     let input: CheckKeyRequest<'_> = body.parse()?;
+    if let Some(position) = input.min_position {
+        super::position::wait_for_position(&state, super::position::max_wait_of(&request), position).await?;
+    }
     let header_key = presented_key(&request);
     let key = input.key.as_deref().or_else(|| header_key.as_ref().map(|presented| presented.key())).unwrap_or("");
     let question = CheckRequest { key, function: &input.function, event_id: input.event_id.as_deref() };
@@ -174,6 +183,11 @@ pub struct AuthorizeQuery<'a> {
     /// function unless the user may access every event (otherwise 403 `event_required`).
     #[param(example = "summit-2027-nyc", value_type = Option<String>)]
     pub event_id: Option<Cow<'a, str>>,
+    /// A log position this node must have applied before it answers (as the
+    /// `Keyledger-Min-Position` header): it waits up to `--max-position-wait-ms`, else 503
+    /// `position_not_reached`.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub min_position: Option<u64>,
 }
 
 impl<'a> AuthorizeQuery<'a> {
@@ -185,6 +199,8 @@ impl<'a> AuthorizeQuery<'a> {
             let slot = match name.as_ref() {
                 "function" => &mut function,
                 "event_id" => &mut event_id,
+                // Waited for before the handler (`http::position`).
+                super::position::MIN_POSITION_PARAMETER => continue,
                 other => return Err(ApiError::InvalidQuery(format!("unknown query parameter `{other}`"))),
             };
             if slot.replace(value).is_some() {
@@ -193,7 +209,7 @@ impl<'a> AuthorizeQuery<'a> {
         }
         let function =
             function.ok_or_else(|| ApiError::InvalidQuery("missing query parameter `function`".to_owned()))?;
-        Ok(AuthorizeQuery { function, event_id })
+        Ok(AuthorizeQuery { function, event_id, min_position: None })
     }
 }
 

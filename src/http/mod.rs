@@ -80,6 +80,7 @@ pub mod metrics;
 pub mod mutation;
 pub mod openapi;
 pub mod params;
+pub mod position;
 pub mod problem;
 pub mod refusals;
 pub mod report;

@@ -154,6 +154,19 @@ pub enum ApiError {
     /// The service is shutting down.
     #[error("keyledger is shutting down")]
     ShuttingDown,
+    /// This node had not applied the position the request named within the wait
+    /// (`Keyledger-Min-Position`); another node, or this one shortly, will have.
+    #[error("this node has applied the log up to {applied}, not yet {wanted}; retry, or ask another node")]
+    PositionNotReached {
+        /// The position the request named.
+        wanted: u64,
+        /// The position this node had applied.
+        applied: u64,
+    },
+    /// This node has not reached the database for longer than its node timeout, so its
+    /// view may miss a revocation acknowledged elsewhere: checks are refused (fail closed).
+    #[error("this node has not reached the database for {} ms, longer than its node timeout: its view may miss a revocation, so checks are refused; ask another node", .0.as_millis())]
+    NodeStale(std::time::Duration),
     /// Something unexpected; the details are in the server log, not the answer.
     #[error("an unexpected error occurred; the server log has the details")]
     Internal,
@@ -208,6 +221,8 @@ impl ApiError {
             ApiError::TooManyFailedChecks(_) => "too_many_failed_checks",
             ApiError::StorageUnavailable(_) => "storage_unavailable",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::PositionNotReached { .. } => "position_not_reached",
+            ApiError::NodeStale(_) => "node_stale",
             ApiError::Internal => "internal",
         }
     }
@@ -324,6 +339,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyFailedChecks(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StorageUnavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PositionNotReached { .. } | ApiError::NodeStale(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -336,6 +352,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::StorageUnavailable(_) | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let ApiError::PositionNotReached { .. } | ApiError::NodeStale(_) = self {
+            response.insert_header(super::position::retry_after());
         }
         if let ApiError::MethodNotAllowed { allowed, .. } = self
             && let Ok(allowed) = HeaderValue::from_str(allowed)

@@ -15,11 +15,13 @@
 pub mod feed;
 mod open;
 pub mod replay;
+pub mod tail;
 mod verify;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -162,8 +164,18 @@ pub struct Request {
 // Commands are by far the most common job, so the queue holds them unboxed.
 #[allow(clippy::large_enum_variant)]
 enum Job {
-    Command { command: Command, request: Request, reply: oneshot::Sender<Result<Applied, SubmitError>> },
-    Checkpoint { reply: oneshot::Sender<Result<Checkpoint, SubmitError>> },
+    Command {
+        command: Command,
+        request: Request,
+        reply: oneshot::Sender<Result<Applied, SubmitError>>,
+    },
+    Checkpoint {
+        reply: oneshot::Sender<Result<Checkpoint, SubmitError>>,
+    },
+    /// Apply the records other nodes appended ([`tail`]); answered with the head reached.
+    CatchUp {
+        reply: oneshot::Sender<Result<u64, SubmitError>>,
+    },
 }
 
 struct Shared<L> {
@@ -179,6 +191,12 @@ struct Shared<L> {
     feed: feed::Feed,
     /// Commands, their latency, the writer's batches and the latest checkpoint's size.
     metrics: WriteMetrics,
+    /// The log position the view has applied, published after every change of the view,
+    /// for requests that wait for a position ([`Ledger::applied`]).
+    applied: watch::Sender<u64>,
+    /// Whether this process signs checkpoints: always on one node; on several, only while
+    /// it holds the signer's lock ([`tail`]).
+    signing: AtomicBool,
 }
 
 /// The running ledger. Dropping it lets the writer finish what is queued, then stops it.
@@ -189,6 +207,10 @@ pub struct Ledger<L: EventLog> {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Where the writer reports the storage failure that stopped it.
     fatal: watch::Receiver<Option<FatalStorageError>>,
+    /// The thread following the log other nodes append to, once started ([`tail`]).
+    tail: std::sync::Mutex<Option<tail::Tail>>,
+    /// What the tail knows of this node and the others, once it is started.
+    node: OnceLock<Arc<tail::NodeState>>,
 }
 
 impl<L: EventLog> Ledger<L> {
@@ -218,6 +240,7 @@ impl<L: EventLog> Ledger<L> {
             None => (None, u64::MAX, None),
         };
         let public_key = signer.as_ref().map(Signer::public_key);
+        let opened_head = opened.state.head();
         let shared = Arc::new(Shared {
             log,
             view: RwLock::new(opened.state),
@@ -226,6 +249,8 @@ impl<L: EventLog> Ledger<L> {
             snapshots: snapshots.as_ref().map(|policy| policy.dir.clone()),
             feed: feed::Feed::new(DEFAULT_FEED_CAPACITY),
             metrics: WriteMetrics::default(),
+            applied: watch::channel(opened_head).0,
+            signing: AtomicBool::new(true),
         });
         shared.metrics.checkpoint_signed(latest.as_ref().map_or(0, |checkpoint| checkpoint.size));
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
@@ -246,12 +271,20 @@ impl<L: EventLog> Ledger<L> {
             fingerprints: opened.fingerprints,
             fatal: fatal_sender,
             stopped: None,
+            frontier: None,
         };
         let writer = std::thread::Builder::new()
             .name("keyledger-writer".to_owned())
             .spawn(move || writer.run(jobs))
             .map_err(OpenError::Thread)?;
-        Ok(Self { shared, queue: RwLock::new(Some(queue)), writer: std::sync::Mutex::new(Some(writer)), fatal })
+        Ok(Self {
+            shared,
+            queue: RwLock::new(Some(queue)),
+            writer: std::sync::Mutex::new(Some(writer)),
+            fatal,
+            tail: std::sync::Mutex::new(None),
+            node: OnceLock::new(),
+        })
     }
 
     /// The permission view, for reading. Hold the guard briefly: the writer waits for it.
@@ -399,10 +432,61 @@ impl<L: EventLog> Ledger<L> {
         Ok((user_id, secret))
     }
 
+    /// The log position the view has applied, as it moves: a request that must see a
+    /// position waits on it (no polling).
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.shared.applied.subscribe()
+    }
+
+    /// Has the writer apply the records other nodes appended since the view's head, and
+    /// waits for it; returns the head reached.
+    pub fn catch_up_blocking(&self) -> Result<u64, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.sender()?;
+        queue.blocking_send(Job::CatchUp { reply }).map_err(|_| SubmitError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Whether this process signs checkpoints (see [`tail`]: one node of several does).
+    pub fn is_signing(&self) -> bool {
+        self.shared.signing.load(Ordering::Acquire)
+    }
+
+    /// Signs checkpoints, or stops signing them (another node holds the signer's lock).
+    pub fn set_signing(&self, signing: bool) {
+        self.shared.signing.store(signing, Ordering::Release);
+    }
+
+    /// What this node knows of itself and the other nodes, when it follows a log others
+    /// append to ([`Ledger::follow`]); `None` on a single node.
+    pub fn node(&self) -> Option<&Arc<tail::NodeState>> {
+        self.node.get()
+    }
+
+    /// Starts following a log that other nodes append to: a thread that wakes on their
+    /// appends (and polls), has the writer apply them, writes this node's heartbeat, and
+    /// holds the signer's lock when it can ([`tail`]). Call once.
+    pub fn follow<F: tail::Follower>(&self, follower: F, config: tail::TailConfig) -> std::io::Result<()> {
+        let node = Arc::new(tail::NodeState::new(config.clone(), self.view().head()));
+        if self.node.set(Arc::clone(&node)).is_err() {
+            return Ok(());
+        }
+        let queue = self.sender().map_err(|error| std::io::Error::other(error.to_string()))?;
+        // Until this node holds the lock, another may: sign nothing.
+        self.set_signing(false);
+        let tail = tail::Tail::start(Arc::clone(&self.shared), queue, follower, config, node)?;
+        *self.tail.lock().unwrap_or_else(PoisonError::into_inner) = Some(tail);
+        Ok(())
+    }
+
     /// Stops taking commands, lets the writer finish what is queued (and save its shutdown
     /// snapshot), and waits for it. Submitting afterwards fails with `ShuttingDown`.
     /// Dropping the ledger does the same.
     pub fn close(&self) {
+        // The tail first: it hands the writer work.
+        if let Some(tail) = self.tail.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            tail.stop();
+        }
         // Closing the queue lets the writer drain what is queued and stop.
         self.queue.write().unwrap_or_else(PoisonError::into_inner).take();
         let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();

@@ -61,6 +61,31 @@ against_both_logs!(
     racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
 );
 
+/// Generates, for every scenario named, one test over a shared [`MemoryLog`] and one over
+/// PostgreSQL (when `KEYLEDGER_TEST_DATABASE_URL` names a server): the logs that two
+/// ledgers can append to at once, as the nodes of issue #12 do.
+macro_rules! against_shared_logs {
+    ($($scenario:ident),+ $(,)?) => {
+        mod shared_memory_log {
+            $(#[test] fn $scenario() { super::$scenario(super::memory()); })+
+        }
+        mod shared_postgres_log {
+            $(#[test] fn $scenario() {
+                match super::postgres() {
+                    Some(open) => super::$scenario(open),
+                    None => eprintln!("KEYLEDGER_TEST_DATABASE_URL is not set: the PostgreSQL scenario did not run"),
+                }
+            })+
+        }
+    };
+}
+
+against_shared_logs!(
+    a_node_whose_head_another_moved_catches_up_and_decides_its_commands_again,
+    a_node_catching_up_sees_a_revocation_another_node_appended,
+    a_command_decided_again_after_a_conflict_sees_what_the_other_node_did,
+);
+
 // ---------------------------------------------------------------------------------------
 // Opening the same log again, for both kinds of log.
 // ---------------------------------------------------------------------------------------
@@ -368,6 +393,68 @@ fn create_api_user<L: EventLog>(ledger: &Ledger<L>) -> ApiUser {
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 // ---------------------------------------------------------------------------------------
+
+// Several nodes on one log (issue #12): two ledgers over the same log, as two processes.
+
+fn a_node_whose_head_another_moved_catches_up_and_decides_its_commands_again<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let b = open_ledger(open());
+    let mut applied = b.applied();
+    let role_on_a = new_role_id();
+    submit(&a, create_role(&role_on_a, "Made on A"));
+    // B has not seen A's role; its append conflicts on the head, it catches up and decides
+    // the command again on the new head.
+    let role_on_b = new_role_id();
+    let after_a = a.log().head().expect("head");
+    let on_b = submit(&b, create_role(&role_on_b, "Made on B"));
+    assert_eq!(on_b.position, after_a + 1, "B appended after A's record");
+    assert!(b.view().role(&role_on_a).is_some(), "B applied A's record while catching up");
+    assert_eq!(*applied.borrow_and_update(), on_b.position, "B published its applied position");
+    assert_eq!(a.catch_up_blocking().expect("A catches up"), on_b.position);
+    assert_eq!(snapshot(&a.view()), snapshot(&b.view()), "both views are the log's");
+    // Both chains verify, and the log is one chain.
+    assert!(a.verify().expect("verifies").is_valid());
+    assert_eq!(records_of(a.log()).len() as u64, on_b.position);
+}
+
+fn a_node_catching_up_sees_a_revocation_another_node_appended<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let user = create_api_user(&a);
+    let b = open_ledger(open());
+    // The function is event-scoped: the working key is told to name an event.
+    let working = check_reason(&a.view(), &user.key, "api.attendees.read");
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), working);
+    assert_ne!(working, Reason::RevokedKey);
+    let mut feed = b.subscribe();
+    let revoked = submit(&a, Command::RevokeKey { user_id: user.user_id.clone() });
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), working, "not tailed yet");
+    assert_eq!(b.catch_up_blocking().expect("B catches up"), revoked.position);
+    assert_eq!(check_reason(&b.view(), &user.key, "api.attendees.read"), Reason::RevokedKey);
+    // What B applied went to its followers too, exactly as stored.
+    match feed.try_recv().expect("B published the records it tailed") {
+        Change::Records(records) => {
+            assert_eq!(records.last().map(|record| record.seq), Some(revoked.position));
+            assert_eq!(records.to_vec(), a.log().read(records[0].seq, records.len()).expect("read"));
+        }
+        other => panic!("expected records, got {other:?}"),
+    }
+}
+
+fn a_command_decided_again_after_a_conflict_sees_what_the_other_node_did<L: EventLog>(open: impl Fn() -> L) {
+    let a = open_ledger(open());
+    a.bootstrap().expect("bootstrap").expect("empty");
+    let b = open_ledger(open());
+    submit(&a, create_user(&new_user_id(), "Billing app"));
+    // Decided on B's old state, the same name was free; decided again after catching up,
+    // it is a lookalike of A's user and refused, and nothing of it is written.
+    let head = head_of(&a);
+    let refused = b.submit_blocking(create_user(&new_user_id(), "Billing app"), as_administrator(&b));
+    assert!(matches!(refused, Err(SubmitError::Refused(DomainError::LookalikeName { .. }))), "{refused:?}");
+    assert_eq!(a.log().head().expect("head"), head);
+    assert_eq!(head_of(&b), head);
+}
 
 fn bootstrap_returns_a_key_holding_every_admin_function_and_only_once<L: EventLog>(open: impl Fn() -> L) {
     let ledger = open_ledger(open());

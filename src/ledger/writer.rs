@@ -8,6 +8,7 @@
 //! every later command with a storage error and reports the failure to the ledger's owner
 //! ([`super::Ledger::fatal`]), which decides to stop the process.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 
@@ -16,8 +17,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::checkpoint::{Checkpoint, Signer};
 use crate::domain::{self, Command, Context, Event, FingerprintCache, Position, State, Timestamp};
 use crate::log::record::{self, Envelope};
-use crate::log::{AppendError, ChainHash, EventLog, StoredRecord, Tree};
-use crate::merkle::{self, TreeHash};
+use crate::log::{AppendError, ChainHash, ChainVerifier, EventLog, StoredRecord, Tree};
+use crate::merkle::{self, Frontier, TreeHash};
 use crate::{history, snapshot};
 
 use super::{Applied, FatalStorageError, Job, MAX_BATCH, Request, Shared, SnapshotPolicy, SubmitError};
@@ -33,9 +34,17 @@ fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_a
     }
 }
 
-type CommandJob = (Command, Request, oneshot::Sender<Result<Applied, SubmitError>>);
+type CommandReply = oneshot::Sender<Result<Applied, SubmitError>>;
+
+type CommandJob = (Command, Request, CommandReply);
 
 type CheckpointReply = oneshot::Sender<Result<Checkpoint, SubmitError>>;
+
+/// How many times a batch is decided again on a head another node moved before it is
+/// answered 503.
+const MAX_CONFLICT_RETRIES: usize = 8;
+/// How many records a catch-up reads at a time.
+const CATCH_UP_CHUNK: usize = 1024;
 
 /// The writer thread's own state; [`Writer::run`] is the thread.
 pub(super) struct Writer<L> {
@@ -62,6 +71,10 @@ pub(super) struct Writer<L> {
     pub(super) fatal: watch::Sender<Option<FatalStorageError>>,
     /// The failure that stopped the writer, if one did: every later job is refused with it.
     pub(super) stopped: Option<FatalStorageError>,
+    /// The Merkle tree's right edge at the state's head, once a catch-up has loaded it
+    /// (`None` before, and whenever it may be wrong): records tailed from other nodes grow
+    /// it, and each checkpoint compares its root with the stored tree's.
+    pub(super) frontier: Option<Frontier>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -87,15 +100,27 @@ impl<L: EventLog> Writer<L> {
             }
             let mut commands = Vec::with_capacity(batch.len());
             let mut checkpoint_requests = Vec::new();
+            let mut catch_ups = Vec::new();
             for job in batch {
                 match job {
                     Job::Command { command, request, reply } => commands.push((command, request, reply)),
                     Job::Checkpoint { reply } => checkpoint_requests.push(reply),
+                    Job::CatchUp { reply } => catch_ups.push(reply),
                 }
             }
             if let Some(stopped) = &self.stopped {
                 refuse(stopped, commands, checkpoint_requests);
+                for reply in catch_ups {
+                    let _ = reply.send(Err(SubmitError::Storage(stopped.message().to_owned())));
+                }
                 continue;
+            }
+            if !catch_ups.is_empty() {
+                // Records other nodes appended first, so the commands decide on them.
+                let caught_up = self.catch_up();
+                for reply in catch_ups {
+                    let _ = reply.send(caught_up.clone());
+                }
             }
             self.commit(commands);
             if let Some(stopped) = &self.stopped {
@@ -143,6 +168,15 @@ impl<L: EventLog> Writer<L> {
             SubmitError::Storage(error)
         };
         let root = merkle::root(&Tree(&self.shared.log), head).map_err(|e| failed(e.to_string()))?;
+        if let Some(frontier) = self.frontier.as_ref().filter(|frontier| frontier.size() == head)
+            && frontier.root() != root
+        {
+            // The stored tree is not the tree of the records this node verified and applied.
+            return Err(failed(format!("the stored Merkle tree at {head} is not the tree of the records")));
+        }
+        if !self.shared.signing.load(Ordering::Acquire) {
+            return self.follow_signer(head);
+        }
         let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
         // A checkpoint is never older than the records it covers.
         let time = Timestamp::now().max(self.last_at);
@@ -203,17 +237,47 @@ impl<L: EventLog> Writer<L> {
         }
     }
 
-    /// Decides, appends and applies a batch of commands, and answers each.
+    /// Decides, appends and applies a batch of commands, and answers each. When another
+    /// node appended first (a conflict on the head), the batch is forgotten, the writer
+    /// catches up with the log, and the same commands are decided again on the new head, a
+    /// bounded number of times.
     fn commit(&mut self, batch: Vec<CommandJob>) {
-        if !batch.is_empty() {
-            self.shared.metrics.batch(batch.len());
+        if batch.is_empty() {
+            return;
         }
+        self.shared.metrics.batch(batch.len());
+        let mut batch = batch;
+        for attempt in 0.. {
+            let Some(again) = self.commit_once(batch) else { return };
+            let caught_up = if attempt < MAX_CONFLICT_RETRIES {
+                self.catch_up().map(|_| ())
+            } else {
+                Err(SubmitError::Storage(format!(
+                    "other nodes moved the log's head {MAX_CONFLICT_RETRIES} times while this batch was decided"
+                )))
+            };
+            if let Err(error) = caught_up {
+                for (_, _, reply) in again {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                return;
+            }
+            batch = again;
+        }
+    }
+
+    /// [`Writer::commit`]'s one attempt. Returns the batch, unanswered, when the log's head
+    /// had moved (another node appended): nothing of it was written or applied.
+    fn commit_once(&mut self, batch: Vec<CommandJob>) -> Option<Vec<CommandJob>> {
         let head = self.state.head();
         let (prev_hash, last_at) = (self.prev_hash, self.last_at);
         let mut records: Vec<StoredRecord> = Vec::new();
         let mut applied: Vec<(Position, Event)> = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
+        // Kept for deciding again should another node move the head first.
+        let mut retry = Vec::with_capacity(batch.len());
         for (command, request, reply) in batch {
+            retry.push((command.clone(), request.clone()));
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
             let context = Context {
@@ -240,6 +304,26 @@ impl<L: EventLog> Writer<L> {
 
         // A batch of refusals and no-ops has nothing to write.
         let appended = if records.is_empty() { Ok(()) } else { self.shared.log.append(head, &records) };
+        if let Err(AppendError::Conflict { expected, actual }) = &appended {
+            tracing::debug!(expected, actual, "another node appended first; deciding the batch again");
+            self.prev_hash = prev_hash;
+            self.last_at = last_at;
+            self.discard_batch();
+            let replies = answers.into_iter().map(|(reply, _)| reply);
+            return Some(
+                retry.into_iter().zip(replies).map(|((command, request), reply)| (command, request, reply)).collect(),
+            );
+        }
+        if let Err(AppendError::Storage(storage)) = &appended
+            && self.shared.log.outcome_unknown(storage)
+        {
+            tracing::warn!(error = %storage, "the outcome of an append is unknown; reading the log back");
+            self.prev_hash = prev_hash;
+            self.last_at = last_at;
+            self.discard_batch();
+            self.resolve_unknown(head, &records, answers);
+            return None;
+        }
         if let Err(error) = appended {
             let fatal = matches!(&error, AppendError::Storage(storage) if self.shared.log.requires_restart(storage));
             let message = match error {
@@ -247,12 +331,9 @@ impl<L: EventLog> Writer<L> {
                 other => other.to_string(),
             };
             tracing::error!(error = %message, "appending a batch failed; nothing of it was applied");
-            // Forget the batch: go back to the durable state. Its positions will be used
-            // again, so digests cached by them may no longer be right.
-            self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
-            self.fingerprints = FingerprintCache::default();
             self.prev_hash = prev_hash;
             self.last_at = last_at;
+            self.discard_batch();
             // Every command of the batch was decided against events that were never
             // written, refusals included, so none of those answers stands.
             for (reply, _) in answers {
@@ -267,7 +348,7 @@ impl<L: EventLog> Writer<L> {
                 self.stopped = Some(stopped.clone());
                 self.fatal.send_replace(Some(stopped));
             }
-            return;
+            return None;
         }
 
         if !applied.is_empty() {
@@ -276,11 +357,151 @@ impl<L: EventLog> Writer<L> {
                 view.apply(*position, event);
             }
         }
+        if let Some(frontier) = self.frontier.as_mut() {
+            for record in &records {
+                frontier.push(merkle::leaf_hash(&record.bytes), |_, _| {});
+            }
+        }
+        self.shared.applied.send_replace(self.state.head());
         // Durable and in the view: followers may have them now. Never waits.
         self.shared.feed.publish_records(records);
         for (reply, outcome) in answers {
             // A caller that went away no longer needs its answer; its events are durable.
             let _ = reply.send(outcome.map_err(SubmitError::Refused));
+        }
+        None
+    }
+
+    /// Forgets what the current batch decided: the writer's state goes back to the view
+    /// (the durable state). Its positions will be used again, so digests cached by them
+    /// may no longer be right. The caller restores `prev_hash` and `last_at`.
+    pub(super) fn discard_batch(&mut self) {
+        self.state = self.shared.view.read().unwrap_or_else(PoisonError::into_inner).clone();
+        self.fingerprints = FingerprintCache::default();
+        self.frontier = None;
+    }
+
+    /// Applies durable events (records read from the log, already verified) to the
+    /// writer's state and to the view, and publishes the new applied position.
+    pub(super) fn apply_durable(&mut self, events: &[(Position, Event)]) {
+        if events.is_empty() {
+            return;
+        }
+        for (position, event) in events {
+            self.state.apply(*position, event);
+        }
+        let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+        for (position, event) in events {
+            view.apply(*position, event);
+        }
+        drop(view);
+        self.shared.applied.send_replace(self.state.head());
+    }
+
+    /// Reads the records other nodes appended after the state's head, verifies each (its
+    /// link in the hash chain and its decoding, as replay does; its Merkle leaf grows the
+    /// tree's right edge, whose root each checkpoint compares with the stored tree's),
+    /// applies them ([`Writer::apply_durable`]) and publishes them to the feed. Returns
+    /// the head reached. A record that does not verify stops the writer: the log is not
+    /// the one this node replayed.
+    pub(super) fn catch_up(&mut self) -> Result<u64, SubmitError> {
+        let storage = |error: String| {
+            tracing::warn!(%error, "reading the log to catch up failed");
+            SubmitError::Storage(error)
+        };
+        loop {
+            let head = self.state.head();
+            let stored = self.shared.log.read(head + 1, CATCH_UP_CHUNK).map_err(|e| storage(e.to_string()))?;
+            if stored.is_empty() {
+                return Ok(head);
+            }
+            let mut frontier = match self.frontier.take() {
+                Some(frontier) if frontier.size() == head => frontier,
+                _ => Frontier::load(&Tree(&self.shared.log), head).map_err(|e| storage(e.to_string()))?,
+            };
+            let mut chain = ChainVerifier::resume(head, self.prev_hash);
+            let mut events = Vec::with_capacity(stored.len());
+            for record in &stored {
+                let linked = chain.link_decoded(record.seq, record::decode(&record.bytes));
+                let record = match linked {
+                    Ok(record) => record,
+                    Err(error) => {
+                        let message = format!("a record tailed from the log does not verify: {error}");
+                        tracing::error!(%message, "the writer takes no more commands");
+                        let stopped = FatalStorageError::new(message.clone());
+                        self.stopped = Some(stopped.clone());
+                        self.fatal.send_replace(Some(stopped));
+                        return Err(SubmitError::Storage(message));
+                    }
+                };
+                self.prev_hash = record.hash;
+                self.last_at = self.last_at.max(record.at);
+                events.push((Position { seq: record.seq, at: record.at }, record.event));
+            }
+            for record in &stored {
+                frontier.push(merkle::leaf_hash(&record.bytes), |_, _| {});
+            }
+            self.frontier = Some(frontier);
+            self.apply_durable(&events);
+            tracing::debug!(from = head + 1, to = self.state.head(), "applied records other nodes appended");
+            self.shared.feed.publish_records(stored);
+        }
+    }
+
+    /// Answers a batch whose append lost its connection while it committed: catches up
+    /// with the log and compares what it holds at the batch's positions with the batch.
+    /// The same bytes: the batch was written (and is now applied), and its answers stand.
+    /// Otherwise it was not, and every command is answered 503.
+    fn resolve_unknown(
+        &mut self,
+        head: u64,
+        records: &[StoredRecord],
+        answers: Vec<(CommandReply, Result<Applied, domain::DomainError>)>,
+    ) {
+        let mut written = None;
+        for _ in 0..20 {
+            match self.shared.log.read(head + 1, records.len()) {
+                Ok(stored) => {
+                    written = Some(stored.len() == records.len() && stored.iter().zip(records).all(|(a, b)| a == b));
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "reading the log back after an unknown commit failed; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        let caught_up = self.catch_up();
+        for (reply, outcome) in answers {
+            let answer = match (written, &caught_up) {
+                (Some(true), Ok(_)) => outcome.map_err(SubmitError::Refused),
+                (Some(true), Err(error)) => Err(error.clone()),
+                _ => Err(SubmitError::Storage("the append was not written (its connection was lost)".into())),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// A node that does not sign (another holds the signer's lock) answers with the newest
+    /// checkpoint the signer stored, having computed the same root and fingerprint as the
+    /// signer: if the signer's checkpoint is at this head, both must match.
+    fn follow_signer(&mut self, head: u64) -> Result<Checkpoint, SubmitError> {
+        let Some(store) = &self.shared.checkpoints else {
+            return Err(SubmitError::Storage("this ledger keeps no checkpoints".into()));
+        };
+        let latest = store.all().map_err(|e| SubmitError::Storage(e.to_string()))?.pop();
+        if let Some(latest) = latest.as_ref().filter(|latest| latest.size == head) {
+            let view = TreeHash::from_bytes(self.state.fingerprint_cached(&mut self.fingerprints));
+            if latest.view != view {
+                tracing::error!(size = head, "the signer's checkpoint names another view than this node's");
+            }
+        }
+        match latest {
+            Some(latest) => {
+                self.last_checkpoint = Some(latest.clone());
+                Ok(latest)
+            }
+            None => Err(SubmitError::Storage("no checkpoint signed yet; another node signs them".into())),
         }
     }
 }

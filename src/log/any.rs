@@ -78,4 +78,21 @@ impl EventLog for AnyLog {
             _ => false,
         }
     }
+
+    fn outcome_unknown(&self, error: &AnyLogError) -> bool {
+        match (self, error) {
+            (AnyLog::Postgres(log), AnyLogError::Postgres(error)) => log.outcome_unknown(error),
+            _ => false,
+        }
+    }
+}
+
+impl AnyLog {
+    /// A follower of the log, when other processes may append to it (PostgreSQL).
+    pub fn follower(&self) -> Option<super::PostgresFollower> {
+        match self {
+            AnyLog::Fjall(_) => None,
+            AnyLog::Postgres(log) => Some(log.follower()),
+        }
+    }
 }

@@ -22,7 +22,7 @@ mod tests;
 pub use any::{AnyLog, AnyLogError};
 pub use fjall_log::{FjallLog, FjallLogError};
 pub use memory::MemoryLog;
-pub use postgres::{PostgresCheckpoints, PostgresLog, PostgresLogError, SchemaPolicy};
+pub use postgres::{NodeHeartbeat, PostgresCheckpoints, PostgresFollower, PostgresLog, PostgresLogError, SchemaPolicy};
 pub use record::{ChainError, ChainHash, ChainVerifier, Record, RecordError, StoredRecord};
 
 use crate::merkle::{self, Frontier, NodeId, Nodes, TreeHash};
@@ -84,6 +84,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// restarts (fjall refuses all writes after a failed one: the safe recovery from an
     /// I/O error is a restart, which replays its journal).
     fn requires_restart(&self, _error: &Self::Error) -> bool {
+        false
+    }
+
+    /// Whether this error leaves unknown whether the append was written (a connection lost
+    /// while it committed): the writer reads the log back to learn it.
+    fn outcome_unknown(&self, _error: &Self::Error) -> bool {
         false
     }
 }

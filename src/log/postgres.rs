@@ -14,9 +14,10 @@
 //!   missing ones only when asked ([`SchemaPolicy::Migrate`]), refuses an older schema
 //!   otherwise, and always refuses a newer one than this build knows.
 //!
-//! Until nodes tail the log (the next step of issue #12), one keyledger process serves a
-//! database at a time: the writer's connection holds a session advisory lock, and a second
-//! process is refused, as fjall's lock file refuses a second opener of a data directory.
+//! Several keyledger processes (nodes) serve one database: each appends with the optimistic
+//! head check, and follows the others' appends through a [`PostgresFollower`] (its own
+//! connection: `LISTEN` as a wake-up hint, the head read back, the `nodes` heartbeat table
+//! of migration 2, and the session advisory lock of the one node that signs checkpoints).
 //!
 //! The client is `postgres`, the synchronous one: every call comes from a thread that may
 //! block (the writer thread, `web::block`, the command line), never from the event loop,
@@ -24,7 +25,7 @@
 
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::{Client, Config, NoTls, Statement};
 
@@ -43,21 +44,23 @@ struct Migration {
 }
 
 /// Every migration, in order; the last one's version is the schema this build runs on.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "log, tree, head and checkpoints",
-    sql: include_str!("../../migrations/0001_log.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "log, tree, head and checkpoints",
+        sql: include_str!("../../migrations/0001_log.sql"),
+    },
+    Migration { version: 2, name: "nodes and their heartbeats", sql: include_str!("../../migrations/0002_nodes.sql") },
+];
 
 /// The schema version this build runs on.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
-/// The session advisory lock of the process serving a database ("kledger" and 1).
-const SERVING_LOCK: i64 = 0x6b6c_6564_6765_7201;
+/// The session advisory lock of the one node that signs checkpoints ("kledger" and 1:
+/// the number once held by the single process serving a database, which signed too).
+const SIGNER_LOCK: i64 = 0x6b6c_6564_6765_7201;
 /// The transaction advisory lock that serialises migrations ("kledger" and 2).
 const MIGRATION_LOCK: i64 = 0x6b6c_6564_6765_7202;
-/// How long opening waits for a process that is stopping to release the serving lock.
-const SERVING_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// What opening does with a schema older than this build's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +82,9 @@ pub enum PostgresLogError {
     #[error("database error: {}", describe(.0))]
     Database(#[from] postgres::Error),
     /// The connection was lost while the append committed: whether the batch was written
-    /// is unknown, so the process must restart and replay the log before it writes again.
+    /// is unknown. The writer reads the log back to learn it ([`EventLog::outcome_unknown`]).
     #[error("the database connection was lost while an append committed (the batch may or may not be written): {}", describe(.0))]
     CommitUnknown(postgres::Error),
-    /// Another keyledger process serves this database.
-    #[error("another keyledger process is serving this database; one process per database until nodes tail the log")]
-    Locked,
     /// The schema is older than this build's and the caller did not ask to migrate.
     #[error(
         "the database schema is version {found}, older than this keyledger's {expected}: run once with --migrate to upgrade it"
@@ -183,25 +183,20 @@ struct Connection {
     client: Option<(Client, Vec<Statement>)>,
     /// The statements to prepare on connecting.
     statements: &'static [&'static str],
-    /// Whether this connection holds the serving lock (taken again on reconnecting).
-    serving: bool,
 }
 
 impl Connection {
-    fn new(config: Config, statements: &'static [&'static str], serving: bool) -> Self {
-        Self { config, client: None, statements, serving }
+    fn new(config: Config, statements: &'static [&'static str]) -> Self {
+        Self { config, client: None, statements }
     }
 
-    /// The open client and its prepared statements, connecting (and, for the serving
-    /// connection, taking the lock) first if there is none or it was closed.
+    /// The open client and its prepared statements, connecting first if there is none or
+    /// it was closed.
     fn client(&mut self) -> Result<(&mut Client, &[Statement]), PostgresLogError> {
         let open = match self.client.take() {
             Some((client, prepared)) if !client.is_closed() => (client, prepared),
             _ => {
                 let mut client = self.config.connect(NoTls)?;
-                if self.serving {
-                    take_serving_lock(&mut client)?;
-                }
                 let prepared = self.statements.iter().map(|sql| client.prepare(sql)).collect::<Result<Vec<_>, _>>()?;
                 (client, prepared)
             }
@@ -264,21 +259,6 @@ enum Appended {
     HeadMoved(i64),
 }
 
-/// Takes the serving lock, waiting a little for a process that is stopping to let go.
-fn take_serving_lock(client: &mut Client) -> Result<(), PostgresLogError> {
-    let deadline = Instant::now() + SERVING_LOCK_WAIT;
-    loop {
-        let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])?.try_get(0)?;
-        if taken {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(PostgresLogError::Locked);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The highest migration applied; 0 for a database keyledger never migrated.
 fn schema_version(client: &mut Client) -> Result<i32, PostgresLogError> {
     let exists: bool = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?.try_get(0)?;
@@ -336,7 +316,7 @@ struct Writer {
 /// The PostgreSQL-backed log.
 pub struct PostgresLog {
     config: Config,
-    /// Appends; holds the serving lock. The mutex serialises appends.
+    /// Appends. The mutex serialises this process's appends.
     writer: Mutex<Writer>,
     /// Reads of records, tree nodes and the head.
     reader: Mutex<Connection>,
@@ -358,7 +338,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PostgresLog {
     /// Connects to the database at `url`, brings its schema to this build's under
-    /// `policy`, takes the serving lock, and loads the tree's right edge.
+    /// `policy`, and loads the tree's right edge.
     pub fn open(url: &str, policy: SchemaPolicy) -> Result<Self, PostgresLogError> {
         Self::open_config(parse_url(url)?, policy)
     }
@@ -366,12 +346,12 @@ impl PostgresLog {
     /// [`PostgresLog::open`] with a parsed configuration.
     pub fn open_config(config: Config, policy: SchemaPolicy) -> Result<Self, PostgresLogError> {
         prepare_schema(&mut config.connect(NoTls)?, policy)?;
-        let mut writer = Connection::new(config.clone(), WRITER_STATEMENTS, true);
+        let mut writer = Connection::new(config.clone(), WRITER_STATEMENTS);
         writer.client()?;
         let log = Self {
             config: config.clone(),
             writer: Mutex::new(Writer { connection: writer, frontier: Frontier::default() }),
-            reader: Mutex::new(Connection::new(config, READER_STATEMENTS, false)),
+            reader: Mutex::new(Connection::new(config, READER_STATEMENTS)),
         };
         let head = log.head()?;
         let frontier = log.load_frontier(head)?;
@@ -379,9 +359,14 @@ impl PostgresLog {
         Ok(log)
     }
 
+    /// A follower of this database, on a connection of its own ([`PostgresFollower`]).
+    pub fn follower(&self) -> PostgresFollower {
+        PostgresFollower::new(self.config.clone())
+    }
+
     /// The store of this database's signed checkpoints, on a connection of its own.
     pub fn checkpoint_store(&self) -> PostgresCheckpoints {
-        PostgresCheckpoints { connection: Mutex::new(Connection::new(self.config.clone(), &[], false)) }
+        PostgresCheckpoints { connection: Mutex::new(Connection::new(self.config.clone(), &[])) }
     }
 
     fn load_frontier(&self, size: u64) -> Result<Frontier, PostgresLogError> {
@@ -587,8 +572,143 @@ impl EventLog for PostgresLog {
         Ok(Some(TreeHash::from_bytes(hash)))
     }
 
-    fn requires_restart(&self, error: &PostgresLogError) -> bool {
+    fn outcome_unknown(&self, error: &PostgresLogError) -> bool {
         matches!(error, PostgresLogError::CommitUnknown(_))
+    }
+}
+
+/// The channel a node notifies after it applied records it tailed, with its id as the
+/// payload: a node waiting for every node to apply a change reads the heartbeats again.
+pub const NODES_CHANNEL: &str = "keyledger_nodes";
+
+/// A node's row in the heartbeat table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHeartbeat {
+    /// The node's id (`--node-id`).
+    pub node_id: String,
+    /// The log position the node has applied.
+    pub applied: u64,
+    /// How long ago, by the database's clock, the node wrote its row.
+    pub age: Duration,
+}
+
+/// A node's own connection for following the log: `LISTEN` for the appends (and for the
+/// other nodes' heartbeats), the head read back, the heartbeat table, and the session
+/// advisory lock of the one node that signs checkpoints. A lost connection is opened again
+/// by the next call; the lock goes with the session, so whoever holds it learns it lost it.
+pub struct PostgresFollower {
+    config: Config,
+    client: Option<Client>,
+    /// Whether this session holds the signer's lock.
+    signer: bool,
+}
+
+impl std::fmt::Debug for PostgresFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFollower").field("signer", &self.signer).finish_non_exhaustive()
+    }
+}
+
+impl PostgresFollower {
+    /// A follower of the database `config` names; it connects on its first call.
+    pub fn new(config: Config) -> Self {
+        Self { config, client: None, signer: false }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, PostgresLogError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.signer = false;
+            let mut client = self.config.connect(NoTls)?;
+            client.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}; LISTEN {NODES_CHANNEL}"))?;
+            self.client = Some(client);
+        }
+        self.client.as_mut().ok_or_else(|| PostgresLogError::Url("no connection".into()))
+    }
+
+    /// Runs `work` on the connection, forgetting the connection (and the lock) on any error
+    /// but a statement's.
+    fn run<T>(&mut self, work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, PostgresLogError> {
+        let client = self.client()?;
+        work(client).map_err(|error| {
+            if !is_statement_error(&error) {
+                self.client = None;
+                self.signer = false;
+            }
+            PostgresLogError::Database(error)
+        })
+    }
+
+    /// Waits up to `timeout` for a notification (an append, or a node's heartbeat), then
+    /// reads the log's head. Notifications are only a hint: the head is read either way.
+    pub fn wait_for_head(&mut self, timeout: Duration) -> Result<u64, PostgresLogError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let position: i64 = self.run(|client| {
+            {
+                let mut notifications = client.notifications();
+                if notifications.is_empty() {
+                    notifications.timeout_iter(timeout).next()?;
+                }
+                // Whatever else came meanwhile is covered by the one read below.
+                while notifications.iter().next()?.is_some() {}
+            }
+            client.query_one(HEAD, &[])?.try_get(0)
+        })?;
+        from_sql(position)
+    }
+
+    /// Writes this node's heartbeat (its applied position, now), notifying the other nodes
+    /// when `notify`, and returns every node seen within `live_within`, this one included.
+    pub fn heartbeat(
+        &mut self,
+        node_id: &str,
+        applied: u64,
+        live_within: Duration,
+        notify: bool,
+    ) -> Result<Vec<NodeHeartbeat>, PostgresLogError> {
+        let applied = to_sql(applied)?;
+        let within = live_within.as_secs_f64();
+        let rows = self.run(|client| {
+            client.execute(
+                "INSERT INTO nodes (node_id, applied_position, last_seen) VALUES ($1, $2, now())
+                 ON CONFLICT (node_id) DO UPDATE SET applied_position = EXCLUDED.applied_position, last_seen = now()",
+                &[&node_id, &applied],
+            )?;
+            if notify {
+                client.execute("SELECT pg_notify($1, $2)", &[&NODES_CHANNEL, &node_id])?;
+            }
+            client.query(
+                "SELECT node_id, applied_position, extract(epoch FROM now() - last_seen)::float8 FROM nodes
+                 WHERE last_seen > now() - make_interval(secs => $1) ORDER BY node_id",
+                &[&within],
+            )
+        })?;
+        rows.iter()
+            .map(|row| {
+                let age: f64 = row.try_get(2)?;
+                Ok(NodeHeartbeat {
+                    node_id: row.try_get(0)?,
+                    applied: from_sql(row.try_get(1)?)?,
+                    age: Duration::try_from_secs_f64(age.max(0.0)).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether this node holds the signer's lock, trying to take it if it does not.
+    pub fn hold_signer_lock(&mut self) -> Result<bool, PostgresLogError> {
+        if self.signer && self.client.as_ref().is_some_and(|client| !client.is_closed()) {
+            return Ok(true);
+        }
+        let taken: bool =
+            self.run(|client| client.query_one("SELECT pg_try_advisory_lock($1)", &[&SIGNER_LOCK])?.try_get(0))?;
+        self.signer = taken;
+        Ok(taken)
+    }
+
+    /// Lets go of the connection, and with it the signer's lock.
+    pub fn disconnect(&mut self) {
+        self.client = None;
+        self.signer = false;
     }
 }
 
@@ -655,7 +775,7 @@ pub(crate) mod testing {
 
     /// The checkpoint store of a test database, without opening its log.
     pub(crate) fn open_checkpoints(config: &Config) -> PostgresCheckpoints {
-        PostgresCheckpoints { connection: Mutex::new(Connection::new(config.clone(), &[], false)) }
+        PostgresCheckpoints { connection: Mutex::new(Connection::new(config.clone(), &[])) }
     }
 
     /// Opens (migrating) the log in a test database.
