@@ -225,7 +225,7 @@ class Node:
         out = open(os.path.join(self.data + ".out"), "a")
         err = open(os.path.join(self.data + ".log"), "a")
         argv = [BIN, "serve", "--data-dir", self.data, "--database-url", self.url, "--signing-key", self.signing_key,
-                "--listen", f"127.0.0.1:{self.port}", "--workers", "2", "--failed-check-burst", "0",
+                "--listen", f"127.0.0.1:{self.port}", "--node-id", self.name, "--workers", "2", "--failed-check-burst", "0",
                 "--checkpoint-every", "500", "--checkpoint-interval-secs", "2", *NODE_ARGS]
         self.process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         self.killed_on_purpose = False
