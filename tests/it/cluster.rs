@@ -4,8 +4,6 @@
 //! `KEYLEDGER_TEST_DATABASE_URL` names a server (`scripts/with-postgres.sh cargo test
 //! --test it cluster`), each test in a fresh database.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_in_with};
@@ -29,25 +27,28 @@ impl Cluster {
         let mut nodes: Vec<TestApp> = Vec::new();
         for (index, directory) in directories.iter().enumerate() {
             let node_id = format!("node-{index}");
-            let mut node = spawn_node(directory.path(), database, signing_key, &node_id);
-            match nodes.first() {
-                None => assert!(node.admin_key.starts_with("kl_"), "the first node bootstraps the database"),
+            let node = match nodes.first() {
+                // The first node bootstraps the database and makes the signing key.
+                None => {
+                    let node = spawn_app_in_with(
+                        directory.path(),
+                        &["--database-url", database, "--migrate", "--node-id", &node_id],
+                    );
+                    assert!(node.admin_key.starts_with("kl_"), "the first node bootstraps the database");
+                    node
+                }
                 Some(first) => {
+                    let args = ["--database-url", database, "--signing-key", signing_key, "--node-id", &node_id];
+                    let mut node = spawn_app_in_with(directory.path(), &args);
                     assert!(node.admin_key.is_empty(), "a joining node must not bootstrap again");
                     node.admin_key = first.admin_key.clone();
+                    node
                 }
-            }
+            };
             nodes.push(node);
         }
         Cluster { nodes, _directories: directories }
     }
-}
-
-fn spawn_node(directory: &Path, database: &str, signing_key: &str, node_id: &str) -> TestApp {
-    spawn_app_in_with(
-        directory,
-        &["--database-url", database, "--migrate", "--signing-key", signing_key, "--node-id", node_id],
-    )
 }
 
 /// The position a mutation acknowledged.
