@@ -4,7 +4,8 @@
 # 1. Tail lag: nodes A and B on one PostgreSQL database. LAG_WRITES sequential writes
 #    (createRole) on A; B's change feed (GET /v1/audit/watch, which a node feeds as it
 #    applies records, its own or tailed) says when B applied each. Prints p50/p99/max of
-#    "A acknowledged -> B applied" and of "write sent to A -> B applied".
+#    "A acknowledged -> B applied" and of "write sent to A -> B applied", the writes'
+#    own latency, and that of LAG_WRITES/4 revocations on A (which wait for B).
 # 2. The check path: checkKey under wrk on node B (PostgreSQL) and on a node over a fjall
 #    data directory with the same users, alternating, PAIRS times each, the server pinned
 #    to SERVER_CPU and wrk to CLIENT_CPU (as scripts/bench-http.sh). Prints the medians
@@ -135,11 +136,12 @@ def follow():
 
 threading.Thread(target=follow, daemon=True).start()
 time.sleep(0.5)
-after_ack, after_send = [], []
+after_ack, after_send, write_latency = [], [], []
 for i in range(writes):
     sent = time.perf_counter()
     status, headers, body = call(a, "POST", "/v1/roles", {"description": f"Lag probe {i}"})
     acknowledged = time.perf_counter()
+    write_latency.append((acknowledged - sent) * 1e3)
     assert status == 201, body
     position = int(headers["keyledger-position"])
     with seen:
@@ -154,7 +156,20 @@ def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
-for name, values in (("ack", after_ack), ("send", after_send)):
+# A revocation returns once every live node (here A and B) has applied it.
+status, _, user = call(a, "POST", "/v1/users", {"name": "Revocation probe"})
+assert status == 201, user
+user = json.loads(user)["id"]
+revoke_latency = []
+for i in range(max(writes // 4, 1)):
+    status, _, body = call(a, "POST", f"/v1/users/{user}/key", {})
+    assert status == 201, body
+    sent = time.perf_counter()
+    status, headers, body = call(a, "DELETE", f"/v1/users/{user}/key")
+    revoke_latency.append((time.perf_counter() - sent) * 1e3)
+    assert status == 200 and "keyledger-nodes-pending" not in headers, (status, headers, body)
+
+for name, values in (("ack", after_ack), ("send", after_send), ("write", write_latency), ("revoke", revoke_latency)):
     print(name, f"{pct(values, 50):.3f}", f"{pct(values, 99):.3f}", f"{max(values):.3f}",
           sum(1 for v in values if v <= 0))
 PY
@@ -162,6 +177,10 @@ read -r _ LAG_ACK_P50 LAG_ACK_P99 LAG_ACK_MAX LAG_BEFORE_ACK < <(grep '^ack ' "$
 read -r _ LAG_SEND_P50 LAG_SEND_P99 LAG_SEND_MAX _ < <(grep '^send ' "$tmp/lag.txt")
 echo "A acknowledged -> B applied:  p50 ${LAG_ACK_P50} ms, p99 ${LAG_ACK_P99} ms, max ${LAG_ACK_MAX} ms ($LAG_BEFORE_ACK of $LAG_WRITES applied on B before A's answer arrived)"
 echo "write sent to A -> B applied: p50 ${LAG_SEND_P50} ms, p99 ${LAG_SEND_P99} ms, max ${LAG_SEND_MAX} ms"
+read -r _ WRITE_P50 WRITE_P99 _ _ < <(grep '^write ' "$tmp/lag.txt")
+read -r _ REVOKE_P50 REVOKE_P99 REVOKE_MAX _ < <(grep '^revoke ' "$tmp/lag.txt")
+echo "createRole on A, sent -> acknowledged: p50 ${WRITE_P50} ms, p99 ${WRITE_P99} ms"
+echo "revokeKey on A, sent -> acknowledged (waits for B): p50 ${REVOKE_P50} ms, p99 ${REVOKE_P99} ms, max ${REVOKE_MAX} ms ($((LAG_WRITES / 4)) revocations)"
 
 # ---------------------------------------------------------------------------------------
 # 2. The check path: the same users on B (through A) and on the fjall node.
@@ -245,6 +264,8 @@ echo
 echo "== Summary"
 echo "tail lag, A acknowledged -> B applied: p50 $LAG_ACK_P50 ms, p99 $LAG_ACK_P99 ms ($LAG_WRITES writes)"
 echo "tail lag, write sent -> B applied:     p50 $LAG_SEND_P50 ms, p99 $LAG_SEND_P99 ms"
+echo "createRole acknowledged on A:          p50 $WRITE_P50 ms, p99 $WRITE_P99 ms"
+echo "revokeKey acknowledged on A (waits for B): p50 $REVOKE_P50 ms, p99 $REVOKE_P99 ms"
 for which in pg fjall; do
   echo "checkKey on the $which node: median $(fmt "$(column_median $which 3)") checks/s, p50 $(fmt "$(column_median $which 4)") us, p99 $(fmt "$(column_median $which 5)") us, $(column_median $which 6) CPU-us/check, other load on its core $(column_median $which 9) %"
 done
