@@ -832,6 +832,10 @@ fn into_problem(response: ServiceResponse) -> ServiceResponse {
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
+    // Readiness answers its 503 with its own documented body (`Health`).
+    if status == StatusCode::SERVICE_UNAVAILABLE && response.request().path() == "/health/ready" {
+        return response;
+    }
     let detail = response.response().error().map(ToString::to_string).unwrap_or_else(|| status.to_string());
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::NoRoute(response.request().path().to_owned()),

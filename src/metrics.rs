@@ -376,6 +376,37 @@ pub fn render(checks: &CheckCounters, writes: &WriteMetrics, gauges: Gauges) -> 
     out.text
 }
 
+/// What a node serving a log with other nodes reports (issue #12).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeGauges {
+    /// The log position this node's view has applied.
+    pub applied_position: u64,
+    /// The log's head as this node last read it from the database.
+    pub log_head: u64,
+    /// Seconds since this node last wrote its heartbeat.
+    pub heartbeat_age_seconds: f64,
+}
+
+/// Appends the node's gauges to a text exposition made by [`render`].
+pub fn render_node(text: &mut String, node: NodeGauges) {
+    let mut out = Exposition { text: std::mem::take(text) };
+    out.family(
+        "keyledger_tail_lag_records",
+        "gauge",
+        "Records in the log (as this node last read its head) that this node has not applied yet.",
+    );
+    out.sample("keyledger_tail_lag_records", &[], node.log_head.saturating_sub(node.applied_position));
+    out.family("keyledger_tail_applied_position", "gauge", "The log position this node's view has applied.");
+    out.sample("keyledger_tail_applied_position", &[], node.applied_position);
+    out.family(
+        "keyledger_node_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since this node last wrote its heartbeat (its applied position) to the database.",
+    );
+    out.sample("keyledger_node_heartbeat_age_seconds", &[], node.heartbeat_age_seconds);
+    *text = out.text;
+}
+
 /// A text exposition being written.
 #[derive(Debug, Default)]
 struct Exposition {

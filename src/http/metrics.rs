@@ -44,7 +44,16 @@ pub fn render(state: &Shared) -> String {
     let log_head = state.ledger.view().head();
     let (throttled_clients, tracked_clients) = state.limiter.throttled_and_tracked();
     let gauges = Gauges { log_head, throttled_clients, tracked_clients };
-    metrics::render(&state.checks, state.ledger.metrics(), gauges)
+    let mut text = metrics::render(&state.checks, state.ledger.metrics(), gauges);
+    if let Some(node) = state.ledger.node() {
+        let gauges = metrics::NodeGauges {
+            applied_position: log_head,
+            log_head: node.log_head().max(log_head),
+            heartbeat_age_seconds: node.heartbeat_age().as_secs_f64(),
+        };
+        metrics::render_node(&mut text, gauges);
+    }
+    text
 }
 
 /// Registers the route, on the main address or the metrics address.

@@ -3,6 +3,8 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::position::PositionSpec;
+
 use super::{
     audit, checks, functions, groups, health, integrity, keys, lookup, metrics, refusals, report, review, roles, users,
     watch, whoami,
@@ -64,7 +66,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         report::get_credential_report,
         lookup::lookup_key,
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &PositionSpec),
     tags(
         (name = "functions", description = "The function catalogue"),
         (name = "roles", description = "Roles and their functions"),

@@ -164,3 +164,90 @@ pub async fn positions(
 pub(super) fn retry_after() -> (header::HeaderName, HeaderValue) {
     (header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
+
+/// Documents the position and node behaviour in the OpenAPI document: the
+/// `Keyledger-Min-Position` header (with its 400 and 503) on `checkKey` and every `GET`
+/// under `/v1/`, and `Keyledger-Nodes-Pending` on the success of every operation that
+/// removes access.
+pub struct PositionSpec;
+
+impl utoipa::Modify for PositionSpec {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+        let position = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0))
+        };
+        let header = ParameterBuilder::new()
+            .name(MIN_POSITION_HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "A log position (the `Keyledger-Position` of an earlier change) this node must have applied \
+                 before it answers: it waits up to `--max-position-wait-ms`, else 503 `position_not_reached`.",
+            ))
+            .schema(Some(position()))
+            .build();
+        let problem = |description: &str, retry: bool| {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            );
+            if retry {
+                response = response.header(
+                    "Retry-After",
+                    utoipa::openapi::header::Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+                );
+            }
+            RefOr::T(response.build())
+        };
+        let waits = |operation: &mut Operation, is_check: bool| {
+            operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(header.clone()));
+            let responses = &mut operation.responses.responses;
+            responses.entry("400".to_owned()).or_insert_with(|| problem("Malformed Keyledger-Min-Position", false));
+            let unavailable = if is_check {
+                "This node had not applied Keyledger-Min-Position within the wait (`position_not_reached`), or it has not reached the database for longer than its node timeout (`node_stale`)"
+            } else {
+                "This node had not applied Keyledger-Min-Position within the wait (`position_not_reached`)"
+            };
+            responses.insert("503".to_owned(), problem(unavailable, true));
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let is_check = path == "/v1/check" || path == "/v1/authorize";
+            if path.starts_with("/v1/")
+                && let Some(get) = item.get.as_mut()
+            {
+                waits(get, is_check);
+            }
+            if is_check && let Some(post) = item.post.as_mut() {
+                waits(post, true);
+            }
+            for operation in [item.post.as_mut(), item.put.as_mut(), item.delete.as_mut()].into_iter().flatten() {
+                let removes = operation.operation_id.as_deref().is_some_and(|id| REMOVES_ACCESS.contains(&id));
+                if !removes {
+                    continue;
+                }
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                        response.headers.insert(
+                            NODES_PENDING_HEADER.to_owned(),
+                            utoipa::openapi::header::HeaderBuilder::new()
+                                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                                .description(Some(
+                                    "On several nodes: the live nodes that had not applied the change when the node \
+                                     timeout ran out (comma-separated ids). Absent when every live node had.",
+                                ))
+                                .build()
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -189,34 +189,34 @@ impl NodeState {
         self.nodes.borrow().clone()
     }
 
-    /// Waits until every other live node has applied `position`, for at most the node
-    /// timeout. Returns the ids of the live nodes that had not by then (none: all have).
+    /// Waits until every other node that is live when the wait starts has applied
+    /// `position`, for at most the node timeout. Returns the ids of those that had not by
+    /// then (none: all had). A node that stops writing its heartbeat meanwhile stays
+    /// pending: nobody knows it applied the change (it fails closed once it is stale).
     pub async fn wait_for_nodes(&self, position: u64) -> Vec<String> {
-        let pending = |nodes: &[NodeHeartbeat]| -> Vec<String> {
-            nodes
-                .iter()
-                .filter(|node| node.node_id != self.config.node_id && node.applied < position)
-                .map(|node| node.node_id.clone())
-                .collect()
-        };
         let mut nodes = self.nodes.subscribe();
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(&self.waiting);
         let deadline = tokio::time::Instant::now() + self.config.node_timeout;
-        // A list read before this request asked may be older than the change: wait for one
-        // read after it.
+        // A list read before this request asked may miss a node that just started: wait
+        // for one read after it (the tail reads every few milliseconds while one waits).
         nodes.mark_unchanged();
         let _ = tokio::time::timeout_at(deadline, nodes.changed()).await;
-        loop {
-            let now_pending = pending(&nodes.borrow_and_update());
-            if now_pending.is_empty() {
-                return now_pending;
-            }
+        let mut pending: Vec<String> = nodes
+            .borrow_and_update()
+            .iter()
+            .filter(|node| node.node_id != self.config.node_id && node.applied < position)
+            .map(|node| node.node_id.clone())
+            .collect();
+        while !pending.is_empty() {
             match tokio::time::timeout_at(deadline, nodes.changed()).await {
                 Ok(Ok(())) => {}
-                _ => return now_pending,
+                _ => break,
             }
+            let live = nodes.borrow_and_update();
+            pending.retain(|id| !live.iter().any(|node| node.node_id == *id && node.applied >= position));
         }
+        pending
     }
 }
 
@@ -292,7 +292,6 @@ fn run<L: EventLog, F: Follower>(
             tracing::info!("the tail reads the log again");
             failing = false;
         }
-        node.contact();
         node.log_head.store(head, Ordering::Relaxed);
         let mut caught_up = false;
         if head > *shared.applied.borrow() {
@@ -303,9 +302,15 @@ fn run<L: EventLog, F: Follower>(
             match answer.blocking_recv() {
                 Ok(Ok(_)) => caught_up = true,
                 Ok(Err(SubmitError::ShuttingDown)) | Err(_) => break,
-                Ok(Err(error)) => tracing::warn!(%error, "catching up with the log failed"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "catching up with the log failed");
+                    continue;
+                }
             }
         }
+        // In contact only once the records up to the head just read are applied: a node
+        // that was stale answers checks again only then.
+        node.contact();
         let due = last_heartbeat.is_none_or(|at| at.elapsed() >= heartbeat_every);
         if !(caught_up || due || waiting) {
             continue;

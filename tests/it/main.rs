@@ -27,6 +27,7 @@ mod lookup;
 mod methods;
 mod metrics;
 mod names;
+mod nodes;
 mod openapi;
 mod postgres;
 mod proofs;
