@@ -503,6 +503,15 @@ def main(directory):
         wait_for(lambda: len(set(heads())) == 1, 30, "every node to reach the same head")
     except RuntimeError:
         violation(f"the nodes' heads differ after 30 s: {heads()}")
+    # Each node's health: caught up, not stale, every node live, exactly one signer.
+    healths = {node.name: request(node.port, "GET", "/health/ready")[2].get("node") or {} for node in nodes}
+    for name, health in healths.items():
+        live = sorted(n.get("node_id") for n in health.get("live_nodes", []))
+        if health.get("lag") != 0 or health.get("stale") is not False or live != sorted(n.name for n in nodes):
+            violation(f"node {name}'s health after the run: {health}")
+    signers = [name for name, health in healths.items() if health.get("signer")]
+    if len(signers) != 1:
+        violation(f"{len(signers)} nodes say they sign checkpoints: {signers}")
     verdicts = {}
     for node in nodes:
         status, _, verdict = request(node.port, "GET", "/v1/audit/verify", headers=auth, timeout=120)
@@ -581,6 +590,7 @@ def main(directory):
     print(f"nodes that stopped by themselves and were restarted (exit statuses): {restarts or 'none'}")
     print(f"revocations checked on every live node right after acknowledgement: {stats.revocations_checked} checks; "
           f"acknowledged with nodes pending: {stats.revocations_pending}")
+    print(f"checkpoint signer at the end: node {', '.join(signers) or 'none'}")
     print(f"log: {verdicts[nodes[0].name][1]} records, head hash {verdicts[nodes[0].name][2]}, "
           f"Merkle root {verdicts[nodes[0].name][3]}; {checkpoint_count} checkpoints")
     print(f"acknowledged writes missing or different in the log: {missing}")
