@@ -73,7 +73,7 @@ start_node() {
   NODE_PID=$!
   on_exit "stop_pid $NODE_PID"
   for _ in $(seq 1 300); do
-    grep -q '^listening on ' "$out" && break
+    grep -qs '^listening on ' "$out" && break
     kill -0 "$NODE_PID" 2>/dev/null || { cat "$tmp/$name.log" >&2; die "node $name exited early"; }
     sleep 0.1
   done
@@ -254,7 +254,7 @@ for pair in $(seq 1 "$PAIRS"); do
   pg_rps=$(run_check pg "$pair")
   fjall_rps=$(run_check fjall "$pair")
   echo "pair $pair: PostgreSQL node $(fmt "$pg_rps") checks/s, fjall node $(fmt "$fjall_rps") checks/s"
-  ratio "$pg_rps" "$fjall_rps" >>"$tmp/ratios"
+  echo "$(ratio "$pg_rps" "$fjall_rps")" >>"$tmp/ratios"
 done
 b_head_after=$(curl -sS "$B_URL/health" | jq .log_size)
 [ -z "$writer_pid" ] || { kill "$writer_pid" 2>/dev/null || true; wait "$writer_pid" 2>/dev/null || true; }
@@ -269,5 +269,6 @@ echo "revokeKey acknowledged on A (waits for B): p50 $REVOKE_P50 ms, p99 $REVOKE
 for which in pg fjall; do
   echo "checkKey on the $which node: median $(fmt "$(column_median $which 3)") checks/s, p50 $(fmt "$(column_median $which 4)") us, p99 $(fmt "$(column_median $which 5)") us, $(column_median $which 6) CPU-us/check, other load on its core $(column_median $which 9) %"
 done
-echo "median ratio PostgreSQL node / fjall node: $(median <"$tmp/ratios") (one run's pairs; B tailed $((b_head_after - b_head_before)) records meanwhile)"
+echo "median ratio of checks/s, PostgreSQL node / fjall node: $(median <"$tmp/ratios") (one run's pairs; B tailed $((b_head_after - b_head_before)) records meanwhile)"
+echo "ratio of median CPU-us/check, PostgreSQL node / fjall node: $(ratio "$(column_median pg 6)" "$(column_median fjall 6)")"
 echo "runs: $OUT"
