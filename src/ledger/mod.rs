@@ -465,7 +465,8 @@ impl<L: EventLog> Ledger<L> {
 
     /// Starts following a log that other nodes append to: a thread that wakes on their
     /// appends (and polls), has the writer apply them, writes this node's heartbeat, and
-    /// holds the signer's lock when it can ([`tail`]). Call once.
+    /// holds the signer's lock when it can ([`tail`]). Returns once the node's first
+    /// heartbeat is written (or the node timeout ran out). Call once.
     pub fn follow<F: tail::Follower>(&self, follower: F, config: tail::TailConfig) -> std::io::Result<()> {
         let node = Arc::new(tail::NodeState::new(config.clone(), self.view().head()));
         if self.node.set(Arc::clone(&node)).is_err() {
@@ -474,8 +475,14 @@ impl<L: EventLog> Ledger<L> {
         let queue = self.sender().map_err(|error| std::io::Error::other(error.to_string()))?;
         // Until this node holds the lock, another may: sign nothing.
         self.set_signing(false);
-        let tail = tail::Tail::start(Arc::clone(&self.shared), queue, follower, config, node)?;
+        let timeout = config.node_timeout;
+        let tail = tail::Tail::start(Arc::clone(&self.shared), queue, follower, config, Arc::clone(&node))?;
         *self.tail.lock().unwrap_or_else(PoisonError::into_inner) = Some(tail);
+        // The other nodes wait for this one from its first heartbeat on, and it answers no
+        // checks before: start serving once it is written (it fails closed until then).
+        if !node.wait_until_heard(timeout) {
+            tracing::warn!("no heartbeat written within the node timeout; checks fail closed until one is");
+        }
         Ok(())
     }
 

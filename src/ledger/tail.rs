@@ -114,10 +114,15 @@ const WAITING_POLL: Duration = Duration::from_millis(5);
 pub struct NodeState {
     config: TailConfig,
     started: Instant,
-    /// Milliseconds from `started` to the last round trip to the database that succeeded.
+    /// Milliseconds from `started` to the sending of the last heartbeat that succeeded (the
+    /// node had applied the head it had just read): the node is stale once this is older
+    /// than the node timeout, no later than the other nodes stop counting it live.
     last_contact_ms: AtomicU64,
     /// Milliseconds from `started` to the last heartbeat written.
     last_heartbeat_ms: AtomicU64,
+    /// Whether the node has written a heartbeat since it started: until then the other
+    /// nodes do not wait for it, so it answers no checks (under fail-closed).
+    heard: AtomicBool,
     /// The log's head as the tail last read it.
     log_head: AtomicU64,
     /// How many requests wait for the other nodes: the tail reads the heartbeats often
@@ -134,6 +139,7 @@ impl NodeState {
             started: Instant::now(),
             last_contact_ms: AtomicU64::new(0),
             last_heartbeat_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
             log_head: AtomicU64::new(head),
             waiting: AtomicUsize::new(0),
             nodes: watch::channel(Vec::new()).0,
@@ -144,8 +150,21 @@ impl NodeState {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn contact(&self) {
-        self.last_contact_ms.store(self.now_ms(), Ordering::Relaxed);
+    fn contact_at(&self, at: Instant) {
+        let ms = u64::try_from(at.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        self.last_contact_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Waits (blocking) up to `timeout` for the node's first heartbeat; whether it came.
+    pub(super) fn wait_until_heard(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.heard.load(Ordering::Relaxed) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     /// This node's id.
@@ -158,7 +177,7 @@ impl NodeState {
         self.config.node_timeout
     }
 
-    /// How long since the node last reached the database.
+    /// How long since the node last wrote its heartbeat, having applied the head it read.
     pub fn since_contact(&self) -> Duration {
         Duration::from_millis(self.now_ms().saturating_sub(self.last_contact_ms.load(Ordering::Relaxed)))
     }
@@ -174,9 +193,10 @@ impl NodeState {
         self.config.stale_checks == StaleChecks::FailClosed && self.is_stale()
     }
 
-    /// Whether the node has not reached the database for longer than its timeout.
+    /// Whether the node has not written its heartbeat (having applied the head it read)
+    /// for longer than its timeout, or not yet since it started.
     pub fn is_stale(&self) -> bool {
-        self.since_contact() > self.config.node_timeout
+        !self.heard.load(Ordering::Relaxed) || self.since_contact() > self.config.node_timeout
     }
 
     /// The log's head as last read from the database.
@@ -189,10 +209,12 @@ impl NodeState {
         self.nodes.borrow().clone()
     }
 
-    /// Waits until every other node that is live when the wait starts has applied
-    /// `position`, for at most the node timeout. Returns the ids of those that had not by
-    /// then (none: all had). A node that stops writing its heartbeat meanwhile stays
-    /// pending: nobody knows it applied the change (it fails closed once it is stale).
+    /// Waits until every other live node has applied `position`, for at most the node
+    /// timeout. Returns the ids of those that had not by then (none: all had). A node
+    /// counts from the first heartbeat list read after the wait starts, or from its first
+    /// heartbeat if it joins meanwhile (it answers checks only once it has written one);
+    /// a node that stops writing its heartbeat stays pending: nobody knows it applied the
+    /// change (it fails closed once it is stale).
     pub async fn wait_for_nodes(&self, position: u64) -> Vec<String> {
         let mut nodes = self.nodes.subscribe();
         self.waiting.fetch_add(1, Ordering::AcqRel);
@@ -201,22 +223,27 @@ impl NodeState {
         // A list read before this request asked may miss a node that just started: wait
         // for one read after it (the tail reads every few milliseconds while one waits).
         nodes.mark_unchanged();
-        let _ = tokio::time::timeout_at(deadline, nodes.changed()).await;
-        let mut pending: Vec<String> = nodes
-            .borrow_and_update()
-            .iter()
-            .filter(|node| node.node_id != self.config.node_id && node.applied < position)
-            .map(|node| node.node_id.clone())
-            .collect();
-        while !pending.is_empty() {
+        let mut pending: Vec<String> = Vec::new();
+        let mut applied: Vec<String> = Vec::new();
+        loop {
             match tokio::time::timeout_at(deadline, nodes.changed()).await {
                 Ok(Ok(())) => {}
-                _ => break,
+                _ => return pending,
             }
-            let live = nodes.borrow_and_update();
-            pending.retain(|id| !live.iter().any(|node| node.node_id == *id && node.applied >= position));
+            for node in nodes.borrow_and_update().iter().filter(|node| node.node_id != self.config.node_id) {
+                if node.applied >= position {
+                    pending.retain(|id| *id != node.node_id);
+                    if !applied.contains(&node.node_id) {
+                        applied.push(node.node_id.clone());
+                    }
+                } else if !pending.contains(&node.node_id) && !applied.contains(&node.node_id) {
+                    pending.push(node.node_id.clone());
+                }
+            }
+            if pending.is_empty() {
+                return pending;
+            }
         }
-        pending
     }
 }
 
@@ -308,17 +335,19 @@ fn run<L: EventLog, F: Follower>(
                 }
             }
         }
-        // In contact only once the records up to the head just read are applied: a node
-        // that was stale answers checks again only then.
-        node.contact();
         let due = last_heartbeat.is_none_or(|at| at.elapsed() >= heartbeat_every);
         if !(caught_up || due || waiting) {
             continue;
         }
         let applied = *shared.applied.borrow();
+        // Taken before the heartbeat is sent, so before the database's `now()` that it
+        // records: this node counts itself stale no later than the others stop counting it
+        // live, and it has applied the head it just read.
+        let sent = Instant::now();
         match follower.heartbeat(&config.node_id, applied, config.node_timeout, caught_up) {
             Ok(nodes) => {
-                node.contact();
+                node.contact_at(sent);
+                node.heard.store(true, Ordering::Relaxed);
                 node.last_heartbeat_ms.store(node.now_ms(), Ordering::Relaxed);
                 node.nodes.send_replace(nodes);
                 last_heartbeat = Some(Instant::now());

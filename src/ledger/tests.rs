@@ -59,6 +59,7 @@ against_both_logs!(
     open_refuses_a_log_whose_stored_tree_is_not_the_tree_of_its_records,
     record_times_never_go_backwards_even_when_the_clock_does,
     racing_commands_leave_the_state_a_serial_replay_of_the_acknowledged_ones_gives,
+    a_commit_whose_outcome_is_unknown_is_answered_by_what_the_log_holds,
 );
 
 /// Generates, for every scenario named, one test over a shared [`MemoryLog`] and one over
@@ -150,6 +151,9 @@ struct FailingLog<L> {
     pause: Mutex<Option<(SyncSender<()>, Receiver<()>)>>,
     /// How many records each append was asked to write, failed appends included.
     append_sizes: Mutex<Vec<usize>>,
+    /// When set, the next append loses its connection at COMMIT: it writes (`true`) or
+    /// not (`false`), and fails with [`FailingLogError::ConnectionLost`] either way.
+    lose_commit: Mutex<Option<bool>>,
 }
 
 /// What a [`FailingLog`] fails with.
@@ -158,6 +162,9 @@ enum FailingLogError<E: std::error::Error + 'static> {
     /// The failure the test switched on.
     #[error("the disk is full")]
     DiskFull,
+    /// The connection was lost at COMMIT: whether the append was written is unknown.
+    #[error("the connection was lost while the append committed")]
+    ConnectionLost,
     /// A failure of the log underneath.
     #[error(transparent)]
     Inner(E),
@@ -192,7 +199,13 @@ impl<L: EventLog> FailingLog<L> {
             forged_node: Mutex::new(None),
             pause: Mutex::new(None),
             append_sizes: Mutex::new(Vec::new()),
+            lose_commit: Mutex::new(None),
         }
+    }
+
+    /// Makes the next append lose its connection at COMMIT, having written or not.
+    fn lose_next_commit(&self, written: bool) {
+        *self.lose_commit.lock().unwrap_or_else(PoisonError::into_inner) = Some(written);
     }
 
     /// While set, a failed append needs a restart before the log takes writes again.
@@ -241,6 +254,14 @@ impl<L: EventLog> EventLog for FailingLog<L> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(AppendError::Storage(FailingLogError::DiskFull));
         }
+        if let Some(written) = self.lose_commit.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            if written {
+                self.inner
+                    .append(expected_head, records)
+                    .map_err(|_| AppendError::Storage(FailingLogError::DiskFull))?;
+            }
+            return Err(AppendError::Storage(FailingLogError::ConnectionLost));
+        }
         self.inner.append(expected_head, records).map_err(|error| match error {
             AppendError::Conflict { expected, actual } => AppendError::Conflict { expected, actual },
             AppendError::OutOfSequence { first_expected } => AppendError::OutOfSequence { first_expected },
@@ -260,6 +281,10 @@ impl<L: EventLog> EventLog for FailingLog<L> {
 
     fn requires_restart(&self, error: &Self::Error) -> bool {
         matches!(error, FailingLogError::DiskFull) && self.needs_restart.load(Ordering::SeqCst)
+    }
+
+    fn outcome_unknown(&self, error: &Self::Error) -> bool {
+        matches!(error, FailingLogError::ConnectionLost)
     }
 }
 
@@ -393,6 +418,28 @@ fn create_api_user<L: EventLog>(ledger: &Ledger<L>) -> ApiUser {
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 // ---------------------------------------------------------------------------------------
+
+fn a_commit_whose_outcome_is_unknown_is_answered_by_what_the_log_holds<L: EventLog>(open: impl Fn() -> L) {
+    // Issue #12: a connection lost at COMMIT leaves the append's outcome unknown; the
+    // writer reads the log back rather than stop.
+    let ledger = open_ledger(FailingLog::new(open()));
+    ledger.bootstrap().expect("bootstrap").expect("empty");
+    let head = head_of(&ledger);
+    ledger.log().lose_next_commit(true);
+    let written = new_role_id();
+    let applied = submit(&ledger, create_role(&written, "Written before the connection was lost"));
+    assert_eq!(applied.position, head + 1);
+    assert!(ledger.view().role(&written).is_some(), "the written batch is applied");
+    ledger.log().lose_next_commit(false);
+    let lost = new_role_id();
+    let refused = ledger.submit_blocking(create_role(&lost, "Never written"), as_administrator(&ledger));
+    assert!(matches!(refused, Err(SubmitError::Storage(_))), "{refused:?}");
+    assert!(ledger.view().role(&lost).is_none());
+    assert!(!ledger.has_failed(), "the writer goes on");
+    let next = submit(&ledger, create_role(&new_role_id(), "After"));
+    assert_eq!(next.position, head + 2);
+    assert!(ledger.verify().expect("verifies").is_valid());
+}
 
 // Several nodes on one log (issue #12): two ledgers over the same log, as two processes.
 

@@ -150,7 +150,9 @@ impl<L: EventLog> Writer<L> {
     }
 
     fn since_checkpoint(&self) -> u64 {
-        self.state.head() - self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size)
+        // Saturating: on several nodes the signer's latest checkpoint may be ahead of this
+        // node's view.
+        self.state.head().saturating_sub(self.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size))
     }
 
     /// A checkpoint at the head: the latest, if it is there already, or a new one signed

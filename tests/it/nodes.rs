@@ -105,6 +105,42 @@ fn a_write_on_one_node_is_read_on_another_with_its_position_token_every_time() {
     assert!(started.elapsed() >= Duration::from_millis(900), "it waited --max-position-wait-ms");
     b.raw("GET", "/v1/roles", &[("authorization", &authorization), ("keyledger-min-position", "soon")], None)
         .expect(400);
+
+    // Health and metrics report the node, its applied position and its lag.
+    let health = b.raw("GET", "/health/ready", &[], None);
+    health.expect(200);
+    let node = &health.json()["node"];
+    assert_eq!(node["node_id"], "node-b");
+    assert_eq!(node["live_nodes"].as_array().map(Vec::len), Some(2), "{node}");
+    assert!(node["applied_position"].as_u64() >= Some(token), "{node}");
+    let metrics = b.raw("GET", "/metrics", &[], None).body;
+    for family in
+        ["keyledger_tail_lag_records ", "keyledger_tail_applied_position ", "keyledger_node_heartbeat_age_seconds "]
+    {
+        assert!(metrics.lines().any(|line| line.starts_with(family)), "{family} in\n{metrics}");
+    }
+}
+
+#[test]
+fn on_a_single_node_a_position_token_is_reached_once_acknowledged() {
+    // No database: the fjall node answers a reached position at once, and has no node
+    // section in its health.
+    let app = spawn_app_with(&["--max-position-wait-ms", "0"]);
+    let created = app.post("/v1/roles", &json!({ "description": "Readers" }));
+    created.expect(201);
+    let token = position(&created);
+    let authorization = format!("Bearer {}", app.admin_key);
+    let read = |position: &str| {
+        app.raw("GET", "/v1/roles", &[("authorization", &authorization), ("keyledger-min-position", position)], None)
+    };
+    read(&token).expect(200);
+    read("0").expect(200);
+    read("-1").expect_problem(400, "invalid_header");
+    let beyond = (token.parse::<u64>().expect("a position") + 1).to_string();
+    read(&beyond).expect_problem(503, "position_not_reached");
+    let body = json!({ "key": app.admin_key, "function": "security.roles.read", "min_position": token.parse::<u64>().expect("a position") });
+    assert_eq!(app.call("POST", "/v1/check", None, Some(&body)).expect(200).json()["allowed"], true);
+    assert!(app.raw("GET", "/health/live", &[], None).json().get("node").is_none());
 }
 
 #[test]
