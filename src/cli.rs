@@ -15,7 +15,7 @@ use crate::domain::Timestamp;
 use crate::http::denials::DEFAULT_WINDOW;
 use crate::http::throttle::ThrottleConfig;
 use crate::ledger::{Ledger, verify_log};
-use crate::log::{FjallLog, PostgresLog, SchemaPolicy};
+use crate::log::{AnyLog, FjallLog, PostgresLog, SchemaPolicy};
 use crate::wire::report::{AccessReport, ReportFormat};
 
 mod backup;
@@ -487,11 +487,15 @@ pub enum Command {
     },
     /// Print the access review report of a data directory, offline: one row per user with
     /// roles, functions, event access, key, last use and review flags. The whole log is
-    /// verified and replayed first. The directory must not be in use by a running server.
+    /// verified and replayed first. A data directory must not be in use by a running server
+    /// (a database may be).
     AccessReport {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// The output format: text (a table), json (as `accessReport` answers) or csv (as
         /// `accessReport` answers with `format=csv`). Default: text on a terminal, json
         /// otherwise.
@@ -512,6 +516,9 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Where the log is kept, if not in the data directory.
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Back up a running service: download its audit bundle (`exportAuditBundle`, a
     /// consistent signed copy of the log) into a file, written whole or not at all. The
@@ -661,10 +668,15 @@ fn run(command: Command, effective: config::Effective) -> Outcome {
             say!("{}", crate::checkpoint::Signer::load(&path)?.public_key().to_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Command::AccessReport { data_dir, format, unused_days } => {
-            access_report(data_dir, ViewFormat::or_default(format), unused_days)
+        Command::AccessReport { data_dir, database, format, unused_days } => access_report(
+            &data_dir,
+            database.config(SchemaPolicy::RequireCurrent).as_ref(),
+            ViewFormat::or_default(format),
+            unused_days,
+        ),
+        Command::LookupKey { data_dir, database } => {
+            lookup_key(&data_dir, database.config(SchemaPolicy::RequireCurrent).as_ref())
         }
-        Command::LookupKey { data_dir } => lookup_key(&data_dir),
         Command::Backup { url, out, key_file, ca_cert, client_cert, client_key, pin } => {
             let key = match key_file {
                 Some(path) => std::fs::read_to_string(&path)
@@ -1066,6 +1078,15 @@ fn open_log(data_dir: &Path) -> Result<FjallLog, String> {
     FjallLog::open(&data_dir.join("log")).map_err(|error| error.to_string())
 }
 
+/// The log of a data directory, or the database's when one is given (for the offline
+/// commands that only read it).
+fn open_any_log(data_dir: &Path, database: Option<&DatabaseConfig>) -> Result<AnyLog, String> {
+    match database {
+        None => Ok(open_log(data_dir)?.into()),
+        Some(_) => app::open_store(data_dir, database).map(|(log, _)| log).map_err(|error| error.to_string()),
+    }
+}
+
 fn verify(data_dir: PathBuf, database: Option<&DatabaseConfig>, format: VerdictFormat) -> Outcome {
     if database.is_none() {
         require_data_dir(&data_dir)?;
@@ -1149,7 +1170,7 @@ fn migrate(data_dir: &Path, url: &str) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn lookup_key(data_dir: &Path) -> Outcome {
+fn lookup_key(data_dir: &Path, database: Option<&DatabaseConfig>) -> Outcome {
     crate::telemetry::init("warn");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).map_err(|error| format!("cannot read standard input: {error}"))?;
@@ -1157,7 +1178,7 @@ fn lookup_key(data_dir: &Path) -> Outcome {
         "standard input holds neither a keyledger key nor the 64 hexadecimal characters of a key hash".to_owned()
     })?;
     // No snapshots: the whole log is verified and replayed, and nothing is written.
-    let ledger = Ledger::open(open_log(data_dir)?)?;
+    let ledger = Ledger::open(open_any_log(data_dir, database)?)?;
     let lookup = crate::key_history::look_up(ledger.log(), &hash)
         .map_err(|error| error.to_string())?
         .ok_or_else(|| "no key with that secret or hash was ever issued".to_owned())?;
@@ -1169,10 +1190,10 @@ fn lookup_key(data_dir: &Path) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn access_report(data_dir: PathBuf, format: ViewFormat, unused_days: u32) -> Outcome {
+fn access_report(data_dir: &Path, database: Option<&DatabaseConfig>, format: ViewFormat, unused_days: u32) -> Outcome {
     let unused_days = crate::domain::UnusedDays::new(unused_days).ok_or("--unused-days must be 1 to 365")?;
     crate::telemetry::init("warn");
-    let log = progress::ProgressLog::new(open_log(&data_dir)?, "replaying")?;
+    let log = progress::ProgressLog::new(open_any_log(data_dir, database)?, "replaying")?;
     // No snapshots: the report replays and verifies the whole log, and writes nothing.
     let ledger = Ledger::open(log)?;
     ledger.log().bar().finish_and_clear();

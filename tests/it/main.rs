@@ -9,6 +9,7 @@ mod auth;
 mod authority;
 mod backup;
 mod cli_formats;
+mod cluster;
 mod concurrency;
 mod config;
 mod console;
