@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{FunctionId, FunctionUse, Timestamp, UserId};
 
+/// One user's functions and when each was last used, sorted by function.
+pub(super) type UsedFunctions = Box<[(FunctionId, Timestamp)]>;
+
 /// The last recorded use of each function by each user's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionUsage {
@@ -52,12 +55,12 @@ impl FunctionUsage {
     }
 
     /// `user`'s entry as it stands, for the batch journal ([`super::State::rollback_batch`]).
-    pub(super) fn kept(&self, user: &UserId) -> Option<Box<[(FunctionId, Timestamp)]>> {
+    pub(super) fn kept(&self, user: &UserId) -> Option<UsedFunctions> {
         self.last_used.get(user).cloned()
     }
 
     /// Puts back `user`'s entry as [`FunctionUsage::kept`] returned it.
-    pub(super) fn restore(&mut self, user: UserId, kept: Option<Box<[(FunctionId, Timestamp)]>>) {
+    pub(super) fn restore(&mut self, user: UserId, kept: Option<UsedFunctions>) {
         match kept {
             Some(kept) => self.last_used.insert(user, kept),
             None => self.last_used.remove(&user),

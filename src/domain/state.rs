@@ -473,7 +473,7 @@ struct Journal {
     /// The function usage's `exact_since` before the batch first changed it.
     function_usage_exact_since: Option<Option<Timestamp>>,
     /// Each user's function usage before the batch first changed it.
-    function_usage: HashMap<UserId, Option<Box<[(super::FunctionId, Timestamp)]>>>,
+    function_usage: HashMap<UserId, Option<super::function_usage::UsedFunctions>>,
 }
 
 /// Where `key` stands at `now` under `policy`, the users' check entries telling whether

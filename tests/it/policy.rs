@@ -43,7 +43,8 @@ fn write_old_ledger(dir: &Path) -> OldLedger {
         let context = Context { actor: actor.clone(), now: at, expected_version: None, credential: None };
         for event in decide(&state, &context, command).expect("decided") {
             let seq = state.head() + 1;
-            let (record, hash) = record::encode(&Envelope { seq, at, actor: actor.clone() }, &event, prev_hash);
+            let (record, hash) =
+                record::encode(&Envelope { seq, at, actor: actor.clone(), justification: None }, &event, prev_hash);
             state.apply(Position { seq, at }, &event);
             prev_hash = hash;
             stored.push(record);
