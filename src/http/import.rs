@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
-use super::params::{IfMatch, UserPath};
+use super::params::{IfMatch, Justification, UserPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, KeysManage};
 use super::users::{UserView, user_id};
@@ -174,6 +174,7 @@ pub struct ImportedKey {
         UserPath,
         IfMatch<UserView>,
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key changes nothing and returns the first answer", min_length = 1, max_length = 255),
+        Justification,
     ),
     responses(
         BodyMutation<KeysManage>,

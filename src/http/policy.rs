@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::Shared;
 use super::body::RawJson;
 use super::mutation::{self, Reply};
-use super::params::IdempotencyKey;
+use super::params::{IdempotencyKey, Justification};
 use super::problem::{ApiError, Problem};
 use super::responses::{BodyMutation, Guarded, KeysManage, UsersRead};
 use crate::domain::{self, Command, FunctionId, KeyPolicy, Timestamp};
@@ -93,7 +93,7 @@ pub async fn get_key_policy(state: Shared, request: HttpRequest) -> Result<HttpR
     operation_id = "setKeyPolicy",
     tag = "keys",
     request_body = SetKeyPolicyRequest,
-    params(IdempotencyKey),
+    params(IdempotencyKey, Justification),
     responses(
         BodyMutation<KeysManage>,
         (status = 200, description = "The key policy now in force", body = KeyPolicyView,
