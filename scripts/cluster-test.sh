@@ -485,6 +485,22 @@ def main(directory):
     log("standby promoted")
 
     time.sleep(DURATION * 0.4)
+    # A failover ends every session, and the signer's lock with it: while the writers still
+    # write, one node must have taken the lock again (a node busy catching up once never
+    # asked for it until the writes stopped).
+    def signing_now():
+        names = []
+        for node in nodes:
+            try:
+                status, _, health = request(node.port, "GET", "/health/live")
+            except Exception:
+                continue
+            if status == 200 and (health.get("node") or {}).get("signer"):
+                names.append(node.name)
+        return names
+    during = signing_now()
+    if len(during) != 1:
+        violation(f"{DURATION * 0.4:.0f} s after the promotion, with writers writing, {len(during)} nodes sign checkpoints: {during}")
     stopping.set()
     for writer in writers:
         writer.join(60)

@@ -299,6 +299,10 @@ fn run<L: EventLog, F: Follower>(
 ) {
     let heartbeat_every = (config.node_timeout / 4).max(Duration::from_millis(10));
     let mut last_heartbeat: Option<Instant> = None;
+    // Timed apart from the heartbeat: while other nodes write, every catch-up sends a
+    // heartbeat, so the heartbeat is never "due", and a node that lost the signer's lock
+    // (a failover ends every session) must still ask for it again.
+    let mut last_lock_check: Option<Instant> = None;
     let mut failing = false;
     while !stop.load(Ordering::Acquire) {
         let waiting = node.waiting.load(Ordering::Acquire) > 0;
@@ -336,7 +340,8 @@ fn run<L: EventLog, F: Follower>(
             }
         }
         let due = last_heartbeat.is_none_or(|at| at.elapsed() >= heartbeat_every);
-        if !(caught_up || due || waiting) {
+        let lock_due = last_lock_check.is_none_or(|at| at.elapsed() >= heartbeat_every);
+        if !(caught_up || due || waiting || lock_due) {
             continue;
         }
         let applied = *shared.applied.borrow();
@@ -354,7 +359,8 @@ fn run<L: EventLog, F: Follower>(
             }
             Err(error) => tracing::warn!(%error, "writing the heartbeat failed"),
         }
-        if due {
+        if lock_due {
+            last_lock_check = Some(Instant::now());
             let held = follower.hold_signer_lock().unwrap_or_else(|error| {
                 tracing::warn!(%error, "asking for the signer's lock failed");
                 false
