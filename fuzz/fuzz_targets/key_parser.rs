@@ -25,13 +25,23 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The first step of every key check: shape, checksum, then the hash that is looked up.
+/// Surrounding ASCII white space is ignored (a pasted key often carries some). Two shapes
+/// are accepted: a keyledger key (`kl_`, base62, checksum), hashed with blake3 as
+/// presented, and a legacy key imported from the platform (32 hexadecimal characters,
+/// issue #14), hashed through its SHA-256.
 fn presented_key(text: &str) {
     if let Ok(hash) = KeyHash::of_presented(text) {
-        assert_eq!(text.len(), KEY_LEN, "accepted a key of the wrong length: {text:?}");
-        assert!(text.starts_with("kl_"), "accepted a key without the prefix: {text:?}");
-        assert!(text[3..].bytes().all(|b| b.is_ascii_alphanumeric()), "accepted a key outside base62: {text:?}");
-        // The hash looked up is the blake3 hash of exactly the presented bytes.
-        assert_eq!(hash.to_hex(), blake3::hash(text.as_bytes()).to_hex().to_string());
+        let key = text.trim_ascii();
+        if key.starts_with("kl_") && key.len() == KEY_LEN {
+            assert!(key[3..].bytes().all(|b| b.is_ascii_alphanumeric()), "accepted a key outside base62: {text:?}");
+            // The hash looked up is the blake3 hash of exactly the presented bytes.
+            assert_eq!(hash.to_hex(), blake3::hash(key.as_bytes()).to_hex().to_string());
+        } else {
+            assert_eq!(key.len(), 32, "accepted a key of the wrong length: {text:?}");
+            assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "accepted a legacy key outside hex: {text:?}");
+            assert_eq!(Some(hash), KeyHash::of_legacy_key(key), "a legacy key is hashed through its SHA-256");
+            assert_ne!(hash.to_hex(), blake3::hash(key.as_bytes()).to_hex().to_string());
+        }
     }
 }
 
