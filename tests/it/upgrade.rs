@@ -1,6 +1,7 @@
 //! Upgrades lose nothing: a data directory written by an earlier build on main opens,
 //! verifies and answers the same. `tests/data/d4b4472-data` was written at d4b4472, before
 //! issue #9 (its snapshot is `KLSNAP02`, refused now, so the whole log is replayed);
+//! `tests/data/34af2b0-data` at 34af2b0, before issue #14 counted usage per function, and
 //! `tests/data/85c86d6-data` at 85c86d6, before issue #11 (one `KeyUsageRecorded` per key,
 //! a `KLSNAP05` snapshot). Each fixture's `.md` says how it was made and holds its keys.
 
@@ -95,6 +96,37 @@ fn a_data_directory_written_before_issue_11_opens_verifies_and_answers_the_same(
     app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
 
     // It restarts from the snapshot it wrote itself, in today's layout.
+    let app = app.restart();
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+}
+
+#[test]
+fn a_data_directory_written_before_issue_14s_usage_per_function_opens_verifies_and_answers_the_same() {
+    const ADMIN_KEY: &str = "kl_q01jqvv6ZNYOzDbZZZoTeGYxXGYQb91kndOc";
+    const APP_KEY: &str = "kl_phIKY8NS65mdv5UOFxmMVaEZHQVUs24Vats7";
+    const APP_USER: &str = "usr_45dd8e690acb801c";
+    let (_dir, app) = serve_fixture("34af2b0-data", ADMIN_KEY);
+
+    let verification = app.get("/v1/audit/verify").json();
+    assert_eq!(verification["valid"], true, "{verification}");
+
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
+    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
+    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+
+    // Version 1 usage records still give the key its last use, and the unused access
+    // report says it cannot know which functions they covered.
+    let user = app.get(&format!("/v1/users/{APP_USER}"));
+    user.expect(200);
+    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
+    assert!(user.json()["key"]["last_used_at"].is_string(), "{}", user.body);
+    let report = app.get("/v1/audit/access-report").json();
+    assert_eq!(report["unused"]["exact"], false, "{report}");
+    let usage = app.get("/v1/audit/events?type=KeyUsageIntervalRecorded").json();
+    assert!(!usage["items"].as_array().expect("items").is_empty(), "{usage}");
+    app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
+
     let app = app.restart();
     assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
 }
