@@ -398,8 +398,9 @@ pub async fn export_audit_bundle(state: Shared, request: HttpRequest) -> Result<
         .streaming(ChunkStream(receiver)))
 }
 
-/// Hands what is written to the response stream, waiting while the client is slow.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
+/// Hands what is written to the response stream, waiting while the client is slow. Also
+/// the console's downloads (`console::review::stream`).
+pub(crate) struct ChannelWriter(pub(crate) tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -414,7 +415,8 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// The response body fed by a [`ChannelWriter`].
+pub(crate) struct ChunkStream(pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl futures_core::Stream for ChunkStream {
     type Item = Result<Bytes, std::io::Error>;

@@ -6,7 +6,8 @@ use std::io::Write;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::Bytes;
+
+use crate::http::integrity::{ChannelWriter, ChunkStream};
 
 /// Answers a download of `file_name` whose body `write` produces on a blocking thread. An
 /// error after the answer began ends the body early (the browser then reports a failed
@@ -29,33 +30,4 @@ pub(super) fn download(
         .content_type(content_type)
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")))
         .streaming(ChunkStream(receiver))
-}
-
-/// Hands what is written to the response stream, waiting while the client is slow.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(bytes)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the browser went away"))?;
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-impl futures_core::Stream for ChunkStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(context)
-    }
 }
