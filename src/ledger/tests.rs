@@ -52,6 +52,7 @@ against_both_logs!(
     concurrent_submitters_all_succeed_at_distinct_positions_of_a_gapless_verified_chain,
     commands_decided_in_one_batch_see_each_other,
     a_rendered_answer_shows_the_state_its_own_command_left_read_before_the_append,
+    a_render_that_panics_costs_its_answer_not_the_writer,
     a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer,
     a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal,
     open_refuses_a_log_whose_chain_was_tampered_with,
@@ -808,6 +809,17 @@ fn a_rendered_answer_shows_the_state_its_own_command_left_read_before_the_append
     let versions = [created, first, second].map(|(_, (_, role))| role.expect("the role exists").0);
     assert!(versions.is_sorted() && versions[0] < versions[2], "{versions:?}");
     assert_eq!(ledger.view().role(&role_id).map(|role| role.version()), Some(versions[2]));
+}
+
+fn a_render_that_panics_costs_its_answer_not_the_writer<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let role_id = new_role_id();
+    let render: Render = Box::new(|_: &State| panic!("a broken render"));
+    let submitted = ledger.submit_rendering(create_role(&role_id, "API Access"), as_administrator(&ledger), render);
+    let (applied, rendered) = runtime().block_on(submitted).expect("the command is applied all the same");
+    assert_eq!((applied.position, rendered.is_none()), (1, true));
+    // The writer goes on.
+    assert_eq!(submit(&ledger, activate(&role_id, &["api.attendees.read"])).position, 2);
 }
 
 fn a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer<L: EventLog>(open: impl Fn() -> L) {

@@ -337,8 +337,15 @@ impl<L: EventLog> Writer<L> {
                 Applied { position: state.head(), events }
             });
             // The submitter's reading of the state this command left (its answer), taken
-            // now, while the writer holds the view: sent only if the batch is durable.
-            let outcome = outcome.map(|applied| (applied, render.as_ref().and_then(|render| render(&state))));
+            // now, while the writer holds the view: sent only if the batch is durable. It
+            // only reads the state, so a panic in it costs that answer (`None`), never the
+            // writer.
+            let outcome = outcome.map(|applied| {
+                let rendered = render.as_ref().and_then(|render| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(&state))).ok().flatten()
+                });
+                (applied, rendered)
+            });
             answers.push((reply, outcome));
             retry_renders.push(render);
         }
