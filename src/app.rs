@@ -684,6 +684,7 @@ async fn stop_on_fatal_storage_error(fatal: impl Future<Output = Option<FatalSto
     eprintln!("keyledger: {error}; stopping. Free space or fix the disk, then restart: nothing acknowledged was lost.");
     // Give the 503 answers a moment to leave.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    crate::telemetry::flush();
     std::process::exit(EXIT_STORAGE_FAILED);
 }
 

@@ -626,6 +626,8 @@ pub fn main() -> ExitCode {
         Ok((cli, effective)) => run(cli.command, effective),
         Err(message) => Err(CliError::with_status(2, message)),
     };
+    // Log lines still buffered go out before the process ends (see `telemetry`).
+    crate::telemetry::flush();
     match outcome {
         Ok(status) => status,
         Err(error) => {

@@ -102,7 +102,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::domain::{self, Actor, Command, DomainError, FunctionId, KeyHash, Timestamp, UserId};
-use crate::ledger::{Applied, Ledger, Request, SubmitError};
+use crate::ledger::{Applied, Ledger, Render, Rendered, Request, SubmitError};
 use crate::log::AnyLog;
 pub use crate::wire::paginate;
 use problem::ApiError;
@@ -204,6 +204,18 @@ impl AppState {
     /// command refused for lack of authority there is recorded like a refusal by the
     /// guard.
     pub async fn submit(&self, command: Command, request: &HttpRequest, actor: &UserId) -> Result<Applied, ApiError> {
+        self.submit_rendering(command, request, actor, None).await.map(|(applied, _)| applied)
+    }
+
+    /// [`AppState::submit`], with the writer reading the state the command left through
+    /// `render` ([`crate::ledger::Render`]), for the mutation's answer.
+    pub async fn submit_rendering(
+        &self,
+        command: Command,
+        request: &HttpRequest,
+        actor: &UserId,
+        render: Option<Render>,
+    ) -> Result<(Applied, Option<Rendered>), ApiError> {
         let expected_version = mutation::expected_version(request)?;
         let justification = mutation::justification(request)?;
         if self.require_justification && justification.is_none() && domain::justification_required_for(&command) {
@@ -212,7 +224,10 @@ impl AppState {
         let credential = request.extensions().get::<Credential>().map(|credential| credential.0);
         let needed = domain::function_of_command(&command);
         let submitted = Request { actor: Actor::User(actor.clone()), expected_version, credential, justification };
-        let outcome = self.ledger.submit(command, submitted).await;
+        let outcome = match render {
+            Some(render) => self.ledger.submit_rendering(command, submitted, render).await,
+            None => self.ledger.submit(command, submitted).await.map(|applied| (applied, None)),
+        };
         if let (Err(SubmitError::Refused(DomainError::InsufficientAuthority { shortfall, .. })), Some(key)) =
             (&outcome, credential)
             && let Some(function) = shortfall.function().or(needed)

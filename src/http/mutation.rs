@@ -346,6 +346,26 @@ impl Mutation {
     pub async fn submit(&self, command: Command) -> Result<crate::ledger::Applied, ApiError> {
         self.state.submit(command, &self.request, &self.actor).await
     }
+
+    /// Submits a command and answers with `target` as the command left it: `status`, the
+    /// command's log position, `target`'s view and its new version as the `ETag`. The
+    /// writer reads the view right after applying the command ([`crate::ledger::Render`]),
+    /// so this task never waits on the view's lock, which the writer holds through the
+    /// next batch and its fsync.
+    pub async fn submit_showing<T: Target>(
+        &self,
+        command: Command,
+        target: T,
+        status: StatusCode,
+    ) -> Result<Reply, ApiError> {
+        let render: crate::ledger::Render = Box::new(move |view: &domain::State| {
+            target.show(view).map(|shown| Box::new(shown) as crate::ledger::Rendered)
+        });
+        let (applied, shown) = self.state.submit_rendering(command, &self.request, &self.actor, Some(render)).await?;
+        let (shown, version) =
+            *shown.and_then(|shown| shown.downcast::<(T::View, u64)>().ok()).ok_or(ApiError::Internal)?;
+        Ok(Reply::json(status, &shown, applied.position).with_etag(version))
+    }
 }
 
 /// What makes two requests with the same `Idempotency-Key` the same request: the method,
@@ -423,21 +443,14 @@ where
 
 /// A resource that admin operations read and change, named by its id: a read answers with
 /// its view, and so does a mutation, as the resource is after the change.
-pub trait Target: Clone + Display + 'static {
+pub trait Target: Clone + Display + Send + 'static {
     /// What the spec shows for the resource.
-    type View: Serialize;
+    type View: Serialize + Send + 'static;
     /// What a 404 calls it.
     const RESOURCE: Resource;
 
     /// The resource's view and its version, if `view` holds it.
     fn show(&self, view: &domain::State) -> Option<(Self::View, u64)>;
-
-    /// The reply: the resource as it is now, with the change's log `position` and the
-    /// resource's new version as its `ETag`.
-    fn reply(&self, state: &super::Shared, status: StatusCode, position: u64) -> Result<Reply, ApiError> {
-        let (shown, version) = self.show(&state.ledger.view()).ok_or(ApiError::Internal)?;
-        Ok(Reply::json(status, &shown, position).with_etag(version))
-    }
 }
 
 /// Runs a mutation that is one command on `target`, and answers with `target` after it
@@ -451,11 +464,8 @@ pub async fn change(
     target: impl Target,
     command: Command,
 ) -> Result<HttpResponse, ApiError> {
-    run(state, request, actor, body, move |m| async move {
-        let applied = m.submit(command).await?;
-        target.reply(&m.state, StatusCode::OK, applied.position)
-    })
-    .await
+    run(state, request, actor, body, move |m| async move { m.submit_showing(command, target, StatusCode::OK).await })
+        .await
 }
 
 /// Runs a mutation that creates a resource: `command` for the id `generate` mints (on the
@@ -472,8 +482,8 @@ pub async fn create<T: Target + Display>(
 ) -> Result<HttpResponse, ApiError> {
     run(state, request, actor, body, move |m| async move {
         let id = generate();
-        let applied = m.submit(command(id.clone())).await?;
-        Ok(id.reply(&m.state, StatusCode::CREATED, applied.position)?.with_location(format!("{collection}/{id}")))
+        let location = format!("{collection}/{id}");
+        Ok(m.submit_showing(command(id.clone()), id, StatusCode::CREATED).await?.with_location(location))
     })
     .await
 }

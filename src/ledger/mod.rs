@@ -17,6 +17,12 @@
 //! lock ([`Ledger::view`]) and see only durable state too, but may wait for the batch
 //! under way, its fsync included: at most one batch.
 //!
+//! A mutation's own answer does not read the view: its submitter hands the writer a
+//! [`Render`], which the writer calls right after applying the command, and gets what it
+//! read back with the acknowledgement ([`Ledger::submit_rendering`]). So the answer shows
+//! exactly the state the command left (not a later command's in the same batch), and the
+//! task answering it never waits on the lock through the next batch's fsync.
+//!
 //! The writer also signs checkpoints (every so many records, when asked, and at
 //! shutdown): it alone knows the view at exactly the log's head. At open, the log must
 //! still match its latest checkpoint, or the ledger refuses to serve.
@@ -158,6 +164,18 @@ pub struct Applied {
     pub events: Vec<Event>,
 }
 
+/// What the submitter of a command reads from the view right after the command is applied:
+/// the writer calls it, holding the view, once the command's events are applied (and
+/// only for a command that was carried out), and hands back what it returns with the
+/// acknowledgement once the batch is durable ([`Ledger::submit_rendering`]). So a
+/// mutation's answer shows exactly the state its command left, and the task answering
+/// it never takes the view's lock, which the writer holds through the next batch and
+/// its fsync.
+pub type Render = Box<dyn Fn(&State) -> Option<Rendered> + Send>;
+
+/// What a [`Render`] returned, for the submitter to downcast.
+pub type Rendered = Box<dyn std::any::Any + Send>;
+
 /// Who asks for a command, and on what version of its target.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -179,7 +197,8 @@ enum Job {
     Command {
         command: Command,
         request: Request,
-        reply: oneshot::Sender<Result<Applied, SubmitError>>,
+        render: Option<Render>,
+        reply: oneshot::Sender<Result<(Applied, Option<Rendered>), SubmitError>>,
     },
     Checkpoint {
         reply: oneshot::Sender<Result<Checkpoint, SubmitError>>,
@@ -340,10 +359,30 @@ impl<L: EventLog> Ledger<L> {
 
     /// Submits a command and waits until its events are durable (or it is refused).
     pub async fn submit(&self, command: Command, request: Request) -> Result<Applied, SubmitError> {
+        self.submit_job(command, request, None).await.map(|(applied, _)| applied)
+    }
+
+    /// [`Ledger::submit`], also reading the view with `render` right after the command is
+    /// applied, in the writer (see [`Render`]): `None` when it returned `None`.
+    pub async fn submit_rendering(
+        &self,
+        command: Command,
+        request: Request,
+        render: Render,
+    ) -> Result<(Applied, Option<Rendered>), SubmitError> {
+        self.submit_job(command, request, Some(render)).await
+    }
+
+    async fn submit_job(
+        &self,
+        command: Command,
+        request: Request,
+        render: Option<Render>,
+    ) -> Result<(Applied, Option<Rendered>), SubmitError> {
         let (kind, started) = (CommandKind::of(&command), std::time::Instant::now());
         let (reply, answer) = oneshot::channel();
         let outcome = match self.sender() {
-            Ok(queue) => match queue.send(Job::Command { command, request, reply }).await {
+            Ok(queue) => match queue.send(Job::Command { command, request, render, reply }).await {
                 Ok(()) => answer.await.unwrap_or(Err(SubmitError::ShuttingDown)),
                 Err(_) => Err(SubmitError::ShuttingDown),
             },
@@ -358,18 +397,18 @@ impl<L: EventLog> Ledger<L> {
         let (kind, started) = (CommandKind::of(&command), std::time::Instant::now());
         let (reply, answer) = oneshot::channel();
         let outcome = match self.sender() {
-            Ok(queue) => match queue.blocking_send(Job::Command { command, request, reply }) {
+            Ok(queue) => match queue.blocking_send(Job::Command { command, request, render: None, reply }) {
                 Ok(()) => answer.blocking_recv().unwrap_or(Err(SubmitError::ShuttingDown)),
                 Err(_) => Err(SubmitError::ShuttingDown),
             },
             Err(error) => Err(error),
         };
         self.count(kind, &outcome, started);
-        outcome
+        outcome.map(|(applied, _)| applied)
     }
 
     /// Counts a command's outcome and how long it took since `started`.
-    fn count(&self, kind: CommandKind, outcome: &Result<Applied, SubmitError>, started: std::time::Instant) {
+    fn count<T>(&self, kind: CommandKind, outcome: &Result<T, SubmitError>, started: std::time::Instant) {
         let outcome = match outcome {
             Ok(_) => CommandOutcome::Ok,
             Err(SubmitError::Refused(_)) => CommandOutcome::Refused,

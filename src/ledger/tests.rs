@@ -51,6 +51,8 @@ against_both_logs!(
     a_reopened_ledger_answers_as_before_and_continues_the_chain,
     concurrent_submitters_all_succeed_at_distinct_positions_of_a_gapless_verified_chain,
     commands_decided_in_one_batch_see_each_other,
+    a_rendered_answer_shows_the_state_its_own_command_left_read_before_the_append,
+    a_render_that_panics_costs_its_answer_not_the_writer,
     a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer,
     a_refusal_caused_by_a_command_whose_append_failed_is_not_reported_as_a_refusal,
     open_refuses_a_log_whose_chain_was_tampered_with,
@@ -740,6 +742,84 @@ fn commands_decided_in_one_batch_see_each_other<L: EventLog>(open: impl Fn() -> 
     assert!(ledger.view().role(&role_id).is_some_and(|role| role.functions().contains(function("api.attendees.read"))));
     let verification = ledger.verify().expect("the log reads");
     assert_eq!((verification.verified, verification.error), (3, None));
+}
+
+/// What a test's [`Render`] reads: the head, and the role's version and functions.
+type RoleSeen = (u64, Option<(u64, usize)>);
+
+fn render_role(role_id: &RoleId, renders: &Arc<std::sync::atomic::AtomicUsize>) -> Render {
+    let (role_id, renders) = (role_id.clone(), Arc::clone(renders));
+    Box::new(move |view: &State| {
+        renders.fetch_add(1, Ordering::SeqCst);
+        let role = view.role(&role_id).map(|role| (role.version(), role.functions().iter().count()));
+        Some(Box::new((view.head(), role)) as Rendered)
+    })
+}
+
+fn a_rendered_answer_shows_the_state_its_own_command_left_read_before_the_append<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(FailingLog::new(open()));
+    let role_id = new_role_id();
+    let admin = as_administrator(&ledger);
+    let renders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    // Three commands on one role and one refused, decided as one batch while the first
+    // batch is held inside its append. Each answer must show the role as its own command
+    // left it, not as the batch (or a later one) left it.
+    let paused = ledger.log().pause_next_append();
+    let mut blocker = pin!(ledger.submit(create_user(&new_user_id(), "Blocker"), admin.clone()));
+    queue(blocker.as_mut());
+    paused.wait_until_entered();
+    let submit = |command| ledger.submit_rendering(command, admin.clone(), render_role(&role_id, &renders));
+    let mut created = pin!(submit(create_role(&role_id, "API Access")));
+    let mut first = pin!(submit(activate(&role_id, &["api.attendees.read"])));
+    let mut refused = pin!(submit(activate(&new_role_id(), &["api.events.read"])));
+    let mut second = pin!(submit(activate(&role_id, &["api.events.read"])));
+    queue(created.as_mut());
+    queue(first.as_mut());
+    queue(refused.as_mut());
+    queue(second.as_mut());
+    // Hold the second batch in its append too: the writer read every answer while it held
+    // the view, before the batch was durable, and sends none of them before it is.
+    let second_batch = ledger.log().pause_next_append();
+    paused.release();
+    second_batch.wait_until_entered();
+    assert_eq!(renders.load(Ordering::SeqCst), 3, "rendered for each command carried out, before the append");
+    queue(created.as_mut());
+    second_batch.release();
+
+    let rt = runtime();
+    let (blocker, created, first, refused, second) =
+        rt.block_on(async { (blocker.await, created.await, first.await, refused.await, second.await) });
+    assert_eq!(blocker.expect("the first batch is applied").position, 1);
+    let seen = |outcome: Result<(Applied, Option<Rendered>), SubmitError>| {
+        let (applied, rendered) = outcome.expect("the command is applied");
+        let seen = *rendered.expect("rendered").downcast::<RoleSeen>().expect("what render_role returns");
+        (applied.position, seen)
+    };
+    let (created, first, second) = (seen(created), seen(first), seen(second));
+    assert!(matches!(refused, Err(SubmitError::Refused(DomainError::NotFound { .. }))), "{refused:?}");
+    assert_eq!(ledger.log().append_sizes(), vec![1, 3], "the role's three commands were appended as one batch");
+    assert_eq!(created.0, 2);
+    assert_eq!(created.1.0, 2, "rendered right after its own command");
+    assert_eq!(created.1.1.map(|(_, functions)| functions), Some(0));
+    assert_eq!((first.0, first.1.0), (3, 3));
+    assert_eq!(first.1.1.map(|(_, functions)| functions), Some(1));
+    assert_eq!((second.0, second.1.0), (4, 4));
+    assert_eq!(second.1.1.map(|(_, functions)| functions), Some(2));
+    let versions = [created, first, second].map(|(_, (_, role))| role.expect("the role exists").0);
+    assert!(versions.is_sorted() && versions[0] < versions[2], "{versions:?}");
+    assert_eq!(ledger.view().role(&role_id).map(|role| role.version()), Some(versions[2]));
+}
+
+fn a_render_that_panics_costs_its_answer_not_the_writer<L: EventLog>(open: impl Fn() -> L) {
+    let ledger = open_ledger(open());
+    let role_id = new_role_id();
+    let render: Render = Box::new(|_: &State| panic!("a broken render"));
+    let submitted = ledger.submit_rendering(create_role(&role_id, "API Access"), as_administrator(&ledger), render);
+    let (applied, rendered) = runtime().block_on(submitted).expect("the command is applied all the same");
+    assert_eq!((applied.position, rendered.is_none()), (1, true));
+    // The writer goes on.
+    assert_eq!(submit(&ledger, activate(&role_id, &["api.attendees.read"])).position, 2);
 }
 
 fn a_failed_append_is_answered_as_a_storage_error_and_forgotten_by_the_writer<L: EventLog>(open: impl Fn() -> L) {

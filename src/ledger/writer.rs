@@ -4,7 +4,8 @@
 //! write lock, decides each in order and applies its events to the one copy of the state
 //! in place, under the state's journal ([`State::begin_batch`]). It appends all their
 //! events in one synced batch, still holding the lock; then it copies what the batch
-//! touched into the check index, lets go of the view and answers every command. A failed
+//! touched into the check index, lets go of the view and answers every command (with
+//! what each command's [`super::Render`] read right after it was applied). A failed
 //! append puts the state back from the journal ([`Writer::discard_batch`]) before anyone
 //! can read it. It alone has the view at exactly the log's head, so it also signs
 //! checkpoints and saves snapshots. When the log
@@ -25,7 +26,9 @@ use crate::log::{AppendError, ChainHash, ChainVerifier, EventLog, StoredRecord, 
 use crate::merkle::{self, Frontier, TreeHash};
 use crate::{history, snapshot};
 
-use super::{Applied, FatalStorageError, Job, MAX_BATCH, Request, Shared, SnapshotPolicy, SubmitError};
+use super::{
+    Applied, FatalStorageError, Job, MAX_BATCH, Render, Rendered, Request, Shared, SnapshotPolicy, SubmitError,
+};
 
 /// Saves a snapshot, then thins the retained ones ([`snapshot::retained`]), spaced by the
 /// snapshot interval.
@@ -38,9 +41,12 @@ fn save_snapshot(policy: &SnapshotPolicy, seq: u64, head_hash: ChainHash, last_a
     }
 }
 
-type CommandReply = oneshot::Sender<Result<Applied, SubmitError>>;
+type CommandReply = oneshot::Sender<Result<(Applied, Option<Rendered>), SubmitError>>;
 
-type CommandJob = (Command, Request, CommandReply);
+type CommandJob = (Command, Request, Option<Render>, CommandReply);
+
+/// A command's answer as decided, sent once its batch is durable.
+type Answer = (CommandReply, Result<(Applied, Option<Rendered>), domain::DomainError>);
 
 type CheckpointReply = oneshot::Sender<Result<Checkpoint, SubmitError>>;
 
@@ -109,7 +115,9 @@ impl<L: EventLog> Writer<L> {
             let mut catch_ups = Vec::new();
             for job in batch {
                 match job {
-                    Job::Command { command, request, reply } => commands.push((command, request, reply)),
+                    Job::Command { command, request, render, reply } => {
+                        commands.push((command, request, render, reply))
+                    }
                     Job::Checkpoint { reply } => checkpoint_requests.push(reply),
                     Job::CatchUp { reply } => catch_ups.push(reply),
                 }
@@ -275,7 +283,7 @@ impl<L: EventLog> Writer<L> {
                 )))
             };
             if let Err(error) = caught_up {
-                for (_, _, reply) in again {
+                for (_, _, _, reply) in again {
                     let _ = reply.send(Err(error.clone()));
                 }
                 return;
@@ -296,10 +304,11 @@ impl<L: EventLog> Writer<L> {
         state.begin_batch();
         self.batch_start = Some((self.prev_hash, self.last_at));
         let mut records: Vec<StoredRecord> = Vec::new();
-        let mut answers = Vec::with_capacity(batch.len());
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
         // Kept for deciding again should another node move the head first.
         let mut retry = Vec::with_capacity(batch.len());
-        for (command, request, reply) in batch {
+        let mut retry_renders = Vec::with_capacity(batch.len());
+        for (command, request, render, reply) in batch {
             retry.push((command.clone(), request.clone()));
             // Record times never go backwards, even if the system clock does.
             let now = Timestamp::now().max(self.last_at);
@@ -327,7 +336,18 @@ impl<L: EventLog> Writer<L> {
                 }
                 Applied { position: state.head(), events }
             });
+            // The submitter's reading of the state this command left (its answer), taken
+            // now, while the writer holds the view: sent only if the batch is durable. It
+            // only reads the state, so a panic in it costs that answer (`None`), never the
+            // writer.
+            let outcome = outcome.map(|applied| {
+                let rendered = render.as_ref().and_then(|render| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(&state))).ok().flatten()
+                });
+                (applied, rendered)
+            });
             answers.push((reply, outcome));
+            retry_renders.push(render);
         }
 
         // A batch of refusals and no-ops has nothing to write.
@@ -338,7 +358,12 @@ impl<L: EventLog> Writer<L> {
             drop(state);
             let replies = answers.into_iter().map(|(reply, _)| reply);
             return Some(
-                retry.into_iter().zip(replies).map(|((command, request), reply)| (command, request, reply)).collect(),
+                retry
+                    .into_iter()
+                    .zip(retry_renders)
+                    .zip(replies)
+                    .map(|(((command, request), render), reply)| (command, request, render, reply))
+                    .collect(),
             );
         }
         if let Err(AppendError::Storage(storage)) = &appended
@@ -454,12 +479,7 @@ impl<L: EventLog> Writer<L> {
     /// with the log and compares what it holds at the batch's positions with the batch.
     /// The same bytes: the batch was written (and is now applied), and its answers stand.
     /// Otherwise it was not, and every command is answered 503.
-    fn resolve_unknown(
-        &mut self,
-        head: u64,
-        records: &[StoredRecord],
-        answers: Vec<(CommandReply, Result<Applied, domain::DomainError>)>,
-    ) {
+    fn resolve_unknown(&mut self, head: u64, records: &[StoredRecord], answers: Vec<Answer>) {
         let mut written = None;
         for _ in 0..20 {
             match self.shared.log.read(head + 1, records.len()) {
@@ -581,7 +601,7 @@ impl<L> Writer<L> {
 /// Answers every job with the storage failure that stopped the writer.
 fn refuse(stopped: &FatalStorageError, commands: Vec<CommandJob>, checkpoints: Vec<CheckpointReply>) {
     let refusal = || SubmitError::Storage(stopped.message().to_owned());
-    for (_, _, reply) in commands {
+    for (_, _, _, reply) in commands {
         let _ = reply.send(Err(refusal()));
     }
     for reply in checkpoints {
