@@ -920,9 +920,7 @@ mod tests {
         assert_eq!(state.fingerprint_cached(&mut cache), state.fingerprint(), "from nothing");
         // Users changed at both ends and in the middle; a state read back from a snapshot
         // has no change log, so the cache is rebuilt, reusing the digests of the others.
-        let mut seq = events.len() as u64;
-        for n in [0, 1, users as u64 / 2, users as u64 - 1] {
-            seq += 1;
+        for (seq, n) in (events.len() as u64 + 1..).zip([0, 1, users as u64 / 2, users as u64 - 1]) {
             let user_id = UserId::parse(&format!("usr_{n:016x}")).unwrap();
             state.apply(
                 Position { seq, at: Timestamp::from_unix_millis(1_900_000_000_000) },
