@@ -5,7 +5,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 
 use super::REPLAY_CHUNK;
-use super::replay::{Prepared, ReplayError, Unauthorised, VerifiedReplay};
+use super::replay::{Ahead, Prepared, ReplayError, Unauthorised, VerifiedReplay};
 
 /// The outcome of verifying a log: its chain, its Merkle tree and its checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,24 +91,48 @@ pub fn verify_log<L: EventLog>(
     if let Err(error) = checked.check_up_to(&replay, key) {
         return Ok(outcome(&replay, checked.matched, Some(error)));
     }
-    while replay.size() < head {
-        let wanted = usize::try_from(head - replay.size()).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
-        let chunk = log.read(replay.size() + 1, wanted)?;
-        if chunk.is_empty() {
-            let error = ChainError::Gap { expected: replay.size() + 1, found: head };
-            return Ok(outcome(&replay, checked.matched, Some(error.into())));
-        }
-        // Each record is decoded and hashed ahead on every core, then checked in turn.
-        for (stored, prepared) in chunk.iter().zip(Prepared::chunk(&chunk)) {
-            // Every checkpoint at the size reached is checked before going on.
-            let accepted = replay
-                .push_prepared(stored.seq, prepared)
-                .map_err(VerifyError::from)
-                .and_then(|_| checked.check_up_to(&replay, key));
-            if let Err(error) = accepted {
-                return Ok(outcome(&replay, checked.matched, Some(error)));
+    // Reading, decoding and hashing the records (what each needs alone) run on a thread
+    // of their own, up to two chunks ahead; the chain links, the authority rules, the
+    // Merkle frontier and the state are checked and applied in order on this one.
+    let stopped = std::thread::scope(|scope| -> Result<Option<VerifyError>, L::Error> {
+        let mut ahead = Ahead::spawn(scope, |(from, wanted): (u64, usize)| {
+            let chunk = log.read(from, wanted)?;
+            let prepared: Vec<Prepared> = chunk.iter().map(|stored| Prepared::of(&stored.bytes)).collect();
+            Ok::<_, L::Error>((wanted, chunk, prepared))
+        });
+        let mut next_from = replay.size() + 1;
+        while replay.size() < head {
+            while ahead.in_flight() < 2 && next_from <= head {
+                let wanted = usize::try_from(head - next_from + 1).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
+                ahead.submit((next_from, wanted));
+                next_from += wanted as u64;
+            }
+            // `None` only if the thread panicked, which the scope passes on.
+            let Some(read) = ahead.next() else { break };
+            let (wanted, chunk, prepared) = read?;
+            if chunk.is_empty() {
+                return Ok(Some(ChainError::Gap { expected: replay.size() + 1, found: head }.into()));
+            }
+            for (stored, prepared) in chunk.iter().zip(prepared) {
+                // Every checkpoint at the size reached is checked before going on.
+                let accepted = replay
+                    .push_prepared(stored.seq, prepared)
+                    .map_err(VerifyError::from)
+                    .and_then(|_| checked.check_up_to(&replay, key));
+                if let Err(error) = accepted {
+                    return Ok(Some(error));
+                }
+            }
+            // A short read: the chunks asked for ahead start in the wrong place.
+            if chunk.len() < wanted {
+                while ahead.next().is_some() {}
+                next_from = replay.size() + 1;
             }
         }
+        Ok(None)
+    })?;
+    if let Some(error) = stopped {
+        return Ok(outcome(&replay, checked.matched, Some(error)));
     }
     let error = replay.check_stored_tree(&Tree(log)).is_err().then_some(VerifyError::Tree { size: head });
     Ok(outcome(&replay, checked.matched, error))
