@@ -161,3 +161,144 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> CheckpointsDue<'a, I> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, Event, Timestamp, UserId};
+    use crate::log::record::{self, Envelope, RecordError, StoredRecord};
+    use crate::log::{AppendError, MemoryLog};
+    use crate::merkle::{NodeId, TreeHash};
+
+    /// `n` records creating users, made by keyledger itself (allowed while the log holds
+    /// no administrator), chained from the first.
+    fn roles(n: u64) -> Vec<StoredRecord> {
+        let mut prev = ChainHash::GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let envelope = Envelope {
+                    seq,
+                    at: Timestamp::from_unix_millis(1_800_000_000_000),
+                    actor: Actor::System,
+                    justification: None,
+                };
+                let event = Event::UserCreated {
+                    user_id: UserId::parse(&format!("usr_{seq:016x}")).unwrap(),
+                    name: format!("User {seq}"),
+                    email: None,
+                };
+                let (stored, hash) = record::encode(&envelope, &event, prev);
+                prev = hash;
+                stored
+            })
+            .collect()
+    }
+
+    fn log_of(records: &[StoredRecord]) -> MemoryLog {
+        let log = MemoryLog::new();
+        log.append(0, records).unwrap();
+        log
+    }
+
+    /// `records` with the description of record `seq` edited: its hash no longer matches.
+    fn tamper(records: &mut [StoredRecord], seq: u64) {
+        let text = String::from_utf8(records[seq as usize - 1].bytes.clone()).unwrap();
+        let edited = text.replace(&format!("\"User {seq}\""), "\"User X\"");
+        assert_ne!(edited, text);
+        records[seq as usize - 1].bytes = edited.into_bytes();
+    }
+
+    /// The chunks read ahead on the other thread meet in the middle of the log: a record
+    /// edited at the last place of a chunk, or the first of the next, or two records
+    /// edited in different chunks, is named exactly as verifying one record at a time
+    /// names it, with every record before it verified.
+    #[test]
+    fn a_record_tampered_with_at_a_chunk_boundary_is_named_by_the_read_ahead_path() {
+        let chunk = REPLAY_CHUNK as u64;
+        let size = 2 * chunk + 10;
+        let intact = roles(size);
+        let verification = verify_log(&log_of(&intact), &[], None).unwrap();
+        assert!(verification.is_valid(), "{verification:?}");
+        assert_eq!(verification.head_hash, record::decode(&intact.last().unwrap().bytes).unwrap().hash);
+
+        for seq in [chunk - 1, chunk, chunk + 1, 2 * chunk, 2 * chunk + 1, size] {
+            let mut records = intact.clone();
+            tamper(&mut records, seq);
+            // A later edit, in the same chunk or the next, must not be the one named.
+            for later in [seq + 2, seq + chunk] {
+                if later <= size {
+                    tamper(&mut records, later);
+                }
+            }
+            let verification = verify_log(&log_of(&records), &[], None).unwrap();
+            assert_eq!(
+                (verification.verified, verification.error),
+                (seq - 1, Some(VerifyError::Chain(ChainError::Record(RecordError::HashMismatch { seq })))),
+                "record {seq} edited"
+            );
+            assert_eq!(verification.head_hash, record::decode(&intact[seq as usize - 2].bytes).unwrap().hash);
+        }
+
+        // A record re-sealed with a fresh hash of its own at the first place of a chunk: its
+        // link to the record before, the last of the chunk before, is broken.
+        let mut records = intact.clone();
+        let seq = chunk + 1;
+        let envelope = Envelope {
+            seq,
+            at: Timestamp::from_unix_millis(1_800_000_000_000),
+            actor: Actor::System,
+            justification: None,
+        };
+        let event = Event::UserCreated {
+            user_id: UserId::parse("usr_00000000000000ff").unwrap(),
+            name: "F".into(),
+            email: None,
+        };
+        records[seq as usize - 1] = record::encode(&envelope, &event, ChainHash::GENESIS).0;
+        let verification = verify_log(&log_of(&records), &[], None).unwrap();
+        assert_eq!(
+            (verification.verified, verification.error),
+            (chunk, Some(VerifyError::Chain(ChainError::Broken { seq })))
+        );
+    }
+
+    /// A log whose reads answer fewer records than asked, as a store may at any size.
+    struct ShortReads(MemoryLog);
+
+    impl EventLog for ShortReads {
+        type Error = <MemoryLog as EventLog>::Error;
+
+        fn head(&self) -> Result<u64, Self::Error> {
+            self.0.head()
+        }
+
+        fn append(&self, expected_head: u64, records: &[StoredRecord]) -> Result<(), AppendError<Self::Error>> {
+            self.0.append(expected_head, records)
+        }
+
+        fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
+            self.0.read(from_seq, max.min(1000 + (from_seq as usize % 7)))
+        }
+
+        fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error> {
+            self.0.tree_node(id)
+        }
+    }
+
+    #[test]
+    fn a_log_that_reads_fewer_records_than_asked_verifies_whole_and_names_the_same_failure() {
+        let size = 3 * REPLAY_CHUNK as u64;
+        let mut records = roles(size);
+        let verification = verify_log(&ShortReads(log_of(&records)), &[], None).unwrap();
+        assert!(verification.is_valid(), "{verification:?}");
+        assert_eq!(verification.verified, size);
+
+        let seq = REPLAY_CHUNK as u64 + 500;
+        tamper(&mut records, seq);
+        let verification = verify_log(&ShortReads(log_of(&records)), &[], None).unwrap();
+        assert_eq!(
+            (verification.verified, verification.error),
+            (seq - 1, Some(VerifyError::Chain(ChainError::Record(RecordError::HashMismatch { seq }))))
+        );
+    }
+}
