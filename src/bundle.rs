@@ -23,7 +23,7 @@ use std::io::{BufRead, Write};
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::domain::{Event, FingerprintCache, Position, State, Timestamp, UserId};
 use crate::ledger::VerifiedReplay;
-use crate::ledger::replay::Prepared;
+use crate::ledger::replay::{Ahead, Prepared};
 use crate::log::{EventLog, StoredRecord};
 use crate::merkle::{self, TreeHash};
 
@@ -173,81 +173,107 @@ pub fn verify_until(
     options: &VerifyOptions,
     past: impl FnMut(Position, &State) -> bool,
 ) -> Result<(Summary, State), Failure> {
-    let mut line = Vec::new();
-    let mut number = 0;
-    // The chain, the authority rules, the Merkle frontier and the view, record by record.
-    let mut records = RecordRun {
-        replay: VerifiedReplay::new(),
-        past,
-        at_point: None,
-        recoveries: Vec::new(),
-        trusted: options.trusted.as_ref(),
-        pending: Vec::new(),
-        lines: Vec::new(),
-    };
-    let mut fingerprints = FingerprintCache::default();
-    let mut public_key: Option<PublicKey> = None;
-    let mut last: Option<Checkpoint> = None;
-    let mut checkpoints = 0;
+    // Decoding and hashing the records run on a thread of their own, a batch ahead.
+    std::thread::scope(|scope| {
+        let mut line = Vec::new();
+        let mut number = 0;
+        // The chain, the authority rules, the Merkle frontier and the view, record by record.
+        let mut records = RecordRun {
+            replay: VerifiedReplay::new(),
+            past,
+            at_point: None,
+            recoveries: Vec::new(),
+            trusted: options.trusted.as_ref(),
+            pending: Vec::new(),
+            lines: Vec::new(),
+            ahead: Ahead::spawn(scope, prepare_lines),
+        };
+        let mut fingerprints = FingerprintCache::default();
+        let mut public_key: Option<PublicKey> = None;
+        let mut last: Option<Checkpoint> = None;
+        let mut checkpoints = 0;
 
-    loop {
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line);
-        // The records read ahead are verified before whatever follows them is looked at,
-        // so the first failure in the bundle is the one named.
-        let read = match read {
-            Ok(read) => read,
-            Err(error) => {
-                records.verify_pending()?;
-                return Err(fail(number + 1, "line", error.to_string()));
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line);
+            // The records read ahead are verified before whatever follows them is looked at,
+            // so the first failure in the bundle is the one named.
+            let read = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    records.verify_pending()?;
+                    return Err(fail(number + 1, "line", error.to_string()));
+                }
+            };
+            if read == 0 {
+                break;
             }
-        };
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let Some(content) = line.strip_suffix(b"\n") else {
+            number += 1;
+            let Some(content) = line.strip_suffix(b"\n") else {
+                records.verify_pending()?;
+                return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
+            };
+            let Some(key) = public_key else {
+                public_key = Some(read_public_key(number, content, options)?);
+                continue;
+            };
+            if !content.starts_with(br#"{"kind":"#) {
+                records.read_ahead(number, content)?;
+                continue;
+            }
             records.verify_pending()?;
-            return Err(fail(number, "line", "the line has no newline: the bundle was cut short"));
-        };
-        let Some(key) = public_key else {
-            public_key = Some(read_public_key(number, content, options)?);
-            continue;
-        };
-        if !content.starts_with(br#"{"kind":"#) {
-            records.read_ahead(number, content)?;
-            continue;
+            if !content.starts_with(br#"{"kind":"checkpoint""#) {
+                return Err(fail(number, "line", "only the first line may be a public key"));
+            }
+            let replay = &records.replay;
+            let size = replay.size();
+            let place = format!("checkpoint after record {size}");
+            let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
+            let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
+            let place = format!("checkpoint at size {}", checkpoint.size);
+            let view = TreeHash::from_bytes(replay.state().fingerprint_cached(&mut fingerprints));
+            check_checkpoint(&checkpoint, &key, last.as_ref(), replay, &view).map_err(|r| fail(number, &place, r))?;
+            last = Some(checkpoint);
+            checkpoints += 1;
         }
         records.verify_pending()?;
-        if !content.starts_with(br#"{"kind":"checkpoint""#) {
-            return Err(fail(number, "line", "only the first line may be a public key"));
-        }
-        let replay = &records.replay;
-        let size = replay.size();
-        let place = format!("checkpoint after record {size}");
-        let text = std::str::from_utf8(content).map_err(|_| fail(number, &place, "not UTF-8"))?;
-        let checkpoint = Checkpoint::parse_line(text).map_err(|e| fail(number, &place, e.to_string()))?;
-        let place = format!("checkpoint at size {}", checkpoint.size);
-        let view = TreeHash::from_bytes(replay.state().fingerprint_cached(&mut fingerprints));
-        check_checkpoint(&checkpoint, &key, last.as_ref(), replay, &view).map_err(|r| fail(number, &place, r))?;
-        last = Some(checkpoint);
-        checkpoints += 1;
-    }
-    records.verify_pending()?;
 
-    let end = |reason: String| fail(number + 1, "end", reason);
-    let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
-    let RecordRun { replay, at_point, recoveries, trusted, .. } = records;
-    let records = replay.size();
-    let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
-    check_end(records, &last, trusted).map_err(end)?;
-    let state = replay.into_state();
-    let at_point = at_point.unwrap_or_else(|| state.clone());
-    Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+        let end = |reason: String| fail(number + 1, "end", reason);
+        let public_key = public_key.ok_or_else(|| end("the bundle is empty: no public key".into()))?;
+        let RecordRun { replay, at_point, recoveries, trusted, .. } = records;
+        let records = replay.size();
+        let last = last.ok_or_else(|| end("the bundle has no signed checkpoint".into()))?;
+        check_end(records, &last, trusted).map_err(end)?;
+        let state = replay.into_state();
+        let at_point = at_point.unwrap_or_else(|| state.clone());
+        Ok((Summary { public_key, records, checkpoints, last, state, recoveries }, at_point))
+    })
 }
 
-/// How many record lines are read ahead and decoded together, on every core.
+/// How many record lines are read ahead and decoded together, on a thread of their own.
 const READ_AHEAD: usize = 4096;
+
+/// A batch of record lines read ahead: the lines one after another, without their
+/// newlines, and each line's number in the bundle and where it ends in the bytes.
+type Lines = (Vec<u8>, Vec<(usize, usize)>);
+
+/// A batch of record lines, each decoded and hashed ([`Prepared`]).
+type PreparedLines = (Lines, Vec<Prepared>);
+
+/// Decodes and hashes each record line of a batch: what each record needs alone.
+fn prepare_lines(batch: Lines) -> PreparedLines {
+    let (pending, lines) = &batch;
+    let mut start = 0;
+    let prepared = lines
+        .iter()
+        .map(|&(_, end)| {
+            let prepared = Prepared::of(&pending[start..end]);
+            start = end;
+            prepared
+        })
+        .collect();
+    (batch, prepared)
+}
 
 /// The records of a bundle being verified: the replay, what the caller asked to keep, and
 /// the record lines read ahead but not yet verified.
@@ -261,30 +287,51 @@ struct RecordRun<'a, P> {
     pending: Vec<u8>,
     /// Each line read ahead: its number in the bundle and where it ends in `pending`.
     lines: Vec<(usize, usize)>,
+    /// The batches of lines being decoded and hashed on the other thread, in order.
+    ahead: Ahead<Lines, PreparedLines>,
 }
 
 impl<P: FnMut(Position, &State) -> bool> RecordRun<'_, P> {
     /// Keeps a record line (line `number` of the bundle) to verify with those around it.
+    /// A full batch goes to the other thread, and the batch before it is verified here
+    /// meanwhile.
     fn read_ahead(&mut self, number: usize, content: &[u8]) -> Result<(), Failure> {
         self.pending.extend_from_slice(content);
         self.lines.push((number, self.pending.len()));
-        if self.lines.len() >= READ_AHEAD { self.verify_pending() } else { Ok(()) }
+        if self.lines.len() < READ_AHEAD {
+            return Ok(());
+        }
+        self.submit();
+        while self.ahead.in_flight() > 1 {
+            self.verify_next_batch()?;
+        }
+        Ok(())
     }
 
-    /// Verifies and applies the record lines read ahead, in order: each decoded and hashed
-    /// on every core, then checked in turn, so the first failing line is the one named.
+    /// Verifies and applies every record line read ahead, in order, so the first failing
+    /// line is the one named.
     fn verify_pending(&mut self) -> Result<(), Failure> {
-        let RecordRun { replay, past, at_point, recoveries, trusted, pending, lines } = self;
-        let mut start = 0;
-        let contents: Vec<&[u8]> = lines
-            .iter()
-            .map(|&(_, end)| {
-                let content = &pending[start..end];
-                start = end;
-                content
-            })
-            .collect();
-        for (&(number, _), prepared) in lines.iter().zip(Prepared::chunk(&contents)) {
+        self.submit();
+        while self.ahead.in_flight() > 0 {
+            self.verify_next_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the lines read ahead, if any, to the other thread.
+    fn submit(&mut self) {
+        if !self.lines.is_empty() {
+            let batch = (std::mem::take(&mut self.pending), std::mem::take(&mut self.lines));
+            self.ahead.submit(batch);
+        }
+    }
+
+    /// Checks in turn and applies the oldest batch handed to the other thread.
+    fn verify_next_batch(&mut self) -> Result<(), Failure> {
+        // `None` only if the other thread panicked, which the scope passes on.
+        let Some(((_, lines), prepared)) = self.ahead.next() else { return Ok(()) };
+        let RecordRun { replay, past, at_point, recoveries, trusted, .. } = self;
+        for (&(number, _), prepared) in lines.iter().zip(prepared) {
             let seq = replay.size() + 1;
             let place = || format!("record {seq}");
             let record = replay.verify_prepared(seq, prepared).map_err(|e| fail(number, place(), e.to_string()))?;
@@ -308,8 +355,6 @@ impl<P: FnMut(Position, &State) -> bool> RecordRun<'_, P> {
                 ));
             }
         }
-        pending.clear();
-        lines.clear();
         Ok(())
     }
 }

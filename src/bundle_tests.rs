@@ -369,3 +369,48 @@ fn a_forged_record_whose_actor_lacked_the_authority_is_named_even_when_signed_by
     assert_eq!((failure.line, failure.place.clone()), (forged_line, format!("record {seq}")), "{failure}");
     assert!(failure.reason.contains("RoleAssigned") && failure.reason.contains("not authorised"), "{failure}");
 }
+
+/// Records are decoded and hashed a batch ahead on another thread: a record edited at
+/// either side of the boundary between two batches, or two edited in different batches,
+/// is named at its own line.
+#[test]
+fn a_record_tampered_with_at_a_read_ahead_boundary_is_named_at_its_line() {
+    let size = 2 * READ_AHEAD as u64 + 10;
+    let mut prev = ChainHash::GENESIS;
+    let records: Vec<StoredRecord> = (1..=size)
+        .map(|seq| {
+            let at = Timestamp::from_unix_millis(1_800_000_000_000);
+            let envelope = record::Envelope { seq, at, actor: Actor::System, justification: None };
+            let user_id = UserId::parse(&format!("usr_{seq:016x}")).unwrap();
+            let event = crate::domain::Event::UserCreated { user_id, name: format!("User {seq}"), email: None };
+            let (stored, hash) = record::encode(&envelope, &event, prev);
+            prev = hash;
+            stored
+        })
+        .collect();
+    let log = MemoryLog::new();
+    log.append(0, &records).unwrap();
+    let ledger = Ledger::open(log).unwrap();
+    let signer = Signer::generate();
+    let root = merkle::root(&crate::log::Tree(ledger.log()), size).unwrap();
+    let view = TreeHash::from_bytes(ledger.view().fingerprint());
+    let last = signer.sign(size, root, Timestamp::from_unix_millis(1_800_000_000_000), view);
+    let options = VerifyOptions { public_key: Some(signer.public_key()), trusted: Some(last.clone()) };
+    let mut bundle = Vec::new();
+    export(ledger.log(), &signer.public_key(), &[], &last, &mut bundle).unwrap();
+    let summary = verify(bundle.as_slice(), &options).unwrap();
+    assert_eq!(summary.records, size);
+
+    let chunk = READ_AHEAD as u64;
+    for seq in [chunk - 1, chunk, chunk + 1, 2 * chunk, 2 * chunk + 1, size] {
+        let mut edited = lines(&bundle);
+        // The public key is line 1, so record `seq` is line `seq + 1`.
+        for at in [seq, seq + 2, seq + chunk].into_iter().filter(|&at| at <= size) {
+            let text = String::from_utf8(edited[at as usize].clone()).unwrap();
+            edited[at as usize] = text.replace(&format!("\"User {at}\""), "\"User X\"").into_bytes();
+        }
+        let failure = verify(edited.concat().as_slice(), &options).unwrap_err();
+        assert_eq!((failure.line, failure.place.as_str()), (seq as usize + 1, format!("record {seq}").as_str()));
+        assert!(failure.reason.contains("hash does not match"), "{failure}");
+    }
+}

@@ -322,3 +322,72 @@ impl Default for VerifiedReplay {
 fn position_of(record: &Record) -> Position {
     Position { seq: record.seq, at: record.at }
 }
+
+/// Work on batches of records done on a thread of its own, while the caller's thread
+/// handles the batch before: reading, decoding and hashing records (what each record
+/// needs alone) overlap the checks that must go in order and the applying of events.
+///
+/// Batches come back in the order they were submitted. The thread lives inside the
+/// caller's [`std::thread::scope`] and ends when the `Ahead` is dropped.
+pub(crate) struct Ahead<B, O> {
+    to: Option<std::sync::mpsc::SyncSender<B>>,
+    from: std::sync::mpsc::Receiver<O>,
+    in_flight: usize,
+}
+
+impl<B: Send, O: Send> Ahead<B, O> {
+    /// Starts the thread, which maps each batch submitted through `work`.
+    pub(crate) fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        work: impl Fn(B) -> O + Send + 'scope,
+    ) -> Self
+    where
+        B: 'scope,
+        O: 'scope,
+    {
+        // One batch queued behind the one at work: enough to keep the thread busy, and a
+        // bound on the memory read ahead.
+        let (to, inbox) = std::sync::mpsc::sync_channel::<B>(1);
+        let (outbox, from) = std::sync::mpsc::channel::<O>();
+        scope.spawn(move || {
+            for batch in inbox {
+                if outbox.send(work(batch)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ahead { to: Some(to), from, in_flight: 0 }
+    }
+
+    /// Hands a batch to the thread.
+    pub(crate) fn submit(&mut self, batch: B) {
+        let sent = self.to.as_ref().map(|to| to.send(batch));
+        // The thread stops only when the receiving end is dropped, or when `work`
+        // panicked, which the scope passes on when it ends.
+        if let Some(Ok(())) = sent {
+            self.in_flight += 1;
+        }
+    }
+
+    /// The oldest batch submitted and not yet taken back, once the thread is done with
+    /// it; `None` when none is in flight (or the thread panicked).
+    pub(crate) fn next(&mut self) -> Option<O> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        self.in_flight -= 1;
+        self.from.recv().ok()
+    }
+
+    /// How many batches were submitted and not yet taken back.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+impl<B, O> Drop for Ahead<B, O> {
+    fn drop(&mut self) {
+        // Closing the inbox ends the thread's loop.
+        self.to.take();
+    }
+}

@@ -5,7 +5,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::log::{ChainError, ChainHash, EventLog, Tree};
 
 use super::REPLAY_CHUNK;
-use super::replay::{Prepared, ReplayError, Unauthorised, VerifiedReplay};
+use super::replay::{Ahead, Prepared, ReplayError, Unauthorised, VerifiedReplay};
 
 /// The outcome of verifying a log: its chain, its Merkle tree and its checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,24 +91,48 @@ pub fn verify_log<L: EventLog>(
     if let Err(error) = checked.check_up_to(&replay, key) {
         return Ok(outcome(&replay, checked.matched, Some(error)));
     }
-    while replay.size() < head {
-        let wanted = usize::try_from(head - replay.size()).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
-        let chunk = log.read(replay.size() + 1, wanted)?;
-        if chunk.is_empty() {
-            let error = ChainError::Gap { expected: replay.size() + 1, found: head };
-            return Ok(outcome(&replay, checked.matched, Some(error.into())));
-        }
-        // Each record is decoded and hashed ahead on every core, then checked in turn.
-        for (stored, prepared) in chunk.iter().zip(Prepared::chunk(&chunk)) {
-            // Every checkpoint at the size reached is checked before going on.
-            let accepted = replay
-                .push_prepared(stored.seq, prepared)
-                .map_err(VerifyError::from)
-                .and_then(|_| checked.check_up_to(&replay, key));
-            if let Err(error) = accepted {
-                return Ok(outcome(&replay, checked.matched, Some(error)));
+    // Reading, decoding and hashing the records (what each needs alone) run on a thread
+    // of their own, up to two chunks ahead; the chain links, the authority rules, the
+    // Merkle frontier and the state are checked and applied in order on this one.
+    let stopped = std::thread::scope(|scope| -> Result<Option<VerifyError>, L::Error> {
+        let mut ahead = Ahead::spawn(scope, |(from, wanted): (u64, usize)| {
+            let chunk = log.read(from, wanted)?;
+            let prepared: Vec<Prepared> = chunk.iter().map(|stored| Prepared::of(&stored.bytes)).collect();
+            Ok::<_, L::Error>((wanted, chunk, prepared))
+        });
+        let mut next_from = replay.size() + 1;
+        while replay.size() < head {
+            while ahead.in_flight() < 2 && next_from <= head {
+                let wanted = usize::try_from(head - next_from + 1).unwrap_or(usize::MAX).min(REPLAY_CHUNK);
+                ahead.submit((next_from, wanted));
+                next_from += wanted as u64;
+            }
+            // `None` only if the thread panicked, which the scope passes on.
+            let Some(read) = ahead.next() else { break };
+            let (wanted, chunk, prepared) = read?;
+            if chunk.is_empty() {
+                return Ok(Some(ChainError::Gap { expected: replay.size() + 1, found: head }.into()));
+            }
+            for (stored, prepared) in chunk.iter().zip(prepared) {
+                // Every checkpoint at the size reached is checked before going on.
+                let accepted = replay
+                    .push_prepared(stored.seq, prepared)
+                    .map_err(VerifyError::from)
+                    .and_then(|_| checked.check_up_to(&replay, key));
+                if let Err(error) = accepted {
+                    return Ok(Some(error));
+                }
+            }
+            // A short read: the chunks asked for ahead start in the wrong place.
+            if chunk.len() < wanted {
+                while ahead.next().is_some() {}
+                next_from = replay.size() + 1;
             }
         }
+        Ok(None)
+    })?;
+    if let Some(error) = stopped {
+        return Ok(outcome(&replay, checked.matched, Some(error)));
     }
     let error = replay.check_stored_tree(&Tree(log)).is_err().then_some(VerifyError::Tree { size: head });
     Ok(outcome(&replay, checked.matched, error))
@@ -135,5 +159,146 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> CheckpointsDue<'a, I> {
             self.matched += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, Event, Timestamp, UserId};
+    use crate::log::record::{self, Envelope, RecordError, StoredRecord};
+    use crate::log::{AppendError, MemoryLog};
+    use crate::merkle::{NodeId, TreeHash};
+
+    /// `n` records creating users, made by keyledger itself (allowed while the log holds
+    /// no administrator), chained from the first.
+    fn roles(n: u64) -> Vec<StoredRecord> {
+        let mut prev = ChainHash::GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let envelope = Envelope {
+                    seq,
+                    at: Timestamp::from_unix_millis(1_800_000_000_000),
+                    actor: Actor::System,
+                    justification: None,
+                };
+                let event = Event::UserCreated {
+                    user_id: UserId::parse(&format!("usr_{seq:016x}")).unwrap(),
+                    name: format!("User {seq}"),
+                    email: None,
+                };
+                let (stored, hash) = record::encode(&envelope, &event, prev);
+                prev = hash;
+                stored
+            })
+            .collect()
+    }
+
+    fn log_of(records: &[StoredRecord]) -> MemoryLog {
+        let log = MemoryLog::new();
+        log.append(0, records).unwrap();
+        log
+    }
+
+    /// `records` with the description of record `seq` edited: its hash no longer matches.
+    fn tamper(records: &mut [StoredRecord], seq: u64) {
+        let text = String::from_utf8(records[seq as usize - 1].bytes.clone()).unwrap();
+        let edited = text.replace(&format!("\"User {seq}\""), "\"User X\"");
+        assert_ne!(edited, text);
+        records[seq as usize - 1].bytes = edited.into_bytes();
+    }
+
+    /// The chunks read ahead on the other thread meet in the middle of the log: a record
+    /// edited at the last place of a chunk, or the first of the next, or two records
+    /// edited in different chunks, is named exactly as verifying one record at a time
+    /// names it, with every record before it verified.
+    #[test]
+    fn a_record_tampered_with_at_a_chunk_boundary_is_named_by_the_read_ahead_path() {
+        let chunk = REPLAY_CHUNK as u64;
+        let size = 2 * chunk + 10;
+        let intact = roles(size);
+        let verification = verify_log(&log_of(&intact), &[], None).unwrap();
+        assert!(verification.is_valid(), "{verification:?}");
+        assert_eq!(verification.head_hash, record::decode(&intact.last().unwrap().bytes).unwrap().hash);
+
+        for seq in [chunk - 1, chunk, chunk + 1, 2 * chunk, 2 * chunk + 1, size] {
+            let mut records = intact.clone();
+            tamper(&mut records, seq);
+            // A later edit, in the same chunk or the next, must not be the one named.
+            for later in [seq + 2, seq + chunk] {
+                if later <= size {
+                    tamper(&mut records, later);
+                }
+            }
+            let verification = verify_log(&log_of(&records), &[], None).unwrap();
+            assert_eq!(
+                (verification.verified, verification.error),
+                (seq - 1, Some(VerifyError::Chain(ChainError::Record(RecordError::HashMismatch { seq })))),
+                "record {seq} edited"
+            );
+            assert_eq!(verification.head_hash, record::decode(&intact[seq as usize - 2].bytes).unwrap().hash);
+        }
+
+        // A record re-sealed with a fresh hash of its own at the first place of a chunk: its
+        // link to the record before, the last of the chunk before, is broken.
+        let mut records = intact.clone();
+        let seq = chunk + 1;
+        let envelope = Envelope {
+            seq,
+            at: Timestamp::from_unix_millis(1_800_000_000_000),
+            actor: Actor::System,
+            justification: None,
+        };
+        let event = Event::UserCreated {
+            user_id: UserId::parse("usr_00000000000000ff").unwrap(),
+            name: "F".into(),
+            email: None,
+        };
+        records[seq as usize - 1] = record::encode(&envelope, &event, ChainHash::GENESIS).0;
+        let verification = verify_log(&log_of(&records), &[], None).unwrap();
+        assert_eq!(
+            (verification.verified, verification.error),
+            (chunk, Some(VerifyError::Chain(ChainError::Broken { seq })))
+        );
+    }
+
+    /// A log whose reads answer fewer records than asked, as a store may at any size.
+    struct ShortReads(MemoryLog);
+
+    impl EventLog for ShortReads {
+        type Error = <MemoryLog as EventLog>::Error;
+
+        fn head(&self) -> Result<u64, Self::Error> {
+            self.0.head()
+        }
+
+        fn append(&self, expected_head: u64, records: &[StoredRecord]) -> Result<(), AppendError<Self::Error>> {
+            self.0.append(expected_head, records)
+        }
+
+        fn read(&self, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, Self::Error> {
+            self.0.read(from_seq, max.min(1000 + (from_seq as usize % 7)))
+        }
+
+        fn tree_node(&self, id: NodeId) -> Result<Option<TreeHash>, Self::Error> {
+            self.0.tree_node(id)
+        }
+    }
+
+    #[test]
+    fn a_log_that_reads_fewer_records_than_asked_verifies_whole_and_names_the_same_failure() {
+        let size = 3 * REPLAY_CHUNK as u64;
+        let mut records = roles(size);
+        let verification = verify_log(&ShortReads(log_of(&records)), &[], None).unwrap();
+        assert!(verification.is_valid(), "{verification:?}");
+        assert_eq!(verification.verified, size);
+
+        let seq = REPLAY_CHUNK as u64 + 500;
+        tamper(&mut records, seq);
+        let verification = verify_log(&ShortReads(log_of(&records)), &[], None).unwrap();
+        assert_eq!(
+            (verification.verified, verification.error),
+            (seq - 1, Some(VerifyError::Chain(ChainError::Record(RecordError::HashMismatch { seq }))))
+        );
     }
 }
