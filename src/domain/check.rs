@@ -1,7 +1,8 @@
 //! The key check: may this key do this function (on this event)?
 //!
-//! A pure function of the permission view and the time. It allocates nothing and makes a
-//! handful of hash lookups, because apps pay for it on every request they serve.
+//! A pure function of the permission view and the time. It allocates nothing; against the
+//! service's check index it reads one slot of a table (and an event's groups), because
+//! apps pay for it on every request they serve.
 
 use super::{FunctionId, FunctionSet, KeyHash, KeyId, State, Timestamp, UserId};
 
