@@ -2,12 +2,18 @@
 //! checksum, hash it, look up the key and its user, and decide (role functions, then
 //! event access through a nested group).
 //!
-//! - `check/granted/{1k,100k,1M}`: a granted check against a state of that many users,
+//! Every benchmark checks against the `CheckIndex`, which is what the service checks
+//! against; `check/granted_in_state/1M` is the same check against the `State` (which tests,
+//! history and the command line check against), for comparison.
+//!
+//! - `check/granted/{1k,100k,1M}`: a granted check against an index of that many users,
 //!   each with the one API role and a key. The checks present up to 65,536 distinct keys
 //!   in rotation, so at 1M users the lookups touch more memory than the caches hold, as
 //!   traffic from many apps would; a single hot key would be faster.
 //! - `check/granted_one_key/1M`: the same check presenting one key over and over, so its
 //!   entries stay in the cache. The gap to `check/granted/1M` is the cost of cache misses.
+//! - `check/granted_in_state/1M`: `check/granted/1M` against the `State` the index was
+//!   copied from.
 //! - `check/malformed`: a key whose checksum is wrong (the costliest way to be malformed:
 //!   shape and checksum are computed, nothing is hashed or looked up), at 1M users.
 //! - `check/unknown_key`: a well-formed key that was never issued, at 1M users.
@@ -21,14 +27,16 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use keyledger::domain::{CheckRequest, KeySecret, Position, Reason, State, check};
+use keyledger::domain::{CheckIndex, CheckRequest, CheckView, KeySecret, Position, Reason, State, check};
 
 /// The most distinct keys the granted checks present in rotation.
 const PRESENTED_KEYS: usize = 65_536;
 
-/// A state holding `users` users with keys, and the secrets of some of those keys.
+/// A state holding `users` users with keys, its check index, and the secrets of some of
+/// those keys.
 struct Population {
     state: State,
+    index: CheckIndex,
     secrets: Vec<KeySecret>,
 }
 
@@ -41,16 +49,21 @@ impl Population {
             seq += 1;
             state.apply(Position { seq, at: common::at(seq) }, &event);
         });
-        let population = Population { state, secrets };
+        let built = started.elapsed();
+        let index = CheckIndex::of(&state);
+        let indexed = started.elapsed() - built;
+        let population = Population { state, index, secrets };
         for secret in &population.secrets {
             assert_eq!(population.check(secret.expose()), Reason::Granted, "every kept key passes the check");
+            let in_state = check(&population.state, request(secret.expose()), common::now()).reason;
+            assert_eq!(in_state, Reason::Granted, "and passes it in the state");
         }
-        eprintln!("built a state of {users} users with keys in {:.1?}", started.elapsed());
+        eprintln!("built a state of {users} users with keys in {built:.1?}, its check index in {indexed:.1?}");
         population
     }
 
     fn check(&self, key: &str) -> Reason {
-        check(&self.state, request(key), common::now()).reason
+        check(&self.index, request(key), common::now()).reason
     }
 }
 
@@ -58,15 +71,15 @@ fn request(key: &str) -> CheckRequest<'_> {
     CheckRequest { key, function: common::FUNCTION, event_id: Some(common::EVENT) }
 }
 
-/// Times granted checks, presenting the kept keys in turn.
-fn bench_granted(bencher: &mut criterion::Bencher<'_>, population: &Population) {
+/// Times granted checks against `view`, presenting the kept keys in turn.
+fn bench_granted(bencher: &mut criterion::Bencher<'_>, population: &Population, view: &impl CheckView) {
     let now = common::now();
     let keys: Vec<&str> = population.secrets.iter().map(KeySecret::expose).collect();
     let mut next = 0;
     bencher.iter(|| {
         let key = keys[next];
         next = if next + 1 == keys.len() { 0 } else { next + 1 };
-        check(&population.state, black_box(request(key)), now)
+        check(view, black_box(request(key)), now)
     });
 }
 
@@ -74,7 +87,7 @@ fn bench_granted(bencher: &mut criterion::Bencher<'_>, population: &Population) 
 fn bench_answered(bencher: &mut criterion::Bencher<'_>, population: &Population, key: &str, reason: Reason) {
     assert_eq!(population.check(key), reason);
     let now = common::now();
-    bencher.iter(|| check(&population.state, black_box(request(key)), now));
+    bencher.iter(|| check(&population.index, black_box(request(key)), now));
 }
 
 /// A key with a valid shape whose last checksum character is wrong.
@@ -94,14 +107,20 @@ fn checks(c: &mut Criterion) {
     for (label, users) in [("1k", 1_000), ("100k", 100_000)] {
         let mut population = None;
         group.bench_function(BenchmarkId::new("granted", label), |b| {
-            bench_granted(b, population.get_or_insert_with(|| Population::build(users)));
+            let population = population.get_or_insert_with(|| Population::build(users));
+            bench_granted(b, population, &population.index);
         });
     }
 
     // The benchmarks at a million users share one state.
     let mut million = None;
     group.bench_function(BenchmarkId::new("granted", "1M"), |b| {
-        bench_granted(b, million.get_or_insert_with(|| Population::build(1_000_000)));
+        let population = million.get_or_insert_with(|| Population::build(1_000_000));
+        bench_granted(b, population, &population.index);
+    });
+    group.bench_function(BenchmarkId::new("granted_in_state", "1M"), |b| {
+        let population = million.get_or_insert_with(|| Population::build(1_000_000));
+        bench_granted(b, population, &population.state);
     });
     group.bench_function(BenchmarkId::new("granted_one_key", "1M"), |b| {
         let population = million.get_or_insert_with(|| Population::build(1_000_000));

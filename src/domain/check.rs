@@ -1,52 +1,93 @@
 //! The key check: may this key do this function (on this event)?
 //!
-//! A pure function of the permission view and the time. It allocates nothing and makes a
-//! handful of hash lookups, because apps pay for it on every request they serve.
+//! A pure function of the permission view and the time. It allocates nothing; against the
+//! service's check index it reads one slot of a table (and an event's groups), because
+//! apps pay for it on every request they serve.
 
-use super::{CheckIndex, FunctionId, Key, KeyHash, KeyId, KeyState, State, Timestamp, UserCheck, UserId};
+use super::{FunctionId, FunctionSet, KeyHash, KeyId, State, Timestamp, UserId};
 
-/// What a check reads: the keys, the users' check entries and the events' groups. The
-/// running service checks against its [`CheckIndex`], which holds only durable state;
-/// tests and the command line check against a [`State`].
+/// What a check reads: a key and its user, by the key's hash, and the groups that hold an
+/// event. The running service checks against its [`CheckIndex`](super::CheckIndex), which
+/// holds only durable state and answers from one slot of a table; tests, history and the
+/// command line check against a [`State`].
 pub trait CheckView {
-    /// A key by the hash of its secret.
-    fn key(&self, hash: &KeyHash) -> Option<&Key>;
-    /// What a key check needs of the user in `slot`.
-    fn user_check(&self, slot: u32) -> Option<&UserCheck>;
-    /// Whether `user` may access `event` through the groups they were granted.
-    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool;
-    /// Where `key` stands at `now`, the key policy included ([`State::key_state`]).
-    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState;
+    /// What a check needs of the key with this hash and of its user, the key judged at
+    /// `now` ([`State::key_state`], the key policy included); `None` for no such key.
+    fn find_key(&self, hash: &KeyHash, now: Timestamp) -> Option<KeyFacts<'_>>;
+    /// The sorted slots of every group that holds `event`, directly or through a group
+    /// nested below; empty for an event in no group.
+    fn reachable_groups(&self, event: &str) -> &[u32];
+}
+
+/// What a check needs of a key, from a [`CheckView`].
+#[derive(Debug, Clone)]
+pub struct KeyFacts<'a> {
+    /// The key's user.
+    pub user_id: &'a UserId,
+    /// The key's public id.
+    pub key_id: &'a KeyId,
+    /// Why the key's state refuses it at the time asked, or `None` if it passes
+    /// ([`KeyState::refusal`](super::KeyState::refusal)).
+    pub refusal: Option<Reason>,
+    /// What a check needs of the key's user; `None` if the view has no entry for it.
+    pub user: Option<UserFacts<'a>>,
+}
+
+/// What a check needs of a key's user ([`UserCheck`](super::UserCheck)).
+#[derive(Debug, Clone)]
+pub struct UserFacts<'a> {
+    /// Whether the user's keys may pass checks.
+    pub enabled: bool,
+    /// The functions of all the user's roles.
+    pub functions: FunctionSet,
+    /// Whether the user may access every event.
+    pub all_events: bool,
+    /// The slots of the groups the user was granted, sorted.
+    pub groups: GrantedGroups<'a>,
+}
+
+/// The sorted slots of the groups a user was granted: one held inline, or a slice.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantedGroups<'a> {
+    /// Exactly one group.
+    One(u32),
+    /// Any number of groups, sorted.
+    Sorted(&'a [u32]),
+}
+
+impl GrantedGroups<'_> {
+    /// The slots, sorted.
+    pub fn as_slice(&self) -> &[u32] {
+        match self {
+            GrantedGroups::One(group) => std::slice::from_ref(group),
+            GrantedGroups::Sorted(groups) => groups,
+        }
+    }
 }
 
 impl CheckView for State {
-    fn key(&self, hash: &KeyHash) -> Option<&Key> {
-        State::key(self, hash)
+    fn find_key(&self, hash: &KeyHash, now: Timestamp) -> Option<KeyFacts<'_>> {
+        let key = self.key(hash)?;
+        let user = self.user_check(key.user_slot()).map(|user| UserFacts {
+            enabled: user.is_enabled(),
+            functions: user.functions(),
+            all_events: user.has_all_events(),
+            groups: GrantedGroups::Sorted(user.group_slots()),
+        });
+        Some(KeyFacts { user_id: key.user_id(), key_id: key.id(), refusal: self.key_state(key, now).refusal(), user })
     }
-    fn user_check(&self, slot: u32) -> Option<&UserCheck> {
-        State::user_check(self, slot)
-    }
-    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
-        State::may_access_event(self, user, event)
-    }
-    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
-        State::key_state(self, key, now)
+
+    fn reachable_groups(&self, event: &str) -> &[u32] {
+        State::reachable_groups(self, event)
     }
 }
 
-impl CheckView for CheckIndex {
-    fn key(&self, hash: &KeyHash) -> Option<&Key> {
-        CheckIndex::key(self, hash)
-    }
-    fn user_check(&self, slot: u32) -> Option<&UserCheck> {
-        CheckIndex::user_check(self, slot)
-    }
-    fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
-        CheckIndex::may_access_event(self, user, event)
-    }
-    fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
-        CheckIndex::key_state(self, key, now)
-    }
+/// Whether two sorted lists of group slots share one: the shorter is looked up in the
+/// longer.
+#[inline]
+pub(crate) fn share_a_group(a: &[u32], b: &[u32]) -> bool {
+    let (few, many) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    few.iter().any(|slot| many.binary_search(slot).is_ok())
 }
 
 /// Why a check was allowed or refused. The names are part of the HTTP contract.
@@ -182,32 +223,34 @@ pub fn check_key_hash<'a, V: CheckView + ?Sized>(
     now: Timestamp,
 ) -> Decision<'a> {
     let refuse = |reason| Decision { reason, user_id: None, key_id: None, key_hash: None };
-    let Some(key) = state.key(&hash) else {
+    let Some(key) = state.find_key(&hash, now) else {
         return refuse(Reason::UnknownKey);
     };
     let decided =
-        |reason| Decision { reason, user_id: Some(key.user_id()), key_id: Some(key.id()), key_hash: Some(hash) };
+        |reason| Decision { reason, user_id: Some(key.user_id), key_id: Some(key.key_id), key_hash: Some(hash) };
     // A replaced key past its grace period is refused as if unknown: nothing of it shows.
-    match state.key_state(key, now).refusal() {
+    match key.refusal {
         None => {}
         Some(Reason::UnknownKey) => return refuse(Reason::UnknownKey),
         Some(reason) => return decided(reason),
     }
-    let Some(user) = state.user_check(key.user_slot()) else {
+    let Some(user) = &key.user else {
         return refuse(Reason::UnknownKey);
     };
-    if !user.is_enabled() {
+    if !user.enabled {
         return decided(Reason::UserDisabled);
     }
     let Ok(function) = FunctionId::parse(function) else {
         return decided(Reason::UnknownFunction);
     };
-    if !user.functions().contains(function) {
+    if !user.functions.contains(function) {
         return decided(Reason::FunctionNotGranted);
     }
     match event_id {
-        Some(event) if !state.may_access_event(user, event) => decided(Reason::EventNotAccessible),
-        None if function.is_event_scoped() && !user.has_all_events() => decided(Reason::EventRequired),
+        Some(event) if !user.all_events && !share_a_group(user.groups.as_slice(), state.reachable_groups(event)) => {
+            decided(Reason::EventNotAccessible)
+        }
+        None if function.is_event_scoped() && !user.all_events => decided(Reason::EventRequired),
         _ => decided(Reason::Granted),
     }
 }

@@ -334,6 +334,11 @@ impl UserCheck {
     pub fn has_all_events(&self) -> bool {
         self.all_events
     }
+
+    /// The slots of the groups the user was given, sorted.
+    pub fn group_slots(&self) -> &[u32] {
+        self.groups.as_slice()
+    }
 }
 
 /// Hashes a [`KeyHash`] by its first eight bytes: it is already a uniform blake3 output, so
@@ -476,16 +481,21 @@ struct Journal {
     function_usage: HashMap<UserId, Option<super::function_usage::UsedFunctions>>,
 }
 
-/// Where `key` stands at `now` under `policy`, the users' check entries telling whether
-/// it is exempt: [`State::key_state`], and the check index's, which must judge alike.
+/// Where `key` stands at `now` under `policy`, `functions` (its user's, asked only when
+/// the policy could block the key) telling whether it is exempt: [`State::key_state`], and
+/// the check index's, which must judge alike.
 #[inline]
-pub(super) fn key_state_under(policy: &KeyPolicy, user_checks: &[UserCheck], key: &Key, now: Timestamp) -> KeyState {
+pub(super) fn key_state_under(
+    policy: &KeyPolicy,
+    key: &Key,
+    now: Timestamp,
+    functions: impl FnOnce() -> FunctionSet,
+) -> KeyState {
     let own = key.state_at(now);
     if !policy.blocks_keys() || !own.is_usable() {
         return own;
     }
-    let functions = user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions);
-    if policy::is_exempt(key, functions) {
+    if policy::is_exempt(key, functions()) {
         return own;
     }
     policy.judge(key, now).unwrap_or(own)
@@ -538,7 +548,9 @@ impl State {
     /// comparisons. Allocates nothing.
     #[inline]
     pub fn key_state(&self, key: &Key, now: Timestamp) -> KeyState {
-        key_state_under(&self.key_policy, &self.user_checks, key, now)
+        key_state_under(&self.key_policy, key, now, || {
+            self.user_checks.get(key.user_slot as usize).map_or(FunctionSet::EMPTY, |user| user.functions)
+        })
     }
 
     /// Whether the key policy leaves `key` alone (see `policy::is_exempt`).
@@ -623,7 +635,13 @@ impl State {
     /// sorted slots kept by `apply`, so no chain of groups is walked: the shorter side is
     /// looked up in the longer.
     pub fn may_access_event(&self, user: &UserCheck, event: &str) -> bool {
-        event_reachable(&self.groups_of_event, user, event)
+        user.all_events || super::check::share_a_group(user.groups.as_slice(), self.reachable_groups(event))
+    }
+
+    /// The sorted slots of every group that holds `event`, directly or through a group
+    /// nested below; empty for an event in no group.
+    pub fn reachable_groups(&self, event: &str) -> &[u32] {
+        self.groups_of_event.get(event).map_or(&[], |groups| &groups.reachable)
     }
 
     /// Index upkeep of a new user: its check entry, in the next slot, and its name in the
@@ -1115,24 +1133,6 @@ impl State {
     }
 }
 
-/// Whether `user` reaches `event` through the groups `groups_of_event` says hold it:
-/// [`State::may_access_event`], for the state and for the [`CheckIndex`].
-fn event_reachable(groups_of_event: &HashMap<EventId, EventGroups>, user: &UserCheck, event: &str) -> bool {
-    if user.all_events {
-        return true;
-    }
-    let Some(groups) = groups_of_event.get(event) else {
-        return false;
-    };
-    let granted = user.groups.as_slice();
-    let (few, many) = if groups.reachable.len() <= granted.len() {
-        (&*groups.reachable, granted)
-    } else {
-        (granted, &*groups.reachable)
-    };
-    few.iter().any(|slot| many.binary_search(slot).is_ok())
-}
-
 /// Notes a key's value before the batch under way first changes it.
 fn note_key(journal: &mut Option<Box<Journal>>, keys: &KeyMap, hash: KeyHash) {
     if let Some(journal) = journal {
@@ -1170,7 +1170,17 @@ impl State {
         let Some(journal) = self.journal.take() else {
             return CheckUpdate { head: self.head, key_policy: self.key_policy, ..CheckUpdate::default() };
         };
-        let keys = journal.keys.into_keys().map(|hash| (hash, self.keys.get(&hash).cloned())).collect();
+        let keys = journal
+            .keys
+            .into_keys()
+            .map(|hash| {
+                let key = self
+                    .keys
+                    .get(&hash)
+                    .map(|key| (key.clone(), self.user_checks.get(key.user_slot as usize).cloned()));
+                (hash, key)
+            })
+            .collect();
         let mut user_checks: Vec<(u32, UserCheck)> = journal
             .user_checks_before
             .into_keys()
