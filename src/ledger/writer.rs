@@ -593,8 +593,16 @@ impl<L> Writer<L> {
 
     /// Installs a durable batch's changes in the check index. Called with the view's lock
     /// let go, so no lock is ever taken while holding the other.
+    /// A batch that would fill the index's table past its load installs into a bigger copy
+    /// built beside it first ([`CheckIndex::grown_for`]), and the old table is freed after
+    /// the lock is let go: checks wait only for the swap and the update.
     fn install(&self, update: CheckUpdate) {
-        self.shared.checks.write().unwrap_or_else(PoisonError::into_inner).update(update);
+        let grown = self.shared.checks.read().unwrap_or_else(PoisonError::into_inner).grown_for(&update);
+        let mut checks = self.shared.checks.write().unwrap_or_else(PoisonError::into_inner);
+        let replaced = grown.map(|grown| std::mem::replace(&mut *checks, grown));
+        checks.update(update);
+        drop(checks);
+        drop(replaced);
     }
 }
 

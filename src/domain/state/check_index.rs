@@ -359,6 +359,37 @@ impl CheckIndex {
         key_state_under(&self.key_policy, &key, now, || slot.functions).refusal()
     }
 
+    /// A copy of the index with room for every key `update` may add, if installing it
+    /// would rebuild the table; `None` if the table has room. The writer builds it under
+    /// the read lock, beside the index checks are reading, and swaps it in under the write
+    /// lock before [`update`](Self::update), so checks never wait for a rebuild (at 1M keys,
+    /// hundreds of milliseconds). The writer is the only one that changes the index, so
+    /// nothing changes it between the copy and the swap.
+    pub fn grown_for(&self, update: &CheckUpdate) -> Option<Self> {
+        let more = update.keys.iter().filter(|(_, key)| key.is_some()).count();
+        if (self.live + self.tombstones + more) * 8 <= self.slots.len() * 7 {
+            return None;
+        }
+        let capacity = capacity_for(self.live + more, REBUILT_LOAD_PERCENT);
+        let mut grown = Self {
+            slots: vec![empty_slot(); capacity],
+            cold: vec![EMPTY_COLD; capacity],
+            live: 0,
+            tombstones: 0,
+            first_key: vec![NONE; self.first_key.len()],
+            overflow: self.overflow.clone(),
+            groups_of_event: self.groups_of_event.clone(),
+            key_policy: self.key_policy,
+            head: self.head,
+        };
+        for (slot, cold) in self.slots.iter().zip(&self.cold) {
+            if slot.word & OCCUPANCY == FULL {
+                grown.place(slot.clone(), *cold);
+            }
+        }
+        Some(grown)
+    }
+
     /// Makes room for one more key, rebuilding the table if it would be more than 7/8
     /// used.
     fn reserve_one(&mut self) {
@@ -628,6 +659,67 @@ mod tests {
             .sum();
         assert_eq!(linked, model.len(), "every key is linked from its user, once");
         assert!(index.find(&hash(u64::MAX)).is_none());
+    }
+
+    /// A batch that fills the table installs into a bigger copy built beside the index
+    /// (as the writer does, so checks never wait for a rebuild), and the copy then holds
+    /// exactly what installing in place holds; a batch with room builds no copy.
+    #[test]
+    fn a_batch_that_fills_the_table_installs_into_a_grown_copy_equal_to_an_in_place_install() {
+        let mut index = CheckIndex::default();
+        for n in 0..1_000u64 {
+            let user_slot = (n % 100) as u32;
+            index.insert(hash(n), &key(n, user_slot, KeyStatus::Active), Some(&user(user_slot, 0)));
+        }
+        for n in (0..1_000u64).step_by(10) {
+            index.remove(&hash(n));
+        }
+        let batch = |range: std::ops::Range<u64>| CheckUpdate {
+            head: range.end,
+            keys: range
+                .map(|n| {
+                    let user_slot = (n % 120) as u32;
+                    (hash(n), Some((key(n, user_slot, KeyStatus::Active), Some(user(user_slot, 1)))))
+                })
+                .chain([(hash(11), None)])
+                .collect(),
+            ..CheckUpdate::default()
+        };
+        let small = batch(1_000..1_001);
+        assert!(index.grown_for(&small).is_none(), "one more key fits: no copy");
+
+        let big = batch(1_000..3_000);
+        let mut grown = index.grown_for(&big).expect("2,000 more keys do not fit: a bigger copy");
+        assert!(grown.slots.len() > index.slots.len());
+        assert_eq!((grown.len(), grown.tombstones), (index.len(), 0), "the copy holds every key and no tombstone");
+        let mut in_place = index.clone();
+        in_place.update(big.clone());
+        let slots_before = grown.slots.len();
+        grown.update(big);
+        assert_eq!(grown.slots.len(), slots_before, "the copy had room for the whole batch");
+        assert_eq!(grown.len(), in_place.len());
+        assert_eq!(grown.head(), 3_000);
+        for n in 0..3_000u64 {
+            let (a, b) = (grown.find(&hash(n)), in_place.find(&hash(n)));
+            assert_eq!(a.is_some(), b.is_some(), "key {n}");
+            if let (Some(a), Some(b)) = (a, b) {
+                assert_eq!(grown.slots[a], in_place.slots[b], "key {n}");
+                assert_eq!(format!("{:?}", grown.key_at(a)), format!("{:?}", in_place.key_at(b)), "key {n}");
+            }
+        }
+        let users_keys = |index: &CheckIndex, slot: usize| {
+            let mut keys: Vec<KeyId> = std::iter::successors(Some(index.first_key[slot]), |&at| {
+                (at != NONE).then(|| index.cold[at as usize].next_of_user)
+            })
+            .take_while(|&at| at != NONE)
+            .map(|at| index.slots[at as usize].key_id.clone())
+            .collect();
+            keys.sort();
+            keys
+        };
+        for slot in 0..120 {
+            assert_eq!(users_keys(&grown, slot), users_keys(&in_place, slot), "user {slot}'s keys");
+        }
     }
 
     /// A hash that agrees with a stored one on every byte the table positions by, and on
