@@ -17,6 +17,9 @@
 //! - `check/malformed`: a key whose checksum is wrong (the costliest way to be malformed:
 //!   shape and checksum are computed, nothing is hashed or looked up), at 1M users.
 //! - `check/unknown_key`: a well-formed key that was never issued, at 1M users.
+//! - `check/one_random_line/1M`: no check, only one read of a 64-byte line of a table as
+//!   big as the 1M-key index's, at 65,536 places in rotation: what one cache miss costs on
+//!   this machine, the floor under `check/granted/1M` beside `check/granted_one_key/1M`.
 //!
 //! Run with `cargo bench --bench check`, or a subset with `cargo bench --bench check -- granted`.
 //! A state is built only when a benchmark that needs it runs.
@@ -74,7 +77,17 @@ fn request(key: &str) -> CheckRequest<'_> {
 /// Times granted checks against `view`, presenting the kept keys in turn.
 fn bench_granted(bencher: &mut criterion::Bencher<'_>, population: &Population, view: &impl CheckView) {
     let now = common::now();
-    let keys: Vec<&str> = population.secrets.iter().map(KeySecret::expose).collect();
+    // The presented keys side by side in one buffer, as a server reads them from request
+    // buffers that the socket has just filled: the key's own bytes are not a cache miss,
+    // whereas the secrets' strings were allocated among a million users' entities.
+    let presented: String = population.secrets.iter().map(KeySecret::expose).collect();
+    let mut keys: Vec<&str> = Vec::with_capacity(population.secrets.len());
+    let mut rest = presented.as_str();
+    for secret in &population.secrets {
+        let (key, after) = rest.split_at(secret.expose().len());
+        keys.push(key);
+        rest = after;
+    }
     let mut next = 0;
     bencher.iter(|| {
         let key = keys[next];
@@ -126,6 +139,23 @@ fn checks(c: &mut Criterion) {
         let population = million.get_or_insert_with(|| Population::build(1_000_000));
         let key = population.secrets[0].expose();
         bench_answered(b, population, key, Reason::Granted);
+    });
+    group.bench_function(BenchmarkId::new("one_random_line", "1M"), |b| {
+        // As many lines as the index's slots at 1M keys (a load of 0.75), each written so
+        // that it is backed by memory of its own rather than the kernel's zero page. The
+        // places form one cycle and each read names the next, so reads cannot overlap: a
+        // check's reads do not either, its hashing alone outlasts what the core runs ahead.
+        let mut lines: Vec<[u64; 8]> = (0..1_333_334u64).map(|n| [n; 8]).collect();
+        let places: Vec<usize> = (0..PRESENTED_KEYS as u64)
+            .map(|n| (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as usize % lines.len())
+            .collect();
+        for (at, then) in places.iter().zip(places.iter().cycle().skip(1)) {
+            lines[*at][0] = *then as u64;
+        }
+        let mut cursor = places[0];
+        b.iter(|| {
+            cursor = black_box(lines[cursor][0]) as usize;
+        });
     });
     group.bench_function("malformed", |b| {
         let population = million.get_or_insert_with(|| Population::build(1_000_000));
