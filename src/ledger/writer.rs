@@ -243,7 +243,6 @@ impl<L: EventLog> Writer<L> {
         // `State::apply`, so the snapshot is the state the writer had at `seq`.
         let shared = Arc::clone(&self.shared);
         let saving = std::thread::Builder::new().name("keyledger-snapshot".to_owned()).spawn(move || {
-            run_in_the_background();
             match history::state_at(history::Source::new(&shared.log, Some(&policy.dir)), history::At::Position(seq)) {
                 Ok(replayed) if replayed.state.head() == seq => {
                     save_snapshot(&policy, seq, head_hash, last_at, &replayed.state);
@@ -604,18 +603,6 @@ impl<L> Writer<L> {
         checks.update(update);
         drop(checks);
         drop(replaced);
-    }
-}
-
-/// Gives the calling thread the lowest priority (nice 19): rebuilding a snapshot is
-/// background work of a second or more of CPU, and at normal priority it takes its share of
-/// the core from the writer and the request workers while admin writes wait (on a server
-/// pinned to one core, the p99 of `bench-writes.sh` at 64 clients: about 10 ms with no
-/// snapshot in the run, 18–29 ms with one). It still runs whenever they leave the core
-/// idle, and on a second core at once. Failing to lower it only costs that latency.
-fn run_in_the_background() {
-    if let Err(error) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
-        tracing::debug!(?error, "cannot lower the snapshot thread's priority");
     }
 }
 
