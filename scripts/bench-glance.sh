@@ -48,7 +48,7 @@ for step in $STEPS; do
       cargo bench --bench check -- '1M|malformed|unknown_key' >"$out/bench-check.txt" 2>&1
       cargo bench --bench log -- 'replay|verify|fingerprint' >"$out/bench-log.txt" 2>&1
       { echo "## cargo bench --bench check -- '1M|malformed|unknown_key'; cargo bench --bench log -- 'replay|verify|fingerprint'"
-        grep -h -B1 -A1 '^\s*time:' "$out/bench-check.txt" "$out/bench-log.txt" | grep -v '^--$'; } >>"$summary"
+        grep -h -E '^[a-z_0-9]+/[A-Za-z0-9_/]+|^\s+time:|^\s+thrpt:|^built' "$out/bench-check.txt" "$out/bench-log.txt" | grep -v '%'; } >>"$summary"
       ;;
     usage)
       cargo test --quiet --lib any_number_of_keys_used -- --nocapture >"$out/usage.txt" 2>&1
