@@ -170,24 +170,29 @@ mod tests {
     use crate::log::{AppendError, MemoryLog};
     use crate::merkle::{NodeId, TreeHash};
 
-    /// `n` records creating users, made by keyledger itself (allowed while the log holds
-    /// no administrator), chained from the first.
-    fn roles(n: u64) -> Vec<StoredRecord> {
+    /// A record creating a user named `name`, made by keyledger itself (allowed while the
+    /// log holds no administrator), chained from `prev`.
+    fn user_created(seq: u64, id: u64, name: &str, prev: ChainHash) -> (StoredRecord, ChainHash) {
+        let envelope = Envelope {
+            seq,
+            at: Timestamp::from_unix_millis(1_800_000_000_000),
+            actor: Actor::System,
+            justification: None,
+        };
+        let event = Event::UserCreated {
+            user_id: UserId::parse(&format!("usr_{id:016x}")).unwrap(),
+            name: name.to_owned(),
+            email: None,
+        };
+        record::encode(&envelope, &event, prev)
+    }
+
+    /// `n` records creating users "User 1" to "User n", chained from the first.
+    fn users(n: u64) -> Vec<StoredRecord> {
         let mut prev = ChainHash::GENESIS;
         (1..=n)
             .map(|seq| {
-                let envelope = Envelope {
-                    seq,
-                    at: Timestamp::from_unix_millis(1_800_000_000_000),
-                    actor: Actor::System,
-                    justification: None,
-                };
-                let event = Event::UserCreated {
-                    user_id: UserId::parse(&format!("usr_{seq:016x}")).unwrap(),
-                    name: format!("User {seq}"),
-                    email: None,
-                };
-                let (stored, hash) = record::encode(&envelope, &event, prev);
+                let (stored, hash) = user_created(seq, seq, &format!("User {seq}"), prev);
                 prev = hash;
                 stored
             })
@@ -216,7 +221,7 @@ mod tests {
     fn a_record_tampered_with_at_a_chunk_boundary_is_named_by_the_read_ahead_path() {
         let chunk = REPLAY_CHUNK as u64;
         let size = 2 * chunk + 10;
-        let intact = roles(size);
+        let intact = users(size);
         let verification = verify_log(&log_of(&intact), &[], None).unwrap();
         assert!(verification.is_valid(), "{verification:?}");
         assert_eq!(verification.head_hash, record::decode(&intact.last().unwrap().bytes).unwrap().hash);
@@ -243,18 +248,7 @@ mod tests {
         // link to the record before, the last of the chunk before, is broken.
         let mut records = intact.clone();
         let seq = chunk + 1;
-        let envelope = Envelope {
-            seq,
-            at: Timestamp::from_unix_millis(1_800_000_000_000),
-            actor: Actor::System,
-            justification: None,
-        };
-        let event = Event::UserCreated {
-            user_id: UserId::parse("usr_00000000000000ff").unwrap(),
-            name: "F".into(),
-            email: None,
-        };
-        records[seq as usize - 1] = record::encode(&envelope, &event, ChainHash::GENESIS).0;
+        records[seq as usize - 1] = user_created(seq, 0xff, "F", ChainHash::GENESIS).0;
         let verification = verify_log(&log_of(&records), &[], None).unwrap();
         assert_eq!(
             (verification.verified, verification.error),
@@ -288,7 +282,7 @@ mod tests {
     #[test]
     fn a_log_that_reads_fewer_records_than_asked_verifies_whole_and_names_the_same_failure() {
         let size = 3 * REPLAY_CHUNK as u64;
-        let mut records = roles(size);
+        let mut records = users(size);
         let verification = verify_log(&ShortReads(log_of(&records)), &[], None).unwrap();
         assert!(verification.is_valid(), "{verification:?}");
         assert_eq!(verification.verified, size);
