@@ -45,6 +45,23 @@ fn serve_fixture(name: &str, admin_key: &str) -> (tempfile::TempDir, TestApp) {
     (dir, app)
 }
 
+/// The checks every fixture's app key was set up for: granted for its role's functions at
+/// its event, refused for another event and for a function its role lacks.
+fn answers_the_fixture_apps_checks_as_before(app: &TestApp, key: &str) {
+    assert_eq!(app.check_reason(key, "api.attendees.read", Some("summit-nyc")), "granted");
+    assert_eq!(app.check_reason(key, "api.events.read", None), "granted");
+    assert_eq!(app.check_reason(key, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
+    assert_eq!(app.check_reason(key, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+}
+
+/// The user's key is still active, with the last use its old usage records gave it.
+fn keeps_the_keys_last_use(app: &TestApp, user_id: &str) {
+    let user = app.get(&format!("/v1/users/{user_id}"));
+    user.expect(200);
+    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
+    assert!(user.json()["key"]["last_used_at"].is_string(), "{}", user.body);
+}
+
 #[test]
 fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same() {
     let (_dir, app) = serve_fixture("d4b4472-data", ADMIN_KEY);
@@ -54,10 +71,7 @@ fn a_data_directory_written_before_issue_9_opens_verifies_and_answers_the_same()
     assert_eq!(verification["size"], 24, "{verification}");
 
     // The app's checks answer as they did when the directory was written.
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
-    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+    answers_the_fixture_apps_checks_as_before(&app, APP_KEY);
     // The one answer issue #9 changed on purpose: an event-scoped function needs an event.
     assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", None), "event_required");
 
@@ -83,16 +97,10 @@ fn a_data_directory_written_before_issue_11_opens_verifies_and_answers_the_same(
     assert_eq!(verification["valid"], true, "{verification}");
     assert_eq!(verification["size"], 24, "{verification}");
 
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
-    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+    answers_the_fixture_apps_checks_as_before(&app, APP_KEY);
 
     // The old per-key usage record still gives the key its last use.
-    let user = app.get(&format!("/v1/users/{APP_USER}"));
-    user.expect(200);
-    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
-    assert!(user.json()["key"]["last_used_at"].is_string(), "{}", user.body);
+    keeps_the_keys_last_use(&app, APP_USER);
     app.post("/v1/roles", &serde_json::json!({ "description": "After the upgrade" })).expect(201);
 
     // It restarts from the snapshot it wrote itself, in today's layout.
@@ -110,17 +118,11 @@ fn a_data_directory_written_before_issue_14s_usage_per_function_opens_verifies_a
     let verification = app.get("/v1/audit/verify").json();
     assert_eq!(verification["valid"], true, "{verification}");
 
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("summit-nyc")), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.events.read", None), "granted");
-    assert_eq!(app.check_reason(APP_KEY, "api.attendees.read", Some("gala-paris")), "event_not_accessible");
-    assert_eq!(app.check_reason(APP_KEY, "api.invoices.read", Some("summit-nyc")), "function_not_granted");
+    answers_the_fixture_apps_checks_as_before(&app, APP_KEY);
 
     // Version 1 usage records still give the key its last use, and the unused access
     // report says it cannot know which functions they covered.
-    let user = app.get(&format!("/v1/users/{APP_USER}"));
-    user.expect(200);
-    assert_eq!(user.json()["key"]["state"], "active", "{}", user.body);
-    assert!(user.json()["key"]["last_used_at"].is_string(), "{}", user.body);
+    keeps_the_keys_last_use(&app, APP_USER);
     let report = app.get("/v1/audit/access-report").json();
     assert_eq!(report["unused"]["exact"], false, "{report}");
     let usage = app.get("/v1/audit/events?type=KeyUsageIntervalRecorded").json();
