@@ -382,11 +382,7 @@ impl CheckIndex {
             key_policy: self.key_policy,
             head: self.head,
         };
-        for (slot, cold) in self.slots.iter().zip(&self.cold) {
-            if slot.word & OCCUPANCY == FULL {
-                grown.place(slot.clone(), *cold);
-            }
-        }
+        grown.place_all(self.slots.iter().cloned().zip(self.cold.iter().copied()));
         Some(grown)
     }
 
@@ -406,7 +402,13 @@ impl CheckIndex {
         self.first_key.fill(NONE);
         self.live = 0;
         self.tombstones = 0;
-        for (slot, cold) in slots.into_iter().zip(cold) {
+        self.place_all(slots.into_iter().zip(cold));
+    }
+
+    /// Places every key of `entries` (slots and their cold entries, of another table) that
+    /// is not a tombstone or empty.
+    fn place_all(&mut self, entries: impl Iterator<Item = (Slot, Cold)>) {
+        for (slot, cold) in entries {
             if slot.word & OCCUPANCY == FULL {
                 self.place(slot, cold);
             }
