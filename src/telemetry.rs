@@ -121,9 +121,13 @@ impl BatchedStderr {
 
     /// Writes what is buffered, holding the buffer so lines stay in order.
     fn flush(&self) {
-        let mut buffer = self.lock();
+        self.write_out(&mut self.lock());
+    }
+
+    /// Writes `buffer` (held locked by the caller) to the sink and empties it.
+    fn write_out(&self, buffer: &mut Vec<u8>) {
         if !buffer.is_empty() {
-            (self.sink)(&buffer);
+            (self.sink)(buffer);
             buffer.clear();
         }
     }
@@ -131,10 +135,7 @@ impl BatchedStderr {
     fn write_line(&self, line: &[u8], at_once: bool) {
         let mut buffer = self.lock();
         if at_once || buffer.len() + line.len() > MAX_BUFFERED_BYTES || !self.flushing.load(Ordering::Relaxed) {
-            if !buffer.is_empty() {
-                (self.sink)(&buffer);
-                buffer.clear();
-            }
+            self.write_out(&mut buffer);
             (self.sink)(line);
             return;
         }
